@@ -1,0 +1,392 @@
+//! The core-thread engine: books, sequencing, bars, imbalance and per-second tops.
+//!
+//! One engine owns every book (no locks: one writer thread), consumes normalised
+//! [`MarketEvent`]s in arrival order and writes final bars and tops to a sink.
+//!
+//! ```text
+//! MarketEvent --> Engine::on_event --+--> BookSequencer + OrderBook --> TopRow (per second)
+//!                                    +--> BarEngine ------------------> Bar (per second)
+//! end of input --> Engine::finish ----> open bars and last tops flushed
+//! ```
+//!
+//! Driving loop:
+//! ```
+//! use flowcore_core::engine::{Engine, EngineSink, TopRow};
+//! use flowcore_core::bars::Bar;
+//! use flowcore_core::instrument::InstrumentTable;
+//! #[derive(Default)]
+//! struct Collect { bars: Vec<Bar>, tops: Vec<TopRow> }
+//! impl flowcore_core::bars::BarSink for Collect { fn bar(&mut self, b: &Bar) { self.bars.push(*b) } }
+//! impl EngineSink for Collect { fn top(&mut self, t: &TopRow) { self.tops.push(*t) } }
+//! let table = InstrumentTable::binance_defaults();
+//! let mut engine = Engine::new(table, Default::default(), None).unwrap();
+//! let mut out = Collect::default();
+//! // for event in parsed_events { engine.on_event(&event, &mut out); }
+//! engine.finish(&mut out);
+//! assert!(out.bars.is_empty());
+//! ```
+
+use crate::bars::{second_of, BarConfigError, BarEngine, BarSink};
+use crate::book::{OrderBook, PriceLevel};
+use crate::event::{BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent};
+use crate::imbalance::{obi_l1, ImbalanceConfig};
+use crate::instrument::{InstrumentId, InstrumentTable, Venue};
+use crate::sequencer::{BookSequencer, DiffAction, SnapshotAction, SyncRule};
+
+/// The sampled top of a synced book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopSample {
+    /// Best bid, if any.
+    pub bid: Option<PriceLevel>,
+    /// Best ask, if any.
+    pub ask: Option<PriceLevel>,
+    /// Level-1 imbalance at [`crate::imbalance::OBI_SCALE`].
+    pub obi_l1: Option<i64>,
+    /// Depth-weighted imbalance at [`crate::imbalance::OBI_SCALE`].
+    pub obi: Option<i64>,
+}
+
+/// One book's state at the end of a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopRow {
+    /// The book's instrument.
+    pub inst: InstrumentId,
+    /// Start of the second, ms since the epoch.
+    pub ts_ms: i64,
+    /// `None` while the book is not synced: no top is published from an unsynced book.
+    pub top: Option<TopSample>,
+}
+
+/// Receives final bars and per-second tops.
+pub trait EngineSink: BarSink {
+    /// One per-second book row.
+    fn top(&mut self, row: &TopRow);
+}
+
+/// Engine counters (the run summary and, later, health records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Events consumed.
+    pub events: u64,
+    /// Continuity breaks detected.
+    pub gaps: u64,
+    /// Snapshot requests raised (one per gap, plus one per rejected snapshot).
+    pub resync_requests: u64,
+    /// Snapshots refused because they were older than the buffered diffs.
+    pub snapshots_rejected: u64,
+    /// Diffs applied.
+    pub diffs_applied: u64,
+    /// Batches that left a book crossed (best bid >= best ask).
+    pub crossed_books: u64,
+    /// Level events outside a batch, or a batch opened before the last one ended.
+    pub framing_errors: u64,
+    /// bookTicker messages checked against a book at the same update id.
+    pub ticker_checks: u64,
+    /// ... of which disagreed with the book's best bid/ask.
+    pub ticker_mismatches: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Idle,
+    Apply,
+    Skip,
+    Buffer,
+    LoadSnapshot,
+}
+
+#[derive(Debug)]
+struct BookSlot {
+    book: OrderBook,
+    seq: BookSequencer,
+    batch: Batch,
+    /// Diffs received while no book could apply them, oldest first.
+    pending: Vec<BookBegin>,
+    /// Their levels, concatenated in the same order.
+    pending_levels: Vec<Level>,
+    /// Next second whose top row is due; `None` before the first diff.
+    next_top_sec: Option<i64>,
+    /// Second of the latest diff's `E`.
+    last_diff_sec: Option<i64>,
+    /// True once a synced row was written: rows follow every second from then on.
+    tops_started: bool,
+    /// A snapshot should be fetched (the live session acts on it and clears it).
+    resync_requested: bool,
+}
+
+/// The engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    table: InstrumentTable,
+    books: Vec<BookSlot>,
+    bars: BarEngine,
+    imbalance: ImbalanceConfig,
+    counters: EngineCounters,
+}
+
+/// Levels buffered per book before a snapshot, reserved up front.
+const RESERVED_PENDING_LEVELS: usize = 64 * 1024;
+
+impl Engine {
+    /// An engine over `table`. `members` restricts the aggregates to the instruments that
+    /// take part in the run (every instrument of the table when `None`).
+    ///
+    /// # Errors
+    /// [`BarConfigError`] when an instrument's scales do not fit the aggregates.
+    pub fn new(
+        table: InstrumentTable,
+        imbalance: ImbalanceConfig,
+        members: Option<&[InstrumentId]>,
+    ) -> Result<Self, BarConfigError> {
+        let bars = BarEngine::new(&table, members)?;
+        let books = table
+            .iter()
+            .map(|(_, inst)| BookSlot {
+                book: OrderBook::new(),
+                seq: BookSequencer::new(match inst.venue {
+                    Venue::BinanceSpot => SyncRule::BinanceSpot,
+                    Venue::BinanceUsdm | Venue::BinanceCoinm => SyncRule::BinanceFutures,
+                }),
+                batch: Batch::Idle,
+                pending: Vec::with_capacity(1024),
+                pending_levels: Vec::with_capacity(RESERVED_PENDING_LEVELS),
+                next_top_sec: None,
+                last_diff_sec: None,
+                tops_started: false,
+                resync_requested: false,
+            })
+            .collect();
+        Ok(Self { table, books, bars, imbalance, counters: EngineCounters::default() })
+    }
+
+    /// The instrument table.
+    pub fn table(&self) -> &InstrumentTable {
+        &self.table
+    }
+
+    /// The bar engine (aggregate definitions, bar counters).
+    pub fn bars(&self) -> &BarEngine {
+        &self.bars
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    /// The live book of an instrument (unsynced books may be empty or partial).
+    pub fn book(&self, inst: InstrumentId) -> &OrderBook {
+        &self.books[inst.index()].book
+    }
+
+    /// True when the instrument's book is synced.
+    pub fn is_synced(&self, inst: InstrumentId) -> bool {
+        self.books[inst.index()].seq.is_synced()
+    }
+
+    /// Takes the pending snapshot request of a book (true once per request).
+    pub fn take_resync_request(&mut self, inst: InstrumentId) -> bool {
+        core::mem::take(&mut self.books[inst.index()].resync_requested)
+    }
+
+    /// Consumes one event.
+    #[inline]
+    pub fn on_event(&mut self, ev: &MarketEvent, sink: &mut impl EngineSink) {
+        self.counters.events += 1;
+        match &ev.kind {
+            EventKind::Trade(trade) => self.bars.on_trade(ev.inst, trade, sink),
+            EventKind::BookTicker(bt) => self.check_ticker(ev.inst, bt),
+            EventKind::BookBegin(begin) => self.on_book_begin(ev.inst, begin, sink),
+            EventKind::Level(level) => self.on_level(ev.inst, level),
+            EventKind::BookEnd => self.on_book_end(ev.inst),
+        }
+        if let Some(ts) = ev.exch_ts() {
+            let venue = self.table.get(ev.inst).venue;
+            self.bars.on_watermark(venue, ts.div_euclid(1_000_000), sink);
+        }
+    }
+
+    /// Flushes open bars (incomplete) and the tops up to the last diff's second.
+    pub fn finish(&mut self, sink: &mut impl EngineSink) {
+        for i in 0..self.books.len() {
+            let inst = InstrumentId(i as u16);
+            if let Some(last) = self.books[i].last_diff_sec {
+                self.write_tops_until(inst, last + 1, sink);
+            }
+        }
+        self.bars.finish(sink);
+    }
+
+    fn check_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
+        let slot = &self.books[inst.index()];
+        let crate::sequencer::SyncState::Synced { last_update_id } = slot.seq.state() else { return };
+        if last_update_id != bt.update_id || slot.batch != Batch::Idle {
+            return;
+        }
+        self.counters.ticker_checks += 1;
+        let bid = slot.book.best(BookSide::Bid);
+        let ask = slot.book.best(BookSide::Ask);
+        let same = bid == Some(PriceLevel { px: bt.bid_px, qty: bt.bid_qty })
+            && ask == Some(PriceLevel { px: bt.ask_px, qty: bt.ask_qty });
+        if !same {
+            self.counters.ticker_mismatches += 1;
+        }
+    }
+
+    fn on_book_begin(&mut self, inst: InstrumentId, begin: &BookBegin, sink: &mut impl EngineSink) {
+        if self.books[inst.index()].batch != Batch::Idle {
+            // The previous batch never ended: its levels may be partial. Treat as a gap.
+            self.counters.framing_errors += 1;
+            self.gap(inst);
+        }
+        match begin.kind {
+            BatchKind::Diff => {
+                if let Some(e) = begin.exch_ts {
+                    let sec = second_of(e.get());
+                    self.write_tops_until(inst, sec, sink);
+                    let slot = &mut self.books[inst.index()];
+                    slot.last_diff_sec = Some(slot.last_diff_sec.map_or(sec, |s| s.max(sec)));
+                }
+                let slot = &mut self.books[inst.index()];
+                let action = slot.seq.on_diff(begin.first_update_id, begin.last_update_id, begin.prev_update_id);
+                let batch = match action {
+                    DiffAction::Apply => {
+                        self.counters.diffs_applied += 1;
+                        Batch::Apply
+                    }
+                    DiffAction::Skip => Batch::Skip,
+                    DiffAction::Buffer => Batch::Buffer,
+                    DiffAction::Gap => {
+                        self.gap(inst);
+                        Batch::Buffer
+                    }
+                };
+                let slot = &mut self.books[inst.index()];
+                slot.batch = batch;
+                if slot.batch == Batch::Buffer {
+                    slot.pending.push(BookBegin { levels: 0, ..*begin });
+                }
+            }
+            BatchKind::Snapshot => {
+                let slot = &mut self.books[inst.index()];
+                let first_buffered = slot.pending.first().map(|b| b.first_update_id);
+                slot.batch = match slot.seq.on_snapshot(begin.last_update_id, first_buffered) {
+                    SnapshotAction::Load => {
+                        slot.book.clear();
+                        Batch::LoadSnapshot
+                    }
+                    SnapshotAction::Reject => {
+                        self.counters.snapshots_rejected += 1;
+                        self.counters.resync_requests += 1;
+                        slot.resync_requested = true;
+                        Batch::Skip
+                    }
+                };
+            }
+        }
+    }
+
+    #[inline]
+    fn on_level(&mut self, inst: InstrumentId, level: &Level) {
+        let slot = &mut self.books[inst.index()];
+        match slot.batch {
+            Batch::Apply | Batch::LoadSnapshot => slot.book.set(level.side, level.px, level.qty),
+            Batch::Buffer => {
+                slot.pending_levels.push(*level);
+                // Count the levels that really arrived, whatever the header announced.
+                if let Some(begin) = slot.pending.last_mut() {
+                    begin.levels += 1;
+                }
+            }
+            Batch::Skip => {}
+            Batch::Idle => self.counters.framing_errors += 1,
+        }
+    }
+
+    fn on_book_end(&mut self, inst: InstrumentId) {
+        let slot = &mut self.books[inst.index()];
+        let batch = core::mem::replace(&mut slot.batch, Batch::Idle);
+        match batch {
+            Batch::Apply => {
+                if slot.book.is_crossed() {
+                    self.counters.crossed_books += 1;
+                }
+            }
+            Batch::LoadSnapshot => self.replay_pending(inst),
+            Batch::Buffer | Batch::Skip => {}
+            Batch::Idle => self.counters.framing_errors += 1,
+        }
+    }
+
+    /// After a snapshot: runs the buffered diffs through the sequencer in order.
+    fn replay_pending(&mut self, inst: InstrumentId) {
+        let slot = &mut self.books[inst.index()];
+        let mut level_at = 0usize;
+        let mut consumed = 0usize;
+        let mut gap = false;
+        for begin in &slot.pending {
+            let levels = &slot.pending_levels[level_at..level_at + begin.levels as usize];
+            match slot.seq.on_diff(begin.first_update_id, begin.last_update_id, begin.prev_update_id) {
+                DiffAction::Apply => {
+                    self.counters.diffs_applied += 1;
+                    for l in levels {
+                        slot.book.set(l.side, l.px, l.qty);
+                    }
+                }
+                DiffAction::Skip => {}
+                DiffAction::Gap | DiffAction::Buffer => {
+                    gap = true;
+                    break;
+                }
+            }
+            level_at += begin.levels as usize;
+            consumed += 1;
+        }
+        slot.pending.drain(..consumed);
+        slot.pending_levels.drain(..level_at);
+        if gap {
+            self.counters.gaps += 1;
+            self.counters.resync_requests += 1;
+            let slot = &mut self.books[inst.index()];
+            slot.book.clear();
+            slot.resync_requested = true;
+        } else if self.books[inst.index()].book.is_crossed() {
+            self.counters.crossed_books += 1;
+        }
+    }
+
+    fn gap(&mut self, inst: InstrumentId) {
+        self.counters.gaps += 1;
+        self.counters.resync_requests += 1;
+        let slot = &mut self.books[inst.index()];
+        slot.seq.reset();
+        slot.book.clear();
+        slot.pending.clear();
+        slot.pending_levels.clear();
+        slot.resync_requested = true;
+    }
+
+    /// Writes the rows of every second before `until_sec` that is due.
+    fn write_tops_until(&mut self, inst: InstrumentId, until_sec: i64, sink: &mut impl EngineSink) {
+        let slot = &mut self.books[inst.index()];
+        let mut sec = *slot.next_top_sec.get_or_insert(until_sec);
+        if sec >= until_sec {
+            return;
+        }
+        let synced = slot.seq.is_synced();
+        slot.tops_started |= synced;
+        if slot.tops_started {
+            let top = synced.then(|| TopSample {
+                bid: slot.book.best(BookSide::Bid),
+                ask: slot.book.best(BookSide::Ask),
+                obi_l1: obi_l1(&slot.book),
+                obi: self.imbalance.obi(&slot.book),
+            });
+            while sec < until_sec {
+                sink.top(&TopRow { inst, ts_ms: sec * 1000, top });
+                sec += 1;
+            }
+        }
+        slot.next_top_sec = Some(until_sec);
+    }
+}

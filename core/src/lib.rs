@@ -1,0 +1,17 @@
+//! flowcore's market-data core: no I/O, no clocks, no threads.
+//!
+//! Exact decimal mantissas ([`decimal`]), the instrument table ([`instrument`]), normalised
+//! events ([`event`]), order books ([`book`]) with venue sequencing ([`sequencer`]),
+//! one-second CVD bars ([`bars`]), imbalance ([`imbalance`]) and the engine that ties them
+//! together on the core thread ([`engine`]). Everything here takes events and returns
+//! events, so live and replay runs compute the same thing.
+#![forbid(unsafe_code)]
+
+pub mod bars;
+pub mod book;
+pub mod decimal;
+pub mod engine;
+pub mod event;
+pub mod imbalance;
+pub mod instrument;
+pub mod sequencer;
