@@ -370,7 +370,9 @@ impl BarEngine {
     /// aggregate second still waiting.
     pub fn finish(&mut self, sink: &mut impl BarSink) {
         for i in 0..self.series.len() {
-            if let Some(open) = self.series[i].open_sec {
+            // The open second holds trades unless the watermark already closed the last
+            // traded one; no empty bar is invented past the data.
+            if let (Some(open), true) = (self.series[i].open_sec, self.series[i].acc.trades > 0) {
                 self.emit_open(InstrumentId(i as u16), false, sink);
                 self.series[i].open_sec = Some(open + 1);
             }

@@ -112,7 +112,14 @@ struct BookSlot {
     tops_started: bool,
     /// A snapshot should be fetched (the live session acts on it and clears it).
     resync_requested: bool,
+    /// bookTickers ahead of the book, waiting for it to reach their update id.
+    early_tickers: [Option<BookTicker>; EARLY_TICKERS],
+    /// Next slot of `early_tickers` to overwrite (monotonic; index modulo the length).
+    early_next: usize,
 }
+
+/// bookTickers kept while the book catches up (spot sends ~10 per depth diff).
+const EARLY_TICKERS: usize = 32;
 
 /// The engine. See the module docs.
 #[derive(Debug)]
@@ -154,6 +161,8 @@ impl Engine {
                 last_diff_sec: None,
                 tops_started: false,
                 resync_requested: false,
+                early_tickers: [None; EARLY_TICKERS],
+                early_next: 0,
             })
             .collect();
         Ok(Self { table, books, bars, imbalance, counters: EngineCounters::default() })
@@ -217,19 +226,45 @@ impl Engine {
         self.bars.finish(sink);
     }
 
+    /// Checks the book against the venue's own best bid/ask where both describe the same
+    /// update id. On spot the ticker for update `u` usually arrives before the diff that
+    /// ends at `u`, so tickers ahead of the book wait in a small ring until it catches up.
     fn check_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
-        let slot = &self.books[inst.index()];
-        let crate::sequencer::SyncState::Synced { last_update_id } = slot.seq.state() else { return };
-        if last_update_id != bt.update_id || slot.batch != Batch::Idle {
-            return;
+        let slot = &mut self.books[inst.index()];
+        let last = match slot.seq.state() {
+            crate::sequencer::SyncState::Synced { last_update_id } if slot.batch == Batch::Idle => last_update_id,
+            _ => return,
+        };
+        if bt.update_id == last {
+            self.compare_ticker(inst, bt);
+        } else if bt.update_id > last {
+            let slot = &mut self.books[inst.index()];
+            slot.early_tickers[slot.early_next % EARLY_TICKERS] = Some(*bt);
+            slot.early_next += 1;
         }
+    }
+
+    fn compare_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
+        let book = &self.books[inst.index()].book;
         self.counters.ticker_checks += 1;
-        let bid = slot.book.best(BookSide::Bid);
-        let ask = slot.book.best(BookSide::Ask);
-        let same = bid == Some(PriceLevel { px: bt.bid_px, qty: bt.bid_qty })
-            && ask == Some(PriceLevel { px: bt.ask_px, qty: bt.ask_qty });
+        let same = book.best(BookSide::Bid) == Some(PriceLevel { px: bt.bid_px, qty: bt.bid_qty })
+            && book.best(BookSide::Ask) == Some(PriceLevel { px: bt.ask_px, qty: bt.ask_qty });
         if !same {
             self.counters.ticker_mismatches += 1;
+        }
+    }
+
+    /// After a diff: compares the waiting ticker of exactly this update id, drops older ones.
+    fn check_early_tickers(&mut self, inst: InstrumentId, last: u64) {
+        for i in 0..EARLY_TICKERS {
+            let slot = &mut self.books[inst.index()];
+            let Some(bt) = slot.early_tickers[i] else { continue };
+            if bt.update_id <= last {
+                slot.early_tickers[i] = None;
+            }
+            if bt.update_id == last {
+                self.compare_ticker(inst, &bt);
+            }
         }
     }
 
@@ -310,6 +345,9 @@ impl Engine {
             Batch::Apply => {
                 if slot.book.is_crossed() {
                     self.counters.crossed_books += 1;
+                }
+                if let crate::sequencer::SyncState::Synced { last_update_id } = slot.seq.state() {
+                    self.check_early_tickers(inst, last_update_id);
                 }
             }
             Batch::LoadSnapshot => self.replay_pending(inst),

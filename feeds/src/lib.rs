@@ -1,1 +1,62 @@
-//! placeholder
+//! Venue dialects: sans-IO parsers from exchange bytes to [`flowcore_core::event`] events.
+//! Transports (WebSocket over tokio and io_uring) join in later issues.
+#![deny(unsafe_code)]
+
+pub mod binance;
+pub mod json;
+pub mod parser;
+
+use flowcore_core::decimal::DecimalError;
+
+/// Why a message was refused. Every refusal is counted by the caller; none panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not well-formed JSON.
+    #[error("malformed JSON: {0}")]
+    Json(#[from] json::JsonError),
+    /// A field the message type requires is absent.
+    #[error("missing field {0:?}")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("field {0:?} has the wrong type")]
+    WrongType(&'static str),
+    /// An integer field is not a non-negative integer that fits.
+    #[error("field {0:?} is not a valid integer")]
+    BadInteger(&'static str),
+    /// A price or size that the instrument's scale cannot hold exactly.
+    #[error("field {field:?}: {source}")]
+    Decimal {
+        /// The field.
+        field: &'static str,
+        /// What was wrong with it.
+        source: DecimalError,
+    },
+    /// A symbol not in the instrument table (or a snapshot with no instrument given).
+    #[error("unknown instrument")]
+    UnknownInstrument,
+    /// An event type this dialect does not know.
+    #[error("unknown message type")]
+    UnknownMessage,
+    /// More levels than a batch can count.
+    #[error("message too large")]
+    TooLarge,
+}
+
+impl ParseError {
+    /// Shifts a JSON error position found in a sub-slice to the whole message.
+    fn offset_by(self, base: usize) -> Self {
+        use json::JsonError::*;
+        match self {
+            ParseError::Json(UnexpectedEnd(at)) => ParseError::Json(UnexpectedEnd(at + base)),
+            ParseError::Json(UnexpectedByte { byte, at }) => ParseError::Json(UnexpectedByte { byte, at: at + base }),
+            ParseError::Json(Trailing(at)) => ParseError::Json(Trailing(at + base)),
+            other => other,
+        }
+    }
+
+    /// Whether the session should carry on with the next message (true for every parse
+    /// error: one bad message is counted and skipped; sequencing detects what it cost).
+    pub fn is_recoverable(&self) -> bool {
+        true
+    }
+}

@@ -1,1 +1,6 @@
-//! placeholder
+//! The `flowcore` command-line tool, as a library so tests and benches drive the same code.
+#![forbid(unsafe_code)]
+
+pub mod jsonl;
+pub mod recording;
+pub mod replay;

@@ -1,0 +1,445 @@
+//! Binance market-data dialects: spot, USD-M and COIN-M futures.
+//!
+//! The three share one message grammar (combined-stream wrapper, `trade`, `aggTrade`,
+//! `bookTicker`, `depthUpdate`, REST depth snapshot, subscribe replies) and differ in a few
+//! fields: futures trades carry `X` (only `MARKET` is taker flow), futures diffs carry `pu`,
+//! futures bookTickers carry `E`. Each dialect is a file stating those differences
+//! ([`spot`], [`usdm`], [`coinm`]); the grammar lives here once.
+//!
+//! ```text
+//! frame bytes --> BinanceParser::parse --> MarketEvent* (emitted through a callback)
+//!                                     \--> Control (subscribe reply) / ParseError (counted)
+//! ```
+//!
+//! Sans-IO and allocation-free after construction: the parser keeps one scratch buffer
+//! of levels, so a depth batch is emitted only once every level parsed (never half a batch).
+
+pub mod coinm;
+pub mod spot;
+pub mod usdm;
+
+use crate::json::{parse_u64, Kind, Raw, Scanner};
+use crate::ParseError;
+use core::marker::PhantomData;
+use core::num::NonZeroU64;
+use flowcore_core::decimal::parse_mantissa;
+use flowcore_core::event::{
+    maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level,
+    MarketEvent, Nanos, Trade, TradeSource,
+};
+use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+
+/// What one Binance API family changes in the shared grammar.
+pub trait BinanceDialect: core::fmt::Debug {
+    /// The venue these messages come from.
+    const VENUE: Venue;
+    /// Diffs carry `pu` and follow the futures sequencing rule.
+    const HAS_PREV_UPDATE_ID: bool;
+    /// Trades carry `X`; only `MARKET` counts as taker flow.
+    const HAS_EXECUTION_TYPE: bool;
+}
+
+/// A message that is not market data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// `{"result":null,"id":N}`: a (un)subscribe was accepted.
+    SubscribeReply {
+        /// The request id.
+        id: u64,
+    },
+    /// `{"error":{..},"id":N}`: a request was refused.
+    RequestError {
+        /// The request id, when given.
+        id: Option<u64>,
+    },
+}
+
+/// What a message turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// Market data: this many events were emitted.
+    Events(u32),
+    /// A control message (no events).
+    Control(Control),
+}
+
+/// Raw values of every key any Binance market message uses; filled in one pass.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fields<'a> {
+    e: Option<Raw<'a>>,
+    big_e: Option<Raw<'a>>,
+    big_t: Option<Raw<'a>>,
+    s: Option<Raw<'a>>,
+    t: Option<Raw<'a>>,
+    a: Option<Raw<'a>>,
+    p: Option<Raw<'a>>,
+    q: Option<Raw<'a>>,
+    m: Option<Raw<'a>>,
+    x: Option<Raw<'a>>,
+    u: Option<Raw<'a>>,
+    big_u: Option<Raw<'a>>,
+    pu: Option<Raw<'a>>,
+    b: Option<Raw<'a>>,
+    big_b: Option<Raw<'a>>,
+    big_a: Option<Raw<'a>>,
+    last_update_id: Option<Raw<'a>>,
+    bids: Option<Raw<'a>>,
+    asks: Option<Raw<'a>>,
+    result: Option<Raw<'a>>,
+    error: Option<Raw<'a>>,
+    id: Option<Raw<'a>>,
+    stream: Option<Raw<'a>>,
+    data: Option<Raw<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    fn scan(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let mut f = Fields::default();
+        let mut scanner = Scanner::new(bytes);
+        scanner.object::<ParseError>(|key, value| {
+            let slot = match key {
+                b"e" => &mut f.e,
+                b"E" => &mut f.big_e,
+                b"T" => &mut f.big_t,
+                b"s" => &mut f.s,
+                b"t" => &mut f.t,
+                b"a" => &mut f.a,
+                b"p" => &mut f.p,
+                b"q" => &mut f.q,
+                b"m" => &mut f.m,
+                b"X" => &mut f.x,
+                b"u" => &mut f.u,
+                b"U" => &mut f.big_u,
+                b"pu" => &mut f.pu,
+                b"b" => &mut f.b,
+                b"B" => &mut f.big_b,
+                b"A" => &mut f.big_a,
+                b"lastUpdateId" => &mut f.last_update_id,
+                b"bids" => &mut f.bids,
+                b"asks" => &mut f.asks,
+                b"result" => &mut f.result,
+                b"error" => &mut f.error,
+                b"id" => &mut f.id,
+                b"stream" => &mut f.stream,
+                b"data" => &mut f.data,
+                _ => return Ok(()),
+            };
+            *slot = Some(value);
+            Ok(())
+        })?;
+        scanner.finish()?;
+        Ok(f)
+    }
+}
+
+/// The message types of the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageType {
+    Trade,
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+}
+
+fn required<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<Raw<'a>, ParseError> {
+    field.ok_or(ParseError::MissingField(name))
+}
+
+fn uint(field: Option<Raw<'_>>, name: &'static str) -> Result<u64, ParseError> {
+    let raw = required(field, name)?;
+    if raw.kind != Kind::Num {
+        return Err(ParseError::WrongType(name));
+    }
+    parse_u64(raw.bytes).ok_or(ParseError::BadInteger(name))
+}
+
+fn time_ms(field: Option<Raw<'_>>, name: &'static str) -> Result<Nanos, ParseError> {
+    let ms = uint(field, name)?;
+    i64::try_from(ms)
+        .ok()
+        .filter(|ms| *ms < i64::MAX / 1_000_000)
+        .map(ms_to_ns)
+        .ok_or(ParseError::BadInteger(name))
+}
+
+fn decimal(field: Option<Raw<'_>>, name: &'static str, scale: u8) -> Result<i64, ParseError> {
+    let raw = required(field, name)?;
+    if raw.kind != Kind::Str {
+        return Err(ParseError::WrongType(name));
+    }
+    parse_mantissa(raw.bytes, scale).map_err(|source| ParseError::Decimal { field: name, source })
+}
+
+fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseError> {
+    let raw = required(field, name)?;
+    match (raw.kind, raw.bytes) {
+        (Kind::Bool, b"true") => Ok(true),
+        (Kind::Bool, _) => Ok(false),
+        _ => Err(ParseError::WrongType(name)),
+    }
+}
+
+fn string<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<&'a [u8], ParseError> {
+    let raw = required(field, name)?;
+    if raw.kind != Kind::Str {
+        return Err(ParseError::WrongType(name));
+    }
+    Ok(raw.bytes)
+}
+
+/// Parser for one Binance dialect. Holds the instrument table and a reusable level buffer.
+#[derive(Debug)]
+pub struct BinanceParser<D: BinanceDialect> {
+    table: InstrumentTable,
+    levels: Vec<Level>,
+    /// Last symbol looked up: most messages repeat the previous symbol.
+    cached: Option<InstrumentId>,
+    _dialect: PhantomData<D>,
+}
+
+impl<D: BinanceDialect> BinanceParser<D> {
+    /// Levels reserved for one depth batch (the largest diff seen held ~2,000; a REST
+    /// snapshot up to 2 x 5,000).
+    pub const RESERVED_LEVELS: usize = 16 * 1024;
+
+    /// A parser resolving symbols against `table`.
+    pub fn new(table: InstrumentTable) -> Self {
+        Self {
+            table,
+            levels: Vec::with_capacity(Self::RESERVED_LEVELS),
+            cached: None,
+            _dialect: PhantomData,
+        }
+    }
+
+    /// The instrument table.
+    pub fn table(&self) -> &InstrumentTable {
+        &self.table
+    }
+
+    fn instrument(&mut self, symbol: &[u8]) -> Result<InstrumentId, ParseError> {
+        if let Some(id) = self.cached {
+            if self.table.get(id).symbol.as_bytes() == symbol {
+                return Ok(id);
+            }
+        }
+        let id = self.table.find(D::VENUE, symbol).ok_or(ParseError::UnknownInstrument)?;
+        self.cached = Some(id);
+        Ok(id)
+    }
+
+    /// Parses one message (a WebSocket text frame, or a REST depth response).
+    ///
+    /// `snapshot_for` names the instrument a REST snapshot belongs to (snapshots carry no
+    /// symbol); it is ignored for stream messages. Events are passed to `emit` in order;
+    /// a depth batch is emitted whole or not at all.
+    ///
+    /// # Errors
+    /// [`ParseError`] for malformed JSON, missing or mistyped fields, inexact decimals,
+    /// unknown instruments or message types. Nothing is emitted for a refused message.
+    pub fn parse(
+        &mut self,
+        local_ts: Nanos,
+        msg: &[u8],
+        snapshot_for: Option<InstrumentId>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        let top = Fields::scan(msg)?;
+        if let Some(data) = top.data {
+            if data.kind != Kind::Object {
+                return Err(ParseError::WrongType("data"));
+            }
+            let stream = top.stream.filter(|s| s.kind == Kind::Str).map(|s| s.bytes);
+            let fields = Fields::scan(data.bytes).map_err(|e| e.offset_by(data.at))?;
+            return self.market(local_ts, &fields, stream, emit);
+        }
+        if top.last_update_id.is_some() {
+            let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
+            return self.snapshot(inst, local_ts, &top, emit);
+        }
+        if top.result.is_some() && top.id.is_some() {
+            return Ok(Parsed::Control(Control::SubscribeReply { id: uint(top.id, "id")? }));
+        }
+        if top.error.is_some() {
+            let id = top.id.filter(|v| v.kind == Kind::Num).and_then(|v| parse_u64(v.bytes));
+            return Ok(Parsed::Control(Control::RequestError { id }));
+        }
+        // A raw stream (`/ws/<stream>`): the object itself is the payload.
+        self.market(local_ts, &top, None, emit)
+    }
+
+    fn market(
+        &mut self,
+        local_ts: Nanos,
+        f: &Fields<'_>,
+        stream: Option<&[u8]>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        let kind = match f.e.filter(|e| e.kind == Kind::Str).map(|e| e.bytes) {
+            Some(b"trade") => MessageType::Trade,
+            Some(b"aggTrade") => MessageType::AggTrade,
+            Some(b"bookTicker") => MessageType::BookTicker,
+            Some(b"depthUpdate") => MessageType::DepthUpdate,
+            Some(_) => return Err(ParseError::UnknownMessage),
+            // Spot bookTicker has no `e`: recognise it by its stream or its shape.
+            None if stream.is_some_and(|s| s.ends_with(b"@bookTicker"))
+                || (f.u.is_some() && f.big_b.is_some() && f.big_a.is_some()) =>
+            {
+                MessageType::BookTicker
+            }
+            None => return Err(ParseError::UnknownMessage),
+        };
+        let inst = self.instrument(string(f.s, "s")?)?;
+        let scales = {
+            let i = self.table.get(inst);
+            (i.price_scale, i.size_scale)
+        };
+        let event = |kind| MarketEvent { inst, local_ts, kind };
+        match kind {
+            MessageType::Trade | MessageType::AggTrade => {
+                let (trade_id, source) = if kind == MessageType::Trade {
+                    (uint(f.t, "t")?, TradeSource::Trade)
+                } else {
+                    (uint(f.a, "a")?, TradeSource::AggTrade)
+                };
+                let is_taker_flow = if D::HAS_EXECUTION_TYPE {
+                    // aggTrade has no X on futures: it aggregates market trades only.
+                    match f.x {
+                        Some(x) => string(Some(x), "X")? == b"MARKET",
+                        None if kind == MessageType::AggTrade => true,
+                        None => return Err(ParseError::MissingField("X")),
+                    }
+                } else {
+                    true
+                };
+                let trade = Trade {
+                    trade_id,
+                    px: decimal(f.p, "p", scales.0)?,
+                    qty: decimal(f.q, "q", scales.1)?,
+                    aggressor: if boolean(f.m, "m")? { Aggressor::Sell } else { Aggressor::Buy },
+                    trade_ts: time_ms(f.big_t, "T")?,
+                    exch_ts: time_ms(f.big_e, "E")?,
+                    is_taker_flow,
+                    source,
+                };
+                emit(event(EventKind::Trade(trade)));
+                Ok(Parsed::Events(1))
+            }
+            MessageType::BookTicker => {
+                let exch_ts = match f.big_e {
+                    Some(_) => maybe_ns(time_ms(f.big_e, "E")?),
+                    None => None,
+                };
+                let bt = BookTicker {
+                    update_id: uint(f.u, "u")?,
+                    bid_px: decimal(f.b, "b", scales.0)?,
+                    bid_qty: decimal(f.big_b, "B", scales.1)?,
+                    ask_px: decimal(f.a, "a", scales.0)?,
+                    ask_qty: decimal(f.big_a, "A", scales.1)?,
+                    exch_ts,
+                };
+                emit(event(EventKind::BookTicker(bt)));
+                Ok(Parsed::Events(1))
+            }
+            MessageType::DepthUpdate => {
+                let prev_update_id = if D::HAS_PREV_UPDATE_ID {
+                    Some(NonZeroU64::new(uint(f.pu, "pu")?).ok_or(ParseError::BadInteger("pu"))?)
+                } else {
+                    None
+                };
+                let begin = BookBegin {
+                    kind: BatchKind::Diff,
+                    first_update_id: uint(f.big_u, "U")?,
+                    last_update_id: uint(f.u, "u")?,
+                    prev_update_id,
+                    exch_ts: maybe_ns(time_ms(f.big_e, "E")?),
+                    levels: 0,
+                };
+                self.batch(inst, local_ts, begin, required(f.b, "b")?, required(f.a, "a")?, scales, emit)
+            }
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        inst: InstrumentId,
+        local_ts: Nanos,
+        f: &Fields<'_>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        let i = self.table.get(inst);
+        let scales = (i.price_scale, i.size_scale);
+        let id = uint(f.last_update_id, "lastUpdateId")?;
+        let exch_ts = match f.big_e {
+            Some(_) => maybe_ns(time_ms(f.big_e, "E")?),
+            None => None,
+        };
+        let begin = BookBegin {
+            kind: BatchKind::Snapshot,
+            first_update_id: id,
+            last_update_id: id,
+            prev_update_id: None,
+            exch_ts,
+            levels: 0,
+        };
+        self.batch(inst, local_ts, begin, required(f.bids, "bids")?, required(f.asks, "asks")?, scales, emit)
+    }
+
+    /// Parses both level arrays into the scratch buffer, then emits the framed batch.
+    #[allow(clippy::too_many_arguments)] // one call site per batch kind; a struct would only rename them
+    fn batch(
+        &mut self,
+        inst: InstrumentId,
+        local_ts: Nanos,
+        mut begin: BookBegin,
+        bids: Raw<'_>,
+        asks: Raw<'_>,
+        (price_scale, size_scale): (u8, u8),
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        self.levels.clear();
+        for (side, raw, name) in [(BookSide::Bid, bids, "b"), (BookSide::Ask, asks, "a")] {
+            if raw.kind != Kind::Array {
+                return Err(ParseError::WrongType(name));
+            }
+            let levels = &mut self.levels;
+            let mut scanner = Scanner::new(raw.bytes);
+            scanner
+                .array::<ParseError>(|s| {
+                    let mut px = None;
+                    let mut qty = None;
+                    let mut n = 0;
+                    s.array::<ParseError>(|s| {
+                        let text = s.str_value().map_err(|_| ParseError::WrongType(name))?;
+                        let parsed = match n {
+                            0 => &mut px,
+                            1 => &mut qty,
+                            _ => return Err(ParseError::WrongType(name)),
+                        };
+                        let scale = if n == 0 { price_scale } else { size_scale };
+                        *parsed = Some(
+                            parse_mantissa(text, scale)
+                                .map_err(|source| ParseError::Decimal { field: name, source })?,
+                        );
+                        n += 1;
+                        Ok(())
+                    })?;
+                    match (px, qty) {
+                        (Some(px), Some(qty)) if qty >= 0 => {
+                            levels.push(Level { side, px, qty });
+                            Ok(())
+                        }
+                        _ => Err(ParseError::WrongType(name)),
+                    }
+                })
+                .map_err(|e| e.offset_by(raw.at))?;
+        }
+        begin.levels = u32::try_from(self.levels.len()).map_err(|_| ParseError::TooLarge)?;
+        emit(MarketEvent { inst, local_ts, kind: EventKind::BookBegin(begin) });
+        for level in &self.levels {
+            emit(MarketEvent { inst, local_ts, kind: EventKind::Level(*level) });
+        }
+        emit(MarketEvent { inst, local_ts, kind: EventKind::BookEnd });
+        Ok(Parsed::Events(begin.levels + 2))
+    }
+}

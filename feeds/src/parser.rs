@@ -1,0 +1,50 @@
+//! One parser type for every supported venue dialect, chosen at set-up by [`Venue`].
+
+use crate::binance::coinm::BinanceCoinm;
+use crate::binance::spot::BinanceSpot;
+use crate::binance::usdm::BinanceUsdm;
+use crate::binance::{BinanceParser, Parsed};
+use crate::ParseError;
+use flowcore_core::event::{MarketEvent, Nanos};
+use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+
+/// A dialect parser for one venue.
+#[derive(Debug)]
+pub enum VenueParser {
+    /// Binance spot.
+    BinanceSpot(BinanceParser<BinanceSpot>),
+    /// Binance USD-M futures.
+    BinanceUsdm(BinanceParser<BinanceUsdm>),
+    /// Binance COIN-M futures.
+    BinanceCoinm(BinanceParser<BinanceCoinm>),
+}
+
+impl VenueParser {
+    /// The parser of `venue`, resolving symbols against `table`.
+    pub fn new(venue: Venue, table: InstrumentTable) -> Self {
+        match venue {
+            Venue::BinanceSpot => Self::BinanceSpot(BinanceParser::new(table)),
+            Venue::BinanceUsdm => Self::BinanceUsdm(BinanceParser::new(table)),
+            Venue::BinanceCoinm => Self::BinanceCoinm(BinanceParser::new(table)),
+        }
+    }
+
+    /// See [`BinanceParser::parse`].
+    ///
+    /// # Errors
+    /// [`ParseError`] for a refused message; nothing was emitted then.
+    #[inline]
+    pub fn parse(
+        &mut self,
+        local_ts: Nanos,
+        msg: &[u8],
+        snapshot_for: Option<InstrumentId>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        match self {
+            Self::BinanceSpot(p) => p.parse(local_ts, msg, snapshot_for, emit),
+            Self::BinanceUsdm(p) => p.parse(local_ts, msg, snapshot_for, emit),
+            Self::BinanceCoinm(p) => p.parse(local_ts, msg, snapshot_for, emit),
+        }
+    }
+}
