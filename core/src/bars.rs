@@ -216,35 +216,49 @@ impl BarEngine {
     ///
     /// # Errors
     /// [`BarConfigError`] when an instrument's scales do not fit the aggregate scales.
-    pub fn new(table: &InstrumentTable, members: Option<&[InstrumentId]>) -> Result<Self, BarConfigError> {
+    pub fn new(
+        table: &InstrumentTable,
+        members: Option<&[InstrumentId]>,
+    ) -> Result<Self, BarConfigError> {
         let mut aggregates: Vec<Aggregate> = Vec::new();
         let mut series = Vec::with_capacity(table.len());
         for (id, inst) in table.iter() {
             let ps = inst.price_scale as u32;
             let ss = inst.size_scale as u32;
-            let too_fine = || BarConfigError::ScaleTooFine { symbol: inst.symbol.clone() };
+            let too_fine = || BarConfigError::ScaleTooFine {
+                symbol: inst.symbol.clone(),
+            };
             let agg_notional_mul = pow10_i128(
-                (AGG_NOTIONAL_SCALE as u32).checked_sub(ps + ss).ok_or_else(too_fine)?,
+                (AGG_NOTIONAL_SCALE as u32)
+                    .checked_sub(ps + ss)
+                    .ok_or_else(too_fine)?,
             );
             let units = match inst.contract {
                 ContractSize::Base => Units {
                     notional_mul: 1,
                     inverse_contract: None,
-                    agg_qty_mul: pow10_i128((AGG_QTY_SCALE as u32).checked_sub(ss).ok_or_else(too_fine)?),
+                    agg_qty_mul: pow10_i128(
+                        (AGG_QTY_SCALE as u32)
+                            .checked_sub(ss)
+                            .ok_or_else(too_fine)?,
+                    ),
                     agg_inverse_num: 0,
                     agg_notional_mul,
                 },
                 ContractSize::Quote { mantissa, scale } => {
                     let cs = scale as u32;
                     let notional_mul = pow10_i128(ps.checked_sub(cs).ok_or_else(|| {
-                        BarConfigError::ContractScale { symbol: inst.symbol.clone() }
+                        BarConfigError::ContractScale {
+                            symbol: inst.symbol.clone(),
+                        }
                     })?);
                     Units {
                         notional_mul,
                         inverse_contract: Some(mantissa as i128),
                         agg_qty_mul: 0,
                         // base * 10^8 = qty * c * 10^(8 + ps - cs) / px
-                        agg_inverse_num: mantissa as i128 * pow10_i128(AGG_QTY_SCALE as u32 + ps - cs),
+                        agg_inverse_num: mantissa as i128
+                            * pow10_i128(AGG_QTY_SCALE as u32 + ps - cs),
                         agg_notional_mul,
                     }
                 }
@@ -255,7 +269,11 @@ impl BarEngine {
                     .iter()
                     .position(|a| a.base == inst.base && a.kind == inst.kind)
                     .unwrap_or_else(|| {
-                        aggregates.push(Aggregate { base: inst.base.clone(), kind: inst.kind, members: Vec::new() });
+                        aggregates.push(Aggregate {
+                            base: inst.base.clone(),
+                            kind: inst.kind,
+                            members: Vec::new(),
+                        });
                         aggregates.len() - 1
                     });
                 aggregates[at].members.push(id);
@@ -275,9 +293,19 @@ impl BarEngine {
         }
         let agg_state = aggregates
             .iter()
-            .map(|_| AggState { base_sec: None, slots: VecDeque::with_capacity(64), cvd: 0 })
+            .map(|_| AggState {
+                base_sec: None,
+                slots: VecDeque::with_capacity(64),
+                cvd: 0,
+            })
             .collect();
-        Ok(Self { series, aggregates, agg_state, watermark_ms: [None; Venue::ALL.len()], counters: BarCounters::default() })
+        Ok(Self {
+            series,
+            aggregates,
+            agg_state,
+            watermark_ms: [None; Venue::ALL.len()],
+            counters: BarCounters::default(),
+        })
     }
 
     /// The aggregates, indexed by [`AggregateId`].
@@ -328,8 +356,18 @@ impl BarEngine {
         };
         let acc = &mut s.acc;
         acc.ohlc = Some(match acc.ohlc {
-            None => Ohlc { open: trade.px, high: trade.px, low: trade.px, close: trade.px },
-            Some(o) => Ohlc { open: o.open, high: o.high.max(trade.px), low: o.low.min(trade.px), close: trade.px },
+            None => Ohlc {
+                open: trade.px,
+                high: trade.px,
+                low: trade.px,
+                close: trade.px,
+            },
+            Some(o) => Ohlc {
+                open: o.open,
+                high: o.high.max(trade.px),
+                low: o.low.min(trade.px),
+                close: trade.px,
+            },
         });
         acc.trades += 1;
         acc.px_qty += px * qty;
@@ -399,7 +437,12 @@ impl BarEngine {
         let acc = core::mem::take(&mut s.acc);
         let complete = closed && !s.first_bar;
         s.first_bar = false;
-        let ohlc = acc.ohlc.or(s.last_close.map(|c| Ohlc { open: c, high: c, low: c, close: c }));
+        let ohlc = acc.ohlc.or(s.last_close.map(|c| Ohlc {
+            open: c,
+            high: c,
+            low: c,
+            close: c,
+        }));
         if let Some(o) = acc.ohlc {
             s.last_close = Some(o.close);
         }
@@ -426,7 +469,14 @@ impl BarEngine {
         }
     }
 
-    fn add_to_aggregate(&mut self, agg: AggregateId, sec: i64, acc: &Accum, complete: bool, sink: &mut impl BarSink) {
+    fn add_to_aggregate(
+        &mut self,
+        agg: AggregateId,
+        sec: i64,
+        acc: &Accum,
+        complete: bool,
+        sink: &mut impl BarSink,
+    ) {
         let st = &mut self.agg_state[agg.0 as usize];
         let mut base = *st.base_sec.get_or_insert(sec);
         if sec < base {

@@ -227,10 +227,7 @@ mod tests {
             parse_mantissa(b"9223372036854775807", 1),
             Err(DecimalError::Overflow { scale: 1 })
         );
-        assert_eq!(
-            parse_mantissa(b"-9223372036854775808", 0),
-            Ok(i64::MIN)
-        );
+        assert_eq!(parse_mantissa(b"-9223372036854775808", 0), Ok(i64::MIN));
     }
 
     proptest! {

@@ -165,7 +165,13 @@ impl Engine {
                 early_next: 0,
             })
             .collect();
-        Ok(Self { table, books, bars, imbalance, counters: EngineCounters::default() })
+        Ok(Self {
+            table,
+            books,
+            bars,
+            imbalance,
+            counters: EngineCounters::default(),
+        })
     }
 
     /// The instrument table.
@@ -211,7 +217,8 @@ impl Engine {
         }
         if let Some(ts) = ev.exch_ts() {
             let venue = self.table.get(ev.inst).venue;
-            self.bars.on_watermark(venue, ts.div_euclid(1_000_000), sink);
+            self.bars
+                .on_watermark(venue, ts.div_euclid(1_000_000), sink);
         }
     }
 
@@ -232,7 +239,9 @@ impl Engine {
     fn check_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
         let slot = &mut self.books[inst.index()];
         let last = match slot.seq.state() {
-            crate::sequencer::SyncState::Synced { last_update_id } if slot.batch == Batch::Idle => last_update_id,
+            crate::sequencer::SyncState::Synced { last_update_id } if slot.batch == Batch::Idle => {
+                last_update_id
+            }
             _ => return,
         };
         if bt.update_id == last {
@@ -247,8 +256,16 @@ impl Engine {
     fn compare_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
         let book = &self.books[inst.index()].book;
         self.counters.ticker_checks += 1;
-        let same = book.best(BookSide::Bid) == Some(PriceLevel { px: bt.bid_px, qty: bt.bid_qty })
-            && book.best(BookSide::Ask) == Some(PriceLevel { px: bt.ask_px, qty: bt.ask_qty });
+        let same = book.best(BookSide::Bid)
+            == Some(PriceLevel {
+                px: bt.bid_px,
+                qty: bt.bid_qty,
+            })
+            && book.best(BookSide::Ask)
+                == Some(PriceLevel {
+                    px: bt.ask_px,
+                    qty: bt.ask_qty,
+                });
         if !same {
             self.counters.ticker_mismatches += 1;
         }
@@ -258,7 +275,9 @@ impl Engine {
     fn check_early_tickers(&mut self, inst: InstrumentId, last: u64) {
         for i in 0..EARLY_TICKERS {
             let slot = &mut self.books[inst.index()];
-            let Some(bt) = slot.early_tickers[i] else { continue };
+            let Some(bt) = slot.early_tickers[i] else {
+                continue;
+            };
             if bt.update_id <= last {
                 slot.early_tickers[i] = None;
             }
@@ -283,7 +302,11 @@ impl Engine {
                     slot.last_diff_sec = Some(slot.last_diff_sec.map_or(sec, |s| s.max(sec)));
                 }
                 let slot = &mut self.books[inst.index()];
-                let action = slot.seq.on_diff(begin.first_update_id, begin.last_update_id, begin.prev_update_id);
+                let action = slot.seq.on_diff(
+                    begin.first_update_id,
+                    begin.last_update_id,
+                    begin.prev_update_id,
+                );
                 let batch = match action {
                     DiffAction::Apply => {
                         self.counters.diffs_applied += 1;
@@ -299,7 +322,10 @@ impl Engine {
                 let slot = &mut self.books[inst.index()];
                 slot.batch = batch;
                 if slot.batch == Batch::Buffer {
-                    slot.pending.push(BookBegin { levels: 0, ..*begin });
+                    slot.pending.push(BookBegin {
+                        levels: 0,
+                        ..*begin
+                    });
                 }
             }
             BatchKind::Snapshot => {
@@ -364,7 +390,11 @@ impl Engine {
         let mut gap = false;
         for begin in &slot.pending {
             let levels = &slot.pending_levels[level_at..level_at + begin.levels as usize];
-            match slot.seq.on_diff(begin.first_update_id, begin.last_update_id, begin.prev_update_id) {
+            match slot.seq.on_diff(
+                begin.first_update_id,
+                begin.last_update_id,
+                begin.prev_update_id,
+            ) {
                 DiffAction::Apply => {
                     self.counters.diffs_applied += 1;
                     for l in levels {
@@ -421,7 +451,11 @@ impl Engine {
                 obi: self.imbalance.obi(&slot.book),
             });
             while sec < until_sec {
-                sink.top(&TopRow { inst, ts_ms: sec * 1000, top });
+                sink.top(&TopRow {
+                    inst,
+                    ts_ms: sec * 1000,
+                    top,
+                });
                 sec += 1;
             }
         }

@@ -177,4 +177,7 @@ impl MarketEvent {
 
 // Events cross rings by value: 72 bytes today (a 48-byte payload, its tag, instrument and
 // local time). Growing it costs ring throughput; this check makes that a decision.
-const _: () = assert!(core::mem::size_of::<MarketEvent>() <= 72, "MarketEvent grew");
+const _: () = assert!(
+    core::mem::size_of::<MarketEvent>() <= 72,
+    "MarketEvent grew"
+);

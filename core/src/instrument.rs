@@ -151,7 +151,10 @@ impl InstrumentTable {
     /// # Errors
     /// [`InstrumentError`] for a duplicate (venue, symbol), a scale above 18, or a full table.
     pub fn add(&mut self, instrument: Instrument) -> Result<InstrumentId, InstrumentError> {
-        if self.find(instrument.venue, instrument.symbol.as_bytes()).is_some() {
+        if self
+            .find(instrument.venue, instrument.symbol.as_bytes())
+            .is_some()
+        {
             return Err(InstrumentError::Duplicate {
                 venue: instrument.venue,
                 symbol: instrument.symbol,
@@ -210,13 +213,69 @@ impl InstrumentTable {
     /// The bundled defaults: every instrument of the shared Binance recordings, with
     /// scales that hold each of their prices and sizes exactly (checked by a test over the
     /// bundled files). Ticks and lots are Binance's filters of August 2024.
+    #[allow(clippy::type_complexity)] // a literal table reads best as one row per instrument
     pub fn binance_defaults() -> Self {
         let mut table = Self::new();
-        let rows: [(Venue, &str, &str, &str, MarketKind, i64, i64, u8, u8, ContractSize); 5] = [
-            (Venue::BinanceSpot, "BTCUSDT", "BTC", "USDT", MarketKind::Spot, 1, 1_000, 2, 8, ContractSize::Base),
-            (Venue::BinanceSpot, "ETHUSDT", "ETH", "USDT", MarketKind::Spot, 1, 10_000, 2, 8, ContractSize::Base),
-            (Venue::BinanceUsdm, "BTCUSDT", "BTC", "USDT", MarketKind::Perpetual, 10, 1, 2, 3, ContractSize::Base),
-            (Venue::BinanceUsdm, "ETHUSDT", "ETH", "USDT", MarketKind::Perpetual, 1, 1, 2, 3, ContractSize::Base),
+        let rows: [(
+            Venue,
+            &str,
+            &str,
+            &str,
+            MarketKind,
+            i64,
+            i64,
+            u8,
+            u8,
+            ContractSize,
+        ); 5] = [
+            (
+                Venue::BinanceSpot,
+                "BTCUSDT",
+                "BTC",
+                "USDT",
+                MarketKind::Spot,
+                1,
+                1_000,
+                2,
+                8,
+                ContractSize::Base,
+            ),
+            (
+                Venue::BinanceSpot,
+                "ETHUSDT",
+                "ETH",
+                "USDT",
+                MarketKind::Spot,
+                1,
+                10_000,
+                2,
+                8,
+                ContractSize::Base,
+            ),
+            (
+                Venue::BinanceUsdm,
+                "BTCUSDT",
+                "BTC",
+                "USDT",
+                MarketKind::Perpetual,
+                10,
+                1,
+                2,
+                3,
+                ContractSize::Base,
+            ),
+            (
+                Venue::BinanceUsdm,
+                "ETHUSDT",
+                "ETH",
+                "USDT",
+                MarketKind::Perpetual,
+                1,
+                1,
+                2,
+                3,
+                ContractSize::Base,
+            ),
             (
                 Venue::BinanceCoinm,
                 "BTCUSD_PERP",
@@ -227,10 +286,14 @@ impl InstrumentTable {
                 1,
                 1,
                 0,
-                ContractSize::Quote { mantissa: 100, scale: 0 },
+                ContractSize::Quote {
+                    mantissa: 100,
+                    scale: 0,
+                },
             ),
         ];
-        for (venue, symbol, base, quote, kind, tick, lot, price_scale, size_scale, contract) in rows {
+        for (venue, symbol, base, quote, kind, tick, lot, price_scale, size_scale, contract) in rows
+        {
             table
                 .add(Instrument {
                     venue,
@@ -268,6 +331,9 @@ mod tests {
     fn duplicates_are_refused() {
         let mut t = InstrumentTable::binance_defaults();
         let again = t.get(InstrumentId(0)).clone();
-        assert!(matches!(t.add(again), Err(InstrumentError::Duplicate { .. })));
+        assert!(matches!(
+            t.add(again),
+            Err(InstrumentError::Duplicate { .. })
+        ));
     }
 }

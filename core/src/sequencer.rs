@@ -117,7 +117,11 @@ impl BookSequencer {
     }
 
     /// Decides on a snapshot. `first_buffered` is `U` of the oldest buffered diff.
-    pub fn on_snapshot(&mut self, last_update_id: u64, first_buffered: Option<u64>) -> SnapshotAction {
+    pub fn on_snapshot(
+        &mut self,
+        last_update_id: u64,
+        first_buffered: Option<u64>,
+    ) -> SnapshotAction {
         if first_buffered.is_some_and(|first| last_update_id < first) {
             self.state = SyncState::AwaitingSnapshot;
             return SnapshotAction::Reject;
@@ -191,35 +195,101 @@ mod tests {
     use DiffAction::*;
 
     /// (label, rule, snapshot id, diffs as (U, u, pu, expected action)).
-    type Case = (&'static str, SyncRule, u64, &'static [(u64, u64, Option<u64>, DiffAction)]);
+    type Case = (
+        &'static str,
+        SyncRule,
+        u64,
+        &'static [(u64, u64, Option<u64>, DiffAction)],
+    );
 
     const CASES: &[Case] = &[
-        ("spot: stale events before the snapshot are skipped", SyncRule::BinanceSpot, 100,
-            &[(90, 95, None, Skip), (96, 100, None, Skip), (99, 104, None, Apply), (105, 107, None, Apply)]),
-        ("spot: first kept event may start exactly at lastUpdateId+1", SyncRule::BinanceSpot, 100,
-            &[(101, 103, None, Apply)]),
-        ("spot: first kept event past lastUpdateId+1 is a gap", SyncRule::BinanceSpot, 100,
-            &[(102, 103, None, Gap)]),
-        ("spot: U > local+1 after sync is a gap", SyncRule::BinanceSpot, 100,
-            &[(100, 104, None, Apply), (106, 108, None, Gap), (109, 110, None, Buffer)]),
-        ("spot: u < local is ignored", SyncRule::BinanceSpot, 100,
-            &[(100, 104, None, Apply), (101, 103, None, Skip), (105, 105, None, Apply)]),
-        ("futures: u == lastUpdateId is kept (strict drop)", SyncRule::BinanceFutures, 100,
-            &[(90, 99, Some(89), Skip), (95, 100, Some(99), Apply), (101, 120, Some(100), Apply)]),
-        ("futures: first kept event must cover lastUpdateId", SyncRule::BinanceFutures, 100,
-            &[(101, 120, Some(100), Gap)]),
-        ("futures: the pu chain, not U == u+1", SyncRule::BinanceFutures, 100,
-            &[(95, 105, Some(94), Apply), (130, 140, Some(105), Apply), (150, 160, Some(141), Gap)]),
+        (
+            "spot: stale events before the snapshot are skipped",
+            SyncRule::BinanceSpot,
+            100,
+            &[
+                (90, 95, None, Skip),
+                (96, 100, None, Skip),
+                (99, 104, None, Apply),
+                (105, 107, None, Apply),
+            ],
+        ),
+        (
+            "spot: first kept event may start exactly at lastUpdateId+1",
+            SyncRule::BinanceSpot,
+            100,
+            &[(101, 103, None, Apply)],
+        ),
+        (
+            "spot: first kept event past lastUpdateId+1 is a gap",
+            SyncRule::BinanceSpot,
+            100,
+            &[(102, 103, None, Gap)],
+        ),
+        (
+            "spot: U > local+1 after sync is a gap",
+            SyncRule::BinanceSpot,
+            100,
+            &[
+                (100, 104, None, Apply),
+                (106, 108, None, Gap),
+                (109, 110, None, Buffer),
+            ],
+        ),
+        (
+            "spot: u < local is ignored",
+            SyncRule::BinanceSpot,
+            100,
+            &[
+                (100, 104, None, Apply),
+                (101, 103, None, Skip),
+                (105, 105, None, Apply),
+            ],
+        ),
+        (
+            "futures: u == lastUpdateId is kept (strict drop)",
+            SyncRule::BinanceFutures,
+            100,
+            &[
+                (90, 99, Some(89), Skip),
+                (95, 100, Some(99), Apply),
+                (101, 120, Some(100), Apply),
+            ],
+        ),
+        (
+            "futures: first kept event must cover lastUpdateId",
+            SyncRule::BinanceFutures,
+            100,
+            &[(101, 120, Some(100), Gap)],
+        ),
+        (
+            "futures: the pu chain, not U == u+1",
+            SyncRule::BinanceFutures,
+            100,
+            &[
+                (95, 105, Some(94), Apply),
+                (130, 140, Some(105), Apply),
+                (150, 160, Some(141), Gap),
+            ],
+        ),
     ];
 
     #[test]
     fn binance_procedures_table() {
         for (label, rule, snapshot, diffs) in CASES {
             let mut seq = BookSequencer::new(*rule);
-            assert_eq!(seq.on_snapshot(*snapshot, None), SnapshotAction::Load, "{label}");
+            assert_eq!(
+                seq.on_snapshot(*snapshot, None),
+                SnapshotAction::Load,
+                "{label}"
+            );
             for (i, (first, last, prev, want)) in diffs.iter().enumerate() {
                 let prev = prev.and_then(NonZeroU64::new);
-                assert_eq!(seq.on_diff(*first, *last, prev), *want, "{label}: diff #{i}");
+                assert_eq!(
+                    seq.on_diff(*first, *last, prev),
+                    *want,
+                    "{label}: diff #{i}"
+                );
             }
         }
     }

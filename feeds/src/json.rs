@@ -92,14 +92,20 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn peek(&mut self) -> Result<u8, JsonError> {
         self.skip_ws();
-        self.buf.get(self.pos).copied().ok_or(JsonError::UnexpectedEnd(self.pos))
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or(JsonError::UnexpectedEnd(self.pos))
     }
 
     #[inline]
     fn expect(&mut self, want: u8) -> Result<(), JsonError> {
         let b = self.peek()?;
         if b != want {
-            return Err(JsonError::UnexpectedByte { byte: b, at: self.pos });
+            return Err(JsonError::UnexpectedByte {
+                byte: b,
+                at: self.pos,
+            });
         }
         self.pos += 1;
         Ok(())
@@ -125,27 +131,46 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let buf = self.buf;
         loop {
-            let b = *buf.get(self.pos).ok_or(JsonError::UnexpectedEnd(self.pos))?;
+            let b = *buf
+                .get(self.pos)
+                .ok_or(JsonError::UnexpectedEnd(self.pos))?;
             match b {
                 b'"' => {
                     self.pos += 1;
                     return Ok(&buf[start..self.pos - 1]);
                 }
                 b'\\' => {
-                    let esc = *buf.get(self.pos + 1).ok_or(JsonError::UnexpectedEnd(self.pos + 1))?;
+                    let esc = *buf
+                        .get(self.pos + 1)
+                        .ok_or(JsonError::UnexpectedEnd(self.pos + 1))?;
                     match esc {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
                         b'u' => {
-                            let hex = buf.get(self.pos + 2..self.pos + 6).ok_or(JsonError::UnexpectedEnd(self.pos))?;
+                            let hex = buf
+                                .get(self.pos + 2..self.pos + 6)
+                                .ok_or(JsonError::UnexpectedEnd(self.pos))?;
                             if let Some(i) = hex.iter().position(|h| !h.is_ascii_hexdigit()) {
-                                return Err(JsonError::UnexpectedByte { byte: hex[i], at: self.pos + 2 + i });
+                                return Err(JsonError::UnexpectedByte {
+                                    byte: hex[i],
+                                    at: self.pos + 2 + i,
+                                });
                             }
                             self.pos += 6;
                         }
-                        _ => return Err(JsonError::UnexpectedByte { byte: esc, at: self.pos + 1 }),
+                        _ => {
+                            return Err(JsonError::UnexpectedByte {
+                                byte: esc,
+                                at: self.pos + 1,
+                            })
+                        }
                     }
                 }
-                0x00..=0x1f => return Err(JsonError::UnexpectedByte { byte: b, at: self.pos }),
+                0x00..=0x1f => {
+                    return Err(JsonError::UnexpectedByte {
+                        byte: b,
+                        at: self.pos,
+                    })
+                }
                 _ => self.pos += 1,
             }
         }
@@ -159,7 +184,10 @@ impl<'a> Scanner<'a> {
                 self.pos = end;
                 Ok(got)
             }
-            Some(_) => Err(JsonError::UnexpectedByte { byte: self.buf[start], at: start }),
+            Some(_) => Err(JsonError::UnexpectedByte {
+                byte: self.buf[start],
+                at: start,
+            }),
             None => Err(JsonError::UnexpectedEnd(self.buf.len())),
         }
     }
@@ -235,7 +263,12 @@ impl<'a> Scanner<'a> {
                         self.pos += 1;
                         depth -= 1;
                     }
-                    b => return Err(JsonError::UnexpectedByte { byte: b, at: self.pos }),
+                    b => {
+                        return Err(JsonError::UnexpectedByte {
+                            byte: b,
+                            at: self.pos,
+                        })
+                    }
                 }
             }
         }
@@ -264,8 +297,16 @@ impl<'a> Scanner<'a> {
         let b = self.peek()?;
         let at = self.pos;
         match b {
-            b'[' => Ok(Raw { kind: Kind::Array, bytes: self.container()?, at }),
-            b'{' => Ok(Raw { kind: Kind::Object, bytes: self.container()?, at }),
+            b'[' => Ok(Raw {
+                kind: Kind::Array,
+                bytes: self.container()?,
+                at,
+            }),
+            b'{' => Ok(Raw {
+                kind: Kind::Object,
+                bytes: self.container()?,
+                at,
+            }),
             _ => self.scalar(),
         }
     }
@@ -295,7 +336,13 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                b => return Err(JsonError::UnexpectedByte { byte: b, at: self.pos }.into()),
+                b => {
+                    return Err(JsonError::UnexpectedByte {
+                        byte: b,
+                        at: self.pos,
+                    }
+                    .into())
+                }
             }
         }
     }
@@ -323,7 +370,13 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                b => return Err(JsonError::UnexpectedByte { byte: b, at: self.pos }.into()),
+                b => {
+                    return Err(JsonError::UnexpectedByte {
+                        byte: b,
+                        at: self.pos,
+                    }
+                    .into())
+                }
             }
         }
     }

@@ -48,7 +48,10 @@ impl ParseError {
         use json::JsonError::*;
         match self {
             ParseError::Json(UnexpectedEnd(at)) => ParseError::Json(UnexpectedEnd(at + base)),
-            ParseError::Json(UnexpectedByte { byte, at }) => ParseError::Json(UnexpectedByte { byte, at: at + base }),
+            ParseError::Json(UnexpectedByte { byte, at }) => ParseError::Json(UnexpectedByte {
+                byte,
+                at: at + base,
+            }),
             ParseError::Json(Trailing(at)) => ParseError::Json(Trailing(at + base)),
             other => other,
         }

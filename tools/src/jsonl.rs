@@ -31,8 +31,15 @@ pub struct RowFormat {
 impl RowFormat {
     /// Names for the instruments of `table` and the aggregates of `bars`.
     pub fn new(table: &InstrumentTable, bars: &BarEngine) -> Self {
-        let aggregates = bars.aggregates().iter().map(|a| (a.label(), a.base.clone())).collect();
-        Self { table: table.clone(), aggregates }
+        let aggregates = bars
+            .aggregates()
+            .iter()
+            .map(|a| (a.label(), a.base.clone()))
+            .collect();
+        Self {
+            table: table.clone(),
+            aggregates,
+        }
     }
 
     /// Appends one bar row (with newline) to `out`.
@@ -46,11 +53,22 @@ impl RowFormat {
     }
 }
 
-fn write_bar(out: &mut String, table: &InstrumentTable, aggregates: &[(&'static str, String)], bar: &Bar) {
+fn write_bar(
+    out: &mut String,
+    table: &InstrumentTable,
+    aggregates: &[(&'static str, String)],
+    bar: &Bar,
+) {
     let (venue, symbol, ps, qs, ns) = match bar.key {
         BarKey::Instrument(id) => {
             let i = table.get(id);
-            (i.venue.name(), i.symbol.as_str(), i.price_scale, i.size_scale, i.price_scale + i.size_scale)
+            (
+                i.venue.name(),
+                i.symbol.as_str(),
+                i.price_scale,
+                i.size_scale,
+                i.price_scale + i.size_scale,
+            )
         }
         BarKey::Aggregate(a) => {
             let (label, base) = &aggregates[a.0 as usize];

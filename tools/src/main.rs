@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "flowcore", version, about = "Low-latency crypto market-data core")]
+#[command(
+    name = "flowcore",
+    version,
+    about = "Low-latency crypto market-data core"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,15 +45,29 @@ enum Command {
 
 fn create(path: &Option<PathBuf>) -> anyhow::Result<Option<BufWriter<File>>> {
     path.as_ref()
-        .map(|p| File::create(p).map(|f| BufWriter::with_capacity(1 << 16, f)).with_context(|| format!("creating {}", p.display())))
+        .map(|p| {
+            File::create(p)
+                .map(|f| BufWriter::with_capacity(1 << 16, f))
+                .with_context(|| format!("creating {}", p.display()))
+        })
         .transpose()
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Replay { bars_out, tops_out, obi_levels, obi_decay, inputs } => {
-            let inputs = inputs.iter().map(|a| Input::parse_arg(a)).collect::<anyhow::Result<Vec<_>>>()?;
-            let imbalance = ImbalanceConfig::new(obi_levels, obi_decay).context("--obi-levels/--obi-decay")?;
+        Command::Replay {
+            bars_out,
+            tops_out,
+            obi_levels,
+            obi_decay,
+            inputs,
+        } => {
+            let inputs = inputs
+                .iter()
+                .map(|a| Input::parse_arg(a))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let imbalance =
+                ImbalanceConfig::new(obi_levels, obi_decay).context("--obi-levels/--obi-decay")?;
             let mut bars = create(&bars_out)?;
             let mut tops = create(&tops_out)?;
             let started = Instant::now();

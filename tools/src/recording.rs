@@ -29,7 +29,9 @@ pub struct RecordingReader {
 
 impl std::fmt::Debug for RecordingReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingReader").field("line", &self.line).finish()
+        f.debug_struct("RecordingReader")
+            .field("line", &self.line)
+            .finish()
     }
 }
 
@@ -51,7 +53,11 @@ impl RecordingReader {
 
     /// Reads a recording from any buffered reader (tests feed edited recordings this way).
     pub fn from_reader(inner: Box<dyn BufRead + Send>) -> Self {
-        Self { inner, buf: Vec::with_capacity(1 << 16), line: 0 }
+        Self {
+            inner,
+            buf: Vec::with_capacity(1 << 16),
+            line: 0,
+        }
     }
 
     /// Reads a whole (possibly gzipped) file into memory.
@@ -81,7 +87,10 @@ impl RecordingReader {
             if line.is_empty() {
                 continue;
             }
-            let space = line.iter().position(|&b| b == b' ').ok_or(RecordingError::BadLine { line: self.line })?;
+            let space = line
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or(RecordingError::BadLine { line: self.line })?;
             let ts = std::str::from_utf8(&line[..space])
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())

@@ -38,8 +38,12 @@ impl std::fmt::Debug for Source {
 impl Source {
     fn open(&self) -> anyhow::Result<RecordingReader> {
         match self {
-            Source::Path(p) => RecordingReader::open(p).with_context(|| format!("opening {}", p.display())),
-            Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(std::io::Cursor::new(m.clone())))),
+            Source::Path(p) => {
+                RecordingReader::open(p).with_context(|| format!("opening {}", p.display()))
+            }
+            Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(
+                std::io::Cursor::new(m.clone()),
+            ))),
         }
     }
 }
@@ -64,9 +68,15 @@ impl Input {
         };
         let Some(venue) = Venue::from_name(venue) else {
             let names: Vec<_> = Venue::ALL.iter().map(|v| v.name()).collect();
-            bail!("unknown venue {venue:?} in {arg:?}: expected one of {}", names.join(", "));
+            bail!(
+                "unknown venue {venue:?} in {arg:?}: expected one of {}",
+                names.join(", ")
+            );
         };
-        Ok(Self { venue, source: Source::Path(PathBuf::from(path)) })
+        Ok(Self {
+            venue,
+            source: Source::Path(PathBuf::from(path)),
+        })
     }
 }
 
@@ -108,7 +118,9 @@ impl Chain {
         let mut buf = self.head.take().map(|(_, _, b)| b).unwrap_or_default();
         loop {
             if self.reader.is_none() {
-                let Some((arg, source)) = self.files.pop_front() else { return Ok(()) };
+                let Some((arg, source)) = self.files.pop_front() else {
+                    return Ok(());
+                };
                 self.reader = Some((arg, source.open()?));
             }
             let (arg, reader) = self.reader.as_mut().expect("just set");
@@ -128,12 +140,19 @@ impl Chain {
 }
 
 /// The symbol of a recording: the instrument of its first market message.
-fn file_instrument(venue: Venue, table: &InstrumentTable, source: &Source) -> anyhow::Result<InstrumentId> {
+fn file_instrument(
+    venue: Venue,
+    table: &InstrumentTable,
+    source: &Source,
+) -> anyhow::Result<InstrumentId> {
     let mut parser = VenueParser::new(venue, table.clone());
     let mut reader = source.open()?;
     while let Some((ts, json)) = reader.next_line()? {
         let mut inst = None;
-        if parser.parse(ts, json, None, &mut |ev: MarketEvent| inst = Some(ev.inst)).is_ok() {
+        if parser
+            .parse(ts, json, None, &mut |ev: MarketEvent| inst = Some(ev.inst))
+            .is_ok()
+        {
             if let Some(inst) = inst {
                 return Ok(inst);
             }
@@ -195,7 +214,10 @@ pub fn replay<'w>(
     let mut chains: Vec<Chain> = Vec::new();
     for (arg, input) in inputs.into_iter().enumerate() {
         let inst = file_instrument(input.venue, &table, &input.source)?;
-        match chains.iter_mut().find(|c| c.venue == input.venue && c.inst == inst) {
+        match chains
+            .iter_mut()
+            .find(|c| c.venue == input.venue && c.inst == inst)
+        {
             Some(chain) => chain.files.push_back((arg, input.source)),
             None => chains.push(Chain {
                 venue: input.venue,
@@ -207,8 +229,12 @@ pub fn replay<'w>(
         }
     }
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
-    let mut parsers: Vec<VenueParser> = chains.iter().map(|c| VenueParser::new(c.venue, table.clone())).collect();
-    let mut engine = Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    let mut parsers: Vec<VenueParser> = chains
+        .iter()
+        .map(|c| VenueParser::new(c.venue, table.clone()))
+        .collect();
+    let mut engine =
+        Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
     for chain in &mut chains {
         chain.advance()?;
     }
@@ -232,7 +258,9 @@ pub fn replay<'w>(
         let chain = &mut chains[i];
         let (ts, _, json) = chain.head.as_ref().expect("chosen for its head");
         summary.messages += 1;
-        let result = parsers[i].parse(*ts, json, Some(chain.inst), &mut |ev: MarketEvent| engine.on_event(&ev, &mut out));
+        let result = parsers[i].parse(*ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
+            engine.on_event(&ev, &mut out)
+        });
         match result {
             Ok(flowcore_feeds::binance::Parsed::Events(_)) => {}
             Ok(flowcore_feeds::binance::Parsed::Control(_)) => summary.control_messages += 1,

@@ -167,7 +167,10 @@ fn decimal(field: Option<Raw<'_>>, name: &'static str, scale: u8) -> Result<i64,
     if raw.kind != Kind::Str {
         return Err(ParseError::WrongType(name));
     }
-    parse_mantissa(raw.bytes, scale).map_err(|source| ParseError::Decimal { field: name, source })
+    parse_mantissa(raw.bytes, scale).map_err(|source| ParseError::Decimal {
+        field: name,
+        source,
+    })
 }
 
 fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseError> {
@@ -223,7 +226,10 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 return Ok(id);
             }
         }
-        let id = self.table.find(D::VENUE, symbol).ok_or(ParseError::UnknownInstrument)?;
+        let id = self
+            .table
+            .find(D::VENUE, symbol)
+            .ok_or(ParseError::UnknownInstrument)?;
         self.cached = Some(id);
         Ok(id)
     }
@@ -258,10 +264,15 @@ impl<D: BinanceDialect> BinanceParser<D> {
             return self.snapshot(inst, local_ts, &top, emit);
         }
         if top.result.is_some() && top.id.is_some() {
-            return Ok(Parsed::Control(Control::SubscribeReply { id: uint(top.id, "id")? }));
+            return Ok(Parsed::Control(Control::SubscribeReply {
+                id: uint(top.id, "id")?,
+            }));
         }
         if top.error.is_some() {
-            let id = top.id.filter(|v| v.kind == Kind::Num).and_then(|v| parse_u64(v.bytes));
+            let id = top
+                .id
+                .filter(|v| v.kind == Kind::Num)
+                .and_then(|v| parse_u64(v.bytes));
             return Ok(Parsed::Control(Control::RequestError { id }));
         }
         // A raw stream (`/ws/<stream>`): the object itself is the payload.
@@ -294,7 +305,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
             let i = self.table.get(inst);
             (i.price_scale, i.size_scale)
         };
-        let event = |kind| MarketEvent { inst, local_ts, kind };
+        let event = |kind| MarketEvent {
+            inst,
+            local_ts,
+            kind,
+        };
         match kind {
             MessageType::Trade | MessageType::AggTrade => {
                 let (trade_id, source) = if kind == MessageType::Trade {
@@ -316,7 +331,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     trade_id,
                     px: decimal(f.p, "p", scales.0)?,
                     qty: decimal(f.q, "q", scales.1)?,
-                    aggressor: if boolean(f.m, "m")? { Aggressor::Sell } else { Aggressor::Buy },
+                    aggressor: if boolean(f.m, "m")? {
+                        Aggressor::Sell
+                    } else {
+                        Aggressor::Buy
+                    },
                     trade_ts: time_ms(f.big_t, "T")?,
                     exch_ts: time_ms(f.big_e, "E")?,
                     is_taker_flow,
@@ -355,7 +374,15 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     exch_ts: maybe_ns(time_ms(f.big_e, "E")?),
                     levels: 0,
                 };
-                self.batch(inst, local_ts, begin, required(f.b, "b")?, required(f.a, "a")?, scales, emit)
+                self.batch(
+                    inst,
+                    local_ts,
+                    begin,
+                    required(f.b, "b")?,
+                    required(f.a, "a")?,
+                    scales,
+                    emit,
+                )
             }
         }
     }
@@ -382,7 +409,15 @@ impl<D: BinanceDialect> BinanceParser<D> {
             exch_ts,
             levels: 0,
         };
-        self.batch(inst, local_ts, begin, required(f.bids, "bids")?, required(f.asks, "asks")?, scales, emit)
+        self.batch(
+            inst,
+            local_ts,
+            begin,
+            required(f.bids, "bids")?,
+            required(f.asks, "asks")?,
+            scales,
+            emit,
+        )
     }
 
     /// Parses both level arrays into the scratch buffer, then emits the framed batch.
@@ -417,10 +452,12 @@ impl<D: BinanceDialect> BinanceParser<D> {
                             _ => return Err(ParseError::WrongType(name)),
                         };
                         let scale = if n == 0 { price_scale } else { size_scale };
-                        *parsed = Some(
-                            parse_mantissa(text, scale)
-                                .map_err(|source| ParseError::Decimal { field: name, source })?,
-                        );
+                        *parsed = Some(parse_mantissa(text, scale).map_err(|source| {
+                            ParseError::Decimal {
+                                field: name,
+                                source,
+                            }
+                        })?);
                         n += 1;
                         Ok(())
                     })?;
@@ -435,11 +472,23 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 .map_err(|e| e.offset_by(raw.at))?;
         }
         begin.levels = u32::try_from(self.levels.len()).map_err(|_| ParseError::TooLarge)?;
-        emit(MarketEvent { inst, local_ts, kind: EventKind::BookBegin(begin) });
+        emit(MarketEvent {
+            inst,
+            local_ts,
+            kind: EventKind::BookBegin(begin),
+        });
         for level in &self.levels {
-            emit(MarketEvent { inst, local_ts, kind: EventKind::Level(*level) });
+            emit(MarketEvent {
+                inst,
+                local_ts,
+                kind: EventKind::Level(*level),
+            });
         }
-        emit(MarketEvent { inst, local_ts, kind: EventKind::BookEnd });
+        emit(MarketEvent {
+            inst,
+            local_ts,
+            kind: EventKind::BookEnd,
+        });
         Ok(Parsed::Events(begin.levels + 2))
     }
 }
