@@ -1,0 +1,104 @@
+//! A counting global allocator proves the hot path (parse -> engine -> bars, books, tops)
+//! allocates nothing per message once warmed up.
+
+use flowcore_core::bars::{Bar, BarSink};
+use flowcore_core::engine::{Engine, EngineSink, TopRow};
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_feeds::parser::VenueParser;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counts rows like a real sink would consume them, without storing them.
+#[derive(Default)]
+struct CountingSink {
+    bars: u64,
+    tops: u64,
+}
+
+impl BarSink for CountingSink {
+    fn bar(&mut self, _: &Bar) {
+        self.bars += 1;
+    }
+}
+
+impl EngineSink for CountingSink {
+    fn top(&mut self, _: &TopRow) {
+        self.tops += 1;
+    }
+}
+
+#[test]
+fn no_allocation_per_message_after_warm_up() {
+    // Merge spot and USD-M BTC by local time, as the live core thread would see them.
+    let mut messages: Vec<(i64, usize, Venue, Vec<u8>)> = Vec::new();
+    for (i, (venue, name)) in [
+        (Venue::BinanceSpot, "spot_btcusdt_20240808.txt.gz"),
+        (Venue::BinanceUsdm, "usdm_btcusdt_20240808.txt.gz"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for line in flowcore_tests::lines(name) {
+            let (ts, json) = line.split_once(' ').unwrap();
+            messages.push((ts.parse().unwrap(), i, venue, json.as_bytes().to_vec()));
+        }
+    }
+    messages.sort_by_key(|m| (m.0, m.1));
+    let table = InstrumentTable::binance_defaults();
+    let spot = table.find(Venue::BinanceSpot, b"BTCUSDT").unwrap();
+    let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
+    let mut parsers = [
+        VenueParser::new(Venue::BinanceSpot, table.clone()),
+        VenueParser::new(Venue::BinanceUsdm, table.clone()),
+    ];
+    let mut engine = Engine::new(table, ImbalanceConfig::default(), Some(&[spot, usdm])).unwrap();
+    let mut sink = CountingSink::default();
+
+    let warm_up = messages.len() / 5;
+    let mut run = |range: std::ops::Range<usize>, engine: &mut Engine, sink: &mut CountingSink| {
+        for (ts, i, _, json) in &messages[range] {
+            let inst = if *i == 0 { spot } else { usdm };
+            let _ = parsers[*i].parse(*ts, json, Some(inst), &mut |ev| engine.on_event(&ev, sink));
+        }
+    };
+    run(0..warm_up, &mut engine, &mut sink);
+    // The counter sees allocations (so a zero below means something).
+    let probe = ALLOCATIONS.load(Ordering::Relaxed);
+    drop(std::hint::black_box(vec![0u8; 64]));
+    assert!(ALLOCATIONS.load(Ordering::Relaxed) > probe);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(warm_up..messages.len(), &mut engine, &mut sink);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let measured = messages.len() - warm_up;
+    assert!(sink.bars > 500 && sink.tops > 500 && engine.counters().diffs_applied > 5_000);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {measured} messages"
+    );
+}
