@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod binance;
+pub mod fuzzing;
 pub mod json;
 pub mod parser;
 
