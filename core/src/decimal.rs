@@ -235,7 +235,7 @@ mod tests {
         fn print_then_parse_is_identity(m in any::<i64>(), scale in 0u8..=18, zeros in 0usize..4) {
             let mut s = Fixed::new(m as i128, scale).to_string();
             if scale > 0 {
-                s.extend(core::iter::repeat('0').take(zeros));
+                s.extend(core::iter::repeat_n('0', zeros));
             }
             prop_assert_eq!(parse_mantissa(s.as_bytes(), scale), Ok(m));
         }

@@ -32,6 +32,7 @@ fn parse_all(venue: Venue, msg: &str) -> Result<Vec<MarketEvent>, flowcore_feeds
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per generated field keeps the proptest readable
 fn trade_roundtrip(
     venue: Venue,
     px: i64,
