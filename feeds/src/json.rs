@@ -131,6 +131,14 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let buf = self.buf;
         loop {
+            // Eight bytes at a time while none of them needs a look.
+            while let Some(chunk) = buf.get(self.pos..self.pos + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                if needs_look(word) {
+                    break;
+                }
+                self.pos += 8;
+            }
             let b = *buf
                 .get(self.pos)
                 .ok_or(JsonError::UnexpectedEnd(self.pos))?;
@@ -347,6 +355,49 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Walks an object at the cursor, calling `on_field(key, scanner)` with the cursor on each
+    /// member's value; the callback must consume exactly that value (e.g. with
+    /// [`Self::value`], or by walking a nested object in place).
+    ///
+    /// # Errors
+    /// [`JsonError`] for malformed input, or whatever `on_field` returns.
+    #[inline]
+    pub fn object_in_place<E: From<JsonError>>(
+        &mut self,
+        mut on_field: impl FnMut(&'a [u8], &mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            on_field(key, self)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b => {
+                    return Err(JsonError::UnexpectedByte {
+                        byte: b,
+                        at: self.pos,
+                    }
+                    .into())
+                }
+            }
+        }
+    }
+
+    /// The next non-space byte, without consuming it (`None` at the end).
+    #[inline]
+    pub fn peek_byte(&mut self) -> Option<u8> {
+        self.peek().ok()
+    }
+
     /// Walks an array at the cursor, calling `on_item(scanner)` with the cursor on each item;
     /// the callback must consume exactly one value.
     ///
@@ -389,6 +440,22 @@ impl<'a> Scanner<'a> {
     pub fn str_value(&mut self) -> Result<&'a [u8], JsonError> {
         self.string()
     }
+}
+
+/// True when a little-endian word holds a `"`, a `\\` or a control byte (< 0x20). May also
+/// be true above a byte that really matches (borrows propagate upwards), never falsely
+/// false: the caller then looks at the bytes one by one.
+#[inline]
+const fn needs_look(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * b'"' as u64);
+    let backslash = word ^ (ONES * b'\\' as u64);
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    ((quote.wrapping_sub(ONES) & !quote & HIGH)
+        | (backslash.wrapping_sub(ONES) & !backslash & HIGH)
+        | control)
+        != 0
 }
 
 /// Parses an unsigned integer JSON number (no sign, fraction or exponent).
@@ -455,6 +522,18 @@ mod tests {
         }
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert_eq!(skim(&deep), Err(JsonError::TooDeep));
+    }
+
+    #[test]
+    fn long_strings_with_escapes_at_any_offset() {
+        for pad in 0..20 {
+            let text = format!("\"{}\\\"{}\"", "x".repeat(pad), "y".repeat(pad));
+            let raw = skim(&text).unwrap();
+            assert_eq!(raw.bytes.len(), 2 * pad + 2, "{text}");
+            assert!(skim(&format!("\"{}", "x".repeat(pad))).is_err());
+            let ctrl = format!("\"{}\u{1f}{}\"", "x".repeat(pad), "y".repeat(pad));
+            assert!(skim(&ctrl).is_err(), "{ctrl:?}");
+        }
     }
 
     #[test]

@@ -93,10 +93,34 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn scan(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        let mut f = Fields::default();
+    /// Scans a whole message. A `data` object (the combined-stream wrapper) is walked in
+    /// place into `data`, so the payload is read once.
+    fn scan(bytes: &'a [u8], data: &mut Fields<'a>) -> Result<Self, ParseError> {
         let mut scanner = Scanner::new(bytes);
-        scanner.object::<ParseError>(|key, value| {
+        let top = Self::scan_object(&mut scanner, Some(data))?;
+        scanner.finish()?;
+        Ok(top)
+    }
+
+    fn scan_object(
+        scanner: &mut Scanner<'a>,
+        mut data: Option<&mut Fields<'a>>,
+    ) -> Result<Self, ParseError> {
+        let mut f = Fields::default();
+        scanner.object_in_place::<ParseError>(|key, s| {
+            if key == b"data" && s.peek_byte() == Some(b'{') {
+                if let Some(data) = data.as_deref_mut() {
+                    let at = s.pos();
+                    *data = Self::scan_object(s, None)?;
+                    f.data = Some(Raw {
+                        kind: Kind::Object,
+                        bytes: &[],
+                        at,
+                    });
+                    return Ok(());
+                }
+            }
+            let value = s.value()?;
             let slot = match key {
                 b"e" => &mut f.e,
                 b"E" => &mut f.big_e,
@@ -127,7 +151,6 @@ impl<'a> Fields<'a> {
             *slot = Some(value);
             Ok(())
         })?;
-        scanner.finish()?;
         Ok(f)
     }
 }
@@ -250,14 +273,14 @@ impl<D: BinanceDialect> BinanceParser<D> {
         snapshot_for: Option<InstrumentId>,
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
-        let top = Fields::scan(msg)?;
-        if let Some(data) = top.data {
-            if data.kind != Kind::Object {
+        let mut data = Fields::default();
+        let top = Fields::scan(msg, &mut data)?;
+        if let Some(raw) = top.data {
+            if raw.kind != Kind::Object {
                 return Err(ParseError::WrongType("data"));
             }
             let stream = top.stream.filter(|s| s.kind == Kind::Str).map(|s| s.bytes);
-            let fields = Fields::scan(data.bytes).map_err(|e| e.offset_by(data.at))?;
-            return self.market(local_ts, &fields, stream, emit);
+            return self.market(local_ts, &data, stream, emit);
         }
         if top.last_update_id.is_some() {
             let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
