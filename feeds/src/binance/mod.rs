@@ -95,23 +95,29 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Scans a whole message. A `data` object (the combined-stream wrapper) is walked in
     /// place into `data`, so the payload is read once.
-    fn scan(bytes: &'a [u8], data: &mut Fields<'a>) -> Result<Self, ParseError> {
+    /// Both are filled in place: they are large, and moving them per message would cost
+    /// more than the scan.
+    fn scan(
+        bytes: &'a [u8],
+        top: &mut Fields<'a>,
+        data: &mut Fields<'a>,
+    ) -> Result<(), ParseError> {
         let mut scanner = Scanner::new(bytes);
-        let top = Self::scan_object(&mut scanner, Some(data))?;
+        Self::scan_object(&mut scanner, top, Some(data))?;
         scanner.finish()?;
-        Ok(top)
+        Ok(())
     }
 
     fn scan_object(
         scanner: &mut Scanner<'a>,
+        f: &mut Fields<'a>,
         mut data: Option<&mut Fields<'a>>,
-    ) -> Result<Self, ParseError> {
-        let mut f = Fields::default();
+    ) -> Result<(), ParseError> {
         scanner.object_in_place::<ParseError>(|key, s| {
             if key == b"data" && s.peek_byte() == Some(b'{') {
                 if let Some(data) = data.as_deref_mut() {
                     let at = s.pos();
-                    *data = Self::scan_object(s, None)?;
+                    Self::scan_object(s, data, None)?;
                     f.data = Some(Raw {
                         kind: Kind::Object,
                         bytes: &[],
@@ -151,7 +157,7 @@ impl<'a> Fields<'a> {
             *slot = Some(value);
             Ok(())
         })?;
-        Ok(f)
+        Ok(())
     }
 }
 
@@ -274,7 +280,8 @@ impl<D: BinanceDialect> BinanceParser<D> {
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
         let mut data = Fields::default();
-        let top = Fields::scan(msg, &mut data)?;
+        let mut top = Fields::default();
+        Fields::scan(msg, &mut top, &mut data)?;
         if let Some(raw) = top.data {
             if raw.kind != Kind::Object {
                 return Err(ParseError::WrongType("data"));
