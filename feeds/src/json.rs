@@ -328,31 +328,10 @@ impl<'a> Scanner<'a> {
         &mut self,
         mut on_field: impl FnMut(&'a [u8], Raw<'a>) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.expect(b'{')?;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            let key = self.string()?;
-            self.expect(b':')?;
-            let value = self.value()?;
-            on_field(key, value)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                b => {
-                    return Err(JsonError::UnexpectedByte {
-                        byte: b,
-                        at: self.pos,
-                    }
-                    .into())
-                }
-            }
-        }
+        self.object_in_place(|key, s| {
+            let value = s.value()?;
+            on_field(key, value)
+        })
     }
 
     /// Walks an object at the cursor, calling `on_field(key, scanner)` with the cursor on each
