@@ -15,6 +15,7 @@
 //! of levels, so a depth batch is emitted only once every level parsed (never half a batch).
 
 pub mod coinm;
+mod fast;
 pub mod spot;
 pub mod usdm;
 
@@ -279,6 +280,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
         snapshot_for: Option<InstrumentId>,
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
+        if let Some(parsed) = self.parse_fast(local_ts, msg, emit) {
+            return Ok(parsed);
+        }
         let mut data = Fields::default();
         let mut top = Fields::default();
         Fields::scan(msg, &mut top, &mut data)?;
