@@ -11,7 +11,7 @@
 
 use super::{BinanceDialect, BinanceParser, Parsed};
 use core::num::NonZeroU64;
-use flowcore_core::decimal::parse_mantissa;
+use flowcore_core::decimal::POW10;
 use flowcore_core::event::{
     maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level,
     MarketEvent, Nanos, Trade, TradeSource,
@@ -79,9 +79,44 @@ impl<'a> Cursor<'a> {
         (ms < i64::MAX / 1_000_000).then(|| ms_to_ns(ms))
     }
 
+    /// A quoted unsigned decimal read straight into a mantissa at `scale` in one pass (the
+    /// rules of [`flowcore_core::decimal::parse_mantissa`]; a sign, an exponent or anything
+    /// else unusual gives up).
     #[inline]
     fn decimal(&mut self, scale: u8) -> Option<i64> {
-        parse_mantissa(self.string()?, scale).ok()
+        if self.byte()? != b'"' {
+            return None;
+        }
+        let mut mantissa: i64 = 0;
+        let mut digits = 0u32;
+        // Fraction digits kept so far; `None` before the point.
+        let mut frac: Option<u8> = None;
+        loop {
+            match self.byte()? {
+                d @ b'0'..=b'9' => {
+                    digits += 1;
+                    let d = (d - b'0') as i64;
+                    match frac {
+                        Some(kept) if kept == scale => {
+                            if d != 0 {
+                                return None;
+                            }
+                            continue;
+                        }
+                        Some(kept) => frac = Some(kept + 1),
+                        None => {}
+                    }
+                    mantissa = mantissa.checked_mul(10)?.checked_add(d)?;
+                }
+                b'.' if frac.is_none() => frac = Some(0),
+                b'"' => break,
+                _ => return None,
+            }
+        }
+        if digits == 0 {
+            return None;
+        }
+        mantissa.checked_mul(POW10[(scale - frac.unwrap_or(0)) as usize])
     }
 
     #[inline]
