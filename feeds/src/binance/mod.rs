@@ -11,6 +11,10 @@
 //!                                     \--> Control (subscribe reply) / ParseError (counted)
 //! ```
 //!
+//! Messages laid out as Binance sends them take a schema-specific fast path (`fast.rs`);
+//! anything else (other key orders, whitespace, unknown fields, errors) takes the generic
+//! scanner below, which also produces the precise error. Both give identical events.
+//!
 //! Sans-IO and allocation-free after construction: the parser keeps one scratch buffer
 //! of levels, so a depth batch is emitted only once every level parsed (never half a batch).
 
