@@ -354,20 +354,29 @@ impl<'a> Scanner<'a> {
             let key = self.string()?;
             self.expect(b':')?;
             on_field(key, self)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                b => {
-                    return Err(JsonError::UnexpectedByte {
-                        byte: b,
-                        at: self.pos,
-                    }
-                    .into())
-                }
+            if self.after_member(b'}')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a member of an object or array: consumes `,` (false: another member follows)
+    /// or `close` (true: the container ended).
+    #[inline]
+    fn after_member(&mut self, close: u8) -> Result<bool, JsonError> {
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                Ok(false)
+            }
+            b if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            b => Err(JsonError::UnexpectedByte {
+                byte: b,
+                at: self.pos,
+            }),
         }
     }
 
@@ -394,19 +403,8 @@ impl<'a> Scanner<'a> {
         }
         loop {
             on_item(self)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                b => {
-                    return Err(JsonError::UnexpectedByte {
-                        byte: b,
-                        at: self.pos,
-                    }
-                    .into())
-                }
+            if self.after_member(b']')? {
+                return Ok(());
             }
         }
     }

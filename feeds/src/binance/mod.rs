@@ -30,7 +30,7 @@ use core::num::NonZeroU64;
 use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{
     maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level,
-    MarketEvent, Nanos, Trade, TradeSource,
+    MarketEvent, MaybeNanos, Nanos, Trade, TradeSource,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -194,6 +194,11 @@ fn time_ms(field: Option<Raw<'_>>, name: &'static str) -> Result<Nanos, ParseErr
         .filter(|ms| *ms < i64::MAX / 1_000_000)
         .map(ms_to_ns)
         .ok_or(ParseError::BadInteger(name))
+}
+
+/// An optional event time `E` (spot bookTicker and spot snapshots have none).
+fn optional_time(field: Option<Raw<'_>>) -> Result<MaybeNanos, ParseError> {
+    field.map_or(Ok(None), |_| Ok(maybe_ns(time_ms(field, "E")?)))
 }
 
 fn decimal(field: Option<Raw<'_>>, name: &'static str, scale: u8) -> Result<i64, ParseError> {
@@ -383,10 +388,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 Ok(Parsed::Events(1))
             }
             MessageType::BookTicker => {
-                let exch_ts = match f.big_e {
-                    Some(_) => maybe_ns(time_ms(f.big_e, "E")?),
-                    None => None,
-                };
+                let exch_ts = optional_time(f.big_e)?;
                 let bt = BookTicker {
                     update_id: uint(f.u, "u")?,
                     bid_px: decimal(f.b, "b", scales.0)?,
@@ -435,10 +437,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let i = self.table.get(inst);
         let scales = (i.price_scale, i.size_scale);
         let id = uint(f.last_update_id, "lastUpdateId")?;
-        let exch_ts = match f.big_e {
-            Some(_) => maybe_ns(time_ms(f.big_e, "E")?),
-            None => None,
-        };
+        let exch_ts = optional_time(f.big_e)?;
         let begin = BookBegin {
             kind: BatchKind::Snapshot,
             first_update_id: id,
