@@ -194,6 +194,10 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     c.boolean()?;
                 }
                 b"X" => p.x = Some(c.string()?),
+                // COIN-M's pair (`ps`) and newer USD-M status fields: known, unused.
+                b"ps" => {
+                    c.string()?;
+                }
                 b"u" => p.u = Some(c.uint()?),
                 b"U" => p.big_u = Some(c.uint()?),
                 b"pu" => p.pu = Some(c.uint()?),
