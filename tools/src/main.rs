@@ -37,6 +37,9 @@ enum Command {
         /// Decay of the weighted imbalance: w_i = exp(-decay * i).
         #[arg(long, default_value_t = 0.1)]
         obi_decay: f64,
+        /// Instrument table (TOML, see config/instruments.toml); the bundled defaults if absent.
+        #[arg(long)]
+        instruments: Option<PathBuf>,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm).
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -60,8 +63,17 @@ fn main() -> anyhow::Result<()> {
             tops_out,
             obi_levels,
             obi_decay,
+            instruments,
             inputs,
         } => {
+            let table = match &instruments {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    flowcore_tools::instruments::parse_instruments(&text)?
+                }
+                None => InstrumentTable::binance_defaults(),
+            };
             let inputs = inputs
                 .iter()
                 .map(|a| Input::parse_arg(a))
@@ -72,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             let mut tops = create(&tops_out)?;
             let started = Instant::now();
             let s = replay(
-                InstrumentTable::binance_defaults(),
+                table,
                 imbalance,
                 inputs,
                 bars.as_mut().map(|w| w as &mut dyn Write),
