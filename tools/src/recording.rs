@@ -112,13 +112,3 @@ fn trim_end(mut s: &[u8]) -> &[u8] {
     }
     s
 }
-
-/// Reads everything from a reader (helper for tests with in-memory recordings).
-///
-/// # Errors
-/// On read failure.
-pub fn slurp(mut r: impl Read) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    r.read_to_end(&mut v)?;
-    Ok(v)
-}
