@@ -9,12 +9,12 @@
 //! returns `None` before emitting anything and the generic path decides, with its precise
 //! error. The differential tests hold the two paths to the same output.
 
-use super::{BinanceDialect, BinanceParser, Parsed};
+use super::{exchange_ms_to_ns, is_untagged_book_ticker, BinanceDialect, BinanceParser, Parsed};
 use core::num::NonZeroU64;
 use flowcore_core::decimal::POW10;
 use flowcore_core::event::{
-    maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level,
-    MarketEvent, Nanos, Trade, TradeSource,
+    maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
+    Nanos, Trade, TradeSource,
 };
 
 /// A byte cursor whose every read either succeeds or gives up (`None`).
@@ -75,8 +75,7 @@ impl<'a> Cursor<'a> {
     /// An exchange time in ms, as the generic path bounds it.
     #[inline]
     fn time_ms(&mut self) -> Option<Nanos> {
-        let ms = i64::try_from(self.uint()?).ok()?;
-        (ms < i64::MAX / 1_000_000).then(|| ms_to_ns(ms))
+        exchange_ms_to_ns(self.uint()?)
     }
 
     /// A quoted unsigned decimal read straight into a mantissa at `scale` in one pass (the
@@ -248,10 +247,12 @@ impl<D: BinanceDialect> BinanceParser<D> {
         // The generic path's classification: spot bookTicker has no `e`.
         let is_book_ticker = match p.e {
             Some(e) => e == b"bookTicker",
-            None => {
-                stream.ends_with(b"@bookTicker")
-                    || (p.u.is_some() && p.bid_qty.is_some() && p.ask_qty.is_some())
-            }
+            None => is_untagged_book_ticker(
+                Some(stream),
+                p.u.is_some(),
+                p.bid_qty.is_some(),
+                p.ask_qty.is_some(),
+            ),
         };
         match p.e {
             Some(b"trade") if p.agg_id.is_none() && !p.bids_read && !p.asks_read => {
@@ -300,14 +301,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     last_update_id: p.u?,
                     prev_update_id,
                     exch_ts: maybe_ns(p.big_e?),
-                    levels: u32::try_from(self.levels.len()).ok()?,
+                    levels: 0,
                 };
-                emit(ev(EventKind::BookBegin(begin)));
-                for level in &self.levels {
-                    emit(ev(EventKind::Level(*level)));
-                }
-                emit(ev(EventKind::BookEnd));
-                Some(Parsed::Events(begin.levels + 2))
+                self.emit_batch(inst, local_ts, begin, emit)
             }
             _ => None,
         }

@@ -188,12 +188,26 @@ fn uint(field: Option<Raw<'_>>, name: &'static str) -> Result<u64, ParseError> {
 }
 
 fn time_ms(field: Option<Raw<'_>>, name: &'static str) -> Result<Nanos, ParseError> {
-    let ms = uint(field, name)?;
+    exchange_ms_to_ns(uint(field, name)?).ok_or(ParseError::BadInteger(name))
+}
+
+/// An exchange time in ms as ns; `None` when the ns would not fit. Both paths use it.
+fn exchange_ms_to_ns(ms: u64) -> Option<Nanos> {
     i64::try_from(ms)
         .ok()
         .filter(|ms| *ms < i64::MAX / 1_000_000)
         .map(ms_to_ns)
-        .ok_or(ParseError::BadInteger(name))
+}
+
+/// Spot bookTicker carries no `e`: it is recognised by its stream name or by its shape
+/// (`u`, `B` and `A` present). Both paths classify with this.
+fn is_untagged_book_ticker(
+    stream: Option<&[u8]>,
+    has_u: bool,
+    has_bid_qty: bool,
+    has_ask_qty: bool,
+) -> bool {
+    stream.is_some_and(|s| s.ends_with(b"@bookTicker")) || (has_u && has_bid_qty && has_ask_qty)
 }
 
 /// An optional event time `E` (spot bookTicker and spot snapshots have none).
@@ -335,9 +349,12 @@ impl<D: BinanceDialect> BinanceParser<D> {
             Some(b"bookTicker") => MessageType::BookTicker,
             Some(b"depthUpdate") => MessageType::DepthUpdate,
             Some(_) => return Err(ParseError::UnknownMessage),
-            // Spot bookTicker has no `e`: recognise it by its stream or its shape.
-            None if stream.is_some_and(|s| s.ends_with(b"@bookTicker"))
-                || (f.u.is_some() && f.big_b.is_some() && f.big_a.is_some()) =>
+            None if is_untagged_book_ticker(
+                stream,
+                f.u.is_some(),
+                f.big_b.is_some(),
+                f.big_a.is_some(),
+            ) =>
             {
                 MessageType::BookTicker
             }
@@ -463,7 +480,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         &mut self,
         inst: InstrumentId,
         local_ts: Nanos,
-        mut begin: BookBegin,
+        begin: BookBegin,
         bids: Raw<'_>,
         asks: Raw<'_>,
         (price_scale, size_scale): (u8, u8),
@@ -508,24 +525,33 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 })
                 .map_err(|e| e.offset_by(raw.at))?;
         }
-        begin.levels = u32::try_from(self.levels.len()).map_err(|_| ParseError::TooLarge)?;
-        emit(MarketEvent {
+        self.emit_batch(inst, local_ts, begin, emit)
+            .ok_or(ParseError::TooLarge)
+    }
+
+    /// Emits `begin` (with its level count), the levels of the scratch buffer, and the
+    /// closing `BookEnd`; `None`, with nothing emitted, when the count does not fit a u32.
+    fn emit_batch(
+        &self,
+        inst: InstrumentId,
+        local_ts: Nanos,
+        begin: BookBegin,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Option<Parsed> {
+        let begin = BookBegin {
+            levels: u32::try_from(self.levels.len()).ok()?,
+            ..begin
+        };
+        let event = |kind| MarketEvent {
             inst,
             local_ts,
-            kind: EventKind::BookBegin(begin),
-        });
+            kind,
+        };
+        emit(event(EventKind::BookBegin(begin)));
         for level in &self.levels {
-            emit(MarketEvent {
-                inst,
-                local_ts,
-                kind: EventKind::Level(*level),
-            });
+            emit(event(EventKind::Level(*level)));
         }
-        emit(MarketEvent {
-            inst,
-            local_ts,
-            kind: EventKind::BookEnd,
-        });
-        Ok(Parsed::Events(begin.levels + 2))
+        emit(event(EventKind::BookEnd));
+        Some(Parsed::Events(begin.levels + 2))
     }
 }
