@@ -38,7 +38,7 @@ pub fn file(venue: Venue, name: &str) -> Input {
 pub fn memory(venue: Venue, lines: &[String]) -> Input {
     Input {
         venue,
-        source: Source::Memory((lines.join("\n") + "\n").into_bytes()),
+        source: Source::Memory((lines.join("\n") + "\n").into_bytes().into()),
     }
 }
 

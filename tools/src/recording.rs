@@ -24,6 +24,8 @@ pub enum RecordingError {
 pub struct RecordingReader {
     inner: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
+    /// Where the last line's JSON sits in `buf`.
+    json: std::ops::Range<usize>,
     line: u64,
 }
 
@@ -56,6 +58,7 @@ impl RecordingReader {
         Self {
             inner,
             buf: Vec::with_capacity(1 << 16),
+            json: 0..0,
             line: 0,
         }
     }
@@ -95,9 +98,15 @@ impl RecordingReader {
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
                 .ok_or(RecordingError::BadLine { line: self.line })?;
-            let len = line.len();
-            return Ok(Some((ts, &self.buf[space + 1..len])));
+            self.json = space + 1..line.len();
+            return Ok(Some((ts, &self.buf[self.json.clone()])));
         }
+    }
+
+    /// The JSON of the last line [`Self::next_line`] returned (empty before the first),
+    /// so a caller can hold a line without copying it.
+    pub fn current(&self) -> &[u8] {
+        &self.buf[self.json.clone()]
     }
 
     /// 1-based number of the last line read.

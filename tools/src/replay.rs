@@ -7,7 +7,7 @@
 //! it is fast enough to replay the bundled day in well under a second.
 
 use crate::jsonl::RowFormat;
-use crate::recording::{RecordingError, RecordingReader};
+use crate::recording::RecordingReader;
 use anyhow::{bail, Context};
 use flowcore_core::bars::{Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineCounters, EngineSink, TopRow};
@@ -17,13 +17,14 @@ use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where a recording comes from.
 pub enum Source {
     /// A file (gzip or plain).
     Path(PathBuf),
     /// An in-memory recording (tests edit recordings this way).
-    Memory(Vec<u8>),
+    Memory(Arc<[u8]>),
 }
 
 impl std::fmt::Debug for Source {
@@ -42,7 +43,7 @@ impl Source {
                 RecordingReader::open(p).with_context(|| format!("opening {}", p.display()))
             }
             Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(
-                std::io::Cursor::new(m.clone()),
+                std::io::Cursor::new(Arc::clone(m)),
             ))),
         }
     }
@@ -108,14 +109,14 @@ struct Chain {
     /// (argument index, source) still to read, front first.
     files: std::collections::VecDeque<(usize, Source)>,
     reader: Option<(usize, RecordingReader)>,
-    /// The next line: (local ts, argument index, json bytes).
-    head: Option<(i64, usize, Vec<u8>)>,
+    /// The next line's (local ts, argument index); its JSON is `reader`'s current line.
+    head: Option<(i64, usize)>,
 }
 
 impl Chain {
-    /// Loads the next line into `head` (reusing its buffer).
+    /// Reads the next line; `head` says where it is from, `current` holds its JSON.
     fn advance(&mut self) -> anyhow::Result<()> {
-        let mut buf = self.head.take().map(|(_, _, b)| b).unwrap_or_default();
+        self.head = None;
         loop {
             if self.reader.is_none() {
                 let Some((arg, source)) = self.files.pop_front() else {
@@ -124,16 +125,12 @@ impl Chain {
                 self.reader = Some((arg, source.open()?));
             }
             let (arg, reader) = self.reader.as_mut().expect("just set");
-            match reader.next_line() {
-                Ok(Some((ts, json))) => {
-                    buf.clear();
-                    buf.extend_from_slice(json);
-                    self.head = Some((ts, *arg, buf));
+            match reader.next_line()? {
+                Some((ts, _)) => {
+                    self.head = Some((ts, *arg));
                     return Ok(());
                 }
-                Ok(None) => self.reader = None,
-                Err(e @ RecordingError::BadLine { .. }) => bail!("{e}"),
-                Err(e) => return Err(e.into()),
+                None => self.reader = None,
             }
         }
     }
@@ -166,33 +163,51 @@ struct Writers<'a, 'w> {
     bars: Option<&'a mut (dyn Write + 'w)>,
     tops: Option<&'a mut (dyn Write + 'w)>,
     line: String,
-    summary: ReplaySummary,
+    /// Rows produced: bars, tops.
+    rows: (u64, u64),
     error: Option<std::io::Error>,
+}
+
+impl Writers<'_, '_> {
+    /// Formats one row into the reused line buffer and writes it, keeping the first error.
+    fn write_row(
+        line: &mut String,
+        out: Option<&mut (dyn Write + '_)>,
+        error: &mut Option<std::io::Error>,
+        format: impl FnOnce(&mut String),
+    ) {
+        let Some(w) = out else { return };
+        line.clear();
+        format(line);
+        if let Err(e) = w.write_all(line.as_bytes()) {
+            error.get_or_insert(e);
+        }
+    }
 }
 
 impl BarSink for Writers<'_, '_> {
     fn bar(&mut self, bar: &Bar) {
-        self.summary.bars += 1;
-        if let Some(w) = self.bars.as_mut() {
-            self.line.clear();
-            self.format.bar(&mut self.line, bar);
-            if let Err(e) = w.write_all(self.line.as_bytes()) {
-                self.error.get_or_insert(e);
-            }
-        }
+        self.rows.0 += 1;
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.bars.as_deref_mut(),
+            &mut self.error,
+            |l| format.bar(l, bar),
+        );
     }
 }
 
 impl EngineSink for Writers<'_, '_> {
     fn top(&mut self, row: &TopRow) {
-        self.summary.tops += 1;
-        if let Some(w) = self.tops.as_mut() {
-            self.line.clear();
-            self.format.top(&mut self.line, row);
-            if let Err(e) = w.write_all(self.line.as_bytes()) {
-                self.error.get_or_insert(e);
-            }
-        }
+        self.rows.1 += 1;
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.tops.as_deref_mut(),
+            &mut self.error,
+            |l| format.top(l, row),
+        );
     }
 }
 
@@ -243,7 +258,7 @@ pub fn replay<'w>(
         bars: bars_out,
         tops: tops_out,
         line: String::with_capacity(512),
-        summary: ReplaySummary::default(),
+        rows: (0, 0),
         error: None,
     };
     let mut summary = ReplaySummary::default();
@@ -252,13 +267,19 @@ pub fn replay<'w>(
         let next = chains
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.head.as_ref().map(|(ts, arg, _)| ((*ts, *arg), i)))
+            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
             .min();
         let Some((_, i)) = next else { break };
         let chain = &mut chains[i];
-        let (ts, _, json) = chain.head.as_ref().expect("chosen for its head");
+        let (ts, _) = chain.head.expect("chosen for its head");
+        let json = chain
+            .reader
+            .as_ref()
+            .expect("a head comes from a reader")
+            .1
+            .current();
         summary.messages += 1;
-        let result = parsers[i].parse(*ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
+        let result = parsers[i].parse(ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
             engine.on_event(&ev, &mut out)
         });
         match result {
@@ -279,7 +300,6 @@ pub fn replay<'w>(
     summary.engine = engine.counters();
     summary.late_trades = bar_counters.late_trades;
     summary.non_taker_trades = bar_counters.non_taker_trades;
-    summary.bars = out.summary.bars;
-    summary.tops = out.summary.tops;
+    (summary.bars, summary.tops) = out.rows;
     Ok(summary)
 }
