@@ -9,7 +9,8 @@ pub mod parser;
 
 use flowcore_core::decimal::DecimalError;
 
-/// Why a message was refused. Every refusal is counted by the caller; none panics.
+/// Why a message was refused. Every refusal is counted by the caller and the next message
+/// is parsed as usual (a lost depth diff shows up as a sequence gap); none panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Not well-formed JSON.
@@ -56,11 +57,5 @@ impl ParseError {
             ParseError::Json(Trailing(at)) => ParseError::Json(Trailing(at + base)),
             other => other,
         }
-    }
-
-    /// Whether the session should carry on with the next message (true for every parse
-    /// error: one bad message is counted and skipped; sequencing detects what it cost).
-    pub fn is_recoverable(&self) -> bool {
-        true
     }
 }
