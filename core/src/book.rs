@@ -1,10 +1,14 @@
-//! A price-level order book: absolute quantities per price, best level last.
+//! A price-level order book: absolute quantities per price.
 //!
-//! Each side is one sorted `Vec` of levels ordered so that the best price is at the end:
-//! updates near the top (most of them) move few bytes, the top-N read walks backwards over
-//! contiguous memory, and a level is found by binary search. Asks are stored with a negated
-//! key so that both sides share one ordering. Capacity is reserved up front; a book only
-//! allocates when it grows past everything it has held before.
+//! Each side is a ladder of small sorted blocks (a two-level B-tree). A Binance book holds
+//! thousands of levels, and the diff stream touches deep ones too: in one flat sorted `Vec`,
+//! every deep insert or delete moved the whole side (memmove was 30% of the replay's
+//! instructions). Here an insert or delete moves at most one block's worth of levels, a level
+//! is found by a binary search over the blocks' first keys and then within one block, and
+//! updates at the top, most of them, go straight to the last block. Asks are stored with a
+//! negated key so that both sides share one ordering, best last; the top-N read walks
+//! backwards over the last block or two. Blocks come from a pool reserved up front, so a book
+//! only allocates when it grows past everything it has held before.
 
 use crate::event::BookSide;
 
@@ -17,21 +21,67 @@ pub struct PriceLevel {
     pub qty: i64,
 }
 
-/// One side. `keys` ascend strictly; the best level is `keys.last()`.
+/// Levels per block: one block's keys and quantities are 1 KiB, so the memmove on an insert
+/// stays within a few cache lines while the block index stays short (tens of entries).
+const BLOCK: usize = 64;
+
+/// Up to [`BLOCK`] levels, `keys[..len]` ascending.
+#[derive(Debug, Clone)]
+struct Block {
+    len: usize,
+    keys: [i64; BLOCK],
+    qtys: [i64; BLOCK],
+}
+
+impl Block {
+    const EMPTY: Block = Block {
+        len: 0,
+        keys: [0; BLOCK],
+        qtys: [0; BLOCK],
+    };
+
+    #[inline]
+    fn insert(&mut self, i: usize, key: i64, qty: i64) {
+        debug_assert!(self.len < BLOCK && i <= self.len);
+        self.keys.copy_within(i..self.len, i + 1);
+        self.qtys.copy_within(i..self.len, i + 1);
+        self.keys[i] = key;
+        self.qtys[i] = qty;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn remove(&mut self, i: usize) {
+        self.keys.copy_within(i + 1..self.len, i);
+        self.qtys.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+    }
+}
+
+/// One side: blocks in key order, `firsts[j]` the first key of block `order[j]`.
 #[derive(Debug, Clone)]
 struct Ladder {
-    /// `px` for bids, `-px` for asks: ascending, unique.
-    keys: Vec<i64>,
-    /// Quantity at `keys[i]`, > 0.
-    qtys: Vec<i64>,
+    /// Pool slots of the blocks in ascending key order.
+    order: Vec<u32>,
+    /// First key of each block in `order`: the index a lookup searches.
+    firsts: Vec<i64>,
+    pool: Vec<Block>,
+    /// Pool slots not in `order`.
+    free: Vec<u32>,
+    levels: usize,
     negate: bool,
 }
 
 impl Ladder {
-    fn with_capacity(negate: bool, capacity: usize) -> Self {
+    fn with_capacity(negate: bool, levels: usize) -> Self {
+        // Blocks split half full, so a side of n levels needs up to 2n / BLOCK blocks.
+        let blocks = 2 * levels / BLOCK + 1;
         Self {
-            keys: Vec::with_capacity(capacity),
-            qtys: Vec::with_capacity(capacity),
+            order: Vec::with_capacity(blocks),
+            firsts: Vec::with_capacity(blocks),
+            pool: Vec::with_capacity(blocks),
+            free: Vec::with_capacity(blocks),
+            levels: 0,
             negate,
         }
     }
@@ -45,43 +95,162 @@ impl Ladder {
         }
     }
 
+    /// Position in `order` of the block that holds `key` or would take it.
+    #[inline]
+    fn block_for(&self, key: i64) -> usize {
+        let last = self.firsts.len() - 1;
+        if self.firsts[last] <= key {
+            return last;
+        }
+        self.firsts
+            .partition_point(|&first| first <= key)
+            .saturating_sub(1)
+    }
+
+    fn new_block(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.pool.push(Block::EMPTY);
+                (self.pool.len() - 1) as u32
+            }
+        }
+    }
+
     #[inline]
     fn set(&mut self, px: i64, qty: i64) {
         let key = self.key(px);
-        // Most updates land near the top: check the last slot before searching.
-        let found = match self.keys.last() {
-            Some(&last) if last == key => Ok(self.keys.len() - 1),
-            Some(&last) if last < key => Err(self.keys.len()),
-            _ => self.keys.binary_search(&key),
-        };
+        if self.order.is_empty() {
+            if qty != 0 {
+                let slot = self.new_block();
+                self.pool[slot as usize].insert(0, key, qty);
+                self.order.push(slot);
+                self.firsts.push(key);
+                self.levels = 1;
+            }
+            return;
+        }
+        let j = self.block_for(key);
+        let slot = self.order[j] as usize;
+        let block = &mut self.pool[slot];
+        let found = block.keys[..block.len].binary_search(&key);
         match (found, qty) {
             (Ok(i), 0) => {
-                self.keys.remove(i);
-                self.qtys.remove(i);
+                block.remove(i);
+                self.levels -= 1;
+                if block.len == 0 {
+                    self.order.remove(j);
+                    self.firsts.remove(j);
+                    self.free.push(slot as u32);
+                } else if i == 0 {
+                    self.firsts[j] = block.keys[0];
+                }
             }
-            (Ok(i), q) => self.qtys[i] = q,
+            (Ok(i), q) => block.qtys[i] = q,
             (Err(_), 0) => {}
             (Err(i), q) => {
-                self.keys.insert(i, key);
-                self.qtys.insert(i, q);
+                self.levels += 1;
+                if block.len < BLOCK {
+                    block.insert(i, key, q);
+                    if i == 0 {
+                        self.firsts[j] = key;
+                    }
+                    return;
+                }
+                self.split_and_insert(j, i, key, q);
             }
         }
-        debug_assert!(self.keys.windows(2).all(|w| w[0] < w[1]));
     }
 
+    /// Moves the upper half of the full block at `order[j]` into a new block after it, then
+    /// inserts at position `i` of the old block's numbering.
+    #[cold]
+    fn split_and_insert(&mut self, j: usize, i: usize, key: i64, qty: i64) {
+        let upper = self.new_block() as usize;
+        let lower = self.order[j] as usize;
+        let half = BLOCK / 2;
+        let (lo, hi) = if lower < upper {
+            let (a, b) = self.pool.split_at_mut(upper);
+            (&mut a[lower], &mut b[0])
+        } else {
+            let (a, b) = self.pool.split_at_mut(lower);
+            (&mut b[0], &mut a[upper])
+        };
+        hi.keys[..BLOCK - half].copy_from_slice(&lo.keys[half..]);
+        hi.qtys[..BLOCK - half].copy_from_slice(&lo.qtys[half..]);
+        hi.len = BLOCK - half;
+        lo.len = half;
+        let hi_first = hi.keys[0];
+        if i <= half {
+            lo.insert(i, key, qty);
+            if i == 0 {
+                self.firsts[j] = key;
+            }
+            self.order.insert(j + 1, upper as u32);
+            self.firsts.insert(j + 1, hi_first);
+        } else {
+            hi.insert(i - half, key, qty);
+            self.order.insert(j + 1, upper as u32);
+            self.firsts.insert(j + 1, hi_first);
+        }
+    }
+
+    /// Levels from the best down, as (key, qty).
     #[inline]
-    fn level_from_top(&self, depth: usize) -> Option<PriceLevel> {
-        let i = self.keys.len().checked_sub(depth + 1)?;
-        let key = self.keys[i];
-        Some(PriceLevel {
-            px: if self.negate { -key } else { key },
-            qty: self.qtys[i],
+    fn iter_from_top(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.order.iter().rev().flat_map(move |&slot| {
+            let block = &self.pool[slot as usize];
+            block.keys[..block.len]
+                .iter()
+                .zip(&block.qtys[..block.len])
+                .rev()
+                .map(|(&k, &q)| (k, q))
         })
     }
 
+    #[inline]
+    fn level_from_top(&self, mut depth: usize) -> Option<PriceLevel> {
+        for &slot in self.order.iter().rev() {
+            let block = &self.pool[slot as usize];
+            if depth < block.len {
+                let i = block.len - 1 - depth;
+                let key = block.keys[i];
+                return Some(PriceLevel {
+                    px: if self.negate { -key } else { key },
+                    qty: block.qtys[i],
+                });
+            }
+            depth -= block.len;
+        }
+        None
+    }
+
     fn clear(&mut self) {
-        self.keys.clear();
-        self.qtys.clear();
+        for slot in self.order.drain(..) {
+            self.pool[slot as usize].len = 0;
+            self.free.push(slot);
+        }
+        self.firsts.clear();
+        self.levels = 0;
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        assert_eq!(self.order.len(), self.firsts.len());
+        let mut prev = None;
+        let mut n = 0;
+        for (&slot, &first) in self.order.iter().zip(&self.firsts) {
+            let b = &self.pool[slot as usize];
+            assert!(b.len > 0, "empty block in order");
+            assert_eq!(b.keys[0], first);
+            for &k in &b.keys[..b.len] {
+                assert!(prev.is_none_or(|p| p < k), "keys not ascending");
+                prev = Some(k);
+            }
+            n += b.len;
+        }
+        assert_eq!(n, self.levels);
+        assert_eq!(self.order.len() + self.free.len(), self.pool.len());
     }
 }
 
@@ -156,11 +325,10 @@ impl OrderBook {
     /// missing levels. Returns how many levels existed.
     #[inline]
     pub fn top_qtys(&self, side: BookSide, out: &mut [i64]) -> usize {
-        let ladder = self.ladder(side);
-        let n = out.len().min(ladder.qtys.len());
-        let len = ladder.qtys.len();
-        for (slot, q) in out.iter_mut().zip(ladder.qtys[len - n..].iter().rev()) {
-            *slot = *q;
+        let mut n = 0;
+        for (slot, (_, q)) in out.iter_mut().zip(self.ladder(side).iter_from_top()) {
+            *slot = q;
+            n += 1;
         }
         for slot in &mut out[n..] {
             *slot = 0;
@@ -170,7 +338,7 @@ impl OrderBook {
 
     /// Number of levels on a side.
     pub fn depth(&self, side: BookSide) -> usize {
-        self.ladder(side).keys.len()
+        self.ladder(side).levels
     }
 
     /// True when the best bid is at or above the best ask.
@@ -194,30 +362,91 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    proptest! {
-        /// The book agrees with a BTreeMap model after any sequence of updates.
-        #[test]
-        fn matches_a_btreemap_model(ops in proptest::collection::vec((any::<bool>(), 90i64..110, 0i64..4), 0..300)) {
-            let mut book = OrderBook::new();
-            let mut bids = BTreeMap::new();
-            let mut asks = BTreeMap::new();
-            for (is_bid, px, qty) in ops {
-                let (side, model) = if is_bid { (BookSide::Bid, &mut bids) } else { (BookSide::Ask, &mut asks) };
-                book.set(side, px, qty);
-                if qty == 0 { model.remove(&px); } else { model.insert(px, qty); }
-            }
-            let want_bids: Vec<_> = bids.iter().rev().map(|(&px, &qty)| PriceLevel { px, qty }).collect();
-            let want_asks: Vec<_> = asks.iter().map(|(&px, &qty)| PriceLevel { px, qty }).collect();
-            let got_bids: Vec<_> = (0..book.depth(BookSide::Bid)).map(|d| book.level(BookSide::Bid, d).unwrap()).collect();
-            let got_asks: Vec<_> = (0..book.depth(BookSide::Ask)).map(|d| book.level(BookSide::Ask, d).unwrap()).collect();
-            prop_assert_eq!(got_bids, want_bids);
-            prop_assert_eq!(got_asks, want_asks);
-            let mut top = [0i64; 4];
-            book.top_qtys(BookSide::Ask, &mut top);
-            for (i, q) in top.iter().enumerate() {
-                prop_assert_eq!(*q, asks.values().nth(i).copied().unwrap_or(0));
+    /// Applies `ops` to a book and a BTreeMap model and compares every level of both sides.
+    fn check_against_model(ops: &[(bool, i64, i64)]) -> Result<(), TestCaseError> {
+        let mut book = OrderBook::new();
+        let mut bids = BTreeMap::new();
+        let mut asks = BTreeMap::new();
+        for &(is_bid, px, qty) in ops {
+            let (side, model) = if is_bid {
+                (BookSide::Bid, &mut bids)
+            } else {
+                (BookSide::Ask, &mut asks)
+            };
+            book.set(side, px, qty);
+            if qty == 0 {
+                model.remove(&px);
+            } else {
+                model.insert(px, qty);
             }
         }
+        let want_bids: Vec<_> = bids
+            .iter()
+            .rev()
+            .map(|(&px, &qty)| PriceLevel { px, qty })
+            .collect();
+        let want_asks: Vec<_> = asks
+            .iter()
+            .map(|(&px, &qty)| PriceLevel { px, qty })
+            .collect();
+        let got_bids: Vec<_> = (0..book.depth(BookSide::Bid))
+            .map(|d| book.level(BookSide::Bid, d).unwrap())
+            .collect();
+        let got_asks: Vec<_> = (0..book.depth(BookSide::Ask))
+            .map(|d| book.level(BookSide::Ask, d).unwrap())
+            .collect();
+        prop_assert_eq!(got_bids, want_bids);
+        prop_assert_eq!(got_asks, want_asks);
+        let mut top = [0i64; 4];
+        book.top_qtys(BookSide::Ask, &mut top);
+        for (i, q) in top.iter().enumerate() {
+            prop_assert_eq!(*q, asks.values().nth(i).copied().unwrap_or(0));
+        }
+        book.bids.check_invariants();
+        book.asks.check_invariants();
+        Ok(())
+    }
+
+    proptest! {
+        /// Few prices, many collisions: updates, deletes of present and absent levels.
+        #[test]
+        fn matches_a_btreemap_model(ops in proptest::collection::vec((any::<bool>(), 90i64..110, 0i64..4), 0..300)) {
+            check_against_model(&ops)?;
+        }
+
+        /// Many prices: blocks fill, split, empty and are reused.
+        #[test]
+        fn matches_a_btreemap_model_across_blocks(ops in proptest::collection::vec((any::<bool>(), 0i64..1500, 0i64..3), 0..3000)) {
+            check_against_model(&ops)?;
+        }
+    }
+
+    #[test]
+    fn a_deep_book_fills_empties_and_refills_through_the_pool() {
+        let mut ops = Vec::new();
+        // Ascending, descending and interleaved inserts split blocks at both ends and inside.
+        ops.extend((0..3000).map(|p| (true, p * 3, 1)));
+        ops.extend((0..3000).rev().map(|p| (true, p * 3 + 1, 2)));
+        ops.extend((0..3000).map(|p| (true, p * 3 + 2, 3)));
+        ops.extend((0..9000).map(|p| (true, (p * 7919) % 9000, 0)));
+        ops.extend((0..500).map(|p| (true, p, 4)));
+        check_against_model(&ops).unwrap();
+        let mut book = OrderBook::new();
+        for &(_, px, q) in &ops {
+            book.set(BookSide::Ask, px, q);
+        }
+        let pool = book.asks.pool.len();
+        book.clear();
+        book.asks.check_invariants();
+        for &(_, px, q) in &ops {
+            book.set(BookSide::Ask, px, q);
+        }
+        assert_eq!(
+            book.asks.pool.len(),
+            pool,
+            "a cleared book reuses its blocks"
+        );
+        assert_eq!(book.best(BookSide::Ask), Some(PriceLevel { px: 0, qty: 4 }));
     }
 
     #[test]
