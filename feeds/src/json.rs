@@ -8,6 +8,8 @@
 //! so malformed input is an error, never a panic and never a silent partial read.
 //! Nesting is limited to [`MAX_DEPTH`].
 
+use crate::swar;
+
 /// Deepest nesting accepted (exchange messages use 4).
 pub const MAX_DEPTH: usize = 32;
 
@@ -132,9 +134,8 @@ impl<'a> Scanner<'a> {
         let buf = self.buf;
         loop {
             // Eight bytes at a time while none of them needs a look.
-            while let Some(chunk) = buf.get(self.pos..self.pos + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                if needs_look(word) {
+            while let Some(word) = swar::load(buf, self.pos) {
+                if swar::needs_look(word) {
                     break;
                 }
                 self.pos += 8;
@@ -417,22 +418,6 @@ impl<'a> Scanner<'a> {
     pub fn str_value(&mut self) -> Result<&'a [u8], JsonError> {
         self.string()
     }
-}
-
-/// True when a little-endian word holds a `"`, a `\\` or a control byte (< 0x20). May also
-/// be true above a byte that really matches (borrows propagate upwards), never falsely
-/// false: the caller then looks at the bytes one by one.
-#[inline]
-const fn needs_look(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let quote = word ^ (ONES * b'"' as u64);
-    let backslash = word ^ (ONES * b'\\' as u64);
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    ((quote.wrapping_sub(ONES) & !quote & HIGH)
-        | (backslash.wrapping_sub(ONES) & !backslash & HIGH)
-        | control)
-        != 0
 }
 
 /// Parses an unsigned integer JSON number (no sign, fraction or exponent).

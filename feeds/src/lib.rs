@@ -6,6 +6,7 @@ pub mod binance;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;
+mod swar;
 
 use flowcore_core::decimal::DecimalError;
 

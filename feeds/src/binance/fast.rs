@@ -10,6 +10,7 @@
 //! error. The differential tests hold the two paths to the same output.
 
 use super::{exchange_ms_to_ns, is_untagged_book_ticker, BinanceDialect, BinanceParser, Parsed};
+use crate::swar;
 use core::num::NonZeroU64;
 use flowcore_core::decimal::POW10;
 use flowcore_core::event::{
@@ -49,6 +50,12 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.pos;
+        while let Some(word) = swar::load(self.buf, self.pos) {
+            if swar::needs_look(word) {
+                break;
+            }
+            self.pos += 8;
+        }
         loop {
             match self.byte()? {
                 b'"' => return Some(&self.buf[start..self.pos - 1]),
@@ -58,13 +65,28 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A one- or two-byte key and its `:`, as a code for a `match` (see [`key_code`]);
+    /// longer keys and escapes give up.
+    #[inline]
+    fn key(&mut self) -> Option<u16> {
+        let head = self.buf.get(self.pos..self.pos + 5)?;
+        let (code, len) = match head {
+            [b'"', k, b'"', b':', _] => (key_code(&[*k]), 4),
+            [b'"', k1, k2, b'"', b':'] if k1.is_ascii_alphabetic() => (key_code(&[*k1, *k2]), 5),
+            _ => return None,
+        };
+        self.pos += len;
+        Some(code)
+    }
+
     /// A non-negative integer of at most 19 digits, followed by `,` `}` or `]`.
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         let start = self.pos;
         let mut v: u64 = 0;
         while let Some(d @ b'0'..=b'9') = self.peek() {
-            v = v * 10 + (d - b'0') as u64;
+            // Wraps past 19 digits, which the count below refuses (19 always fit a u64).
+            v = v.wrapping_mul(10).wrapping_add((d - b'0') as u64);
             self.pos += 1;
         }
         let digits = self.pos - start;
@@ -78,11 +100,66 @@ impl<'a> Cursor<'a> {
         exchange_ms_to_ns(self.uint()?)
     }
 
-    /// A quoted unsigned decimal read straight into a mantissa at `scale` in one pass (the
-    /// rules of [`flowcore_core::decimal::parse_mantissa`]; a sign, an exponent or anything
-    /// else unusual gives up).
+    /// A quoted unsigned decimal read straight into a mantissa at `scale` (the rules of
+    /// [`flowcore_core::decimal::parse_mantissa`]; a sign, an exponent or anything else
+    /// unusual gives up).
     #[inline]
     fn decimal(&mut self, scale: u8) -> Option<i64> {
+        if let Some((v, end)) = self.decimal_plain(scale) {
+            self.pos = end;
+            return Some(v);
+        }
+        self.decimal_bytewise(scale)
+    }
+
+    /// [`Self::decimal`] for the shape exchanges send: 1 to 18 significant digits, then
+    /// optionally `.` and 1 or more fraction digits (zeros past the scale). One tight loop
+    /// per part, no overflow checks (18 digits always fit); `None` for anything else, which
+    /// the bytewise reader then decides with the full rules.
+    #[inline]
+    fn decimal_plain(&self, scale: u8) -> Option<(i64, usize)> {
+        let buf = self.buf;
+        if *buf.get(self.pos)? != b'"' {
+            return None;
+        }
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut v: u64 = 0;
+        while let Some(d) = buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
+            v = v.wrapping_mul(10).wrapping_add(d as u64);
+            i += 1;
+        }
+        let int_digits = i - start;
+        let mut frac_digits = 0;
+        if buf.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            let kept_end = frac_start + scale as usize;
+            while i < kept_end {
+                match buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
+                    Some(d) => v = v.wrapping_mul(10).wrapping_add(d as u64),
+                    None => break,
+                }
+                i += 1;
+            }
+            frac_digits = i - frac_start;
+            // Digits past the scale must all be zero: never rounded.
+            while buf.get(i) == Some(&b'0') {
+                i += 1;
+            }
+            if i == frac_start {
+                return None;
+            }
+        }
+        if int_digits == 0 || int_digits + frac_digits > 18 || buf.get(i) != Some(&b'"') {
+            return None;
+        }
+        let mantissa = (v as i64).checked_mul(POW10[scale as usize - frac_digits])?;
+        Some((mantissa, i + 1))
+    }
+
+    #[inline]
+    fn decimal_bytewise(&mut self, scale: u8) -> Option<i64> {
         if self.byte()? != b'"' {
             return None;
         }
@@ -128,6 +205,34 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A key of one or two bytes as one number, so that keys are matched as integers.
+const fn key_code(key: &[u8]) -> u16 {
+    match key {
+        [k] => *k as u16,
+        [k1, k2] => u16::from_be_bytes([*k1, *k2]),
+        _ => 0,
+    }
+}
+
+const K_E: u16 = key_code(b"e");
+const K_BIG_E: u16 = key_code(b"E");
+const K_BIG_T: u16 = key_code(b"T");
+const K_S: u16 = key_code(b"s");
+const K_T: u16 = key_code(b"t");
+const K_P: u16 = key_code(b"p");
+const K_Q: u16 = key_code(b"q");
+const K_M: u16 = key_code(b"m");
+const K_BIG_M: u16 = key_code(b"M");
+const K_BIG_X: u16 = key_code(b"X");
+const K_PS: u16 = key_code(b"ps");
+const K_U: u16 = key_code(b"u");
+const K_BIG_U: u16 = key_code(b"U");
+const K_PU: u16 = key_code(b"pu");
+const K_BIG_B: u16 = key_code(b"B");
+const K_BIG_A: u16 = key_code(b"A");
+const K_B: u16 = key_code(b"b");
+const K_A: u16 = key_code(b"a");
+
 /// Values of one payload, by key; `None` when absent.
 #[derive(Default)]
 struct Payload<'a> {
@@ -170,40 +275,37 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let mut inst = None;
         self.levels.clear();
         loop {
-            let key = c.string()?;
-            if c.byte()? != b':' {
-                return None;
-            }
+            let key = c.key()?;
             match key {
-                b"e" => p.e = Some(c.string()?),
-                b"E" => p.big_e = Some(c.time_ms()?),
-                b"T" => p.big_t = Some(c.time_ms()?),
-                b"s" => {
+                K_E => p.e = Some(c.string()?),
+                K_BIG_E => p.big_e = Some(c.time_ms()?),
+                K_BIG_T => p.big_t = Some(c.time_ms()?),
+                K_S => {
                     let s = c.string()?;
                     let id = self.instrument(s).ok()?;
                     let i = self.table.get(id);
                     scales = Some((i.price_scale, i.size_scale));
                     inst = Some(id);
                 }
-                b"t" => p.trade_id = Some(c.uint()?),
-                b"p" => p.px = Some(c.decimal(scales?.0)?),
-                b"q" => p.qty = Some(c.decimal(scales?.1)?),
-                b"m" => p.maker = Some(c.boolean()?),
-                b"M" => {
+                K_T => p.trade_id = Some(c.uint()?),
+                K_P => p.px = Some(c.decimal(scales?.0)?),
+                K_Q => p.qty = Some(c.decimal(scales?.1)?),
+                K_M => p.maker = Some(c.boolean()?),
+                K_BIG_M => {
                     c.boolean()?;
                 }
-                b"X" => p.x = Some(c.string()?),
+                K_BIG_X => p.x = Some(c.string()?),
                 // COIN-M's pair (`ps`) and newer USD-M status fields: known, unused.
-                b"ps" => {
+                K_PS => {
                     c.string()?;
                 }
-                b"u" => p.u = Some(c.uint()?),
-                b"U" => p.big_u = Some(c.uint()?),
-                b"pu" => p.pu = Some(c.uint()?),
-                b"B" => p.bid_qty = Some(c.decimal(scales?.1)?),
-                b"A" => p.ask_qty = Some(c.decimal(scales?.1)?),
-                b"b" | b"a" => {
-                    let is_bid = key == b"b";
+                K_U => p.u = Some(c.uint()?),
+                K_BIG_U => p.big_u = Some(c.uint()?),
+                K_PU => p.pu = Some(c.uint()?),
+                K_BIG_B => p.bid_qty = Some(c.decimal(scales?.1)?),
+                K_BIG_A => p.ask_qty = Some(c.decimal(scales?.1)?),
+                K_B | K_A => {
+                    let is_bid = key == K_B;
                     match c.peek()? {
                         b'"' => {
                             let v = c.decimal(scales?.0)?;
@@ -339,6 +441,63 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 b']' => return Some(()),
                 _ => return None,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowcore_core::decimal::parse_mantissa;
+    use proptest::prelude::*;
+
+    /// `text` quoted, with `pad` bytes of JSON-ish context on each side so the word reads
+    /// meet every distance from the buffer's ends.
+    fn quoted(text: &str, before: usize, after: usize) -> (Vec<u8>, usize) {
+        let mut buf = b"{\"p\":".repeat(4)[..before].to_vec();
+        let at = buf.len();
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+        buf.extend_from_slice(&b",\"q\":\"1\"}".repeat(3)[..after]);
+        (buf, at)
+    }
+
+    proptest! {
+        /// Word-wise and bytewise readers together follow `parse_mantissa` exactly.
+        #[test]
+        fn decimal_follows_parse_mantissa(
+            text in "[0-9]{0,19}(\\.[0-9]{0,20})?|[0-9.ex-]{0,12}|0\\.[0-9]{0,6}0{0,14}",
+            scale in 0u8..=18,
+            before in 0usize..20,
+            after in 0usize..27,
+        ) {
+            let (buf, at) = quoted(&text, before, after);
+            let mut c = Cursor { buf: &buf, pos: at };
+            let want = parse_mantissa(text.as_bytes(), scale).ok().filter(|_| !text.starts_with('-'));
+            let got = c.decimal(scale);
+            prop_assert_eq!(got, want, "{:?} at scale {}", text, scale);
+            if got.is_some() {
+                prop_assert_eq!(c.pos, at + text.len() + 2);
+            }
+        }
+
+        #[test]
+        fn uint_reads_digits_up_to_a_delimiter(
+            digits in "[0-9]{0,21}",
+            end in "[,}\\]x]",
+            before in 0usize..20,
+            after in 0usize..20,
+        ) {
+            let mut buf = b"{\"u\":".repeat(4)[..before].to_vec();
+            let at = buf.len();
+            buf.extend_from_slice(digits.as_bytes());
+            buf.extend_from_slice(end.as_bytes());
+            buf.extend_from_slice(&b"0123456789".repeat(2)[..after]);
+            let mut c = Cursor { buf: &buf, pos: at };
+            let want = (end != "x" && (1..=19).contains(&digits.len()))
+                .then(|| digits.parse::<u64>().unwrap());
+            prop_assert_eq!(c.uint(), want, "{:?}", digits);
         }
     }
 }
