@@ -62,9 +62,9 @@ fn main() {
         tree.set(l.side, l.px, l.qty);
     }
     let top10 = |b: &OrderBook| {
-        (0..10)
-            .flat_map(|d| [b.level(BookSide::Bid, d), b.level(BookSide::Ask, d)])
-            .flatten()
+        b.levels(BookSide::Bid)
+            .take(10)
+            .chain(b.levels(BookSide::Ask).take(10))
             .map(|l| l.px ^ l.qty)
             .fold(0, |a, b| a ^ b)
     };

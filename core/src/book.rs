@@ -315,6 +315,17 @@ impl OrderBook {
         self.ladder(side).level_from_top(depth)
     }
 
+    /// The levels of a side from the best down: one walk, cheaper than [`Self::level`] per
+    /// depth when reading several.
+    #[inline]
+    pub fn levels(&self, side: BookSide) -> impl Iterator<Item = PriceLevel> + '_ {
+        let ladder = self.ladder(side);
+        ladder.iter_from_top().map(move |(key, qty)| PriceLevel {
+            px: if ladder.negate { -key } else { key },
+            qty,
+        })
+    }
+
     /// The best level of a side.
     #[inline]
     pub fn best(&self, side: BookSide) -> Option<PriceLevel> {
@@ -395,6 +406,10 @@ mod tests {
         let got_asks: Vec<_> = (0..book.depth(BookSide::Ask))
             .map(|d| book.level(BookSide::Ask, d).unwrap())
             .collect();
+        prop_assert_eq!(
+            book.levels(BookSide::Bid).collect::<Vec<_>>(),
+            got_bids.clone()
+        );
         prop_assert_eq!(got_bids, want_bids);
         prop_assert_eq!(got_asks, want_asks);
         let mut top = [0i64; 4];
