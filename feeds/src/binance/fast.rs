@@ -118,44 +118,44 @@ impl<'a> Cursor<'a> {
     /// the bytewise reader then decides with the full rules.
     #[inline]
     fn decimal_plain(&self, scale: u8) -> Option<(i64, usize)> {
-        let buf = self.buf;
-        if *buf.get(self.pos)? != b'"' {
+        // A fixed window lets the loops run without a bounds check per byte; a value in the
+        // last bytes of a message takes the bytewise path instead.
+        const WINDOW: usize = 24;
+        let w: &[u8; WINDOW] = self.buf.get(self.pos..self.pos + WINDOW)?.try_into().ok()?;
+        if w[0] != b'"' {
             return None;
         }
-        let start = self.pos + 1;
-        let mut i = start;
+        let digit = |i: usize| w[i].wrapping_sub(b'0');
         let mut v: u64 = 0;
-        while let Some(d) = buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
-            v = v.wrapping_mul(10).wrapping_add(d as u64);
+        let mut i = 1;
+        while i < WINDOW - 1 && digit(i) < 10 {
+            v = v.wrapping_mul(10).wrapping_add(digit(i) as u64);
             i += 1;
         }
-        let int_digits = i - start;
+        let int_digits = i - 1;
         let mut frac_digits = 0;
-        if buf.get(i) == Some(&b'.') {
+        if w[i] == b'.' {
             i += 1;
             let frac_start = i;
-            let kept_end = frac_start + scale as usize;
-            while i < kept_end {
-                match buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
-                    Some(d) => v = v.wrapping_mul(10).wrapping_add(d as u64),
-                    None => break,
-                }
+            let kept_end = (frac_start + scale as usize).min(WINDOW - 1);
+            while i < kept_end && digit(i) < 10 {
+                v = v.wrapping_mul(10).wrapping_add(digit(i) as u64);
                 i += 1;
             }
             frac_digits = i - frac_start;
             // Digits past the scale must all be zero: never rounded.
-            while buf.get(i) == Some(&b'0') {
+            while i < WINDOW - 1 && w[i] == b'0' {
                 i += 1;
             }
             if i == frac_start {
                 return None;
             }
         }
-        if int_digits == 0 || int_digits + frac_digits > 18 || buf.get(i) != Some(&b'"') {
+        if int_digits == 0 || int_digits + frac_digits > 18 || w[i] != b'"' {
             return None;
         }
-        let mantissa = (v as i64).checked_mul(POW10[scale as usize - frac_digits])?;
-        Some((mantissa, i + 1))
+        let pad = *POW10.get(scale as usize - frac_digits)?;
+        Some(((v as i64).checked_mul(pad)?, self.pos + i + 1))
     }
 
     #[inline]
