@@ -69,6 +69,8 @@ struct Ladder {
     /// Pool slots not in `order`.
     free: Vec<u32>,
     levels: usize,
+    /// Position in `order` of the block the last search found.
+    hint: usize,
     negate: bool,
 }
 
@@ -82,6 +84,7 @@ impl Ladder {
             pool: Vec::with_capacity(blocks),
             free: Vec::with_capacity(blocks),
             levels: 0,
+            hint: 0,
             negate,
         }
     }
@@ -97,14 +100,23 @@ impl Ladder {
 
     /// Position in `order` of the block that holds `key` or would take it.
     #[inline]
-    fn block_for(&self, key: i64) -> usize {
+    fn block_for(&mut self, key: i64) -> usize {
         let last = self.firsts.len() - 1;
         if self.firsts[last] <= key {
             return last;
         }
-        self.firsts
+        // A diff lists its levels in price order, so the next key usually falls in the block
+        // of the one before: two compares instead of a search.
+        let hint = self.hint;
+        if hint < last && self.firsts[hint] <= key && key < self.firsts[hint + 1] {
+            return hint;
+        }
+        let found = self
+            .firsts
             .partition_point(|&first| first <= key)
-            .saturating_sub(1)
+            .saturating_sub(1);
+        self.hint = found;
+        found
     }
 
     fn new_block(&mut self) -> u32 {
