@@ -1,11 +1,12 @@
 //! Venue dialects: sans-IO parsers from exchange bytes to [`flowcore_core::event`] events.
-//! Transports (WebSocket over tokio and io_uring) join in later issues.
+//! [`transport`] gets the bytes off the network (tokio-tungstenite today, io_uring next).
 #![deny(unsafe_code)]
 
 pub mod binance;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;
+pub mod transport;
 mod swar;
 
 use flowcore_core::decimal::DecimalError;

@@ -19,6 +19,7 @@
 //! of levels, so a depth batch is emitted only once every level parsed (never half a batch).
 
 pub mod coinm;
+pub mod session;
 mod fast;
 pub mod spot;
 pub mod usdm;

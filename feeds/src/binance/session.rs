@@ -1,0 +1,83 @@
+//! Where each Binance market lives and how its streams and snapshots are named: the
+//! defaults of PROTOCOLS.md, every one overridable from configuration.
+
+use flowcore_core::instrument::Venue;
+
+/// The public endpoints and default streams of one Binance market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BinanceMarket {
+    /// The venue.
+    pub venue: Venue,
+    /// WebSocket base URL (host plus, for USD-M, the `/public` routing path).
+    pub ws_url: &'static str,
+    /// REST base URL.
+    pub rest_url: &'static str,
+    /// Path of the REST depth snapshot, before `?symbol=`.
+    pub depth_path: &'static str,
+    /// Streams per symbol when the configuration names none, as in the shared recordings.
+    pub default_streams: &'static [&'static str],
+}
+
+/// The market of a Binance venue.
+pub const fn market(venue: Venue) -> BinanceMarket {
+    match venue {
+        Venue::BinanceSpot => BinanceMarket {
+            venue,
+            ws_url: "wss://stream.binance.com:9443",
+            rest_url: "https://api.binance.com",
+            depth_path: "/api/v3/depth",
+            default_streams: &["trade", "bookTicker", "depth@100ms"],
+        },
+        Venue::BinanceUsdm => BinanceMarket {
+            venue,
+            ws_url: "wss://fstream.binance.com/public",
+            rest_url: "https://fapi.binance.com",
+            depth_path: "/fapi/v1/depth",
+            default_streams: &["trade", "bookTicker", "depth@0ms"],
+        },
+        Venue::BinanceCoinm => BinanceMarket {
+            venue,
+            ws_url: "wss://dstream.binance.com",
+            rest_url: "https://dapi.binance.com",
+            depth_path: "/dapi/v1/depth",
+            default_streams: &["trade", "bookTicker", "depth@0ms"],
+        },
+    }
+}
+
+/// A stream's name: lower-case symbol, `@`, the stream (`btcusdt@depth@100ms`).
+pub fn stream_name(symbol: &str, stream: &str) -> String {
+    format!("{}@{stream}", symbol.to_ascii_lowercase())
+}
+
+/// The combined-stream URL of `streams` for `symbol` under `ws_url`.
+///
+/// # Examples
+/// ```
+/// use flowcore_feeds::binance::session::combined_stream_url;
+/// assert_eq!(
+///     combined_stream_url("ws://127.0.0.1:9000/public", "BTCUSDT", &["trade", "depth@0ms"]),
+///     "ws://127.0.0.1:9000/public/stream?streams=btcusdt@trade/btcusdt@depth@0ms"
+/// );
+/// ```
+pub fn combined_stream_url(ws_url: &str, symbol: &str, streams: &[impl AsRef<str>]) -> String {
+    let names: Vec<String> = streams
+        .iter()
+        .map(|s| stream_name(symbol, s.as_ref()))
+        .collect();
+    format!(
+        "{}/stream?streams={}",
+        ws_url.trim_end_matches('/'),
+        names.join("/")
+    )
+}
+
+/// The REST depth snapshot URL of `symbol` with `limit` levels a side.
+pub fn snapshot_url(market: &BinanceMarket, rest_url: &str, symbol: &str, limit: u32) -> String {
+    format!(
+        "{}{}?symbol={}&limit={limit}",
+        rest_url.trim_end_matches('/'),
+        market.depth_path,
+        symbol.to_ascii_uppercase()
+    )
+}
