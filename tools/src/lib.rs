@@ -5,3 +5,4 @@ pub mod instruments;
 pub mod jsonl;
 pub mod recording;
 pub mod replay;
+pub mod sim;

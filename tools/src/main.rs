@@ -44,6 +44,57 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
+    /// Serves recordings as a Binance exchange on loopback: WebSocket streams, subscribe,
+    /// pings, REST depth snapshots from the simulator's own books. Prints one JSON line per
+    /// venue with its ws and rest addresses.
+    Sim {
+        /// recorded, asap (as fast as the slowest client reads), or a speed-up like 10x.
+        #[arg(long, default_value = "recorded")]
+        pace: flowcore_tools::sim::Pace,
+        /// Address to listen on (ports are chosen by the system).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Seconds between server pings (venue default: 20 spot, 180 futures).
+        #[arg(long)]
+        ping_interval: Option<f64>,
+        /// Seconds a ping may go unanswered before the client is dropped (venue default).
+        #[arg(long)]
+        pong_timeout: Option<f64>,
+        /// Start playing once this many WebSocket clients are connected.
+        #[arg(long, default_value_t = 0)]
+        wait_clients: usize,
+        /// Serve wss/https with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Instrument table (TOML); the bundled defaults if absent.
+        #[arg(long)]
+        instruments: Option<PathBuf>,
+        /// Recordings as VENUE=FILE.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+}
+
+fn load_table(instruments: &Option<PathBuf>) -> anyhow::Result<InstrumentTable> {
+    Ok(match instruments {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            flowcore_tools::instruments::parse_instruments(&text)?
+        }
+        None => InstrumentTable::binance_defaults(),
+    })
+}
+
+fn seconds(what: &str, s: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
+    s.map(|s| {
+        std::time::Duration::try_from_secs_f64(s)
+            .map_err(|_| anyhow::anyhow!("{what}: {s} is not a duration in seconds"))
+    })
+    .transpose()
 }
 
 fn create(path: &Option<PathBuf>) -> anyhow::Result<Option<BufWriter<File>>> {
@@ -66,14 +117,7 @@ fn main() -> anyhow::Result<()> {
             instruments,
             inputs,
         } => {
-            let table = match &instruments {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    flowcore_tools::instruments::parse_instruments(&text)?
-                }
-                None => InstrumentTable::binance_defaults(),
-            };
+            let table = load_table(&instruments)?;
             let inputs = inputs
                 .iter()
                 .map(|a| Input::parse_arg(a))
@@ -111,6 +155,41 @@ fn main() -> anyhow::Result<()> {
                 s.engine.ticker_checks,
                 s.engine.ticker_mismatches,
                 s.engine.crossed_books,
+            );
+            Ok(())
+        }
+        Command::Sim {
+            pace,
+            bind,
+            ping_interval,
+            pong_timeout,
+            wait_clients,
+            tls_cert,
+            tls_key,
+            instruments,
+            inputs,
+        } => {
+            let options = flowcore_tools::sim::SimOptions {
+                inputs: inputs
+                    .iter()
+                    .map(|a| Input::parse_arg(a))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                pace,
+                bind,
+                ping_interval: seconds("--ping-interval", ping_interval)?,
+                pong_timeout: seconds("--pong-timeout", pong_timeout)?,
+                wait_clients,
+                tls: tls_cert.zip(tls_key),
+                table: load_table(&instruments)?,
+            };
+            let s = flowcore_tools::sim::run_sim(options, |line| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            })?;
+            eprintln!(
+                "sim: {} messages played, {} delivered, {} snapshots served, {} clients dropped",
+                s.played, s.delivered, s.snapshots, s.dropped_clients
             );
             Ok(())
         }

@@ -37,7 +37,8 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
-    fn open(&self) -> anyhow::Result<RecordingReader> {
+    /// Opens the recording for reading from its first line.
+    pub(crate) fn open(&self) -> anyhow::Result<RecordingReader> {
         match self {
             Source::Path(p) => {
                 RecordingReader::open(p).with_context(|| format!("opening {}", p.display()))

@@ -1,0 +1,768 @@
+//! `flowcore sim`: a Binance exchange simulator on loopback, serving recordings.
+//!
+//! ```text
+//! recordings --merge by local ts--> playback (paced) --> per-client queues --> WebSocket
+//!                                        |
+//!                                        +--> the sim's own books --> REST depth snapshots
+//! ```
+//! Each venue gets a WebSocket listener and a REST listener, as Binance has separate hosts.
+//! The market runs on its own clock once enough clients are connected: a client that
+//! connects late or reconnects misses what was played meanwhile, and its REST snapshot is
+//! the sim's current book (`lastUpdateId` = the last diff's `u` it played), so it must
+//! really resynchronise. Until playback passes the recording's own snapshot, the snapshot
+//! served is that one (its `lastUpdateId` is ahead of the stream, as a real one can be).
+//!
+//! Paths are the venue's: `/ws/<stream>`, `/ws` plus `SUBSCRIBE`, `/stream?streams=a/b`
+//! (combined: messages keep the `{"stream":..,"data":..}` wrapper; `/ws` gets the bare
+//! payload); USD-M also under `/public` (trade, bookTicker, depth) and `/market` (the rest),
+//! where a stream on the wrong path stays silently empty. The server pings every
+//! `ping_interval` and drops a client that has not answered within `pong_timeout`.
+
+use crate::recording::RecordingReader;
+use crate::replay::Input;
+use anyhow::{bail, Context};
+use flowcore_core::book::OrderBook;
+use flowcore_core::decimal::Fixed;
+use flowcore_core::event::{BatchKind, BookSide, EventKind, MarketEvent};
+use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+use flowcore_feeds::binance::session::market;
+use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::transport::net::{accept, server_config, NetStream};
+use futures_util::{SinkExt, StreamExt};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// How fast the recording is played.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// At the recorded inter-arrival times.
+    Recorded,
+    /// This many times faster than recorded.
+    Faster(f64),
+    /// As fast as the slowest connected client reads: nothing is ever dropped.
+    Asap,
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "recorded" => Ok(Pace::Recorded),
+            "asap" => Ok(Pace::Asap),
+            _ => match s.strip_suffix('x').map(str::parse::<f64>) {
+                Some(Ok(f)) if f > 0.0 && f.is_finite() => Ok(Pace::Faster(f)),
+                _ => Err(format!(
+                    "pace {s:?}: expected recorded, asap or a speed-up like 10x"
+                )),
+            },
+        }
+    }
+}
+
+/// Everything `flowcore sim` is told.
+#[derive(Debug)]
+pub struct SimOptions {
+    /// The recordings, as `VENUE=FILE`.
+    pub inputs: Vec<Input>,
+    /// Playback speed.
+    pub pace: Pace,
+    /// Address the listeners bind (ports are chosen by the system and printed).
+    pub bind: IpAddr,
+    /// Server ping period; `None` for the venue's (20 s spot, 3 min futures).
+    pub ping_interval: Option<Duration>,
+    /// How long a ping may go unanswered; `None` for the venue's (1 min spot, 10 min futures).
+    pub pong_timeout: Option<Duration>,
+    /// Playback starts once this many WebSocket clients have connected (0: at once).
+    pub wait_clients: usize,
+    /// Serve wss and https with this PEM certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The instrument table (scales for snapshots).
+    pub table: InstrumentTable,
+}
+
+/// What the simulator did, printed when it ends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SimSummary {
+    /// Messages played.
+    pub played: u64,
+    /// Messages handed to clients.
+    pub delivered: u64,
+    /// Clients dropped for not keeping up (paced modes) or not answering pings.
+    pub dropped_clients: u64,
+    /// REST snapshots served.
+    pub snapshots: u64,
+}
+
+/// One recorded stream message.
+struct Record {
+    ts: i64,
+    venue: usize,
+    /// Index into that venue's stream names.
+    stream: usize,
+    /// The combined-stream message as recorded.
+    wrapped: Utf8Bytes,
+    /// Set when the message is a depth diff: the instrument whose sim book it moves.
+    book: Option<InstrumentId>,
+}
+
+/// The sim's own book of one instrument.
+struct SimBook {
+    book: OrderBook,
+    last_update_id: u64,
+    /// Exchange time of the last diff played (futures snapshots carry it as `E`/`T`).
+    last_event_ms: i64,
+    has_snapshot: bool,
+    /// Inside a batch that applies (between its `BookBegin` and `BookEnd`).
+    applying: bool,
+}
+
+struct VenueState {
+    venue: Venue,
+    streams: Vec<String>,
+    clients: Vec<Client>,
+    connected: usize,
+}
+
+struct Client {
+    /// Streams delivered (indices into the venue's names).
+    streams: Rc<RefCell<BTreeSet<usize>>>,
+    /// Bare payloads (`/ws`) instead of the combined wrapper (`/stream`).
+    bare: bool,
+    tx: mpsc::Sender<Utf8Bytes>,
+}
+
+struct Sim {
+    venues: Vec<VenueState>,
+    books: HashMap<InstrumentId, SimBook>,
+    table: InstrumentTable,
+    summary: SimSummary,
+    ping_interval: Vec<Duration>,
+    pong_timeout: Vec<Duration>,
+}
+
+type Shared = Rc<RefCell<Sim>>;
+
+/// Runs the simulator until the recordings are played and the clients are closed. The
+/// listening addresses are written to `announce` as one JSON line per venue before play.
+///
+/// # Errors
+/// When a recording cannot be read or a listener cannot bind.
+pub fn run_sim(
+    options: SimOptions,
+    mut announce: impl FnMut(&str),
+) -> anyhow::Result<SimSummary> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the simulator's runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move { serve(options, &mut announce).await })
+}
+
+async fn serve(options: SimOptions, announce: &mut dyn FnMut(&str)) -> anyhow::Result<SimSummary> {
+    let (records, sim) = load(&options)?;
+    let sim: Shared = Rc::new(RefCell::new(sim));
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(server_config(cert, key)?),
+        None => None,
+    };
+    let (ws_scheme, rest_scheme) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    let venue_count = sim.borrow().venues.len();
+    let connected = Rc::new(tokio::sync::Notify::new());
+    for v in 0..venue_count {
+        let ws = TcpListener::bind(SocketAddr::new(options.bind, 0)).await?;
+        let rest = TcpListener::bind(SocketAddr::new(options.bind, 0)).await?;
+        let name = sim.borrow().venues[v].venue.name();
+        announce(&format!(
+            "{{\"venue\":\"{name}\",\"ws\":\"{ws_scheme}://{}\",\"rest\":\"{rest_scheme}://{}\"}}",
+            ws.local_addr()?,
+            rest.local_addr()?
+        ));
+        tokio::task::spawn_local(accept_ws(ws, v, sim.clone(), tls.clone(), connected.clone()));
+        tokio::task::spawn_local(accept_rest(rest, v, sim.clone(), tls.clone()));
+    }
+    while total_connected(&sim) < options.wait_clients {
+        connected.notified().await;
+    }
+    play(&records, &sim, options.pace).await;
+    // Close every client: dropping the queues makes each connection send a close frame.
+    for venue in &mut sim.borrow_mut().venues {
+        venue.clients.clear();
+    }
+    // Give the connections a moment to flush their close frames.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let summary = sim.borrow().summary;
+    Ok(summary)
+}
+
+fn total_connected(sim: &Shared) -> usize {
+    sim.borrow().venues.iter().map(|v| v.connected).sum()
+}
+
+/// Reads every recording, merges by (local ts, argument order) and loads the recorded
+/// snapshots into the sim's books.
+fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
+    let mut venues: Vec<VenueState> = Vec::new();
+    let mut books = HashMap::new();
+    let mut records = Vec::new();
+    for input in &options.inputs {
+        let v = match venues.iter().position(|s| s.venue == input.venue) {
+            Some(v) => v,
+            None => {
+                venues.push(VenueState {
+                    venue: input.venue,
+                    streams: Vec::new(),
+                    clients: Vec::new(),
+                    connected: 0,
+                });
+                venues.len() - 1
+            }
+        };
+        let mut parser = VenueParser::new(input.venue, options.table.clone());
+        let mut reader: RecordingReader = input.source.open()?;
+        let mut file_inst: Option<InstrumentId> = None;
+        let mut pending_snapshots: Vec<Vec<u8>> = Vec::new();
+        while let Some((ts, json)) = reader.next_line()? {
+            let Some(stream) = stream_of(json) else {
+                // The REST snapshot the recorder took: it seeds the sim's book.
+                pending_snapshots.push(json.to_vec());
+                continue;
+            };
+            let stream_index = match venues[v].streams.iter().position(|s| s == stream) {
+                Some(i) => i,
+                None => {
+                    venues[v].streams.push(stream.to_string());
+                    venues[v].streams.len() - 1
+                }
+            };
+            let mut inst = None;
+            let mut is_diff = false;
+            let _ = parser.parse(ts, json, None, &mut |ev: MarketEvent| {
+                inst = Some(ev.inst);
+                if let EventKind::BookBegin(b) = ev.kind {
+                    is_diff = b.kind == BatchKind::Diff;
+                }
+            });
+            file_inst = file_inst.or(inst);
+            let text = std::str::from_utf8(json)
+                .with_context(|| format!("{:?}: a line that is not UTF-8", input.source))?;
+            records.push(Record {
+                ts,
+                venue: v,
+                stream: stream_index,
+                wrapped: Utf8Bytes::from(text.to_string()),
+                book: if is_diff { inst } else { None },
+            });
+        }
+        if let (Some(inst), Some(snapshot)) = (file_inst, pending_snapshots.first()) {
+            if !books.contains_key(&inst) {
+                let mut sim_book = SimBook {
+                    book: OrderBook::new(),
+                    last_update_id: 0,
+                    last_event_ms: 0,
+                    has_snapshot: false,
+                    applying: false,
+                };
+                let loaded = parser.parse(0, snapshot, Some(inst), &mut |ev: MarketEvent| {
+                    apply(&mut sim_book, &ev)
+                });
+                if loaded.is_ok() {
+                    books.insert(inst, sim_book);
+                }
+            }
+        }
+    }
+    if records.is_empty() {
+        bail!("no stream messages in the recordings");
+    }
+    // Stable: equal timestamps keep argument and line order.
+    records.sort_by_key(|r| r.ts);
+    let ping_interval = venues
+        .iter()
+        .map(|v| match (options.ping_interval, v.venue) {
+            (Some(d), _) => d,
+            (None, Venue::BinanceSpot) => Duration::from_secs(20),
+            (None, _) => Duration::from_secs(180),
+        })
+        .collect();
+    let pong_timeout = venues
+        .iter()
+        .map(|v| match (options.pong_timeout, v.venue) {
+            (Some(d), _) => d,
+            (None, Venue::BinanceSpot) => Duration::from_secs(60),
+            (None, _) => Duration::from_secs(600),
+        })
+        .collect();
+    Ok((
+        records,
+        Sim {
+            venues,
+            books,
+            table: options.table.clone(),
+            summary: SimSummary::default(),
+            ping_interval,
+            pong_timeout,
+        },
+    ))
+}
+
+/// The `stream` of a combined-stream message, `None` for anything else.
+fn stream_of(json: &[u8]) -> Option<&str> {
+    let rest = json.strip_prefix(b"{\"stream\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// The bare payload of a combined-stream message (what `/ws` connections receive).
+fn bare_payload(wrapped: &str) -> Option<&str> {
+    let start = wrapped.find(",\"data\":")? + ",\"data\":".len();
+    wrapped.get(start..wrapped.len().checked_sub(1)?)
+}
+
+/// Moves a sim book by one parsed event: a snapshot replaces it, a diff newer than the
+/// book applies, an older one is skipped whole.
+fn apply(sim_book: &mut SimBook, ev: &MarketEvent) {
+    match ev.kind {
+        EventKind::BookBegin(begin) => {
+            let applies = match begin.kind {
+                BatchKind::Snapshot => {
+                    sim_book.book.clear();
+                    sim_book.has_snapshot = true;
+                    true
+                }
+                BatchKind::Diff => {
+                    sim_book.has_snapshot && begin.last_update_id > sim_book.last_update_id
+                }
+            };
+            if applies {
+                sim_book.last_update_id = begin.last_update_id;
+                if let Some(ts) = begin.exch_ts {
+                    sim_book.last_event_ms = ts.get().div_euclid(1_000_000);
+                }
+            }
+            sim_book.applying = applies;
+        }
+        EventKind::Level(level) if sim_book.applying => {
+            sim_book.book.set(level.side, level.px, level.qty);
+        }
+        _ => {}
+    }
+}
+
+async fn play(records: &[Record], sim: &Shared, pace: Pace) {
+    let start = Instant::now();
+    let first_ts = records.first().map_or(0, |r| r.ts);
+    let mut parsers: HashMap<usize, VenueParser> = HashMap::new();
+    for record in records {
+        if let Pace::Recorded | Pace::Faster(_) = pace {
+            let speed = if let Pace::Faster(f) = pace { f } else { 1.0 };
+            let offset = ((record.ts - first_ts) as f64 / speed).max(0.0);
+            let due = start + Duration::from_nanos(offset as u64);
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        if let Some(inst) = record.book {
+            let mut guard = sim.borrow_mut();
+            let state = &mut *guard;
+            let venue = state.venues[record.venue].venue;
+            let parser = parsers
+                .entry(record.venue)
+                .or_insert_with(|| VenueParser::new(venue, state.table.clone()));
+            if let Some(sim_book) = state.books.get_mut(&inst) {
+                let _ = parser.parse(
+                    record.ts,
+                    record.wrapped.as_bytes(),
+                    None,
+                    &mut |ev: MarketEvent| apply(sim_book, &ev),
+                );
+            }
+        }
+        deliver(record, sim, pace).await;
+        sim.borrow_mut().summary.played += 1;
+    }
+}
+
+/// Hands one message to every client of its venue that subscribed to its stream.
+async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
+    let targets: Vec<(usize, mpsc::Sender<Utf8Bytes>, bool)> = {
+        let s = sim.borrow();
+        s.venues[record.venue]
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.streams.borrow().contains(&record.stream))
+            .map(|(i, c)| (i, c.tx.clone(), c.bare))
+            .collect()
+    };
+    let mut gone = Vec::new();
+    for (i, tx, bare) in targets {
+        let message = if bare {
+            match bare_payload(record.wrapped.as_str()) {
+                Some(p) => Utf8Bytes::from(p.to_string()),
+                None => record.wrapped.clone(),
+            }
+        } else {
+            record.wrapped.clone()
+        };
+        let sent = match pace {
+            Pace::Asap => tx.send(message).await.is_ok(),
+            _ => tx.try_send(message).is_ok(),
+        };
+        if sent {
+            sim.borrow_mut().summary.delivered += 1;
+        } else {
+            gone.push(i);
+        }
+    }
+    if !gone.is_empty() {
+        let mut s = sim.borrow_mut();
+        s.summary.dropped_clients += gone.len() as u64;
+        let clients = &mut s.venues[record.venue].clients;
+        for i in gone.into_iter().rev() {
+            clients.swap_remove(i);
+        }
+    }
+}
+
+/// Which streams a venue serves on a path prefix (USD-M routes by path since 2026-04).
+fn serves_on(venue: Venue, prefix: &str, stream: &str) -> bool {
+    let kind = stream.split('@').nth(1).unwrap_or("");
+    let public = kind.starts_with("depth") || kind == "bookTicker" || kind == "trade";
+    match (venue, prefix) {
+        (Venue::BinanceUsdm, "/public") => public,
+        (Venue::BinanceUsdm, "/market") => !public,
+        _ => true,
+    }
+}
+
+/// Splits a request path into (routing prefix, bare?, requested streams).
+fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec<String>)> {
+    let (prefix, rest) = match venue {
+        Venue::BinanceUsdm if path.starts_with("/public/") => ("/public", &path[7..]),
+        Venue::BinanceUsdm if path.starts_with("/market/") => ("/market", &path[7..]),
+        _ => ("", path),
+    };
+    if rest == "/ws" {
+        return Some((prefix, true, Vec::new()));
+    }
+    if let Some(stream) = rest.strip_prefix("/ws/") {
+        return Some((prefix, true, vec![stream.to_string()]));
+    }
+    if let Some(query) = rest.strip_prefix("/stream") {
+        let streams = query
+            .strip_prefix("?streams=")
+            .map(|s| s.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        return Some((prefix, false, streams));
+    }
+    None
+}
+
+async fn accept_ws(
+    listener: TcpListener,
+    venue: usize,
+    sim: Shared,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    connected: Rc<tokio::sync::Notify>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let sim = sim.clone();
+        let tls = tls.clone();
+        let connected = connected.clone();
+        tokio::task::spawn_local(async move {
+            if let Ok(stream) = accept(tcp, tls.as_ref()).await {
+                let _ = ws_client(stream, venue, sim, connected).await;
+            }
+        });
+    }
+}
+
+async fn ws_client(
+    stream: NetStream,
+    v: usize,
+    sim: Shared,
+    connected: Rc<tokio::sync::Notify>,
+) -> anyhow::Result<()> {
+    let venue = sim.borrow().venues[v].venue;
+    let mut routed = None;
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        match route(venue, &path) {
+            Some(r) => {
+                routed = Some(r);
+                Ok(response)
+            }
+            None => {
+                let mut refuse = ErrorResponse::new(Some(format!("no such path {path}")));
+                *refuse.status_mut() = StatusCode::NOT_FOUND;
+                Err(refuse)
+            }
+        }
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback).await?;
+    let (prefix, bare, requested) = routed.context("routed by the handshake")?;
+    let streams = Rc::new(RefCell::new(BTreeSet::new()));
+    // A queue deep enough for a burst; in paced modes a client that falls this far
+    // behind is dropped, as an exchange drops a slow consumer.
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(4096);
+    let (ping_every, pong_within) = {
+        let mut s = sim.borrow_mut();
+        for name in &requested {
+            subscribe(&mut s, v, prefix, name, &streams);
+        }
+        s.venues[v].clients.push(Client {
+            streams: streams.clone(),
+            bare,
+            tx,
+        });
+        s.venues[v].connected += 1;
+        (s.ping_interval[v], s.pong_timeout[v])
+    };
+    connected.notify_one();
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    // When the oldest unanswered ping went out.
+    let mut awaiting_pong: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(text) => ws.send(Message::Text(text)).await?,
+                None => {
+                    let _ = ws.close(None).await;
+                    return Ok(());
+                }
+            },
+            incoming = ws.next() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break,
+                Some(Err(_)) => break,
+                Some(Ok(Message::Pong(_))) => awaiting_pong = None,
+                Some(Ok(Message::Text(text))) => {
+                    let reply = {
+                        let mut s = sim.borrow_mut();
+                        control_reply(&mut s, v, prefix, text.as_str(), &streams)
+                    };
+                    ws.send(Message::text(reply)).await?;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if awaiting_pong.is_some_and(|sent| sent.elapsed() > pong_within) {
+                    sim.borrow_mut().summary.dropped_clients += 1;
+                    break;
+                }
+                awaiting_pong.get_or_insert_with(Instant::now);
+                ws.send(Message::Ping(b"flowcore-sim".as_slice().into())).await?;
+            }
+        }
+    }
+    // Dropped or closed: forget the client so the market stops queueing for it.
+    let mut s = sim.borrow_mut();
+    s.venues[v]
+        .clients
+        .retain(|c| !Rc::ptr_eq(&c.streams, &streams));
+    Ok(())
+}
+
+fn subscribe(
+    sim: &mut Sim,
+    v: usize,
+    prefix: &str,
+    name: &str,
+    streams: &Rc<RefCell<BTreeSet<usize>>>,
+) {
+    let venue = sim.venues[v].venue;
+    if !serves_on(venue, prefix, name) {
+        return;
+    }
+    if let Some(i) = sim.venues[v].streams.iter().position(|s| s == name) {
+        streams.borrow_mut().insert(i);
+    }
+}
+
+/// Answers `SUBSCRIBE`, `UNSUBSCRIBE` and `LIST_SUBSCRIPTIONS` as Binance does.
+fn control_reply(
+    sim: &mut Sim,
+    v: usize,
+    prefix: &str,
+    text: &str,
+    streams: &Rc<RefCell<BTreeSet<usize>>>,
+) -> String {
+    let request: serde_json::Value = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(_) => return r#"{"error":{"code":3,"msg":"Invalid JSON"},"id":null}"#.to_string(),
+    };
+    let id = request.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    let params: Vec<String> = request
+        .get("params")
+        .and_then(|p| p.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    match request.get("method").and_then(|m| m.as_str()) {
+        Some("SUBSCRIBE") => {
+            for name in &params {
+                subscribe(sim, v, prefix, name, streams);
+            }
+            format!("{{\"result\":null,\"id\":{id}}}")
+        }
+        Some("UNSUBSCRIBE") => {
+            for name in &params {
+                if let Some(i) = sim.venues[v].streams.iter().position(|s| s == name) {
+                    streams.borrow_mut().remove(&i);
+                }
+            }
+            format!("{{\"result\":null,\"id\":{id}}}")
+        }
+        Some("LIST_SUBSCRIPTIONS") => {
+            let names: Vec<String> = streams
+                .borrow()
+                .iter()
+                .map(|&i| format!("\"{}\"", sim.venues[v].streams[i]))
+                .collect();
+            format!("{{\"result\":[{}],\"id\":{id}}}", names.join(","))
+        }
+        _ => format!("{{\"error\":{{\"code\":2,\"msg\":\"Invalid request: unknown method\"}},\"id\":{id}}}"),
+    }
+}
+
+async fn accept_rest(
+    listener: TcpListener,
+    v: usize,
+    sim: Shared,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let sim = sim.clone();
+        let tls = tls.clone();
+        tokio::task::spawn_local(async move {
+            if let Ok(stream) = accept(tcp, tls.as_ref()).await {
+                let _ = rest_client(stream, v, sim).await;
+            }
+        });
+    }
+}
+
+async fn rest_client(mut stream: NetStream, v: usize, sim: Shared) -> anyhow::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut byte = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await?;
+        if n == 0 || head.len() > 8192 {
+            return Ok(());
+        }
+        head.extend_from_slice(&byte[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+    let (status, body) = {
+        let mut s = sim.borrow_mut();
+        snapshot_response(&mut s, v, &target)
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
+/// The REST depth snapshot for `target` (`/api/v3/depth?symbol=BTCUSDT&limit=1000`).
+fn snapshot_response(sim: &mut Sim, v: usize, target: &str) -> (&'static str, String) {
+    let venue = sim.venues[v].venue;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != market(venue).depth_path {
+        return ("404 Not Found", r#"{"code":-1,"msg":"Not found."}"#.to_string());
+    }
+    let param = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    };
+    let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 5000);
+    let Some(inst) = param("symbol").and_then(|s| sim.table.find(venue, s.as_bytes())) else {
+        return ("400 Bad Request", r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string());
+    };
+    let Some(sim_book) = sim.books.get(&inst).filter(|b| b.has_snapshot) else {
+        return (
+            "503 Service Unavailable",
+            r#"{"code":-1,"msg":"No book for this symbol in the recordings."}"#.to_string(),
+        );
+    };
+    let i = sim.table.get(inst);
+    let mut body = format!("{{\"lastUpdateId\":{}", sim_book.last_update_id);
+    if venue != Venue::BinanceSpot {
+        let _ = write!(
+            body,
+            ",\"E\":{0},\"T\":{0}",
+            sim_book.last_event_ms
+        );
+    }
+    for (key, side) in [("bids", BookSide::Bid), ("asks", BookSide::Ask)] {
+        let _ = write!(body, ",\"{key}\":[");
+        for (n, level) in sim_book.book.levels(side).take(limit).enumerate() {
+            let sep = if n == 0 { "" } else { "," };
+            let _ = write!(
+                body,
+                "{sep}[\"{}\",\"{}\"]",
+                Fixed::new(level.px.into(), i.price_scale),
+                Fixed::new(level.qty.into(), i.size_scale)
+            );
+        }
+        body.push(']');
+    }
+    body.push('}');
+    sim.summary.snapshots += 1;
+    ("200 OK", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_payloads() {
+        assert_eq!(
+            route(Venue::BinanceUsdm, "/public/stream?streams=btcusdt@trade/btcusdt@depth@0ms"),
+            Some(("/public", false, vec!["btcusdt@trade".into(), "btcusdt@depth@0ms".into()]))
+        );
+        assert_eq!(route(Venue::BinanceSpot, "/ws/btcusdt@trade"), Some(("", true, vec!["btcusdt@trade".into()])));
+        assert_eq!(route(Venue::BinanceSpot, "/ws"), Some(("", true, vec![])));
+        assert_eq!(route(Venue::BinanceSpot, "/nope"), None);
+        assert!(!serves_on(Venue::BinanceUsdm, "/market", "btcusdt@depth@0ms"));
+        assert!(serves_on(Venue::BinanceUsdm, "/market", "btcusdt@aggTrade"));
+        assert!(serves_on(Venue::BinanceSpot, "", "btcusdt@aggTrade"));
+        let wrapped = r#"{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}"#;
+        assert_eq!(stream_of(wrapped.as_bytes()), Some("btcusdt@trade"));
+        assert_eq!(bare_payload(wrapped), Some(r#"{"e":"trade","t":1}"#));
+        assert_eq!(stream_of(br#"{"lastUpdateId":1}"#), None);
+        assert_eq!("10x".parse::<Pace>(), Ok(Pace::Faster(10.0)));
+        assert!("0x".parse::<Pace>().is_err() && "fast".parse::<Pace>().is_err());
+    }
+}
