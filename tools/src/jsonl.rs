@@ -1,13 +1,14 @@
 //! JSONL rows for bars and tops (docs/REPLAY.md "Output"): decimals as strings at their
 //! instrument's scale, keys in a fixed order.
 
-use flowcore_core::bars::{Bar, BarEngine, BarKey, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
+use flowcore_core::bars::{Bar, BarEngine, BarKey, BarSink, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
-use flowcore_core::engine::TopRow;
+use flowcore_core::engine::{EngineSink, TopRow};
 use flowcore_core::imbalance::OBI_SCALE;
 use flowcore_core::instrument::InstrumentTable;
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::Write;
 
 struct Opt<T>(Option<T>);
 
@@ -124,3 +125,91 @@ fn write_top(out: &mut String, table: &InstrumentTable, row: &TopRow) {
         row.top.is_some(),
     );
 }
+
+/// Writes bar and tops rows as JSONL as the engine produces them; the first write error
+/// is kept for the caller (the engine's sink methods cannot fail).
+pub struct JsonlSink<'a, 'w> {
+    format: RowFormat,
+    bars: Option<&'a mut (dyn Write + 'w)>,
+    tops: Option<&'a mut (dyn Write + 'w)>,
+    line: String,
+    /// Rows produced: bars, tops.
+    rows: (u64, u64),
+    error: Option<std::io::Error>,
+}
+
+impl std::fmt::Debug for JsonlSink<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlSink").field("rows", &self.rows).finish()
+    }
+}
+
+impl<'a, 'w> JsonlSink<'a, 'w> {
+    /// Rows formatted by `format` into `bars` and `tops` (either may be absent).
+    pub fn new(
+        format: RowFormat,
+        bars: Option<&'a mut (dyn Write + 'w)>,
+        tops: Option<&'a mut (dyn Write + 'w)>,
+    ) -> Self {
+        Self {
+            format,
+            bars,
+            tops,
+            line: String::with_capacity(512),
+            rows: (0, 0),
+            error: None,
+        }
+    }
+
+    /// Rows produced so far: (bars, tops).
+    pub fn rows(&self) -> (u64, u64) {
+        self.rows
+    }
+
+    /// The first write error, taken.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
+    }
+
+    /// Formats one row into the reused line buffer and writes it, keeping the first error.
+    fn write_row(
+        line: &mut String,
+        out: Option<&mut (dyn Write + '_)>,
+        error: &mut Option<std::io::Error>,
+        format: impl FnOnce(&mut String),
+    ) {
+        let Some(w) = out else { return };
+        line.clear();
+        format(line);
+        if let Err(e) = w.write_all(line.as_bytes()) {
+            error.get_or_insert(e);
+        }
+    }
+}
+
+impl BarSink for JsonlSink<'_, '_> {
+    fn bar(&mut self, bar: &Bar) {
+        self.rows.0 += 1;
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.bars.as_deref_mut(),
+            &mut self.error,
+            |l| format.bar(l, bar),
+        );
+    }
+}
+
+impl EngineSink for JsonlSink<'_, '_> {
+    fn top(&mut self, row: &TopRow) {
+        self.rows.1 += 1;
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.tops.as_deref_mut(),
+            &mut self.error,
+            |l| format.top(l, row),
+        );
+    }
+}
+

@@ -4,5 +4,8 @@
 pub mod instruments;
 pub mod jsonl;
 pub mod recording;
+pub mod recorder;
 pub mod replay;
+pub mod run;
+pub mod run_config;
 pub mod sim;

@@ -44,6 +44,37 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
+    /// Runs live: connects to the configured feeds and writes bars and tops as they happen.
+    Run {
+        /// The run configuration (TOML; see config/run-*.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write bars here (JSONL).
+        #[arg(long)]
+        bars_out: Option<PathBuf>,
+        /// Write per-second book tops here (JSONL).
+        #[arg(long)]
+        tops_out: Option<PathBuf>,
+        /// Stop after this many seconds and flush the open bars.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Record every frame and REST snapshot here (replayable with `flowcore replay`).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// End when the servers close the connections (a simulator at the end of its
+        /// recordings) instead of reconnecting.
+        #[arg(long)]
+        exit_on_close: bool,
+        /// Levels of the weighted imbalance.
+        #[arg(long, default_value_t = 10)]
+        obi_levels: usize,
+        /// Decay of the weighted imbalance.
+        #[arg(long, default_value_t = 0.1)]
+        obi_decay: f64,
+        /// Instrument table (TOML); the bundled defaults if absent.
+        #[arg(long)]
+        instruments: Option<PathBuf>,
+    },
     /// Serves recordings as a Binance exchange on loopback: WebSocket streams, subscribe,
     /// pings, REST depth snapshots from the simulator's own books. Prints one JSON line per
     /// venue with its ws and rest addresses.
@@ -155,6 +186,63 @@ fn main() -> anyhow::Result<()> {
                 s.engine.ticker_checks,
                 s.engine.ticker_mismatches,
                 s.engine.crossed_books,
+            );
+            Ok(())
+        }
+        Command::Run {
+            config,
+            bars_out,
+            tops_out,
+            seconds: run_seconds,
+            record,
+            exit_on_close,
+            obi_levels,
+            obi_decay,
+            instruments,
+        } => {
+            let table = load_table(&instruments)?;
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let base = config.parent().unwrap_or(std::path::Path::new("."));
+            let run_config = flowcore_tools::run_config::RunConfig::parse(&text, base, &table)
+                .with_context(|| format!("{}", config.display()))?;
+            let options = flowcore_tools::run::RunOptions {
+                config: run_config,
+                table,
+                imbalance: ImbalanceConfig::new(obi_levels, obi_decay)
+                    .context("--obi-levels/--obi-decay")?,
+                duration: seconds("--seconds", run_seconds)?,
+                record,
+                stop: Default::default(),
+                exit_on_close,
+            };
+            let mut bars = create(&bars_out)?;
+            let mut tops = create(&tops_out)?;
+            let s = flowcore_tools::run::run(
+                options,
+                bars.as_mut().map(|w| w as &mut dyn Write),
+                tops.as_mut().map(|w| w as &mut dyn Write),
+            )?;
+            if let Some(w) = bars.as_mut() {
+                w.flush().context("writing bars")?;
+            }
+            if let Some(w) = tops.as_mut() {
+                w.flush().context("writing tops")?;
+            }
+            eprintln!(
+                "run: {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, {} parse errors, \
+                 {} disconnects, {} ring waits, {} recorded lines ({} bars, {} tops)",
+                s.messages,
+                s.snapshots,
+                s.engine.gaps,
+                s.engine.resync_requests,
+                s.late_trades,
+                s.parse_errors,
+                s.disconnects,
+                s.ring_waits,
+                s.recorded_lines,
+                s.bars,
+                s.tops,
             );
             Ok(())
         }

@@ -6,11 +6,10 @@
 //! Single-threaded on purpose: replay is the reference the live pipeline must equal, and
 //! it is fast enough to replay the bundled day in well under a second.
 
-use crate::jsonl::RowFormat;
+use crate::jsonl::{JsonlSink, RowFormat};
 use crate::recording::RecordingReader;
 use anyhow::{bail, Context};
-use flowcore_core::bars::{Bar, BarSink};
-use flowcore_core::engine::{Engine, EngineCounters, EngineSink, TopRow};
+use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -159,59 +158,6 @@ fn file_instrument(
     bail!("{source:?}: no {venue} market message for a known instrument found")
 }
 
-struct Writers<'a, 'w> {
-    format: RowFormat,
-    bars: Option<&'a mut (dyn Write + 'w)>,
-    tops: Option<&'a mut (dyn Write + 'w)>,
-    line: String,
-    /// Rows produced: bars, tops.
-    rows: (u64, u64),
-    error: Option<std::io::Error>,
-}
-
-impl Writers<'_, '_> {
-    /// Formats one row into the reused line buffer and writes it, keeping the first error.
-    fn write_row(
-        line: &mut String,
-        out: Option<&mut (dyn Write + '_)>,
-        error: &mut Option<std::io::Error>,
-        format: impl FnOnce(&mut String),
-    ) {
-        let Some(w) = out else { return };
-        line.clear();
-        format(line);
-        if let Err(e) = w.write_all(line.as_bytes()) {
-            error.get_or_insert(e);
-        }
-    }
-}
-
-impl BarSink for Writers<'_, '_> {
-    fn bar(&mut self, bar: &Bar) {
-        self.rows.0 += 1;
-        let format = &self.format;
-        Self::write_row(
-            &mut self.line,
-            self.bars.as_deref_mut(),
-            &mut self.error,
-            |l| format.bar(l, bar),
-        );
-    }
-}
-
-impl EngineSink for Writers<'_, '_> {
-    fn top(&mut self, row: &TopRow) {
-        self.rows.1 += 1;
-        let format = &self.format;
-        Self::write_row(
-            &mut self.line,
-            self.tops.as_deref_mut(),
-            &mut self.error,
-            |l| format.top(l, row),
-        );
-    }
-}
-
 /// Replays `inputs` through the engine, writing bar and tops rows.
 ///
 /// # Errors
@@ -254,14 +200,7 @@ pub fn replay<'w>(
     for chain in &mut chains {
         chain.advance()?;
     }
-    let mut out = Writers {
-        format: RowFormat::new(&table, engine.bars()),
-        bars: bars_out,
-        tops: tops_out,
-        line: String::with_capacity(512),
-        rows: (0, 0),
-        error: None,
-    };
+    let mut out = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
     let mut summary = ReplaySummary::default();
     loop {
         // Few chains: a linear scan for the smallest (local ts, argument index) head.
@@ -289,18 +228,18 @@ pub fn replay<'w>(
             Err(_) => summary.parse_errors += 1,
         }
         chain.advance()?;
-        if let Some(e) = out.error.take() {
+        if let Some(e) = out.take_error() {
             return Err(e).context("writing output");
         }
     }
     engine.finish(&mut out);
-    if let Some(e) = out.error.take() {
+    if let Some(e) = out.take_error() {
         return Err(e).context("writing output");
     }
     let bar_counters = engine.bars().counters();
     summary.engine = engine.counters();
     summary.late_trades = bar_counters.late_trades;
     summary.non_taker_trades = bar_counters.non_taker_trades;
-    (summary.bars, summary.tops) = out.rows;
+    (summary.bars, summary.tops) = out.rows();
     Ok(summary)
 }

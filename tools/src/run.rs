@@ -1,0 +1,575 @@
+//! `flowcore run`: live market data through the threaded pipeline.
+//!
+//! ```text
+//! feed thread (per [[feed]]):  WebSocket per symbol --> dialect parse --+--> rtrb ring --> core thread:
+//!   REST snapshots (on open and on request) ---------------------------+     books, bars, imbalance --> JSONL
+//!   every frame and snapshot --> byte ring --> recorder thread (--record)   |
+//!                  ^------------------------- resync requests (rtrb) <------+
+//! ```
+//! The core thread is the same [`Engine`] replay drives, fed the same events in the same
+//! per-venue order, so `flowcore replay` of the `--record` output reproduces the run's bars
+//! and tops bit for bit. Feed threads stamp each message on arrival with a TSC clock
+//! (quanta) converted to epoch nanoseconds, strictly increasing within a thread.
+//!
+//! Nothing is dropped between threads: a full ring makes the producer wait, and the wait is
+//! counted.
+
+use crate::jsonl::{JsonlSink, RowFormat};
+use crate::recorder::{RecordWriter, Recorder};
+use crate::run_config::{FeedConfig, IdleStrategy, RunConfig};
+use anyhow::Context;
+use flowcore_core::engine::{Engine, EngineCounters};
+use flowcore_core::event::{EventKind, MarketEvent};
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::instrument::{InstrumentId, InstrumentTable};
+use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
+use flowcore_feeds::binance::Parsed;
+use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::transport::tungstenite::WsTransport;
+use flowcore_feeds::transport::{http, TlsSettings, Transport};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Receive timestamps: a TSC clock anchored once to the system's epoch time.
+#[derive(Debug, Clone)]
+pub struct EpochClock {
+    clock: quanta::Clock,
+    anchor_raw: u64,
+    anchor_epoch_ns: i64,
+    last: i64,
+}
+
+impl EpochClock {
+    /// Anchors a new clock to the current system time.
+    pub fn new() -> Self {
+        let clock = quanta::Clock::new();
+        let anchor_raw = clock.raw();
+        let anchor_epoch_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        Self {
+            clock,
+            anchor_raw,
+            anchor_epoch_ns,
+            last: i64::MIN,
+        }
+    }
+
+    /// Nanoseconds since the epoch, strictly greater than this clock's previous reading
+    /// (so that replay, which orders by it, sees a thread's messages in arrival order).
+    #[inline]
+    pub fn now(&mut self) -> i64 {
+        let elapsed = self.clock.delta_as_nanos(self.anchor_raw, self.clock.raw());
+        let ns = self.anchor_epoch_ns.saturating_add(elapsed as i64);
+        self.last = ns.max(self.last.saturating_add(1));
+        self.last
+    }
+}
+
+impl Default for EpochClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a run counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunSummary {
+    /// WebSocket messages and REST snapshots received.
+    pub messages: u64,
+    /// Messages refused by the dialect parser (counted, skipped).
+    pub parse_errors: u64,
+    /// Subscribe replies and other control messages.
+    pub control_messages: u64,
+    /// REST snapshots applied.
+    pub snapshots: u64,
+    /// Failed snapshot requests (retried).
+    pub snapshot_errors: u64,
+    /// Connections lost (reconnected unless stopping).
+    pub disconnects: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Times a feed waited for room in its event ring.
+    pub ring_waits: u64,
+    /// Times a feed waited for room in its record ring.
+    pub record_waits: u64,
+    /// Lines written by the recorder.
+    pub recorded_lines: u64,
+    /// Engine counters.
+    pub engine: EngineCounters,
+    /// Trades for an already final second.
+    pub late_trades: u64,
+    /// Bar rows and tops rows written.
+    pub bars: u64,
+    /// Tops rows written.
+    pub tops: u64,
+}
+
+/// Per feed thread counters, summed into [`RunSummary`].
+#[derive(Debug, Clone, Copy, Default)]
+struct FeedStats {
+    messages: u64,
+    parse_errors: u64,
+    control_messages: u64,
+    snapshots: u64,
+    snapshot_errors: u64,
+    disconnects: u64,
+    connect_errors: u64,
+    ring_waits: u64,
+    record_waits: u64,
+}
+
+/// Everything a run needs besides its outputs.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// Feeds and pipeline settings.
+    pub config: RunConfig,
+    /// Instruments.
+    pub table: InstrumentTable,
+    /// Imbalance settings for tops.
+    pub imbalance: ImbalanceConfig,
+    /// Stop after this long (then flush open bars); `None`: until every feed has ended.
+    pub duration: Option<Duration>,
+    /// Record every frame and snapshot here.
+    pub record: Option<PathBuf>,
+    /// Set to stop the run from outside (a signal handler, a test).
+    pub stop: Arc<AtomicBool>,
+    /// End a connection for good when its server closes it cleanly, instead of
+    /// reconnecting: for a simulator that closes at the end of its recordings.
+    pub exit_on_close: bool,
+}
+
+/// Runs the pipeline until `options.duration` passes, `options.stop` is set, or every
+/// connection has been closed by its server for good (a simulator at the end of its
+/// recordings, with [`RunOptions::exit_on_close`]), writing bar and tops rows as they happen.
+///
+/// # Errors
+/// When a thread cannot start, the output cannot be written or the recorder fails.
+pub fn run<'w>(
+    options: RunOptions,
+    bars_out: Option<&'w mut dyn Write>,
+    tops_out: Option<&'w mut dyn Write>,
+) -> anyhow::Result<RunSummary> {
+    let RunOptions {
+        config,
+        table,
+        imbalance,
+        duration,
+        record,
+        stop,
+        exit_on_close: options_exit_on_close,
+    } = options;
+    let mut members = Vec::new();
+    for feed in &config.feeds {
+        for symbol in &feed.symbols {
+            members.push(
+                table
+                    .find(feed.venue, symbol.as_bytes())
+                    .context("symbols are checked with the configuration")?,
+            );
+        }
+    }
+    let mut engine =
+        Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    let (recorder, mut record_writers) = match &record {
+        Some(dir) => {
+            let (r, w) = Recorder::start(dir, config.feeds.len())
+                .with_context(|| format!("--record {}", dir.display()))?;
+            (Some(r), w.into_iter().map(Some).collect())
+        }
+        None => (None, (0..config.feeds.len()).map(|_| None).collect::<Vec<_>>()),
+    };
+    let clock = EpochClock::new();
+    let mut rings = Vec::new();
+    let mut feed_threads = Vec::new();
+    for (i, feed) in config.feeds.iter().enumerate() {
+        let (events_tx, events_rx) = rtrb::RingBuffer::<MarketEvent>::new(config.ring_capacity);
+        let (requests_tx, requests_rx) = rtrb::RingBuffer::<InstrumentId>::new(1024);
+        rings.push(CoreFeed {
+            events: events_rx,
+            requests: requests_tx,
+            unsent_requests: Vec::new(),
+        });
+        let feed = feed.clone();
+        let table = table.clone();
+        let stop = stop.clone();
+        let recorder = record_writers[i].take();
+        let clock = clock.clone();
+        let idle = config.idle;
+        let snapshot_limit = config.snapshot_limit;
+        let exit_on_close = options_exit_on_close;
+        let handle = std::thread::Builder::new()
+            .name(format!("flowcore-feed-{i}"))
+            .spawn(move || {
+                pin(feed.cpu, "feed");
+                let thread = FeedThread {
+                    feed: Rc::new(feed),
+                    table,
+                    events: events_tx,
+                    recorder,
+                    clock,
+                    idle,
+                    snapshot_limit,
+                    stats: FeedStats::default(),
+                    files: Vec::new(),
+                    fetching: HashSet::new(),
+                };
+                feed_main(thread, requests_rx, stop, exit_on_close)
+            })
+            .context("starting a feed thread")?;
+        feed_threads.push(handle);
+    }
+    drop(record_writers);
+    pin(config.core_cpu, "core");
+    let mut sink = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
+    let deadline = duration.map(|d| Instant::now() + d);
+    let mut idle_rounds = 0u32;
+    loop {
+        let mut moved = false;
+        for feed in &mut rings {
+            moved |= feed.drain(&mut engine, &mut sink);
+        }
+        if let Some(e) = sink.take_error() {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e).context("writing output");
+        }
+        if moved {
+            idle_rounds = 0;
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if rings
+            .iter()
+            .all(|f| f.events.is_abandoned() && f.events.is_empty())
+        {
+            break;
+        }
+        config.idle.wait(idle_rounds);
+        idle_rounds = idle_rounds.saturating_add(1);
+    }
+    engine.finish(&mut sink);
+    if let Some(e) = sink.take_error() {
+        return Err(e).context("writing output");
+    }
+    let mut summary = RunSummary::default();
+    for handle in feed_threads {
+        let s = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("a feed thread panicked"))?;
+        summary.messages += s.messages;
+        summary.parse_errors += s.parse_errors;
+        summary.control_messages += s.control_messages;
+        summary.snapshots += s.snapshots;
+        summary.snapshot_errors += s.snapshot_errors;
+        summary.disconnects += s.disconnects;
+        summary.connect_errors += s.connect_errors;
+        summary.ring_waits += s.ring_waits;
+        summary.record_waits += s.record_waits;
+    }
+    if let Some(recorder) = recorder {
+        summary.recorded_lines = recorder.finish().context("--record")?;
+    }
+    summary.engine = engine.counters();
+    summary.late_trades = engine.bars().counters().late_trades;
+    (summary.bars, summary.tops) = sink.rows();
+    Ok(summary)
+}
+
+fn pin(cpu: Option<usize>, what: &str) {
+    let Some(cpu) = cpu else { return };
+    let core = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.id == cpu);
+    match core {
+        Some(core) if core_affinity::set_for_current(core) => {}
+        _ => eprintln!("run: could not pin the {what} thread to cpu {cpu}; running unpinned"),
+    }
+}
+
+/// The core thread's end of one feed.
+struct CoreFeed {
+    events: rtrb::Consumer<MarketEvent>,
+    requests: rtrb::Producer<InstrumentId>,
+    /// Requests the ring had no room for, sent on the next pass.
+    unsent_requests: Vec<InstrumentId>,
+}
+
+impl CoreFeed {
+    /// Applies every event waiting in the ring; true when there was any.
+    fn drain(&mut self, engine: &mut Engine, sink: &mut JsonlSink<'_, '_>) -> bool {
+        self.unsent_requests
+            .retain(|&inst| self.requests.push(inst).is_err());
+        let mut moved = false;
+        while let Ok(ev) = self.events.pop() {
+            moved = true;
+            engine.on_event(&ev, sink);
+            if let EventKind::BookBegin(_) | EventKind::BookEnd = ev.kind {
+                if engine.take_resync_request(ev.inst) && self.requests.push(ev.inst).is_err() {
+                    self.unsent_requests.push(ev.inst);
+                }
+            }
+        }
+        moved
+    }
+}
+
+/// A feed thread's state, shared by its connection tasks (one thread, no locks).
+struct FeedThread {
+    feed: Rc<FeedConfig>,
+    table: InstrumentTable,
+    events: rtrb::Producer<MarketEvent>,
+    recorder: Option<RecordWriter>,
+    clock: EpochClock,
+    idle: IdleStrategy,
+    snapshot_limit: u32,
+    stats: FeedStats,
+    /// Record file of each instrument's current connection.
+    files: Vec<(InstrumentId, u32)>,
+    /// Snapshots in flight.
+    fetching: HashSet<InstrumentId>,
+}
+
+impl FeedThread {
+    /// Stamps, records, parses and hands on one message.
+    fn on_message(
+        &mut self,
+        parser: &mut VenueParser,
+        inst: InstrumentId,
+        bytes: &[u8],
+        snapshot_for: Option<InstrumentId>,
+    ) -> bool {
+        let ts = self.clock.now();
+        self.stats.messages += 1;
+        if let Some(recorder) = &mut self.recorder {
+            if let Some(&(_, file)) = self.files.iter().find(|(i, _)| *i == inst) {
+                recorder.line(file, ts, bytes, self.idle);
+            }
+        }
+        let (events, idle, stats) = (&mut self.events, self.idle, &mut self.stats);
+        let result = parser.parse(ts, bytes, snapshot_for, &mut |ev: MarketEvent| {
+            let mut ev = ev;
+            let mut rounds = 0;
+            loop {
+                match events.push(ev) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(back)) => {
+                        ev = back;
+                        stats.ring_waits += u64::from(rounds == 0);
+                        idle.wait(rounds);
+                        rounds = rounds.saturating_add(1);
+                    }
+                }
+            }
+        });
+        match result {
+            Ok(Parsed::Events(_)) => true,
+            Ok(Parsed::Control(_)) => {
+                self.stats.control_messages += 1;
+                true
+            }
+            Err(_) => {
+                self.stats.parse_errors += 1;
+                false
+            }
+        }
+    }
+}
+
+type Shared = Rc<RefCell<FeedThread>>;
+
+fn feed_main(
+    thread: FeedThread,
+    mut requests: rtrb::Consumer<InstrumentId>,
+    stop: Arc<AtomicBool>,
+    exit_on_close: bool,
+) -> FeedStats {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("run: feed runtime: {e}");
+            return thread.stats;
+        }
+    };
+    let feed = thread.feed.clone();
+    let shared: Shared = Rc::new(RefCell::new(thread));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let mut connections = Vec::new();
+        for symbol in &feed.symbols {
+            let inst = {
+                let s = shared.borrow();
+                s.table.find(feed.venue, symbol.as_bytes())
+            };
+            let Some(inst) = inst else { continue };
+            connections.push(tokio::task::spawn_local(connection(
+                shared.clone(),
+                symbol.clone(),
+                inst,
+                stop.clone(),
+                exit_on_close,
+            )));
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        loop {
+            tick.tick().await;
+            while let Ok(inst) = requests.pop() {
+                fetch_snapshot(&shared, inst, stop.clone());
+            }
+            if stop.load(Ordering::Relaxed) || connections.iter().all(|c| c.is_finished()) {
+                break;
+            }
+        }
+        for c in connections {
+            c.abort();
+        }
+    });
+    let stats = shared.borrow().stats;
+    stats
+}
+
+/// Resolves when `stop` is set.
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One symbol's WebSocket, reconnected with backoff until the run stops or the server
+/// closes it cleanly (the end of a simulator's recordings).
+async fn connection(
+    shared: Shared,
+    symbol: String,
+    inst: InstrumentId,
+    stop: Arc<AtomicBool>,
+    exit_on_close: bool,
+) {
+    let (feed, table) = {
+        let s = shared.borrow();
+        (s.feed.clone(), s.table.clone())
+    };
+    let url = combined_stream_url(&feed.ws_url, &symbol, &feed.streams);
+    let tls = TlsSettings {
+        extra_ca_file: feed.tls_ca_file.clone(),
+    };
+    let mut parser = VenueParser::new(feed.venue, table);
+    let mut backoff = Duration::from_millis(100);
+    let mut first_connection = true;
+    while !stop.load(Ordering::Relaxed) {
+        let mut transport = tokio::select! {
+            c = WsTransport::connect(&url, &tls) => match c {
+                Ok(t) => t,
+                Err(e) => {
+                    shared.borrow_mut().stats.connect_errors += 1;
+                    eprintln!("run: {} {symbol}: connect: {e}", feed.venue);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+            () = stopped(&stop) => return,
+        };
+        backoff = Duration::from_millis(100);
+        {
+            let mut s = shared.borrow_mut();
+            let name = format!("{}_{}", feed.venue.name(), symbol.to_ascii_lowercase());
+            if let Some(file) = s.recorder.as_mut().map(|r| r.open(&name)) {
+                s.files.retain(|(i, _)| *i != inst);
+                s.files.push((inst, file));
+            }
+        }
+        let mut first_message = first_connection;
+        first_connection = false;
+        loop {
+            let next = tokio::select! {
+                m = transport.next_message() => m,
+                () = stopped(&stop) => {
+                    transport.close().await;
+                    return;
+                }
+            };
+            match next {
+                Ok(Some(bytes)) => {
+                    shared
+                        .borrow_mut()
+                        .on_message(&mut parser, inst, bytes, None);
+                    // The stream is open and buffering in the engine: now the snapshot.
+                    if std::mem::take(&mut first_message) {
+                        fetch_snapshot(&shared, inst, stop.clone());
+                    }
+                }
+                Ok(None) => {
+                    // A clean close: the server ended the stream (a simulator at the end
+                    // of its recordings, a venue's 24 h limit). Reconnect unless stopping.
+                    shared.borrow_mut().stats.disconnects += 1;
+                    if exit_on_close {
+                        return;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    shared.borrow_mut().stats.disconnects += 1;
+                    eprintln!("run: {} {symbol}: {e}; reconnecting", feed.venue);
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Starts fetching a REST snapshot for `inst` unless one is in flight; retried until it
+/// arrives or the run stops.
+fn fetch_snapshot(shared: &Shared, inst: InstrumentId, stop: Arc<AtomicBool>) {
+    let (url, tls) = {
+        let mut s = shared.borrow_mut();
+        if !s.fetching.insert(inst) {
+            return;
+        }
+        let feed = s.feed.clone();
+        let symbol = s.table.get(inst).symbol.clone();
+        (
+            snapshot_url(&market(feed.venue), &feed.rest_url, &symbol, s.snapshot_limit),
+            TlsSettings {
+                extra_ca_file: feed.tls_ca_file.clone(),
+            },
+        )
+    };
+    let shared = shared.clone();
+    tokio::task::spawn_local(async move {
+        let venue = shared.borrow().feed.venue;
+        let mut parser = VenueParser::new(venue, shared.borrow().table.clone());
+        let mut backoff = Duration::from_millis(200);
+        while !stop.load(Ordering::Relaxed) {
+            match http::get(&url, &tls, Duration::from_secs(10)).await {
+                Ok(body) => {
+                    let mut s = shared.borrow_mut();
+                    if s.on_message(&mut parser, inst, &body, Some(inst)) {
+                        s.stats.snapshots += 1;
+                    } else {
+                        s.stats.snapshot_errors += 1;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    shared.borrow_mut().stats.snapshot_errors += 1;
+                    eprintln!("run: snapshot {url}: {e}; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        shared.borrow_mut().fetching.remove(&inst);
+    });
+}

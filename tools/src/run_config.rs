@@ -1,0 +1,231 @@
+//! The TOML configuration of `flowcore run`: feeds, pinning, idle strategy.
+//!
+//! ```toml
+//! [pipeline]                  # optional
+//! idle = "spin-yield"         # spin | spin-yield | park
+//! core_cpu = 1                # pin the core thread (books, bars); absent: not pinned
+//! ring_capacity = 65536       # events per feed ring
+//!
+//! [[feed]]
+//! venue = "binance-usdm"      # binance-spot | binance-usdm | binance-coinm
+//! symbols = ["BTCUSDT"]
+//! ws_url = "wss://fstream.binance.com/public"   # optional, the venue's by default
+//! rest_url = "https://fapi.binance.com"         # optional
+//! tls_ca_file = "local-ca.pem"                  # optional extra trusted CA
+//! streams = ["trade", "bookTicker", "depth@0ms"] # optional, these are the futures defaults
+//! cpu = 0                                       # optional pin of this feed's thread
+//! ```
+
+use anyhow::{bail, Context};
+use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_feeds::binance::session::market;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// What a thread does when it finds nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleStrategy {
+    /// Busy-poll: lowest latency, burns the core (production, pinned).
+    Spin,
+    /// Spin a while, then yield the core to others.
+    SpinYield,
+    /// Sleep briefly (200 µs): for tests, CI and shared machines.
+    Park,
+}
+
+impl IdleStrategy {
+    /// Waits once; `idle_rounds` counts consecutive empty polls.
+    #[inline]
+    pub fn wait(self, idle_rounds: u32) {
+        match self {
+            IdleStrategy::Spin => std::hint::spin_loop(),
+            IdleStrategy::SpinYield if idle_rounds < 1000 => std::hint::spin_loop(),
+            IdleStrategy::SpinYield => std::thread::yield_now(),
+            IdleStrategy::Park => std::thread::park_timeout(std::time::Duration::from_micros(200)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    pipeline: RawPipeline,
+    #[serde(default)]
+    feed: Vec<RawFeed>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    idle: Option<IdleStrategy>,
+    core_cpu: Option<usize>,
+    ring_capacity: Option<usize>,
+    snapshot_limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    venue: String,
+    symbols: Vec<String>,
+    ws_url: Option<String>,
+    rest_url: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    streams: Option<Vec<String>>,
+    cpu: Option<usize>,
+}
+
+/// One `[[feed]]`: a venue and its symbols, one connection per symbol.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// The venue.
+    pub venue: Venue,
+    /// Symbols, upper case, each known to the instrument table.
+    pub symbols: Vec<String>,
+    /// WebSocket base URL.
+    pub ws_url: String,
+    /// REST base URL.
+    pub rest_url: String,
+    /// Extra trusted CA (PEM), resolved against the config file's folder.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Streams per symbol (`trade`, `bookTicker`, `depth@100ms`...).
+    pub streams: Vec<String>,
+    /// Pin this feed's thread to that core.
+    pub cpu: Option<usize>,
+}
+
+/// The whole run configuration.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Feeds, each its own thread.
+    pub feeds: Vec<FeedConfig>,
+    /// Idle strategy of every pipeline thread.
+    pub idle: IdleStrategy,
+    /// Pin the core thread to that core.
+    pub core_cpu: Option<usize>,
+    /// Events per feed ring (a power of two is not required).
+    pub ring_capacity: usize,
+    /// Levels per side asked of REST snapshots.
+    pub snapshot_limit: u32,
+}
+
+impl RunConfig {
+    /// Parses and checks a configuration; relative paths are taken from `base_dir`.
+    ///
+    /// # Errors
+    /// A message that names the key and the problem.
+    pub fn parse(text: &str, base_dir: &Path, table: &InstrumentTable) -> anyhow::Result<Self> {
+        let raw: RawConfig = toml::from_str(text).context("run configuration")?;
+        if raw.feed.is_empty() {
+            bail!("run configuration: no [[feed]]: at least one feed is needed");
+        }
+        let mut feeds = Vec::new();
+        for (i, f) in raw.feed.into_iter().enumerate() {
+            let at = |key: &str| format!("feed[{i}].{key}");
+            let Some(venue) = Venue::from_name(&f.venue) else {
+                let names: Vec<_> = Venue::ALL.iter().map(|v| v.name()).collect();
+                bail!(
+                    "{}: unknown venue {:?}, expected one of {}",
+                    at("venue"),
+                    f.venue,
+                    names.join(", ")
+                );
+            };
+            if f.symbols.is_empty() {
+                bail!("{}: empty, name at least one symbol", at("symbols"));
+            }
+            let symbols: Vec<String> = f.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
+            for s in &symbols {
+                if table.find(venue, s.as_bytes()).is_none() {
+                    bail!(
+                        "{}: {s:?} is not in the instrument table for {venue}",
+                        at("symbols")
+                    );
+                }
+            }
+            let m = market(venue);
+            let streams = match f.streams {
+                Some(s) if s.is_empty() => bail!("{}: empty", at("streams")),
+                Some(s) => s,
+                None => m.default_streams.iter().map(|s| s.to_string()).collect(),
+            };
+            for (key, url, schemes) in [
+                ("ws_url", &f.ws_url, ["ws://", "wss://"]),
+                ("rest_url", &f.rest_url, ["http://", "https://"]),
+            ] {
+                if let Some(url) = url {
+                    if !schemes.iter().any(|s| url.starts_with(s)) {
+                        bail!("{}: {url:?} must start with {}", at(key), schemes.join(" or "));
+                    }
+                }
+            }
+            let tls_ca_file = f.tls_ca_file.map(|p| base_dir.join(p));
+            if let Some(p) = &tls_ca_file {
+                if !p.is_file() {
+                    bail!("{}: {} is not a readable file", at("tls_ca_file"), p.display());
+                }
+            }
+            feeds.push(FeedConfig {
+                venue,
+                symbols,
+                ws_url: f.ws_url.unwrap_or_else(|| m.ws_url.to_string()),
+                rest_url: f.rest_url.unwrap_or_else(|| m.rest_url.to_string()),
+                tls_ca_file,
+                streams,
+                cpu: f.cpu,
+            });
+        }
+        let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);
+        if ring_capacity < 1024 {
+            bail!("pipeline.ring_capacity: {ring_capacity} is too small (at least 1024 events)");
+        }
+        let snapshot_limit = raw.pipeline.snapshot_limit.unwrap_or(1000);
+        if !(1..=5000).contains(&snapshot_limit) {
+            bail!("pipeline.snapshot_limit: {snapshot_limit} is outside 1..=5000");
+        }
+        Ok(Self {
+            feeds,
+            idle: raw.pipeline.idle.unwrap_or(IdleStrategy::SpinYield),
+            core_cpu: raw.pipeline.core_cpu,
+            ring_capacity,
+            snapshot_limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<RunConfig> {
+        RunConfig::parse(text, Path::new("."), &InstrumentTable::binance_defaults())
+    }
+
+    #[test]
+    fn defaults_follow_the_venue() {
+        let c = parse("[[feed]]\nvenue = \"binance-usdm\"\nsymbols = [\"btcusdt\"]\n").unwrap();
+        let f = &c.feeds[0];
+        assert_eq!(f.symbols, ["BTCUSDT"]);
+        assert_eq!(f.ws_url, "wss://fstream.binance.com/public");
+        assert_eq!(f.streams, ["trade", "bookTicker", "depth@0ms"]);
+        assert_eq!(c.idle, IdleStrategy::SpinYield);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[[feed]]\nvenue = \"kraken\"\nsymbols = [\"X\"]\n", "feed[0].venue"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"DOGEUSDT\"]\n", "feed[0].symbols"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nws_url = \"http://x\"\n", "feed[0].ws_url"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nspeed = 1\n", "speed"),
+            ("[pipeline]\nidle = \"nap\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "idle"),
+            ("", "no [[feed]]"),
+        ];
+        for (text, key) in cases {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(err.contains(key), "{err:?} should name {key:?}");
+        }
+    }
+}
