@@ -6,8 +6,8 @@ pub mod binance;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;
-pub mod transport;
 mod swar;
+pub mod transport;
 
 use flowcore_core::decimal::DecimalError;
 

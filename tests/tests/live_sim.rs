@@ -54,7 +54,9 @@ fn start_sim(
     });
     let mut addresses = HashMap::new();
     for _ in 0..venues {
-        let line = rx.recv_timeout(Duration::from_secs(120)).expect("sim announces its venues");
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("sim announces its venues");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         addresses.insert(
             v["venue"].as_str().unwrap().to_string(),
@@ -172,7 +174,10 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
     let out = live(&config(&addresses, None), Some(record.clone()));
     let sim = sim.join().unwrap();
     assert_eq!(out.summary.parse_errors, 0);
-    assert_eq!(out.summary.engine.gaps, 0, "asap pacing never outruns the client");
+    assert_eq!(
+        out.summary.engine.gaps, 0,
+        "asap pacing never outruns the client"
+    );
     assert_eq!(sim.dropped_clients, 0);
     assert!(out.summary.snapshots >= 3, "one snapshot per book at least");
     assert_rows_eq("live BTC bars", &out.bars, &golden("bars_btc.jsonl"));
@@ -182,4 +187,87 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
     assert_rows_eq("replayed bars", &again.bars, &out.bars);
     assert_rows_eq("replayed tops", &again.tops, &out.tops);
     std::fs::remove_dir_all(record).unwrap();
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (ca, cert, key).
+fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "flowcore test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars() {
+    let dir = temp_dir("tls");
+    let (ca, cert, key) = local_ca(&dir);
+    let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, Some((cert, key)));
+    assert!(addresses
+        .values()
+        .all(|(ws, rest)| ws.starts_with("wss://") && rest.starts_with("https://")));
+    let out = live(&config(&addresses, Some(&ca)), None);
+    sim.join().unwrap();
+    assert_eq!(out.summary.engine.gaps, 0);
+    assert_eq!(out.summary.connect_errors, 0);
+    assert_rows_eq(
+        "live BTC bars over wss",
+        &out.bars,
+        &golden("bars_btc.jsonl"),
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let dir = temp_dir("untrusted");
+    let (_ca, cert, key) = local_ca(&dir);
+    let (addresses, sim) = start_sim(
+        vec![file(BinanceUsdm, "usdm_btcusdt_20240808.txt.gz")],
+        Pace::Asap,
+        1,
+        Some((cert, key)),
+    );
+    // No tls_ca_file: only the webpki roots are trusted, so every connect fails.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let table = InstrumentTable::binance_defaults();
+    let untrusting = RunConfig::parse(&config(&addresses, None), Path::new("."), &table).unwrap();
+    let summary = run(
+        RunOptions {
+            config: untrusting,
+            table,
+            imbalance: ImbalanceConfig::default(),
+            duration: Some(Duration::from_secs(2)),
+            record: None,
+            stop,
+            exit_on_close: true,
+        },
+        None,
+        None,
+    )
+    .unwrap();
+    assert!(summary.connect_errors >= 1);
+    assert_eq!(summary.messages, 0);
+    // Let the simulator finish: a trusted client plays it out.
+    let ca = dir.join("ca.pem");
+    let _ = live(&config(&addresses, Some(&ca)), None);
+    sim.join().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -140,7 +140,9 @@ pub struct JsonlSink<'a, 'w> {
 
 impl std::fmt::Debug for JsonlSink<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonlSink").field("rows", &self.rows).finish()
+        f.debug_struct("JsonlSink")
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
@@ -212,4 +214,3 @@ impl EngineSink for JsonlSink<'_, '_> {
         );
     }
 }
-

@@ -3,8 +3,8 @@
 
 pub mod instruments;
 pub mod jsonl;
-pub mod recording;
 pub mod recorder;
+pub mod recording;
 pub mod replay;
 pub mod run;
 pub mod run_config;

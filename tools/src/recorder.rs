@@ -62,8 +62,16 @@ impl RecordWriter {
             idle.wait(rounds);
             rounds = rounds.saturating_add(1);
         }
-        let header = file.to_le_bytes().into_iter().chain((body as u32).to_le_bytes());
-        let line = ts.iter().copied().chain([b' ']).chain(bytes.iter().copied()).chain([b'\n']);
+        let header = file
+            .to_le_bytes()
+            .into_iter()
+            .chain((body as u32).to_le_bytes());
+        let line = ts
+            .iter()
+            .copied()
+            .chain([b' '])
+            .chain(bytes.iter().copied())
+            .chain([b'\n']);
         if let Ok(chunk) = self.ring.write_chunk_uninit(need) {
             chunk.fill_from_iter(header.chain(line));
         }
@@ -160,12 +168,14 @@ fn drain(
         let mut moved = false;
         for ring in &mut rings {
             while ring.slots() >= HEADER {
-                let header = ring.read_chunk(HEADER).map_err(io::Error::other)?;
-                let (a, b) = header.as_slices();
+                // Peek at the header: the chunk is not committed, so it stays in the ring.
                 let mut h = [0u8; HEADER];
-                h[..a.len()].copy_from_slice(a);
-                h[a.len()..].copy_from_slice(b);
-                drop(header);
+                {
+                    let header = ring.read_chunk(HEADER).map_err(io::Error::other)?;
+                    let (a, b) = header.as_slices();
+                    h[..a.len()].copy_from_slice(a);
+                    h[a.len()..].copy_from_slice(b);
+                }
                 let id = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
                 let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
                 // The writer announced the file before its first line.

@@ -183,7 +183,10 @@ pub fn run<'w>(
                 .with_context(|| format!("--record {}", dir.display()))?;
             (Some(r), w.into_iter().map(Some).collect())
         }
-        None => (None, (0..config.feeds.len()).map(|_| None).collect::<Vec<_>>()),
+        None => (
+            None,
+            (0..config.feeds.len()).map(|_| None).collect::<Vec<_>>(),
+        ),
     };
     let clock = EpochClock::new();
     let mut rings = Vec::new();
@@ -540,7 +543,12 @@ fn fetch_snapshot(shared: &Shared, inst: InstrumentId, stop: Arc<AtomicBool>) {
         let feed = s.feed.clone();
         let symbol = s.table.get(inst).symbol.clone();
         (
-            snapshot_url(&market(feed.venue), &feed.rest_url, &symbol, s.snapshot_limit),
+            snapshot_url(
+                &market(feed.venue),
+                &feed.rest_url,
+                &symbol,
+                s.snapshot_limit,
+            ),
             TlsSettings {
                 extra_ca_file: feed.tls_ca_file.clone(),
             },

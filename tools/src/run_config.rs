@@ -157,14 +157,22 @@ impl RunConfig {
             ] {
                 if let Some(url) = url {
                     if !schemes.iter().any(|s| url.starts_with(s)) {
-                        bail!("{}: {url:?} must start with {}", at(key), schemes.join(" or "));
+                        bail!(
+                            "{}: {url:?} must start with {}",
+                            at(key),
+                            schemes.join(" or ")
+                        );
                     }
                 }
             }
             let tls_ca_file = f.tls_ca_file.map(|p| base_dir.join(p));
             if let Some(p) = &tls_ca_file {
                 if !p.is_file() {
-                    bail!("{}: {} is not a readable file", at("tls_ca_file"), p.display());
+                    bail!(
+                        "{}: {} is not a readable file",
+                        at("tls_ca_file"),
+                        p.display()
+                    );
                 }
             }
             feeds.push(FeedConfig {

@@ -159,10 +159,7 @@ type Shared = Rc<RefCell<Sim>>;
 ///
 /// # Errors
 /// When a recording cannot be read or a listener cannot bind.
-pub fn run_sim(
-    options: SimOptions,
-    mut announce: impl FnMut(&str),
-) -> anyhow::Result<SimSummary> {
+pub fn run_sim(options: SimOptions, mut announce: impl FnMut(&str)) -> anyhow::Result<SimSummary> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,7 +191,13 @@ async fn serve(options: SimOptions, announce: &mut dyn FnMut(&str)) -> anyhow::R
             ws.local_addr()?,
             rest.local_addr()?
         ));
-        tokio::task::spawn_local(accept_ws(ws, v, sim.clone(), tls.clone(), connected.clone()));
+        tokio::task::spawn_local(accept_ws(
+            ws,
+            v,
+            sim.clone(),
+            tls.clone(),
+            connected.clone(),
+        ));
         tokio::task::spawn_local(accept_rest(rest, v, sim.clone(), tls.clone()));
     }
     while total_connected(&sim) < options.wait_clients {
@@ -271,7 +274,8 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             });
         }
         if let (Some(inst), Some(snapshot)) = (file_inst, pending_snapshots.first()) {
-            if !books.contains_key(&inst) {
+            // The first recorded snapshot of an instrument seeds its book.
+            if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(inst) {
                 let mut sim_book = SimBook {
                     book: OrderBook::new(),
                     last_update_id: 0,
@@ -283,7 +287,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
                     apply(&mut sim_book, &ev)
                 });
                 if loaded.is_ok() {
-                    books.insert(inst, sim_book);
+                    slot.insert(sim_book);
                 }
             }
         }
@@ -468,7 +472,12 @@ fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec<String>)> 
     if let Some(query) = rest.strip_prefix("/stream") {
         let streams = query
             .strip_prefix("?streams=")
-            .map(|s| s.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|s| {
+                s.split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         return Some((prefix, false, streams));
     }
@@ -505,6 +514,8 @@ async fn ws_client(
 ) -> anyhow::Result<()> {
     let venue = sim.borrow().venues[v].venue;
     let mut routed = None;
+    // tungstenite's callback signature fixes the large error type.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let path = request
             .uri()
@@ -614,11 +625,18 @@ fn control_reply(
         Ok(r) => r,
         Err(_) => return r#"{"error":{"code":3,"msg":"Invalid JSON"},"id":null}"#.to_string(),
     };
-    let id = request.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    let id = request
+        .get("id")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
     let params: Vec<String> = request
         .get("params")
         .and_then(|p| p.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     match request.get("method").and_then(|m| m.as_str()) {
         Some("SUBSCRIBE") => {
@@ -643,7 +661,9 @@ fn control_reply(
                 .collect();
             format!("{{\"result\":[{}],\"id\":{id}}}", names.join(","))
         }
-        _ => format!("{{\"error\":{{\"code\":2,\"msg\":\"Invalid request: unknown method\"}},\"id\":{id}}}"),
+        _ => format!(
+            "{{\"error\":{{\"code\":2,\"msg\":\"Invalid request: unknown method\"}},\"id\":{id}}}"
+        ),
     }
 }
 
@@ -698,16 +718,25 @@ fn snapshot_response(sim: &mut Sim, v: usize, target: &str) -> (&'static str, St
     let venue = sim.venues[v].venue;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != market(venue).depth_path {
-        return ("404 Not Found", r#"{"code":-1,"msg":"Not found."}"#.to_string());
+        return (
+            "404 Not Found",
+            r#"{"code":-1,"msg":"Not found."}"#.to_string(),
+        );
     }
     let param = |key: &str| {
         query
             .split('&')
             .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     };
-    let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 5000);
+    let limit: usize = param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 5000);
     let Some(inst) = param("symbol").and_then(|s| sim.table.find(venue, s.as_bytes())) else {
-        return ("400 Bad Request", r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string());
+        return (
+            "400 Bad Request",
+            r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
+        );
     };
     let Some(sim_book) = sim.books.get(&inst).filter(|b| b.has_snapshot) else {
         return (
@@ -718,11 +747,7 @@ fn snapshot_response(sim: &mut Sim, v: usize, target: &str) -> (&'static str, St
     let i = sim.table.get(inst);
     let mut body = format!("{{\"lastUpdateId\":{}", sim_book.last_update_id);
     if venue != Venue::BinanceSpot {
-        let _ = write!(
-            body,
-            ",\"E\":{0},\"T\":{0}",
-            sim_book.last_event_ms
-        );
+        let _ = write!(body, ",\"E\":{0},\"T\":{0}", sim_book.last_event_ms);
     }
     for (key, side) in [("bids", BookSide::Bid), ("asks", BookSide::Ask)] {
         let _ = write!(body, ",\"{key}\":[");
@@ -749,13 +774,27 @@ mod tests {
     #[test]
     fn routes_and_payloads() {
         assert_eq!(
-            route(Venue::BinanceUsdm, "/public/stream?streams=btcusdt@trade/btcusdt@depth@0ms"),
-            Some(("/public", false, vec!["btcusdt@trade".into(), "btcusdt@depth@0ms".into()]))
+            route(
+                Venue::BinanceUsdm,
+                "/public/stream?streams=btcusdt@trade/btcusdt@depth@0ms"
+            ),
+            Some((
+                "/public",
+                false,
+                vec!["btcusdt@trade".into(), "btcusdt@depth@0ms".into()]
+            ))
         );
-        assert_eq!(route(Venue::BinanceSpot, "/ws/btcusdt@trade"), Some(("", true, vec!["btcusdt@trade".into()])));
+        assert_eq!(
+            route(Venue::BinanceSpot, "/ws/btcusdt@trade"),
+            Some(("", true, vec!["btcusdt@trade".into()]))
+        );
         assert_eq!(route(Venue::BinanceSpot, "/ws"), Some(("", true, vec![])));
         assert_eq!(route(Venue::BinanceSpot, "/nope"), None);
-        assert!(!serves_on(Venue::BinanceUsdm, "/market", "btcusdt@depth@0ms"));
+        assert!(!serves_on(
+            Venue::BinanceUsdm,
+            "/market",
+            "btcusdt@depth@0ms"
+        ));
         assert!(serves_on(Venue::BinanceUsdm, "/market", "btcusdt@aggTrade"));
         assert!(serves_on(Venue::BinanceSpot, "", "btcusdt@aggTrade"));
         let wrapped = r#"{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}"#;

@@ -19,8 +19,8 @@
 //! of levels, so a depth batch is emitted only once every level parsed (never half a batch).
 
 pub mod coinm;
-pub mod session;
 mod fast;
+pub mod session;
 pub mod spot;
 pub mod usdm;
 

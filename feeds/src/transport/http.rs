@@ -14,7 +14,11 @@ pub const MAX_RESPONSE: usize = 16 << 20;
 /// # Errors
 /// [`TransportError::Http`] for another status, a malformed or oversized response;
 /// [`TransportError::Timeout`] after `timeout`; I/O and TLS errors as they come.
-pub async fn get(url: &str, tls: &TlsSettings, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+pub async fn get(
+    url: &str,
+    tls: &TlsSettings,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
     tokio::time::timeout(timeout, get_inner(url, tls))
         .await
         .map_err(|_| TransportError::Timeout)?
@@ -78,7 +82,11 @@ fn parse_response(response: &[u8]) -> Result<Vec<u8>, TransportError> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(value.parse::<usize>().map_err(|_| bad("bad Content-Length"))?);
+            content_length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| bad("bad Content-Length"))?,
+            );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.eq_ignore_ascii_case("chunked");
         }
@@ -107,7 +115,8 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, TransportError> {
             .windows(2)
             .position(|w| w == b"\r\n")
             .ok_or_else(|| bad("unterminated chunk size"))?;
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| bad("bad chunk size"))?;
+        let size_text =
+            std::str::from_utf8(&body[..line_end]).map_err(|_| bad("bad chunk size"))?;
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad chunk size"))?;
         body = &body[line_end + 2..];
@@ -135,6 +144,8 @@ mod tests {
         assert!(matches!(parse_response(err), Err(TransportError::Http(m)) if m.contains("429")));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
         assert!(parse_response(b"garbage").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
     }
 }

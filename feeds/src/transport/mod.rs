@@ -30,13 +30,20 @@ pub enum TransportError {
     Tls(String),
     /// The WebSocket layer refused the stream (handshake, protocol, oversized frame...).
     #[error("WebSocket: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
     /// The HTTP response was not a 200 with a readable body.
     #[error("HTTP: {0}")]
     Http(String),
     /// Nothing arrived within the allowed time.
     #[error("timed out")]
     Timeout,
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for TransportError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        // Boxed: tungstenite's error is large and every transport call returns this type.
+        TransportError::WebSocket(Box::new(e))
+    }
 }
 
 /// A frame source: one exchange connection delivering text messages.
@@ -152,8 +159,17 @@ mod tests {
         let e = Endpoint::parse("https://api.binance.com").unwrap();
         assert_eq!((e.port, e.path.as_str()), (443, "/"));
         let e = Endpoint::parse("http://[::1]:8080?x=1").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("::1", 8080, "/?x=1"));
-        for bad in ["ftp://x", "ws://", "ws://:80/", "ws://h:99999/", "http://[::1/"] {
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("::1", 8080, "/?x=1")
+        );
+        for bad in [
+            "ftp://x",
+            "ws://",
+            "ws://:80/",
+            "ws://h:99999/",
+            "http://[::1/",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }
