@@ -430,7 +430,12 @@ fn feed_main(
             while let Ok(inst) = requests.pop() {
                 fetch_snapshot(&shared, inst, stop.clone());
             }
-            if stop.load(Ordering::Relaxed) || connections.iter().all(|c| c.is_finished()) {
+            // Done when stopped, or when every connection has ended for good and no
+            // snapshot is still on its way.
+            if stop.load(Ordering::Relaxed)
+                || (connections.iter().all(|c| c.is_finished())
+                    && shared.borrow().fetching.is_empty())
+            {
                 break;
             }
         }
