@@ -271,3 +271,59 @@ fn an_untrusted_certificate_is_refused() {
     sim.join().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A client that connects while the market is running must resync from the snapshot the
+/// simulator synthesises from its own book; from then on its tops equal those of a client
+/// that was there from the start.
+#[test]
+fn a_client_joining_mid_stream_resyncs_and_its_tops_match() {
+    let (addresses, sim) = start_sim(
+        vec![file(BinanceUsdm, "usdm_btcusdt_20240808.txt.gz")],
+        Pace::Faster(60.0),
+        1,
+        None,
+    );
+    let text = config(&addresses, None);
+    let early = {
+        let text = text.clone();
+        std::thread::spawn(move || live(&text, None))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let late = live(&text, None);
+    let early = early.join().unwrap();
+    let sim = sim.join().unwrap();
+    assert_eq!(sim.dropped_clients, 0);
+    assert!(sim.snapshots >= 2, "each client asked for a snapshot");
+    assert_eq!(late.summary.engine.gaps, 0);
+    let first_synced = |rows: &[String]| {
+        rows.iter()
+            .find(|r| r.contains("\"synced\":true"))
+            .map(|r| {
+                r.split("\"ts\":").nth(1).unwrap()[..13]
+                    .parse::<i64>()
+                    .unwrap()
+            })
+            .expect("a synced second")
+    };
+    let (early_start, late_start) = (first_synced(&early.tops), first_synced(&late.tops));
+    assert!(
+        late_start >= early_start + 30_000,
+        "the late client joined about two minutes of market time later ({early_start} vs {late_start})"
+    );
+    let late_synced: Vec<&String> = late
+        .tops
+        .iter()
+        .filter(|r| r.contains("\"synced\":true"))
+        .collect();
+    assert!(
+        late_synced.len() >= 60,
+        "only {} synced seconds",
+        late_synced.len()
+    );
+    for row in late_synced {
+        assert!(
+            early.tops.contains(row),
+            "the late client's {row} differs from the early one's"
+        );
+    }
+}
