@@ -327,3 +327,50 @@ fn a_client_joining_mid_stream_resyncs_and_its_tops_match() {
         );
     }
 }
+
+/// `/ws` plus a live `SUBSCRIBE`: the reply, then bare payloads of the subscribed stream only.
+#[test]
+fn subscribe_on_a_raw_connection_gets_a_reply_then_bare_payloads() {
+    use flowcore_feeds::transport::tungstenite::WsTransport;
+    use flowcore_feeds::transport::{TlsSettings, Transport};
+    let (addresses, sim) = start_sim(
+        vec![file(BinanceSpot, "spot_btcusdt_20240808.txt.gz")],
+        // Paced: the market must still be running when the subscription arrives.
+        Pace::Faster(100.0),
+        1,
+        None,
+    );
+    let ws = addresses["binance-spot"].0.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (reply, trades, others) = runtime.block_on(async {
+        let mut t = WsTransport::connect(&format!("{ws}/ws"), &TlsSettings::default())
+            .await
+            .unwrap();
+        t.send_text(r#"{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":7}"#)
+            .await
+            .unwrap();
+        let mut reply = None;
+        let (mut trades, mut others) = (0, 0);
+        while let Some(m) = t.next_message().await.unwrap() {
+            let text = String::from_utf8(m.to_vec()).unwrap();
+            if text.contains("\"result\"") {
+                reply = Some(text);
+            } else if text.starts_with(r#"{"e":"trade""#) {
+                trades += 1;
+            } else {
+                others += 1;
+            }
+        }
+        (reply, trades, others)
+    });
+    sim.join().unwrap();
+    assert_eq!(reply.as_deref(), Some(r#"{"result":null,"id":7}"#));
+    assert!(trades > 1000, "{trades} trades");
+    assert_eq!(
+        others, 0,
+        "only the subscribed stream, without the combined wrapper"
+    );
+}
