@@ -4,7 +4,7 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_tools::recording::RecordingReader;
 use flowcore_tools::replay::{replay, Input, ReplaySummary, Source};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -65,18 +65,107 @@ pub fn run(inputs: Vec<Input>) -> Output {
         Some(&mut tops),
     )
     .expect("replay");
-    let sorted = |v: Vec<u8>| {
-        let mut rows: Vec<String> = String::from_utf8(v)
-            .expect("utf-8")
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        rows.sort();
-        rows
-    };
     Output {
-        bars: sorted(bars),
-        tops: sorted(tops),
+        bars: sorted_rows(bars),
+        tops: sorted_rows(tops),
+        summary,
+    }
+}
+
+/// The BTC set of the golden files: spot 0808+0809, USD-M 0808, COIN-M 0808+0809.
+pub fn btc_inputs() -> Vec<Input> {
+    vec![
+        file(Venue::BinanceSpot, "spot_btcusdt_20240808.txt.gz"),
+        file(Venue::BinanceSpot, "spot_btcusdt_20240809.txt.gz"),
+        file(Venue::BinanceUsdm, "usdm_btcusdt_20240808.txt.gz"),
+        file(Venue::BinanceCoinm, "coinm_btcusd_perp_20240808.txt.gz"),
+        file(Venue::BinanceCoinm, "coinm_btcusd_perp_20240809.txt.gz"),
+    ]
+}
+
+/// JSONL output as sorted rows.
+pub fn sorted_rows(bytes: Vec<u8>) -> Vec<String> {
+    let mut rows: Vec<String> = String::from_utf8(bytes)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// PEM files in `dir` of a freshly generated CA and a certificate it signed for 127.0.0.1
+/// and localhost: (ca, cert, key).
+pub fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "flowcore test CA");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params");
+    let key = KeyPair::generate().expect("server key");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("writing ca.pem");
+    std::fs::write(&paths.1, cert.pem()).expect("writing cert.pem");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("writing key.pem");
+    paths
+}
+
+/// An empty scratch folder under the system's temp dir, unique to this process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// What a live run wrote, rows sorted.
+#[derive(Debug)]
+pub struct LiveOutput {
+    /// Bar rows, sorted.
+    pub bars: Vec<String>,
+    /// Tops rows, sorted.
+    pub tops: Vec<String>,
+    /// Counters.
+    pub summary: flowcore_tools::run::RunSummary,
+}
+
+/// `flowcore run` with `config_text` until its servers close (or ten minutes), parking idle
+/// threads, bundled instruments, default imbalance.
+pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
+    use flowcore_tools::run::{run, RunOptions};
+    use flowcore_tools::run_config::RunConfig;
+    let table = InstrumentTable::binance_defaults();
+    let config = RunConfig::parse(config_text, Path::new("."), &table).expect("run config");
+    let (mut bars, mut tops) = (Vec::new(), Vec::new());
+    let summary = run(
+        RunOptions {
+            config,
+            table,
+            imbalance: ImbalanceConfig::default(),
+            duration: Some(std::time::Duration::from_secs(600)),
+            record,
+            stop: Default::default(),
+            exit_on_close: true,
+        },
+        Some(&mut bars),
+        Some(&mut tops),
+    )
+    .expect("run");
+    LiveOutput {
+        bars: sorted_rows(bars),
+        tops: sorted_rows(tops),
         summary,
     }
 }

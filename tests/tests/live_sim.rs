@@ -4,10 +4,12 @@
 
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
-use flowcore_core::instrument::Venue::{self, BinanceCoinm, BinanceSpot, BinanceUsdm};
-use flowcore_tests::{assert_rows_eq, file, golden, run as replay_run};
+use flowcore_core::instrument::Venue::{self, BinanceSpot, BinanceUsdm};
+use flowcore_tests::{
+    assert_rows_eq, btc_inputs, file, golden, live_run, local_ca, run as replay_run, temp_dir,
+};
 use flowcore_tools::replay::{Input, Source};
-use flowcore_tools::run::{run, RunOptions, RunSummary};
+use flowcore_tools::run::{run, RunOptions};
 use flowcore_tools::run_config::RunConfig;
 use flowcore_tools::sim::{run_sim, Pace, SimOptions, SimSummary};
 use std::collections::HashMap;
@@ -15,16 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-fn btc_inputs() -> Vec<Input> {
-    vec![
-        file(BinanceSpot, "spot_btcusdt_20240808.txt.gz"),
-        file(BinanceSpot, "spot_btcusdt_20240809.txt.gz"),
-        file(BinanceUsdm, "usdm_btcusdt_20240808.txt.gz"),
-        file(BinanceCoinm, "coinm_btcusd_perp_20240808.txt.gz"),
-        file(BinanceCoinm, "coinm_btcusd_perp_20240809.txt.gz"),
-    ]
-}
 
 /// A simulator on its own thread; returns its (ws, rest) base URLs per venue.
 fn start_sim(
@@ -95,54 +87,6 @@ fn config(addresses: &HashMap<String, (String, String)>, ca: Option<&Path>) -> S
     text
 }
 
-struct Live {
-    bars: Vec<String>,
-    tops: Vec<String>,
-    summary: RunSummary,
-}
-
-fn sorted(bytes: Vec<u8>) -> Vec<String> {
-    let mut rows: Vec<String> = String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    rows.sort();
-    rows
-}
-
-fn live(config_text: &str, record: Option<PathBuf>) -> Live {
-    let table = InstrumentTable::binance_defaults();
-    let config = RunConfig::parse(config_text, Path::new("."), &table).expect("config");
-    let (mut bars, mut tops) = (Vec::new(), Vec::new());
-    let summary = run(
-        RunOptions {
-            config,
-            table,
-            imbalance: ImbalanceConfig::default(),
-            duration: Some(Duration::from_secs(600)),
-            record,
-            stop: Default::default(),
-            exit_on_close: true,
-        },
-        Some(&mut bars),
-        Some(&mut tops),
-    )
-    .expect("run");
-    Live {
-        bars: sorted(bars),
-        tops: sorted(tops),
-        summary,
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The recorded files of a run as replay inputs, each with its venue (from its name).
 fn recorded_inputs(dir: &Path) -> Vec<Input> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -171,7 +115,7 @@ fn recorded_inputs(dir: &Path) -> Vec<Input> {
 fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
     let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, None);
     let record = temp_dir("record");
-    let out = live(&config(&addresses, None), Some(record.clone()));
+    let out = live_run(&config(&addresses, None), Some(record.clone()));
     let sim = sim.join().unwrap();
     assert_eq!(out.summary.parse_errors, 0);
     assert_eq!(
@@ -189,32 +133,6 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
     std::fs::remove_dir_all(record).unwrap();
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
-/// (ca, cert, key).
-fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "flowcore test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
-}
-
 #[test]
 fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars() {
     let dir = temp_dir("tls");
@@ -223,7 +141,7 @@ fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars() {
     assert!(addresses
         .values()
         .all(|(ws, rest)| ws.starts_with("wss://") && rest.starts_with("https://")));
-    let out = live(&config(&addresses, Some(&ca)), None);
+    let out = live_run(&config(&addresses, Some(&ca)), None);
     sim.join().unwrap();
     assert_eq!(out.summary.engine.gaps, 0);
     assert_eq!(out.summary.connect_errors, 0);
@@ -267,7 +185,7 @@ fn an_untrusted_certificate_is_refused() {
     assert_eq!(summary.messages, 0);
     // Let the simulator finish: a trusted client plays it out.
     let ca = dir.join("ca.pem");
-    let _ = live(&config(&addresses, Some(&ca)), None);
+    let _ = live_run(&config(&addresses, Some(&ca)), None);
     sim.join().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -286,10 +204,10 @@ fn a_client_joining_mid_stream_resyncs_and_its_tops_match() {
     let text = config(&addresses, None);
     let early = {
         let text = text.clone();
-        std::thread::spawn(move || live(&text, None))
+        std::thread::spawn(move || live_run(&text, None))
     };
     std::thread::sleep(Duration::from_secs(2));
-    let late = live(&text, None);
+    let late = live_run(&text, None);
     let early = early.join().unwrap();
     let sim = sim.join().unwrap();
     assert_eq!(sim.dropped_clients, 0);

@@ -4,15 +4,10 @@
 //! half second. The bars must equal the golden computation of the same recordings, over
 //! ws and over wss.
 
-use flowcore_core::imbalance::ImbalanceConfig;
-use flowcore_core::instrument::InstrumentTable;
-use flowcore_tests::{assert_rows_eq, golden, recording, repo};
-use flowcore_tools::run::{run, RunOptions};
-use flowcore_tools::run_config::RunConfig;
+use flowcore_tests::{assert_rows_eq, golden, live_run, local_ca, recording, repo, temp_dir};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 const FEEDS: [(&str, &str, &[&str]); 3] = [
     (
@@ -104,33 +99,11 @@ fn run_against(server: &Server, ca: Option<&Path>) -> Vec<String> {
             text += &format!("tls_ca_file = {:?}\n", ca.display().to_string());
         }
     }
-    let table = InstrumentTable::binance_defaults();
-    let config = RunConfig::parse(&text, Path::new("."), &table).unwrap();
-    let mut bars = Vec::new();
-    let summary = run(
-        RunOptions {
-            config,
-            table,
-            imbalance: ImbalanceConfig::default(),
-            duration: Some(Duration::from_secs(600)),
-            record: None,
-            stop: Default::default(),
-            exit_on_close: true,
-        },
-        Some(&mut bars),
-        None,
-    )
-    .expect("run");
-    assert_eq!(summary.parse_errors, 0);
-    assert_eq!(summary.connect_errors, 0);
-    assert!(summary.snapshots >= 3);
-    let mut rows: Vec<String> = String::from_utf8(bars)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    rows.sort();
-    rows
+    let out = live_run(&text, None);
+    assert_eq!(out.summary.parse_errors, 0);
+    assert_eq!(out.summary.connect_errors, 0);
+    assert!(out.summary.snapshots >= 3);
+    out.bars
 }
 
 #[test]
@@ -142,29 +115,8 @@ fn bars_from_a_third_party_server_over_ws_equal_the_golden_bars() {
 
 #[test]
 fn bars_from_a_third_party_server_over_wss_equal_the_golden_bars() {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let dir = std::env::temp_dir().join(format!("flowcore-3p-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "flowcore third-party test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let (ca_path, cert_path, key_path) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let dir = temp_dir("3p-tls");
+    let (ca_path, cert_path, key_path) = local_ca(&dir);
     let server = start_server(Some((&cert_path, &key_path)));
     assert!(server.ws.starts_with("wss://"));
     let bars = run_against(&server, Some(&ca_path));

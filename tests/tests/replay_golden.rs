@@ -1,17 +1,7 @@
 //! `flowcore replay` against the independent Python `decimal` computation (tests/golden).
 
-use flowcore_core::instrument::Venue::{BinanceCoinm, BinanceSpot, BinanceUsdm};
-use flowcore_tests::{assert_rows_eq, file, golden, lines, memory, run, ts_of};
-
-fn btc_inputs() -> Vec<flowcore_tools::replay::Input> {
-    vec![
-        file(BinanceSpot, "spot_btcusdt_20240808.txt.gz"),
-        file(BinanceSpot, "spot_btcusdt_20240809.txt.gz"),
-        file(BinanceUsdm, "usdm_btcusdt_20240808.txt.gz"),
-        file(BinanceCoinm, "coinm_btcusd_perp_20240808.txt.gz"),
-        file(BinanceCoinm, "coinm_btcusd_perp_20240809.txt.gz"),
-    ]
-}
+use flowcore_core::instrument::Venue::{BinanceSpot, BinanceUsdm};
+use flowcore_tests::{assert_rows_eq, btc_inputs, file, golden, lines, memory, run, ts_of};
 
 #[test]
 fn btc_bars_and_tops_equal_the_golden_computation() {

@@ -21,6 +21,30 @@ struct Cli {
     command: Command,
 }
 
+/// Instruments and imbalance settings, shared by every command that runs the engine.
+#[derive(clap::Args, Debug)]
+struct EngineArgs {
+    /// Levels of the weighted imbalance.
+    #[arg(long, default_value_t = 10)]
+    obi_levels: usize,
+    /// Decay of the weighted imbalance: w_i = exp(-decay * i).
+    #[arg(long, default_value_t = 0.1)]
+    obi_decay: f64,
+    /// Instrument table (TOML, see config/instruments.toml); the bundled defaults if absent.
+    #[arg(long)]
+    instruments: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    fn table(&self) -> anyhow::Result<InstrumentTable> {
+        load_table(&self.instruments)
+    }
+
+    fn imbalance(&self) -> anyhow::Result<ImbalanceConfig> {
+        ImbalanceConfig::new(self.obi_levels, self.obi_decay).context("--obi-levels/--obi-decay")
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Replays recordings into one-second CVD bars and per-second book tops (JSONL).
@@ -31,15 +55,8 @@ enum Command {
         /// Write per-second book tops here (JSONL).
         #[arg(long)]
         tops_out: Option<PathBuf>,
-        /// Levels of the weighted imbalance.
-        #[arg(long, default_value_t = 10)]
-        obi_levels: usize,
-        /// Decay of the weighted imbalance: w_i = exp(-decay * i).
-        #[arg(long, default_value_t = 0.1)]
-        obi_decay: f64,
-        /// Instrument table (TOML, see config/instruments.toml); the bundled defaults if absent.
-        #[arg(long)]
-        instruments: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm).
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -65,15 +82,8 @@ enum Command {
         /// recordings) instead of reconnecting.
         #[arg(long)]
         exit_on_close: bool,
-        /// Levels of the weighted imbalance.
-        #[arg(long, default_value_t = 10)]
-        obi_levels: usize,
-        /// Decay of the weighted imbalance.
-        #[arg(long, default_value_t = 0.1)]
-        obi_decay: f64,
-        /// Instrument table (TOML); the bundled defaults if absent.
-        #[arg(long)]
-        instruments: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Serves recordings as a Binance exchange on loopback: WebSocket streams, subscribe,
     /// pings, REST depth snapshots from the simulator's own books. Prints one JSON line per
@@ -107,6 +117,19 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
+}
+
+fn flush(
+    bars: &mut Option<BufWriter<File>>,
+    tops: &mut Option<BufWriter<File>>,
+) -> anyhow::Result<()> {
+    if let Some(w) = bars.as_mut() {
+        w.flush().context("writing bars")?;
+    }
+    if let Some(w) = tops.as_mut() {
+        w.flush().context("writing tops")?;
+    }
+    Ok(())
 }
 
 fn load_table(instruments: &Option<PathBuf>) -> anyhow::Result<InstrumentTable> {
@@ -143,18 +166,15 @@ fn main() -> anyhow::Result<()> {
         Command::Replay {
             bars_out,
             tops_out,
-            obi_levels,
-            obi_decay,
-            instruments,
+            engine,
             inputs,
         } => {
-            let table = load_table(&instruments)?;
+            let table = engine.table()?;
             let inputs = inputs
                 .iter()
                 .map(|a| Input::parse_arg(a))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let imbalance =
-                ImbalanceConfig::new(obi_levels, obi_decay).context("--obi-levels/--obi-decay")?;
+            let imbalance = engine.imbalance()?;
             let mut bars = create(&bars_out)?;
             let mut tops = create(&tops_out)?;
             let started = Instant::now();
@@ -165,12 +185,7 @@ fn main() -> anyhow::Result<()> {
                 bars.as_mut().map(|w| w as &mut dyn Write),
                 tops.as_mut().map(|w| w as &mut dyn Write),
             )?;
-            if let Some(w) = bars.as_mut() {
-                w.flush().context("writing bars")?;
-            }
-            if let Some(w) = tops.as_mut() {
-                w.flush().context("writing tops")?;
-            }
+            flush(&mut bars, &mut tops)?;
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
                 "replay: {} messages, {} gaps, {} resyncs, {} late trades, {} parse errors, {:.0} msgs/s \
@@ -196,11 +211,9 @@ fn main() -> anyhow::Result<()> {
             seconds: run_seconds,
             record,
             exit_on_close,
-            obi_levels,
-            obi_decay,
-            instruments,
+            engine,
         } => {
-            let table = load_table(&instruments)?;
+            let table = engine.table()?;
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
             let base = config.parent().unwrap_or(std::path::Path::new("."));
@@ -209,8 +222,7 @@ fn main() -> anyhow::Result<()> {
             let options = flowcore_tools::run::RunOptions {
                 config: run_config,
                 table,
-                imbalance: ImbalanceConfig::new(obi_levels, obi_decay)
-                    .context("--obi-levels/--obi-decay")?,
+                imbalance: engine.imbalance()?,
                 duration: seconds("--seconds", run_seconds)?,
                 record,
                 stop: Default::default(),
@@ -223,12 +235,7 @@ fn main() -> anyhow::Result<()> {
                 bars.as_mut().map(|w| w as &mut dyn Write),
                 tops.as_mut().map(|w| w as &mut dyn Write),
             )?;
-            if let Some(w) = bars.as_mut() {
-                w.flush().context("writing bars")?;
-            }
-            if let Some(w) = tops.as_mut() {
-                w.flush().context("writing tops")?;
-            }
+            flush(&mut bars, &mut tops)?;
             eprintln!(
                 "run: {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, {} parse errors, \
                  {} disconnects, {} ring waits, {} recorded lines ({} bars, {} tops)",
