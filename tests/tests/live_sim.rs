@@ -292,3 +292,44 @@ fn subscribe_on_a_raw_connection_gets_a_reply_then_bare_payloads() {
         "only the subscribed stream, without the combined wrapper"
     );
 }
+
+/// `--seconds`: the run stops on time while the market is still going, and flushes its open
+/// bars as incomplete.
+#[test]
+fn a_timed_run_stops_and_flushes_the_open_bars() {
+    let (addresses, _sim) = start_sim(
+        vec![file(BinanceUsdm, "usdm_btcusdt_20240808.txt.gz")],
+        Pace::Faster(10.0),
+        1,
+        None,
+    );
+    let table = InstrumentTable::binance_defaults();
+    let config = RunConfig::parse(&config(&addresses, None), Path::new("."), &table).unwrap();
+    let started = std::time::Instant::now();
+    let mut bars = Vec::new();
+    let summary = run(
+        RunOptions {
+            config,
+            table,
+            imbalance: ImbalanceConfig::default(),
+            duration: Some(Duration::from_secs(2)),
+            record: None,
+            stop: Default::default(),
+            exit_on_close: false,
+        },
+        Some(&mut bars),
+        None,
+    )
+    .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    assert!(summary.messages > 1000, "{} messages", summary.messages);
+    let text = String::from_utf8(bars).unwrap();
+    let last = text.lines().last().expect("bars were written");
+    assert!(
+        last.contains("\"complete\":false"),
+        "the open bar is flushed: {last}"
+    );
+    // About 20 s of market time at 10x: far from the recording's 6 minutes.
+    assert!(text.lines().count() < 100, "{} bars", text.lines().count());
+}
