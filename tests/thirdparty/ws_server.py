@@ -23,6 +23,7 @@ import asyncio
 import gzip
 import http
 import json
+import logging
 import ssl
 import sys
 
@@ -67,6 +68,9 @@ async def main():
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("inputs", nargs="+")
     args = parser.parse_args()
+    # A REST client closing its connection after the response is logged by websockets as a
+    # failed opening handshake: not an error here.
+    logging.getLogger("websockets.server").setLevel(logging.CRITICAL)
     streams, snapshots = load(args.inputs)
     done = asyncio.Event()
     ended = 0
@@ -89,9 +93,13 @@ async def main():
         wanted = set(query[len("streams="):].split("/")) if query.startswith("streams=") else set()
         size = args.fragment
         try:
-            for name, raw in streams.get(venue, []):
+            for n, (name, raw) in enumerate(streams.get(venue, [])):
                 if name in wanted:
                     await ws.send([raw[i:i + size] for i in range(0, len(raw), size)])
+                if n % 64 == 0:
+                    # send() does not yield while the socket takes the data: let the other
+                    # connections and the REST requests have the event loop too.
+                    await asyncio.sleep(0)
             await ws.close()
         finally:
             ended += 1

@@ -389,6 +389,9 @@ impl FeedThread {
 
 type Shared = Rc<RefCell<FeedThread>>;
 
+/// How long a feed whose connections have all ended waits for snapshots still in flight.
+const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
+
 fn feed_main(
     thread: FeedThread,
     mut requests: rtrb::Consumer<InstrumentId>,
@@ -425,18 +428,23 @@ fn feed_main(
             )));
         }
         let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let mut all_ended: Option<Instant> = None;
         loop {
             tick.tick().await;
             while let Ok(inst) = requests.pop() {
                 fetch_snapshot(&shared, inst, stop.clone());
             }
             // Done when stopped, or when every connection has ended for good and no
-            // snapshot is still on its way.
-            if stop.load(Ordering::Relaxed)
-                || (connections.iter().all(|c| c.is_finished())
-                    && shared.borrow().fetching.is_empty())
-            {
+            // snapshot is still on its way (a fetch that keeps failing gets a grace period:
+            // its server may be gone with the streams).
+            if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if connections.iter().all(|c| c.is_finished()) {
+                let ended = *all_ended.get_or_insert_with(Instant::now);
+                if shared.borrow().fetching.is_empty() || ended.elapsed() > SNAPSHOT_GRACE {
+                    break;
+                }
             }
         }
         for c in connections {

@@ -54,8 +54,35 @@ async fn get_inner(url: &str, tls: &TlsSettings) -> Result<Vec<u8>, TransportErr
                 "response over {MAX_RESPONSE} bytes"
             )));
         }
+        // Done as soon as the body is whole: some servers keep the connection open after
+        // the response (until their own close timeout) despite `Connection: close`.
+        if is_complete(&response) {
+            break;
+        }
     }
     parse_response(&response)
+}
+
+/// True once `response` holds the whole body its headers announce (`Content-Length`, or a
+/// chunked body's last chunk). Without either, only the end of the connection tells.
+fn is_complete(response: &[u8]) -> bool {
+    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+    let body = &response[head_end + 4..];
+    for line in head.split("\r\n") {
+        if let Some(len) = line.strip_prefix("content-length:") {
+            return len
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|len| body.len() >= len);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 /// The body of a complete HTTP/1.1 response held in `response`.
@@ -132,6 +159,21 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, TransportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completeness() {
+        assert!(!is_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel"
+        ));
+        assert!(is_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+        ));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\nContent-Le"));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+        assert!(!is_complete(chunked));
+        assert!(is_complete(&[&chunked[..], b"0\r\n\r\n"].concat()));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\n\r\nno length"));
+    }
 
     #[test]
     fn responses() {
