@@ -35,6 +35,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Receive timestamps: a TSC clock anchored once to the system's epoch time.
 #[derive(Debug, Clone)]
@@ -412,6 +413,7 @@ fn feed_main(
     let shared: Shared = Rc::new(RefCell::new(thread));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
+        let (shutdown_tx, shutdown) = watch::channel(false);
         let mut connections = Vec::new();
         for symbol in &feed.symbols {
             let inst = {
@@ -424,6 +426,7 @@ fn feed_main(
                 symbol.clone(),
                 inst,
                 stop.clone(),
+                shutdown.clone(),
                 exit_on_close,
             )));
         }
@@ -447,19 +450,14 @@ fn feed_main(
                 }
             }
         }
+        // Let each connection send its close frame, briefly.
+        let _ = shutdown_tx.send(true);
         for c in connections {
-            c.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(1), c).await;
         }
     });
     let stats = shared.borrow().stats;
     stats
-}
-
-/// Resolves when `stop` is set.
-async fn stopped(stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// One symbol's WebSocket, reconnected with backoff until the run stops or the server
@@ -469,6 +467,7 @@ async fn connection(
     symbol: String,
     inst: InstrumentId,
     stop: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
     exit_on_close: bool,
 ) {
     let (feed, table) = {
@@ -494,7 +493,7 @@ async fn connection(
                     continue;
                 }
             },
-            () = stopped(&stop) => return,
+            _ = shutdown.wait_for(|&s| s) => return,
         };
         backoff = Duration::from_millis(100);
         {
@@ -510,7 +509,8 @@ async fn connection(
         loop {
             let next = tokio::select! {
                 m = transport.next_message() => m,
-                () = stopped(&stop) => {
+                // A watch, not a polled flag: waiting on it costs no timer per message.
+                _ = shutdown.wait_for(|&s| s) => {
                     transport.close().await;
                     return;
                 }
