@@ -207,16 +207,20 @@ impl Ladder {
         }
     }
 
-    /// Levels from the best down, as (key, qty).
+    /// Levels from the best down.
     #[inline]
-    fn iter_from_top(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+    fn iter_from_top(&self) -> impl Iterator<Item = PriceLevel> + '_ {
         self.order.iter().rev().flat_map(move |&slot| {
             let block = &self.pool[slot as usize];
             block.keys[..block.len]
                 .iter()
                 .zip(&block.qtys[..block.len])
                 .rev()
-                .map(|(&k, &q)| (k, q))
+                .map(|(&key, &qty)| PriceLevel {
+                    // Negation is its own inverse: the key of a key is the price.
+                    px: self.key(key),
+                    qty,
+                })
         })
     }
 
@@ -226,9 +230,8 @@ impl Ladder {
             let block = &self.pool[slot as usize];
             if depth < block.len {
                 let i = block.len - 1 - depth;
-                let key = block.keys[i];
                 return Some(PriceLevel {
-                    px: if self.negate { -key } else { key },
+                    px: self.key(block.keys[i]),
                     qty: block.qtys[i],
                 });
             }
@@ -331,11 +334,7 @@ impl OrderBook {
     /// depth when reading several.
     #[inline]
     pub fn levels(&self, side: BookSide) -> impl Iterator<Item = PriceLevel> + '_ {
-        let ladder = self.ladder(side);
-        ladder.iter_from_top().map(move |(key, qty)| PriceLevel {
-            px: if ladder.negate { -key } else { key },
-            qty,
-        })
+        self.ladder(side).iter_from_top()
     }
 
     /// The best level of a side.
@@ -349,8 +348,8 @@ impl OrderBook {
     #[inline]
     pub fn top_qtys(&self, side: BookSide, out: &mut [i64]) -> usize {
         let mut n = 0;
-        for (slot, (_, q)) in out.iter_mut().zip(self.ladder(side).iter_from_top()) {
-            *slot = q;
+        for (slot, level) in out.iter_mut().zip(self.ladder(side).iter_from_top()) {
+            *slot = level.qty;
             n += 1;
         }
         for slot in &mut out[n..] {

@@ -141,28 +141,31 @@ pub struct LiveOutput {
     pub summary: flowcore_tools::run::RunSummary,
 }
 
-/// `flowcore run` with `config_text` until its servers close (or ten minutes), parking idle
-/// threads, bundled instruments, default imbalance.
-pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
-    use flowcore_tools::run::{run, RunOptions};
+/// Run options for `config_text`: bundled instruments, default imbalance, a ten-minute
+/// safety limit, ending when the servers close the connections, no recording.
+pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
     use flowcore_tools::run_config::RunConfig;
     let table = InstrumentTable::binance_defaults();
     let config = RunConfig::parse(config_text, Path::new("."), &table).expect("run config");
+    flowcore_tools::run::RunOptions {
+        config,
+        table,
+        imbalance: ImbalanceConfig::default(),
+        duration: Some(std::time::Duration::from_secs(600)),
+        record: None,
+        stop: Default::default(),
+        exit_on_close: true,
+    }
+}
+
+/// `flowcore run` with [`run_options`] (plus `record`), both outputs captured.
+pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
     let (mut bars, mut tops) = (Vec::new(), Vec::new());
-    let summary = run(
-        RunOptions {
-            config,
-            table,
-            imbalance: ImbalanceConfig::default(),
-            duration: Some(std::time::Duration::from_secs(600)),
-            record,
-            stop: Default::default(),
-            exit_on_close: true,
-        },
-        Some(&mut bars),
-        Some(&mut tops),
-    )
-    .expect("run");
+    let options = flowcore_tools::run::RunOptions {
+        record,
+        ..run_options(config_text)
+    };
+    let summary = flowcore_tools::run::run(options, Some(&mut bars), Some(&mut tops)).expect("run");
     LiveOutput {
         bars: sorted_rows(bars),
         tops: sorted_rows(tops),

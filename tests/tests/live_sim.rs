@@ -2,15 +2,14 @@
 //! the same recordings, over ws and over wss with a locally generated CA, and the live
 //! output equals `flowcore replay` of the run's own `--record` output.
 
-use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_core::instrument::Venue::{self, BinanceSpot, BinanceUsdm};
 use flowcore_tests::{
-    assert_rows_eq, btc_inputs, file, golden, live_run, local_ca, run as replay_run, temp_dir,
+    assert_rows_eq, btc_inputs, file, golden, live_run, local_ca, run as replay_run, run_options,
+    temp_dir,
 };
 use flowcore_tools::replay::{Input, Source};
 use flowcore_tools::run::{run, RunOptions};
-use flowcore_tools::run_config::RunConfig;
 use flowcore_tools::sim::{run_sim, Pace, SimOptions, SimSummary};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -164,23 +163,11 @@ fn an_untrusted_certificate_is_refused() {
         Some((cert, key)),
     );
     // No tls_ca_file: only the webpki roots are trusted, so every connect fails.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let table = InstrumentTable::binance_defaults();
-    let untrusting = RunConfig::parse(&config(&addresses, None), Path::new("."), &table).unwrap();
-    let summary = run(
-        RunOptions {
-            config: untrusting,
-            table,
-            imbalance: ImbalanceConfig::default(),
-            duration: Some(Duration::from_secs(2)),
-            record: None,
-            stop,
-            exit_on_close: true,
-        },
-        None,
-        None,
-    )
-    .unwrap();
+    let untrusting = RunOptions {
+        duration: Some(Duration::from_secs(2)),
+        ..run_options(&config(&addresses, None))
+    };
+    let summary = run(untrusting, None, None).unwrap();
     assert!(summary.connect_errors >= 1);
     assert_eq!(summary.messages, 0);
     // Let the simulator finish: a trusted client plays it out.
@@ -303,24 +290,14 @@ fn a_timed_run_stops_and_flushes_the_open_bars() {
         1,
         None,
     );
-    let table = InstrumentTable::binance_defaults();
-    let config = RunConfig::parse(&config(&addresses, None), Path::new("."), &table).unwrap();
+    let timed = RunOptions {
+        duration: Some(Duration::from_secs(2)),
+        exit_on_close: false,
+        ..run_options(&config(&addresses, None))
+    };
     let started = std::time::Instant::now();
     let mut bars = Vec::new();
-    let summary = run(
-        RunOptions {
-            config,
-            table,
-            imbalance: ImbalanceConfig::default(),
-            duration: Some(Duration::from_secs(2)),
-            record: None,
-            stop: Default::default(),
-            exit_on_close: false,
-        },
-        Some(&mut bars),
-        None,
-    )
-    .unwrap();
+    let summary = run(timed, Some(&mut bars), None).unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     assert!(summary.messages > 1000, "{} messages", summary.messages);

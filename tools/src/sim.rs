@@ -297,22 +297,16 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
     }
     // Stable: equal timestamps keep argument and line order.
     records.sort_by_key(|r| r.ts);
-    let ping_interval = venues
+    let (ping_interval, pong_timeout) = venues
         .iter()
-        .map(|v| match (options.ping_interval, v.venue) {
-            (Some(d), _) => d,
-            (None, Venue::BinanceSpot) => Duration::from_secs(20),
-            (None, _) => Duration::from_secs(180),
+        .map(|v| {
+            let (ping, pong) = venue_heartbeat(v.venue);
+            (
+                options.ping_interval.unwrap_or(ping),
+                options.pong_timeout.unwrap_or(pong),
+            )
         })
-        .collect();
-    let pong_timeout = venues
-        .iter()
-        .map(|v| match (options.pong_timeout, v.venue) {
-            (Some(d), _) => d,
-            (None, Venue::BinanceSpot) => Duration::from_secs(60),
-            (None, _) => Duration::from_secs(600),
-        })
-        .collect();
+        .unzip();
     Ok((
         records,
         Sim {
@@ -324,6 +318,16 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             pong_timeout,
         },
     ))
+}
+
+/// A venue's (ping interval, pong timeout), as PROTOCOLS.md gives them.
+fn venue_heartbeat(venue: Venue) -> (Duration, Duration) {
+    match venue {
+        Venue::BinanceSpot => (Duration::from_secs(20), Duration::from_secs(60)),
+        Venue::BinanceUsdm | Venue::BinanceCoinm => {
+            (Duration::from_secs(180), Duration::from_secs(600))
+        }
+    }
 }
 
 /// The `stream` of a combined-stream message, `None` for anything else.
@@ -416,12 +420,16 @@ async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
             .collect()
     };
     let mut gone = Vec::new();
+    // Cut once per message, shared by every `/ws` client.
+    let mut bare_message: Option<Utf8Bytes> = None;
     for (i, tx, bare) in targets {
         let message = if bare {
-            match bare_payload(record.wrapped.as_str()) {
-                Some(p) => Utf8Bytes::from(p.to_string()),
-                None => record.wrapped.clone(),
-            }
+            bare_message
+                .get_or_insert_with(|| match bare_payload(record.wrapped.as_str()) {
+                    Some(p) => Utf8Bytes::from(p.to_string()),
+                    None => record.wrapped.clone(),
+                })
+                .clone()
         } else {
             record.wrapped.clone()
         };

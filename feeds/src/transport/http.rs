@@ -63,40 +63,26 @@ async fn get_inner(url: &str, tls: &TlsSettings) -> Result<Vec<u8>, TransportErr
     parse_response(&response)
 }
 
-/// True once `response` holds the whole body its headers announce (`Content-Length`, or a
-/// chunked body's last chunk). Without either, only the end of the connection tells.
-fn is_complete(response: &[u8]) -> bool {
-    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
-    let body = &response[head_end + 4..];
-    for line in head.split("\r\n") {
-        if let Some(len) = line.strip_prefix("content-length:") {
-            return len
-                .trim()
-                .parse::<usize>()
-                .is_ok_and(|len| body.len() >= len);
-        }
-        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
-            return body.ends_with(b"0\r\n\r\n");
-        }
-    }
-    false
+/// The parts of a response head that frame its body.
+struct Head {
+    status: u16,
+    content_length: Option<usize>,
+    chunked: bool,
+    /// Where the body starts in the response.
+    body_start: usize,
 }
 
-/// The body of a complete HTTP/1.1 response held in `response`.
-fn parse_response(response: &[u8]) -> Result<Vec<u8>, TransportError> {
+/// Parses the head of `response`; `Ok(None)` while the head is still incomplete.
+fn parse_head(response: &[u8]) -> Result<Option<Head>, TransportError> {
     let bad = |why: &str| TransportError::Http(why.to_string());
-    let head_end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
+    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
     let head = std::str::from_utf8(&response[..head_end]).map_err(|_| bad("headers not UTF-8"))?;
-    let body = &response[head_end + 4..];
     let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
+    let status = lines
+        .next()
+        .unwrap_or_default()
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -118,18 +104,49 @@ fn parse_response(response: &[u8]) -> Result<Vec<u8>, TransportError> {
             chunked = value.eq_ignore_ascii_case("chunked");
         }
     }
-    let body = if chunked {
+    Ok(Some(Head {
+        status,
+        content_length,
+        chunked,
+        body_start: head_end + 4,
+    }))
+}
+
+/// True once `response` holds the whole body its head announces (`Content-Length`, or a
+/// chunked body's last chunk). Without either, or with a malformed head, only the end of
+/// the connection tells (and [`parse_response`] then reports the problem).
+fn is_complete(response: &[u8]) -> bool {
+    let Ok(Some(head)) = parse_head(response) else {
+        return false;
+    };
+    let body = &response[head.body_start..];
+    if head.chunked {
+        body.ends_with(b"0\r\n\r\n")
+    } else {
+        head.content_length.is_some_and(|len| body.len() >= len)
+    }
+}
+
+/// The body of a complete HTTP/1.1 response held in `response`.
+fn parse_response(response: &[u8]) -> Result<Vec<u8>, TransportError> {
+    let bad = |why: &str| TransportError::Http(why.to_string());
+    let head = parse_head(response)?.ok_or_else(|| bad("no end of headers"))?;
+    let body = &response[head.body_start..];
+    let body = if head.chunked {
         dechunk(body)?
-    } else if let Some(len) = content_length {
+    } else if let Some(len) = head.content_length {
         body.get(..len)
             .ok_or_else(|| bad("body shorter than Content-Length"))?
             .to_vec()
     } else {
         body.to_vec()
     };
-    if status != 200 {
+    if head.status != 200 {
         let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return Err(TransportError::Http(format!("status {status}: {text}")));
+        return Err(TransportError::Http(format!(
+            "status {}: {text}",
+            head.status
+        )));
     }
     Ok(body)
 }
