@@ -1,0 +1,292 @@
+//! From the engine's outputs to bus records: the one place that knows both.
+//!
+//! The core thread calls [`Publisher::on_event`] after the engine consumed each event, and
+//! passes the publisher as (part of) the engine's sink for bars and tops. Symbol ids are
+//! instrument ids, then aggregate ids after the last instrument.
+
+use crate::abi::{
+    flags, health, venue, BarRecord, BboRecord, Book20Record, HealthRecord, SymbolRecord,
+    TopRecord, TradeRecord, BOOK_DEPTH,
+};
+use crate::bus::{padded, BusConfig, BusWriter};
+use crate::error::ShmError;
+use flowcore_core::bars::{Bar, BarKey, BarSink, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
+use flowcore_core::engine::{Engine, EngineSink, TopRow};
+use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSource};
+use flowcore_core::instrument::{ContractSize, InstrumentTable, MarketKind, Venue};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Publishes the engine's outputs on a bus.
+#[derive(Debug)]
+pub struct Publisher {
+    bus: BusWriter,
+    instruments: u32,
+    /// Exchange time of each book's open batch (`BookEnd` carries none).
+    batch_exch_ns: Vec<i64>,
+    published: u64,
+    saturated: u64,
+}
+
+/// The writer's clock: wall time (a vDSO read, no system call).
+#[inline]
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// One symbol record per instrument of `engine`'s table, then one per aggregate.
+pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
+    let table: &InstrumentTable = engine.table();
+    let mut out: Vec<SymbolRecord> = table
+        .iter()
+        .map(|(id, i)| {
+            let (unit, value, value_scale) = match i.contract {
+                ContractSize::Base => (0, 0, 0),
+                ContractSize::Quote { mantissa, scale } => (1, mantissa, scale),
+            };
+            SymbolRecord {
+                symbol_id: id.0.into(),
+                venue: match i.venue {
+                    Venue::BinanceSpot => venue::BINANCE_SPOT,
+                    Venue::BinanceUsdm => venue::BINANCE_USDM,
+                    Venue::BinanceCoinm => venue::BINANCE_COINM,
+                },
+                market_kind: market_kind(i.kind),
+                contract_unit: unit,
+                price_scale: i.price_scale,
+                size_scale: i.size_scale,
+                notional_scale: i.price_scale + i.size_scale,
+                contract_value_scale: value_scale,
+                reserved0: 0,
+                tick: i.tick,
+                lot: i.lot,
+                contract_value: value,
+                symbol: padded(&i.symbol),
+                base: padded(&i.base),
+                quote: padded(&i.quote),
+            }
+        })
+        .collect();
+    for (k, a) in engine.bars().aggregates().iter().enumerate() {
+        out.push(SymbolRecord {
+            symbol_id: (table.len() + k) as u32,
+            venue: match a.kind {
+                MarketKind::Spot => venue::AGG_SPOT,
+                MarketKind::Perpetual => venue::AGG_PERP,
+            },
+            market_kind: market_kind(a.kind),
+            size_scale: AGG_QTY_SCALE,
+            notional_scale: AGG_NOTIONAL_SCALE,
+            symbol: padded(&a.base),
+            base: padded(&a.base),
+            ..bytemuck::Zeroable::zeroed()
+        });
+    }
+    out
+}
+
+fn market_kind(kind: MarketKind) -> u8 {
+    match kind {
+        MarketKind::Spot => 1,
+        MarketKind::Perpetual => 2,
+    }
+}
+
+impl Publisher {
+    /// Creates the bus for `engine`'s instruments and aggregates.
+    pub fn create(config: &BusConfig, engine: &Engine) -> Result<Self, ShmError> {
+        Ok(Self {
+            bus: BusWriter::create(config, &symbol_records(engine))?,
+            instruments: engine.table().len() as u32,
+            batch_exch_ns: vec![0; engine.table().len()],
+            published: 0,
+            saturated: 0,
+        })
+    }
+
+    /// The bus (signals are published through it directly).
+    pub fn bus(&mut self) -> &mut BusWriter {
+        &mut self.bus
+    }
+
+    /// Records published on every stream so far.
+    pub fn published(&self) -> u64 {
+        self.published
+    }
+
+    /// Records whose sums did not fit an `i64` (flagged [`flags::SATURATED`]).
+    pub fn saturated(&self) -> u64 {
+        self.saturated
+    }
+
+    /// Publishes what `ev` changed, after `engine` consumed it: the trade, the venue's
+    /// best bid/ask, or the top-20 book at the end of a depth batch.
+    #[inline]
+    pub fn on_event(&mut self, ev: &MarketEvent, engine: &Engine) {
+        let symbol_id = u32::from(ev.inst.0);
+        match &ev.kind {
+            EventKind::Trade(t) => {
+                let mut f = 0;
+                if t.aggressor == Aggressor::Buy {
+                    f |= flags::TRADE_BUYER_TAKER;
+                }
+                if t.source == TradeSource::AggTrade {
+                    f |= flags::TRADE_AGGREGATED;
+                }
+                if !t.is_taker_flow {
+                    f |= flags::TRADE_NOT_TAKER_FLOW;
+                }
+                self.bus.trades.publish(&TradeRecord {
+                    trade_ns: t.trade_ts,
+                    local_ns: ev.local_ts,
+                    symbol_id,
+                    flags: f,
+                    px: t.px,
+                    qty: t.qty,
+                    trade_id: t.trade_id,
+                    publish_ns: now_ns(),
+                });
+            }
+            EventKind::BookTicker(b) => self.bus.bbo.publish(&BboRecord {
+                exch_ns: b.exch_ts.map_or(0, |t| t.get()),
+                local_ns: ev.local_ts,
+                symbol_id,
+                flags: 0,
+                bid_px: b.bid_px,
+                bid_qty: b.bid_qty,
+                ask_px: b.ask_px,
+                ask_qty: b.ask_qty,
+            }),
+            EventKind::BookBegin(b) => {
+                self.batch_exch_ns[ev.inst.index()] = b.exch_ts.map_or(0, |t| t.get());
+                return;
+            }
+            EventKind::BookEnd => self.book20(ev, engine),
+            EventKind::Level(_) => return,
+        }
+        self.published += 1;
+    }
+
+    fn book20(&mut self, ev: &MarketEvent, engine: &Engine) {
+        let mut rec = Book20Record {
+            local_ns: ev.local_ts,
+            symbol_id: ev.inst.0.into(),
+            ..bytemuck::Zeroable::zeroed()
+        };
+        if engine.is_synced(ev.inst) {
+            rec.flags = flags::BOOK_SYNCED;
+            let book = engine.book(ev.inst);
+            for (side, out, n) in [
+                (BookSide::Bid, &mut rec.bids, &mut rec.bid_levels),
+                (BookSide::Ask, &mut rec.asks, &mut rec.ask_levels),
+            ] {
+                for (slot, level) in out.iter_mut().zip(book.levels(side).take(BOOK_DEPTH)) {
+                    *slot = [level.px, level.qty];
+                    *n += 1;
+                }
+            }
+        }
+        rec.exch_ns = self.batch_exch_ns[ev.inst.index()];
+        rec.publish_ns = now_ns();
+        // The key is an instrument id, always inside the table the bus was created with.
+        let _ = self.bus.book20.update(ev.inst.0.into(), &rec);
+    }
+
+    /// Publishes a health record closing second `ts_ms` and the writer heartbeat.
+    pub fn health(&mut self, ts_ms: i64, mut counters: [u64; 12]) {
+        counters[health::PUBLISHED] = self.published;
+        let now = now_ns();
+        self.bus.health.publish(&HealthRecord {
+            ts_ms,
+            publish_ns: now,
+            source: 0,
+            flags: 0,
+            counters,
+        });
+        self.bus.heartbeat(now as u64);
+        self.published += 1;
+    }
+
+    fn narrow(&mut self, v: i128, f: &mut u32) -> i64 {
+        i64::try_from(v).unwrap_or_else(|_| {
+            *f |= flags::SATURATED;
+            if v < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }
+        })
+    }
+}
+
+impl BarSink for Publisher {
+    fn bar(&mut self, bar: &Bar) {
+        let symbol_id = match bar.key {
+            BarKey::Instrument(id) => id.0.into(),
+            BarKey::Aggregate(a) => self.instruments + u32::from(a.0),
+        };
+        let mut f = 0;
+        if bar.complete {
+            f |= flags::BAR_COMPLETE;
+        }
+        let ohlc = bar.ohlc.inspect(|_| f |= flags::BAR_HAS_OHLC);
+        let vwap = bar.vwap.inspect(|_| f |= flags::BAR_HAS_VWAP);
+        let mut rec = BarRecord {
+            ts_ms: bar.ts_ms,
+            symbol_id,
+            open: ohlc.map_or(0, |o| o.open),
+            high: ohlc.map_or(0, |o| o.high),
+            low: ohlc.map_or(0, |o| o.low),
+            close: ohlc.map_or(0, |o| o.close),
+            vwap: vwap.unwrap_or(0),
+            trades: bar.trades,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        rec.buy_qty = self.narrow(bar.buy_qty, &mut f);
+        rec.sell_qty = self.narrow(bar.sell_qty, &mut f);
+        rec.delta = self.narrow(bar.delta, &mut f);
+        rec.cvd = self.narrow(bar.cvd, &mut f);
+        rec.buy_notional = self.narrow(bar.buy_notional, &mut f);
+        rec.sell_notional = self.narrow(bar.sell_notional, &mut f);
+        if f & flags::SATURATED != 0 {
+            self.saturated += 1;
+        }
+        rec.flags = f;
+        rec.publish_ns = now_ns();
+        self.bus.bars.publish(&rec);
+        self.published += 1;
+    }
+}
+
+impl EngineSink for Publisher {
+    fn top(&mut self, row: &TopRow) {
+        let mut rec = TopRecord {
+            ts_ms: row.ts_ms,
+            symbol_id: row.inst.0.into(),
+            ..bytemuck::Zeroable::zeroed()
+        };
+        if let Some(t) = row.top {
+            rec.flags |= flags::BOOK_SYNCED;
+            if let Some(b) = t.bid {
+                rec.flags |= flags::TOP_HAS_BID;
+                (rec.bid_px, rec.bid_qty) = (b.px, b.qty);
+            }
+            if let Some(a) = t.ask {
+                rec.flags |= flags::TOP_HAS_ASK;
+                (rec.ask_px, rec.ask_qty) = (a.px, a.qty);
+            }
+            if let Some(v) = t.obi_l1 {
+                rec.flags |= flags::TOP_HAS_OBI_L1;
+                rec.obi_l1 = v;
+            }
+            if let Some(v) = t.obi {
+                rec.flags |= flags::TOP_HAS_OBI;
+                rec.obi = v;
+            }
+        }
+        rec.publish_ns = now_ns();
+        self.bus.tops.publish(&rec);
+        self.published += 1;
+    }
+}
