@@ -202,9 +202,8 @@ impl MappedFile {
                 core::mem::size_of::<R>()
             )));
         }
-        let expected = (HEADER_SIZE as u64)
-            .checked_add(h.capacity.saturating_mul(h.slot_size as u64))
-            .unwrap_or(u64::MAX);
+        let expected =
+            (HEADER_SIZE as u64).saturating_add(h.capacity.saturating_mul(h.slot_size as u64));
         if h.header_size as usize != HEADER_SIZE
             || h.slot_size as usize != slot_size(h.record_size as usize)
             || h.capacity == 0
@@ -253,7 +252,7 @@ impl MappedFile {
     /// If the range is not inside the mapping or `offset` is not 8-byte aligned: callers
     /// pass offsets derived from a validated header.
     pub fn words(&self, offset: usize, n: usize) -> &[AtomicU64] {
-        assert!(offset % 8 == 0 && offset + n * 8 <= self.map.len());
+        assert!(offset.is_multiple_of(8) && offset + n * 8 <= self.map.len());
         // SAFETY: the range is inside the mapping (checked above), which lives as long as
         // `self` (never unmapped or truncated while mapped: writers rename new files in
         // place instead). The mapping is page aligned and `offset` a multiple of 8, so each

@@ -172,7 +172,7 @@ impl<R: Record> RingReader<R> {
                 return Some(r);
             }
             polls = polls.wrapping_add(1);
-            if polls % 64 == 0 {
+            if polls.is_multiple_of(64) {
                 let now = Instant::now();
                 if timeout.is_some_and(|t| now - start >= t) {
                     return None;

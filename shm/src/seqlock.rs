@@ -41,7 +41,7 @@ impl Word for AtomicU64 {
 /// `done` (even, greater than any stamp this slot had) afterwards. Single writer only.
 #[inline]
 pub fn write<W: Word>(stamp: &W, slot: &[W], payload: &[u64], busy: u64, done: u64) {
-    debug_assert!(busy % 2 == 1 && done % 2 == 0 && slot.len() >= payload.len());
+    debug_assert!(!busy.is_multiple_of(2) && done.is_multiple_of(2) && slot.len() >= payload.len());
     stamp.store(busy, Ordering::Relaxed);
     // Orders the odd stamp before every payload store: a reader that sees any new word
     // then sees the stamp changed on its second load.
@@ -66,7 +66,7 @@ pub enum SlotRead {
 #[inline]
 pub fn read<W: Word>(stamp: &W, slot: &[W], out: &mut [u64]) -> SlotRead {
     let before = stamp.load(Ordering::Acquire);
-    if before % 2 == 1 {
+    if !before.is_multiple_of(2) {
         return SlotRead::Busy(before);
     }
     for (v, cell) in out.iter_mut().zip(slot) {
