@@ -125,7 +125,7 @@ fn follow(dir: PathBuf, slow: bool) -> Seen {
         assert!(r.ts_ms > last, "out of order: {} after {last}", r.ts_ms);
         last = r.ts_ms;
         received += 1;
-        if slow && received % 20_000 == 0 {
+        if slow && received.is_multiple_of(20_000) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
