@@ -3,7 +3,7 @@
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_tools::recording::RecordingReader;
-use flowcore_tools::replay::{replay, Input, ReplaySummary, Source};
+use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplaySummary, Source};
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -58,9 +58,11 @@ pub fn run(inputs: Vec<Input>) -> Output {
     let mut bars = Vec::new();
     let mut tops = Vec::new();
     let summary = replay(
-        InstrumentTable::binance_defaults(),
-        ImbalanceConfig::default(),
-        inputs,
+        ReplayOptions::new(
+            InstrumentTable::binance_defaults(),
+            ImbalanceConfig::default(),
+            inputs,
+        ),
         Some(&mut bars),
         Some(&mut tops),
     )
@@ -155,6 +157,7 @@ pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
         record: None,
         stop: Default::default(),
         exit_on_close: true,
+        shm: None,
     }
 }
 

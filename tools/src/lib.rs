@@ -3,9 +3,11 @@
 
 pub mod instruments;
 pub mod jsonl;
+pub mod outputs;
 pub mod recorder;
 pub mod recording;
 pub mod replay;
 pub mod run;
 pub mod run_config;
+pub mod shm_tail;
 pub mod sim;

@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
-use flowcore_tools::replay::{replay, Input};
+use flowcore_shm::BusConfig;
+use flowcore_tools::replay::{replay, Input, ReplayOptions};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -55,6 +56,12 @@ enum Command {
         /// Write per-second book tops here (JSONL).
         #[arg(long)]
         tops_out: Option<PathBuf>,
+        /// asap, recorded (real time) or a speed-up like 10x.
+        #[arg(long, default_value = "asap")]
+        pace: flowcore_tools::sim::Pace,
+        /// Also publish to the shared-memory bus in this directory (e.g. /dev/shm/flowcore).
+        #[arg(long)]
+        shm: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm).
@@ -82,8 +89,33 @@ enum Command {
         /// recordings) instead of reconnecting.
         #[arg(long)]
         exit_on_close: bool,
+        /// Also publish to the shared-memory bus in this directory (overrides pipeline.shm).
+        #[arg(long)]
+        shm: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
+    },
+    /// Prints what a shared-memory bus carries as it arrives (bars and tops by default).
+    /// Ends when the writer is gone and everything was printed, unless --follow.
+    ShmTail {
+        /// The bus directory.
+        #[arg(default_value = flowcore_shm::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Streams to print.
+        #[arg(long, value_delimiter = ',', default_value = "bars,tops")]
+        streams: Vec<flowcore_tools::shm_tail::Stream>,
+        /// Start at the oldest record still in each ring (default: only new records).
+        #[arg(long)]
+        from_oldest: bool,
+        /// JSON lines (bars and tops exactly as the replay JSONL rows).
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Keep waiting for a writer (re)start instead of ending when the writer is gone.
+        #[arg(long)]
+        follow: bool,
     },
     /// Serves recordings as a Binance exchange on loopback: WebSocket streams, subscribe,
     /// pings, REST depth snapshots from the simulator's own books. Prints one JSON line per
@@ -166,6 +198,8 @@ fn main() -> anyhow::Result<()> {
         Command::Replay {
             bars_out,
             tops_out,
+            pace,
+            shm,
             engine,
             inputs,
         } => {
@@ -178,10 +212,13 @@ fn main() -> anyhow::Result<()> {
             let mut bars = create(&bars_out)?;
             let mut tops = create(&tops_out)?;
             let started = Instant::now();
+            let options = ReplayOptions {
+                pace,
+                shm: shm.map(BusConfig::new),
+                ..ReplayOptions::new(table, imbalance, inputs)
+            };
             let s = replay(
-                table,
-                imbalance,
-                inputs,
+                options,
                 bars.as_mut().map(|w| w as &mut dyn Write),
                 tops.as_mut().map(|w| w as &mut dyn Write),
             )?;
@@ -211,6 +248,7 @@ fn main() -> anyhow::Result<()> {
             seconds: run_seconds,
             record,
             exit_on_close,
+            shm,
             engine,
         } => {
             let table = engine.table()?;
@@ -227,6 +265,7 @@ fn main() -> anyhow::Result<()> {
                 record,
                 stop: Default::default(),
                 exit_on_close,
+                shm: shm.map(BusConfig::new),
             };
             let mut bars = create(&bars_out)?;
             let mut tops = create(&tops_out)?;
@@ -250,6 +289,32 @@ fn main() -> anyhow::Result<()> {
                 s.recorded_lines,
                 s.bars,
                 s.tops,
+            );
+            Ok(())
+        }
+        Command::ShmTail {
+            dir,
+            streams,
+            from_oldest,
+            json,
+            seconds: tail_seconds,
+            follow,
+        } => {
+            let options = flowcore_tools::shm_tail::TailOptions {
+                streams,
+                from: if from_oldest {
+                    flowcore_shm::ReadFrom::Oldest
+                } else {
+                    flowcore_shm::ReadFrom::Next
+                },
+                json,
+                duration: seconds("--seconds", tail_seconds)?,
+                follow,
+            };
+            let s = flowcore_tools::shm_tail::tail(&dir, &options, &mut std::io::stdout().lock())?;
+            eprintln!(
+                "shm-tail: {} records, {} missed (lapped)",
+                s.records, s.lapped
             );
             Ok(())
         }

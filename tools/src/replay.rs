@@ -7,16 +7,20 @@
 //! it is fast enough to replay the bundled day in well under a second.
 
 use crate::jsonl::{JsonlSink, RowFormat};
+use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recording::RecordingReader;
+use crate::sim::Pace;
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
+use flowcore_shm::{BusConfig, Publisher};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Where a recording comes from.
 pub enum Source {
@@ -158,18 +162,70 @@ fn file_instrument(
     bail!("{source:?}: no {venue} market message for a known instrument found")
 }
 
-/// Replays `inputs` through the engine, writing bar and tops rows.
+/// What to replay and how.
+#[derive(Debug)]
+pub struct ReplayOptions {
+    /// Instruments.
+    pub table: InstrumentTable,
+    /// Imbalance settings for tops.
+    pub imbalance: ImbalanceConfig,
+    /// The recordings.
+    pub inputs: Vec<Input>,
+    /// `asap` (the default) or paced at the recorded times (`recorded`, or `Nx` faster).
+    pub pace: Pace,
+    /// Publish to the shared-memory bus in this directory too.
+    pub shm: Option<BusConfig>,
+}
+
+impl ReplayOptions {
+    /// As fast as possible, no bus.
+    pub fn new(table: InstrumentTable, imbalance: ImbalanceConfig, inputs: Vec<Input>) -> Self {
+        Self {
+            table,
+            imbalance,
+            inputs,
+            pace: Pace::Asap,
+            shm: None,
+        }
+    }
+}
+
+/// Holds a paced replay back to the recording's clock.
+struct Pacer {
+    speed: f64,
+    start: Option<(i64, Instant)>,
+}
+
+impl Pacer {
+    fn wait_for(&mut self, ts: i64) {
+        let (t0, started) = *self.start.get_or_insert((ts, Instant::now()));
+        let due = Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1e9) / self.speed);
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            if ahead > Duration::from_micros(200) {
+                std::thread::sleep(ahead);
+            }
+        }
+    }
+}
+
+/// Replays the recordings through the engine, writing bar and tops rows (and records to
+/// the bus with [`ReplayOptions::shm`]).
 ///
 /// # Errors
-/// When a file cannot be read, a line has no timestamp, or writing fails. Malformed JSON is
-/// not an error: it is counted in [`ReplaySummary::parse_errors`].
+/// When a file cannot be read, a line has no timestamp, writing fails or the bus cannot be
+/// created. Malformed JSON is not an error: it is counted in [`ReplaySummary::parse_errors`].
 pub fn replay<'w>(
-    table: InstrumentTable,
-    imbalance: ImbalanceConfig,
-    inputs: Vec<Input>,
+    options: ReplayOptions,
     bars_out: Option<&'w mut dyn Write>,
     tops_out: Option<&'w mut dyn Write>,
 ) -> anyhow::Result<ReplaySummary> {
+    let ReplayOptions {
+        table,
+        imbalance,
+        inputs,
+        pace,
+        shm,
+    } = options;
     if inputs.is_empty() {
         bail!("no recordings given: expected VENUE=FILE arguments");
     }
@@ -200,7 +256,22 @@ pub fn replay<'w>(
     for chain in &mut chains {
         chain.advance()?;
     }
-    let mut out = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
+    let publisher = shm
+        .map(|config| {
+            Publisher::create(&config, &engine)
+                .with_context(|| format!("--shm {}", config.dir.display()))
+        })
+        .transpose()?;
+    let jsonl = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
+    let mut out = CoreSink::new(jsonl, publisher);
+    let mut pacer = match pace {
+        Pace::Asap => None,
+        Pace::Recorded => Some(Pacer {
+            speed: 1.0,
+            start: None,
+        }),
+        Pace::Faster(speed) => Some(Pacer { speed, start: None }),
+    };
     let mut summary = ReplaySummary::default();
     loop {
         // Few chains: a linear scan for the smallest (local ts, argument index) head.
@@ -219,8 +290,17 @@ pub fn replay<'w>(
             .1
             .current();
         summary.messages += 1;
+        if let Some(p) = &mut pacer {
+            p.wait_for(ts);
+        }
+        let counters = |s: &ReplaySummary| PipelineCounters {
+            messages: s.messages,
+            parse_errors: s.parse_errors,
+            ..Default::default()
+        };
         let result = parsers[i].parse(ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
-            engine.on_event(&ev, &mut out)
+            engine.on_event(&ev, &mut out);
+            out.after_event(&ev, &engine, || counters(&summary));
         });
         match result {
             Ok(flowcore_feeds::binance::Parsed::Events(_)) => {}
@@ -228,18 +308,18 @@ pub fn replay<'w>(
             Err(_) => summary.parse_errors += 1,
         }
         chain.advance()?;
-        if let Some(e) = out.take_error() {
+        if let Some(e) = out.jsonl.take_error() {
             return Err(e).context("writing output");
         }
     }
     engine.finish(&mut out);
-    if let Some(e) = out.take_error() {
+    if let Some(e) = out.jsonl.take_error() {
         return Err(e).context("writing output");
     }
     let bar_counters = engine.bars().counters();
     summary.engine = engine.counters();
     summary.late_trades = bar_counters.late_trades;
     summary.non_taker_trades = bar_counters.non_taker_trades;
-    (summary.bars, summary.tops) = out.rows();
+    (summary.bars, summary.tops) = out.jsonl.rows();
     Ok(summary)
 }

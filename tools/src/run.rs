@@ -15,6 +15,7 @@
 //! counted.
 
 use crate::jsonl::{JsonlSink, RowFormat};
+use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
 use crate::run_config::{FeedConfig, IdleStrategy, RunConfig};
 use anyhow::Context;
@@ -27,6 +28,7 @@ use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::{http, TlsSettings, Transport};
+use flowcore_shm::{BusConfig, Publisher};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
@@ -144,6 +146,8 @@ pub struct RunOptions {
     /// End a connection for good when its server closes it cleanly, instead of
     /// reconnecting: for a simulator that closes at the end of its recordings.
     pub exit_on_close: bool,
+    /// Publish to the shared-memory bus too (`--shm DIR`, or `pipeline.shm` in the config).
+    pub shm: Option<BusConfig>,
 }
 
 /// Runs the pipeline until `options.duration` passes, `options.stop` is set, or every
@@ -165,6 +169,7 @@ pub fn run<'w>(
         record,
         stop,
         exit_on_close: options_exit_on_close,
+        shm,
     } = options;
     let mut members = Vec::new();
     for feed in &config.feeds {
@@ -178,6 +183,10 @@ pub fn run<'w>(
     }
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    let publisher = shm
+        .or_else(|| config.shm.clone().map(BusConfig::new))
+        .map(|c| Publisher::create(&c, &engine).with_context(|| format!("shm {}", c.dir.display())))
+        .transpose()?;
     let (recorder, mut record_writers) = match &record {
         Some(dir) => {
             let (r, w) = Recorder::start(dir, config.feeds.len())
@@ -231,7 +240,8 @@ pub fn run<'w>(
     }
     drop(record_writers);
     pin(config.core_cpu, "core");
-    let mut sink = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
+    let jsonl = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
+    let mut sink = CoreSink::new(jsonl, publisher);
     let deadline = duration.map(|d| Instant::now() + d);
     let mut idle_rounds = 0u32;
     loop {
@@ -239,7 +249,7 @@ pub fn run<'w>(
         for feed in &mut rings {
             moved |= feed.drain(&mut engine, &mut sink);
         }
-        if let Some(e) = sink.take_error() {
+        if let Some(e) = sink.jsonl.take_error() {
             stop.store(true, Ordering::Relaxed);
             return Err(e).context("writing output");
         }
@@ -260,7 +270,7 @@ pub fn run<'w>(
         idle_rounds = idle_rounds.saturating_add(1);
     }
     engine.finish(&mut sink);
-    if let Some(e) = sink.take_error() {
+    if let Some(e) = sink.jsonl.take_error() {
         return Err(e).context("writing output");
     }
     let mut summary = RunSummary::default();
@@ -283,7 +293,7 @@ pub fn run<'w>(
     }
     summary.engine = engine.counters();
     summary.late_trades = engine.bars().counters().late_trades;
-    (summary.bars, summary.tops) = sink.rows();
+    (summary.bars, summary.tops) = sink.jsonl.rows();
     Ok(summary)
 }
 
@@ -309,13 +319,15 @@ struct CoreFeed {
 
 impl CoreFeed {
     /// Applies every event waiting in the ring; true when there was any.
-    fn drain(&mut self, engine: &mut Engine, sink: &mut JsonlSink<'_, '_>) -> bool {
+    fn drain(&mut self, engine: &mut Engine, sink: &mut CoreSink<'_, '_>) -> bool {
         self.unsent_requests
             .retain(|&inst| self.requests.push(inst).is_err());
         let mut moved = false;
         while let Ok(ev) = self.events.pop() {
             moved = true;
             engine.on_event(&ev, sink);
+            // Message counts live in the feed threads; the run summary has them.
+            sink.after_event(&ev, engine, PipelineCounters::default);
             if let EventKind::BookBegin(_) | EventKind::BookEnd = ev.kind {
                 if engine.take_resync_request(ev.inst) && self.requests.push(ev.inst).is_err() {
                     self.unsent_requests.push(ev.inst);

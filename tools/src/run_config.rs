@@ -5,6 +5,7 @@
 //! idle = "spin-yield"         # spin | spin-yield | park
 //! core_cpu = 1                # pin the core thread (books, bars); absent: not pinned
 //! ring_capacity = 65536       # events per feed ring
+//! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
 //!
 //! [[feed]]
 //! venue = "binance-usdm"      # binance-spot | binance-usdm | binance-coinm
@@ -63,6 +64,7 @@ struct RawPipeline {
     core_cpu: Option<usize>,
     ring_capacity: Option<usize>,
     snapshot_limit: Option<u32>,
+    shm: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +111,8 @@ pub struct RunConfig {
     pub ring_capacity: usize,
     /// Levels per side asked of REST snapshots.
     pub snapshot_limit: u32,
+    /// Publish to the shared-memory bus in this directory.
+    pub shm: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -199,6 +203,7 @@ impl RunConfig {
             core_cpu: raw.pipeline.core_cpu,
             ring_capacity,
             snapshot_limit,
+            shm: raw.pipeline.shm,
         })
     }
 }

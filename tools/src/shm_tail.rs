@@ -1,0 +1,317 @@
+//! `flowcore shm-tail DIR`: prints what a bus carries, as it arrives.
+//!
+//! With `--json`, bars and tops print exactly as the JSONL rows of `flowcore replay`
+//! (docs/REPLAY.md), so a bus reader's view can be compared with the files byte for byte;
+//! trades, best bid/ask and health print as their own JSON objects.
+
+use flowcore_core::decimal::Fixed;
+use flowcore_shm::abi::{
+    flags, health, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
+    OBI_SCALE,
+};
+use flowcore_shm::{text, BusReader, ReadFrom, ShmError};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Which streams to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stream {
+    /// One-second bars.
+    Bars,
+    /// Per-second book tops and imbalance.
+    Tops,
+    /// Trades.
+    Trades,
+    /// Venue best bid/ask.
+    Bbo,
+    /// Pipeline health.
+    Health,
+}
+
+/// What `shm-tail` is told.
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Streams to print.
+    pub streams: Vec<Stream>,
+    /// Start position in each ring.
+    pub from: ReadFrom,
+    /// JSON lines instead of a table.
+    pub json: bool,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Keep waiting when the writer is gone (for its restart) instead of ending.
+    pub follow: bool,
+}
+
+/// Counts of what was printed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TailSummary {
+    /// Records printed.
+    pub records: u64,
+    /// Records the tail was lapped on (missed), over every stream.
+    pub lapped: u64,
+}
+
+/// Name of a symbol record's venue as the JSONL rows spell it.
+pub fn venue_name(code: u16) -> &'static str {
+    match code {
+        venue::BINANCE_SPOT => "binance-spot",
+        venue::BINANCE_USDM => "binance-usdm",
+        venue::BINANCE_COINM => "binance-coinm",
+        venue::AGG_SPOT => "agg-spot",
+        venue::AGG_PERP => "agg-perp",
+        _ => "unknown",
+    }
+}
+
+/// Opens the bus, retrying while a writer is creating it (up to `wait`).
+pub fn open_bus(dir: &Path, from: ReadFrom, wait: Duration) -> Result<BusReader, ShmError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match BusReader::open(dir, from) {
+            Ok(bus) => return Ok(bus),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Prints records until the duration ends, or (without `follow`) the writer is gone and
+/// every record has been printed.
+pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::Result<TailSummary> {
+    let mut bus = open_bus(dir, options.from, Duration::from_secs(10))?;
+    let started = Instant::now();
+    let mut summary = TailSummary::default();
+    let mut line = String::with_capacity(512);
+    let mut last_check = Instant::now();
+    let wants = |s: Stream| options.streams.contains(&s);
+    loop {
+        let mut any = false;
+        line.clear();
+        if wants(Stream::Bars) {
+            while let Some(r) = bus.bars.try_read() {
+                format_bar(&mut line, bus.symbol(r.symbol_id), &r, options.json);
+                any = true;
+            }
+        }
+        if wants(Stream::Tops) {
+            while let Some(r) = bus.tops.try_read() {
+                format_top(&mut line, bus.symbol(r.symbol_id), &r, options.json);
+                any = true;
+            }
+        }
+        if wants(Stream::Trades) {
+            while let Some(r) = bus.trades.try_read() {
+                format_trade(&mut line, bus.symbol(r.symbol_id), &r);
+                any = true;
+            }
+        }
+        if wants(Stream::Bbo) {
+            while let Some(r) = bus.bbo.try_read() {
+                format_bbo(&mut line, bus.symbol(r.symbol_id), &r);
+                any = true;
+            }
+        }
+        if wants(Stream::Health) {
+            while let Some(r) = bus.health.try_read() {
+                format_health(&mut line, &r);
+                any = true;
+            }
+        }
+        if any {
+            summary.records += line.lines().count() as u64;
+            out.write_all(line.as_bytes())?;
+            out.flush()?;
+            continue;
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            last_check = Instant::now();
+            if !bus.writer_alive() {
+                if !options.follow {
+                    // The writer may have published its last records after our last poll.
+                    if !drained(&bus, &options.streams) {
+                        continue;
+                    }
+                    break;
+                }
+            } else if bus.bars.follow_restart()? {
+                // A new writer start: its symbol table may differ.
+                bus = open_bus(dir, ReadFrom::Oldest, Duration::from_secs(10))?;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let s = [
+        bus.bars.stats(),
+        bus.tops.stats(),
+        bus.trades.stats(),
+        bus.bbo.stats(),
+        bus.health.stats(),
+    ];
+    summary.lapped = s.iter().map(|s| s.lapped).sum();
+    Ok(summary)
+}
+
+/// True when every ring printed has been read to its end.
+fn drained(bus: &BusReader, streams: &[Stream]) -> bool {
+    streams.iter().all(|s| match s {
+        Stream::Bars => bus.bars.position() >= bus.bars.published(),
+        Stream::Tops => bus.tops.position() >= bus.tops.published(),
+        Stream::Trades => bus.trades.position() >= bus.trades.published(),
+        Stream::Bbo => bus.bbo.position() >= bus.bbo.published(),
+        Stream::Health => bus.health.position() >= bus.health.published(),
+    })
+}
+
+struct Decimal(Option<i64>, u8);
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(m) => write!(f, "\"{}\"", Fixed::new(m.into(), self.1)),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+fn names(symbol: Option<&SymbolRecord>) -> (&'static str, &str) {
+    match symbol {
+        Some(s) => (venue_name(s.venue), text(&s.symbol)),
+        None => ("unknown", "?"),
+    }
+}
+
+fn format_bar(out: &mut String, symbol: Option<&SymbolRecord>, r: &BarRecord, json: bool) {
+    let (venue, name) = names(symbol);
+    let (ps, qs, ns) = symbol.map_or((0, 0, 0), |s| {
+        (s.price_scale, s.size_scale, s.notional_scale)
+    });
+    let has = |bit| r.flags & bit != 0;
+    let px = |v: i64, bit| Decimal(has(bit).then_some(v), ps);
+    let q = |v: i64| Fixed::new(v.into(), qs);
+    let n = |v: i64| Fixed::new(v.into(), ns);
+    if json {
+        let _ = writeln!(
+            out,
+            "{{\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"ts\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\
+             \"buy_qty\":\"{}\",\"sell_qty\":\"{}\",\"delta\":\"{}\",\"cvd\":\"{}\",\"trades\":{},\"vwap\":{},\
+             \"buy_notional\":\"{}\",\"sell_notional\":\"{}\",\"complete\":{}}}",
+            r.ts_ms,
+            px(r.open, flags::BAR_HAS_OHLC),
+            px(r.high, flags::BAR_HAS_OHLC),
+            px(r.low, flags::BAR_HAS_OHLC),
+            px(r.close, flags::BAR_HAS_OHLC),
+            q(r.buy_qty),
+            q(r.sell_qty),
+            q(r.delta),
+            q(r.cvd),
+            r.trades,
+            px(r.vwap, flags::BAR_HAS_VWAP),
+            n(r.buy_notional),
+            n(r.sell_notional),
+            has(flags::BAR_COMPLETE),
+        );
+    } else {
+        let _ =
+            writeln!(
+            out,
+            "bar  {} {venue:>13} {name:<11} close {:>12} delta {:>14} cvd {:>16} trades {:>5}{}",
+            r.ts_ms,
+            px(r.close, flags::BAR_HAS_OHLC).to_string().trim_matches('"'),
+            q(r.delta),
+            q(r.cvd),
+            r.trades,
+            if has(flags::BAR_COMPLETE) { "" } else { " (incomplete)" },
+        );
+    }
+}
+
+fn format_top(out: &mut String, symbol: Option<&SymbolRecord>, r: &TopRecord, json: bool) {
+    let (venue, name) = names(symbol);
+    let (ps, qs) = symbol.map_or((0, 0), |s| (s.price_scale, s.size_scale));
+    let has = |bit| r.flags & bit != 0;
+    let v = |v: i64, bit, scale| Decimal(has(bit).then_some(v), scale);
+    if json {
+        let _ = writeln!(
+            out,
+            "{{\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"ts\":{},\"bid_px\":{},\"bid_qty\":{},\"ask_px\":{},\
+             \"ask_qty\":{},\"obi_l1\":{},\"obi\":{},\"synced\":{}}}",
+            r.ts_ms,
+            v(r.bid_px, flags::TOP_HAS_BID, ps),
+            v(r.bid_qty, flags::TOP_HAS_BID, qs),
+            v(r.ask_px, flags::TOP_HAS_ASK, ps),
+            v(r.ask_qty, flags::TOP_HAS_ASK, qs),
+            v(r.obi_l1, flags::TOP_HAS_OBI_L1, OBI_SCALE),
+            v(r.obi, flags::TOP_HAS_OBI, OBI_SCALE),
+            has(flags::BOOK_SYNCED),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "top  {} {venue:>13} {name:<11} bid {} ask {} obi {}{}",
+            r.ts_ms,
+            v(r.bid_px, flags::TOP_HAS_BID, ps),
+            v(r.ask_px, flags::TOP_HAS_ASK, ps),
+            v(r.obi, flags::TOP_HAS_OBI, OBI_SCALE),
+            if has(flags::BOOK_SYNCED) {
+                ""
+            } else {
+                " (unsynced)"
+            },
+        );
+    }
+}
+
+fn format_trade(out: &mut String, symbol: Option<&SymbolRecord>, r: &TradeRecord) {
+    let (venue, name) = names(symbol);
+    let (ps, qs) = symbol.map_or((0, 0), |s| (s.price_scale, s.size_scale));
+    let _ = writeln!(
+        out,
+        "{{\"stream\":\"trades\",\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"trade_ns\":{},\"local_ns\":{},\
+         \"id\":{},\"px\":\"{}\",\"qty\":\"{}\",\"taker\":\"{}\"}}",
+        r.trade_ns,
+        r.local_ns,
+        r.trade_id,
+        Fixed::new(r.px.into(), ps),
+        Fixed::new(r.qty.into(), qs),
+        if r.flags & flags::TRADE_BUYER_TAKER != 0 { "buy" } else { "sell" },
+    );
+}
+
+fn format_bbo(out: &mut String, symbol: Option<&SymbolRecord>, r: &BboRecord) {
+    let (venue, name) = names(symbol);
+    let (ps, qs) = symbol.map_or((0, 0), |s| (s.price_scale, s.size_scale));
+    let _ = writeln!(
+        out,
+        "{{\"stream\":\"bbo\",\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"local_ns\":{},\
+         \"bid_px\":\"{}\",\"bid_qty\":\"{}\",\"ask_px\":\"{}\",\"ask_qty\":\"{}\"}}",
+        r.local_ns,
+        Fixed::new(r.bid_px.into(), ps),
+        Fixed::new(r.bid_qty.into(), qs),
+        Fixed::new(r.ask_px.into(), ps),
+        Fixed::new(r.ask_qty.into(), qs),
+    );
+}
+
+fn format_health(out: &mut String, r: &HealthRecord) {
+    let c = &r.counters;
+    let _ = writeln!(
+        out,
+        "{{\"stream\":\"health\",\"ts\":{},\"messages\":{},\"events\":{},\"gaps\":{},\"resyncs\":{},\
+         \"late_trades\":{},\"parse_errors\":{},\"crossed_books\":{},\"published\":{}}}",
+        r.ts_ms,
+        c[health::MESSAGES],
+        c[health::EVENTS],
+        c[health::GAPS],
+        c[health::RESYNCS],
+        c[health::LATE_TRADES],
+        c[health::PARSE_ERRORS],
+        c[health::CROSSED_BOOKS],
+        c[health::PUBLISHED],
+    );
+}
