@@ -20,7 +20,11 @@ fn table_after(doc: &str, heading: &str) -> Vec<(usize, String, String)> {
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let offset = cells.get(1)?.parse().ok()?;
-            Some((offset, cells[2].to_string(), cells[3].trim_matches('`').to_string()))
+            Some((
+                offset,
+                cells[2].to_string(),
+                cells[3].trim_matches('`').to_string(),
+            ))
         })
         .collect()
 }

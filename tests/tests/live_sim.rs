@@ -40,6 +40,7 @@ fn start_sim(
             wait_clients,
             tls,
             table: InstrumentTable::binance_defaults(),
+            stop: Default::default(),
         };
         run_sim(options, |line| tx.send(line.to_string()).unwrap()).expect("sim")
     });

@@ -1,6 +1,7 @@
 //! The `flowcore` command-line tool, as a library so tests and benches drive the same code.
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod instruments;
 pub mod jsonl;
 pub mod outputs;

@@ -95,6 +95,26 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// The offline demo: the simulator serves the bundled Binance spot + USD-M BTC
+    /// recordings on loopback, the engine runs live against it and publishes to shared
+    /// memory, and a bus reader shows spot vs perp CVD and imbalance once a second.
+    Demo {
+        /// Stop after this many seconds (default: when the recordings end).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Simulator speed: recorded, or a speed-up like 30x.
+        #[arg(long, default_value = "30x")]
+        pace: flowcore_tools::sim::Pace,
+        /// The bundled recordings.
+        #[arg(long, default_value = "data/binance")]
+        data: PathBuf,
+        /// Bus directory (default: a private one under /dev/shm, removed at the end).
+        #[arg(long)]
+        shm: Option<PathBuf>,
+        /// Also write the run's bars.jsonl and tops.jsonl here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Prints what a shared-memory bus carries as it arrives (bars and tops by default).
     /// Ends when the writer is gone and everything was printed, unless --follow.
     ShmTail {
@@ -292,6 +312,23 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Demo {
+            seconds: demo_seconds,
+            pace,
+            data,
+            shm,
+            out,
+        } => {
+            let options = flowcore_tools::demo::DemoOptions {
+                data,
+                pace,
+                duration: seconds("--seconds", demo_seconds)?,
+                shm,
+                out_dir: out,
+            };
+            flowcore_tools::demo::demo(options, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::ShmTail {
             dir,
             streams,
@@ -341,6 +378,7 @@ fn main() -> anyhow::Result<()> {
                 wait_clients,
                 tls: tls_cert.zip(tls_key),
                 table: load_table(&instruments)?,
+                stop: Default::default(),
             };
             let s = flowcore_tools::sim::run_sim(options, |line| {
                 let mut out = std::io::stdout().lock();

@@ -35,6 +35,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -90,6 +92,8 @@ pub struct SimOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The instrument table (scales for snapshots).
     pub table: InstrumentTable,
+    /// Set to end the play early (then clients are closed as at the end of the recordings).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What the simulator did, printed when it ends.
@@ -203,7 +207,7 @@ async fn serve(options: SimOptions, announce: &mut dyn FnMut(&str)) -> anyhow::R
     while total_connected(&sim) < options.wait_clients {
         connected.notified().await;
     }
-    play(&records, &sim, options.pace).await;
+    play(&records, &sim, options.pace, &options.stop).await;
     // Close every client: dropping the queues makes each connection send a close frame.
     for venue in &mut sim.borrow_mut().venues {
         venue.clients.clear();
@@ -373,11 +377,14 @@ fn apply(sim_book: &mut SimBook, ev: &MarketEvent) {
     }
 }
 
-async fn play(records: &[Record], sim: &Shared, pace: Pace) {
+async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
     let start = Instant::now();
     let first_ts = records.first().map_or(0, |r| r.ts);
     let mut parsers: HashMap<usize, VenueParser> = HashMap::new();
     for record in records {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         if let Pace::Recorded | Pace::Faster(_) = pace {
             let speed = if let Pace::Faster(f) = pace { f } else { 1.0 };
             let offset = ((record.ts - first_ts) as f64 / speed).max(0.0);
