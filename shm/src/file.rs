@@ -96,7 +96,11 @@ impl MappedFile {
                 source,
             }
         })?;
-        let map = MmapRaw::map_raw(&file).map_err(io("map", &tmp))?;
+        // Populated: the page tables are filled now, not by a fault on the hot path.
+        let map = memmap2::MmapOptions::new()
+            .populate()
+            .map_raw(&file)
+            .map_err(io("map", &tmp))?;
         let header = FileHeader {
             magic: MAGIC,
             abi_version: ABI_VERSION,
@@ -146,6 +150,7 @@ impl MappedFile {
             return Err(ShmError::Truncated { path, size });
         }
         let map = memmap2::MmapOptions::new()
+            .populate()
             .map_raw_read_only(&file)
             .map_err(io("map"))?;
         let identity = identity(&file).map_err(io("stat"))?;
