@@ -53,23 +53,37 @@ impl EngineSink for CountingSink {
     }
 }
 
-#[test]
-fn no_allocation_per_message_after_warm_up() {
-    // Merge spot and USD-M BTC by local time, as the live core thread would see them.
-    let mut messages: Vec<(i64, usize, Venue, Vec<u8>)> = Vec::new();
-    for (i, (venue, name)) in [
-        (Venue::BinanceSpot, "spot_btcusdt_20240808.txt.gz"),
-        (Venue::BinanceUsdm, "usdm_btcusdt_20240808.txt.gz"),
+type Message = (i64, usize, Vec<u8>);
+
+/// The allocation counter is global: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Spot + USD-M BTC, merged by receive time.
+fn messages() -> Vec<Message> {
+    let mut messages: Vec<Message> = Vec::new();
+    for (i, name) in [
+        "spot_btcusdt_20240808.txt.gz",
+        "usdm_btcusdt_20240808.txt.gz",
     ]
     .into_iter()
     .enumerate()
     {
         for line in flowcore_tests::lines(name) {
             let (ts, json) = line.split_once(' ').unwrap();
-            messages.push((ts.parse().unwrap(), i, venue, json.as_bytes().to_vec()));
+            messages.push((ts.parse().unwrap(), i, json.as_bytes().to_vec()));
         }
     }
     messages.sort_by_key(|m| (m.0, m.1));
+    messages
+}
+
+/// Runs the first fifth of the messages as warm-up, then counts the allocations of the
+/// rest. `after` sees every event after the engine (the bus publisher hooks in there).
+fn allocations_after_warm_up<S: EngineSink>(
+    sink: &mut S,
+    mut after: impl FnMut(&flowcore_core::event::MarketEvent, &Engine, &mut S),
+) -> (u64, usize, Engine) {
+    let messages = messages();
     let table = InstrumentTable::binance_defaults();
     let spot = table.find(Venue::BinanceSpot, b"BTCUSDT").unwrap();
     let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
@@ -78,27 +92,59 @@ fn no_allocation_per_message_after_warm_up() {
         VenueParser::new(Venue::BinanceUsdm, table.clone()),
     ];
     let mut engine = Engine::new(table, ImbalanceConfig::default(), Some(&[spot, usdm])).unwrap();
-    let mut sink = CountingSink::default();
-
     let warm_up = messages.len() / 5;
-    let mut run = |range: std::ops::Range<usize>, engine: &mut Engine, sink: &mut CountingSink| {
-        for (ts, i, _, json) in &messages[range] {
+    let mut run = |range: std::ops::Range<usize>, engine: &mut Engine, sink: &mut S| {
+        for (ts, i, json) in &messages[range] {
             let inst = if *i == 0 { spot } else { usdm };
-            let _ = parsers[*i].parse(*ts, json, Some(inst), &mut |ev| engine.on_event(&ev, sink));
+            let _ = parsers[*i].parse(*ts, json, Some(inst), &mut |ev| {
+                engine.on_event(&ev, sink);
+                after(&ev, engine, sink);
+            });
         }
     };
-    run(0..warm_up, &mut engine, &mut sink);
-    // The counter sees allocations (so a zero below means something).
+    run(0..warm_up, &mut engine, sink);
     let probe = ALLOCATIONS.load(Ordering::Relaxed);
     drop(std::hint::black_box(vec![0u8; 64]));
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > probe);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    run(warm_up..messages.len(), &mut engine, &mut sink);
+    run(warm_up..messages.len(), &mut engine, sink);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    let measured = messages.len() - warm_up;
+    (allocations, messages.len() - warm_up, engine)
+}
+
+#[test]
+fn no_allocation_per_message_after_warm_up() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sink = CountingSink::default();
+    let (allocations, measured, engine) = allocations_after_warm_up(&mut sink, |_, _, _| {});
     assert!(sink.bars > 500 && sink.tops > 500 && engine.counters().diffs_applied > 5_000);
     assert_eq!(
         allocations, 0,
         "{allocations} allocations over {measured} messages"
     );
+}
+
+#[test]
+fn no_allocation_per_message_while_publishing_to_the_shm_bus() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = flowcore_tests::temp_dir("zero-alloc-shm");
+    let engine = Engine::new(
+        InstrumentTable::binance_defaults(),
+        ImbalanceConfig::default(),
+        None,
+    )
+    .unwrap();
+    let mut publisher =
+        flowcore_shm::Publisher::create(&flowcore_shm::BusConfig::new(&dir), &engine).unwrap();
+    drop(engine);
+    let (allocations, measured, _) =
+        allocations_after_warm_up(&mut publisher, |ev, engine, p| p.on_event(ev, engine));
+    // Bars, tops, trades, bbo and a top-20 book per depth batch went out.
+    assert!(publisher.published() > 100_000, "{}", publisher.published());
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {measured} messages while publishing"
+    );
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(&dir);
 }
