@@ -181,3 +181,64 @@ fn readers_in_another_process_never_accept_a_torn_record() {
         "the slow reader was never lapped: the test lost its point"
     );
 }
+
+/// A writer that publishes, then hangs until killed.
+#[test]
+fn child_writer_that_gets_killed() {
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut w = BusWriter::create(&config(&dir), &[]).unwrap();
+    for seq in 0..100 {
+        w.bars.publish(&record(seq));
+    }
+    std::fs::write(dir.join("ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_killed_writer_is_seen_dead_and_a_new_writer_is_followed() {
+    let dir = std::env::temp_dir().join(format!("flowcore-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writer_that_gets_killed", "--nocapture"])
+            .env(DIR_ENV, &dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while !dir.join("ready").exists() {
+        assert!(child.0.try_wait().unwrap().is_none(), "writer exited early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut bus = BusReader::open(&dir, ReadFrom::Oldest).unwrap();
+    assert!(bus.writer_alive());
+    assert!(
+        BusWriter::create(&config(&dir), &[]).is_err(),
+        "a second writer while the first lives"
+    );
+    let old_epoch = bus.epoch();
+    for seq in 0..100 {
+        assert_eq!(bus.bars.try_read(), Some(record(seq)));
+    }
+    // SIGKILL: no destructor, no cleanup; the kernel drops the lock.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(
+        !bus.writer_alive(),
+        "the lock of a killed writer is released"
+    );
+    let mut w = BusWriter::create(&config(&dir), &[]).unwrap();
+    assert!(w.epoch() > old_epoch);
+    w.bars.publish(&record(500));
+    let got = bus
+        .bars
+        .read_blocking(Idle::Yield, Some(Duration::from_secs(5)));
+    assert_eq!(got, Some(record(500)));
+    assert_eq!(bus.bars.stats().restarts, 1);
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+}
