@@ -98,6 +98,27 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Runs the test `child` of this binary as the writer process for a fresh directory, and
+/// waits until it says it is ready.
+fn start_writer(name: &str, child: &str) -> (PathBuf, KillOnDrop) {
+    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", child, "--nocapture", "--test-threads=1"])
+            .env(DIR_ENV, &dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while !dir.join("ready").exists() {
+        assert!(child.0.try_wait().unwrap().is_none(), "writer exited early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (dir, child)
+}
+
 struct Seen {
     received: u64,
     lapped: u64,
@@ -139,21 +160,7 @@ fn follow(dir: PathBuf, slow: bool) -> Seen {
 
 #[test]
 fn readers_in_another_process_never_accept_a_torn_record() {
-    let dir = std::env::temp_dir().join(format!("flowcore-xproc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-            .env(DIR_ENV, &dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    while !dir.join("ready").exists() {
-        assert!(child.0.try_wait().unwrap().is_none(), "writer exited early");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let (dir, mut child) = start_writer("xproc", "child_writer");
     let readers: Vec<_> = [false, true]
         .map(|slow| {
             let dir = dir.clone();
@@ -199,21 +206,7 @@ fn child_writer_that_gets_killed() {
 
 #[test]
 fn a_killed_writer_is_seen_dead_and_a_new_writer_is_followed() {
-    let dir = std::env::temp_dir().join(format!("flowcore-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer_that_gets_killed", "--nocapture"])
-            .env(DIR_ENV, &dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    while !dir.join("ready").exists() {
-        assert!(child.0.try_wait().unwrap().is_none(), "writer exited early");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let (dir, mut child) = start_writer("crash", "child_writer_that_gets_killed");
     let mut bus = BusReader::open(&dir, ReadFrom::Oldest).unwrap();
     assert!(bus.writer_alive());
     assert!(

@@ -66,14 +66,20 @@ pub fn venue_name(code: u16) -> &'static str {
     }
 }
 
-/// Opens the bus, retrying while a writer is creating it (up to `wait`).
+/// Opens the bus, retrying while a writer is creating it (files missing or of mixed
+/// epochs, up to `wait`); a file that is there but wrong fails at once.
 pub fn open_bus(dir: &Path, from: ReadFrom, wait: Duration) -> Result<BusReader, ShmError> {
     let deadline = Instant::now() + wait;
     loop {
         match BusReader::open(dir, from) {
             Ok(bus) => return Ok(bus),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e @ (ShmError::Io { .. } | ShmError::MixedEpochs(_)))
+                if Instant::now() < deadline =>
+            {
+                drop(e);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
