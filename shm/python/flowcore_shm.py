@@ -786,6 +786,13 @@ def text_line(stream, r, sym):
     else:
         j = json.loads(generic_json(stream, r, sym))
         j.pop("stream", None)
+        if sym is not None and stream in ("trades", "bbo"):
+            for k in ("px", "bid_px", "ask_px"):
+                if k in j:
+                    j[k] = format_decimal(j[k], sym.price_scale)
+            for k in ("qty", "bid_qty", "ask_qty"):
+                if k in j:
+                    j[k] = format_decimal(j[k], sym.size_scale)
     for k, v in j.items():
         if k in ("venue", "symbol"):
             continue
@@ -849,6 +856,7 @@ def main(argv=None):
         return 2
     last_restart_check = 0.0
     idle_sleep = 0.0005
+    status = 0
     try:
         while True:
             progressed = False
@@ -916,6 +924,9 @@ def main(argv=None):
             idle_sleep = min(idle_sleep * 2, 0.01)
     except KeyboardInterrupt:
         pass
+    except AbiError as e:
+        print("flowcore_shm: error: %s" % e, file=sys.stderr)
+        status = 2
     except BrokenPipeError:
         # reader of our stdout went away (e.g. `| head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -932,7 +943,7 @@ def main(argv=None):
     per = ", ".join("%s %d" % (s, counts[s]) for s in streams)
     print("flowcore_shm: %d records (%s), %d lapped, %d restarts"
           % (total, per, lapped_total, restarts), file=sys.stderr)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

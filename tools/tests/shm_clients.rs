@@ -1,0 +1,186 @@
+//! The C and Python bus clients (written from shm/ABI.md alone) against a live
+//! `flowcore replay --shm` run: what they print equals the replay's own JSONL rows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let d = base.join(format!("flowcore-clients-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sorted_lines(bytes: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Compiles the C example with the system compiler.
+fn compile_c_example(out: &Path) -> PathBuf {
+    let exe = out.join("tail_bars");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(repo().join("shm/include"))
+        .arg(repo().join("shm/examples/c/tail_bars.c"))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "the C example does not compile");
+    exe
+}
+
+fn python_reader() -> Command {
+    let mut c = Command::new("python3");
+    c.arg(repo().join("shm/python/flowcore_shm.py"));
+    c
+}
+
+fn assert_same(what: &str, got: &Output, want: &[String]) {
+    assert!(
+        got.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let got = sorted_lines(&got.stdout);
+    assert_eq!(got.len(), want.len(), "{what}: row count");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g, w, "{what}: first differing row");
+    }
+}
+
+#[test]
+fn c_and_python_readers_follow_a_live_replay_exactly() {
+    let dir = scratch("live");
+    let bus = dir.join("bus");
+    let c_exe = compile_c_example(&dir);
+    let data = repo().join("data/binance");
+    // Paced so that the readers join while the writer is still publishing.
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_flowcore"))
+        .arg("replay")
+        .arg("--shm")
+        .arg(&bus)
+        .args(["--pace", "150x", "--bars-out"])
+        .arg(dir.join("bars.jsonl"))
+        .arg("--tops-out")
+        .arg(dir.join("tops.jsonl"))
+        .arg(format!(
+            "binance-spot={}",
+            data.join("spot_btcusdt_20240808.txt.gz").display()
+        ))
+        .arg(format!(
+            "binance-usdm={}",
+            data.join("usdm_btcusdt_20240808.txt.gz").display()
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(bus.join("bars.ring").exists() && bus.join("tops.ring").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never created its bus"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let spawn = |mut c: Command| {
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut py = python_reader();
+    py.arg(&bus)
+        .args(["--from-oldest", "--json", "--streams", "bars,tops"]);
+    let py = spawn(py);
+    let mut c = Command::new(&c_exe);
+    c.arg(&bus).args(["--streams", "bars,tops"]);
+    let c = spawn(c);
+    let writer_was_live = writer.try_wait().unwrap().is_none();
+    assert!(writer.wait().unwrap().success());
+    assert!(
+        writer_was_live,
+        "the readers started after the writer had finished"
+    );
+    let py = py.wait_with_output().unwrap();
+    let c = c.wait_with_output().unwrap();
+    let mut want = sorted_lines(&std::fs::read(dir.join("bars.jsonl")).unwrap());
+    want.extend(sorted_lines(
+        &std::fs::read(dir.join("tops.jsonl")).unwrap(),
+    ));
+    want.sort();
+    assert!(want.len() > 1500);
+    assert_same("python reader", &py, &want);
+    assert_same("C example", &c, &want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_clients_refuse_a_newer_abi_version_clearly() {
+    let dir = scratch("newer");
+    let bus = dir.join("bus");
+    let data = repo().join("data/binance");
+    let status = Command::new(env!("CARGO_BIN_EXE_flowcore"))
+        .arg("replay")
+        .arg("--shm")
+        .arg(&bus)
+        .arg(format!(
+            "binance-usdm={}",
+            data.join("usdm_btcusdt_20240808.txt.gz").display()
+        ))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // ABI version 2 in every file (offset 8, little-endian u32).
+    for entry in std::fs::read_dir(&bus).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes.len() >= 256 {
+            bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let c_exe = compile_c_example(&dir);
+    let mut py = python_reader();
+    let py = py
+        .arg(&bus)
+        .args(["--from-oldest", "--json"])
+        .output()
+        .unwrap();
+    let c = Command::new(&c_exe).arg(&bus).output().unwrap();
+    let rust = Command::new(env!("CARGO_BIN_EXE_flowcore"))
+        .args(["shm-tail", "--from-oldest"])
+        .arg(&bus)
+        .output()
+        .unwrap();
+    for (who, out) in [("python", &py), ("C", &c), ("shm-tail", &rust)] {
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(!out.status.success(), "{who} read a newer ABI");
+        assert!(
+            out.stdout.is_empty(),
+            "{who} printed records of a newer ABI"
+        );
+        assert!(
+            err.contains("version") && err.contains('2'),
+            "{who} says why: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
