@@ -141,6 +141,13 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
     assert_eq!(s.lapped, 0);
     assert!(s.lines >= 2, "{screen}");
     assert!(s.trades > 1000 && s.run.parse_errors == 0 && s.run.engine.gaps == 0);
+    // Health records carry the feed threads' message counts.
+    assert!(
+        s.health_messages > 1000 && s.health_messages <= s.run.messages,
+        "health says {} messages, the run {}",
+        s.health_messages,
+        s.run.messages
+    );
     // The CVD it shows last is the last aggregate CVD the engine wrote.
     for (label, shown) in [("agg-spot", &s.cvd.0), ("agg-perp", &s.cvd.1)] {
         let last = bars

@@ -53,6 +53,8 @@ pub struct DemoSummary {
     pub trades: u64,
     /// Records the bus reader missed (lapped).
     pub lapped: u64,
+    /// Messages received as the last health record read from the bus counted them.
+    pub health_messages: u64,
     /// Last spot and perp aggregate CVD (base units) seen.
     pub cvd: (Option<String>, Option<String>),
     /// The engine side.
@@ -71,6 +73,7 @@ struct View {
     perp_obi: Option<i64>,
     trades: u64,
     events: u64,
+    messages: u64,
 }
 
 /// Runs the demo, printing the table to `out`.
@@ -264,6 +267,7 @@ fn show(
         bus.health.stats(),
     ];
     summary.lapped = s.iter().map(|s| s.lapped).sum();
+    summary.health_messages = view.messages;
     summary.cvd = (
         view.spot.map(|b| cvd_text(&bus, &b)),
         view.perp.map(|b| cvd_text(&bus, &b)),
@@ -296,6 +300,7 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
     }
     while let Some(h) = bus.health.try_read() {
         view.events = h.counters[health::EVENTS];
+        view.messages = h.counters[health::MESSAGES];
     }
 }
 

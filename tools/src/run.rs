@@ -34,7 +34,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -128,6 +128,39 @@ struct FeedStats {
     record_waits: u64,
 }
 
+/// A feed thread's counters as the core thread sees them, for the bus's health records:
+/// stored after every message with relaxed stores (a view a second old is all health
+/// needs), so the feed never waits on the core thread.
+#[derive(Debug, Default)]
+struct LiveCounters {
+    messages: AtomicU64,
+    parse_errors: AtomicU64,
+    ring_waits: AtomicU64,
+    disconnects: AtomicU64,
+}
+
+impl LiveCounters {
+    fn store(&self, s: &FeedStats) {
+        self.messages.store(s.messages, Ordering::Relaxed);
+        self.parse_errors.store(s.parse_errors, Ordering::Relaxed);
+        self.ring_waits.store(s.ring_waits, Ordering::Relaxed);
+        self.disconnects.store(s.disconnects, Ordering::Relaxed);
+    }
+
+    /// The sum over every feed.
+    fn total(all: &[Arc<LiveCounters>]) -> PipelineCounters {
+        let sum = |f: fn(&LiveCounters) -> &AtomicU64| {
+            all.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
+        };
+        PipelineCounters {
+            messages: sum(|c| &c.messages),
+            parse_errors: sum(|c| &c.parse_errors),
+            ring_waits: sum(|c| &c.ring_waits),
+            reconnects: sum(|c| &c.disconnects),
+        }
+    }
+}
+
 /// Everything a run needs besides its outputs.
 #[derive(Debug)]
 pub struct RunOptions {
@@ -200,10 +233,13 @@ pub fn run<'w>(
     };
     let clock = EpochClock::new();
     let mut rings = Vec::new();
+    let mut live_counters = Vec::new();
     let mut feed_threads = Vec::new();
     for (i, feed) in config.feeds.iter().enumerate() {
         let (events_tx, events_rx) = rtrb::RingBuffer::<MarketEvent>::new(config.ring_capacity);
         let (requests_tx, requests_rx) = rtrb::RingBuffer::<InstrumentId>::new(1024);
+        let live = Arc::new(LiveCounters::default());
+        live_counters.push(live.clone());
         rings.push(CoreFeed {
             events: events_rx,
             requests: requests_tx,
@@ -230,6 +266,7 @@ pub fn run<'w>(
                     idle,
                     snapshot_limit,
                     stats: FeedStats::default(),
+                    live,
                     files: Vec::new(),
                     fetching: HashSet::new(),
                 };
@@ -247,7 +284,7 @@ pub fn run<'w>(
     loop {
         let mut moved = false;
         for feed in &mut rings {
-            moved |= feed.drain(&mut engine, &mut sink);
+            moved |= feed.drain(&mut engine, &mut sink, &live_counters);
         }
         if let Some(e) = sink.jsonl.take_error() {
             stop.store(true, Ordering::Relaxed);
@@ -319,15 +356,19 @@ struct CoreFeed {
 
 impl CoreFeed {
     /// Applies every event waiting in the ring; true when there was any.
-    fn drain(&mut self, engine: &mut Engine, sink: &mut CoreSink<'_, '_>) -> bool {
+    fn drain(
+        &mut self,
+        engine: &mut Engine,
+        sink: &mut CoreSink<'_, '_>,
+        live: &[Arc<LiveCounters>],
+    ) -> bool {
         self.unsent_requests
             .retain(|&inst| self.requests.push(inst).is_err());
         let mut moved = false;
         while let Ok(ev) = self.events.pop() {
             moved = true;
             engine.on_event(&ev, sink);
-            // Message counts live in the feed threads; the run summary has them.
-            sink.after_event(&ev, engine, PipelineCounters::default);
+            sink.after_event(&ev, engine, || LiveCounters::total(live));
             if let EventKind::BookBegin(_) | EventKind::BookEnd = ev.kind {
                 if engine.take_resync_request(ev.inst) && self.requests.push(ev.inst).is_err() {
                     self.unsent_requests.push(ev.inst);
@@ -348,6 +389,8 @@ struct FeedThread {
     idle: IdleStrategy,
     snapshot_limit: u32,
     stats: FeedStats,
+    /// `stats` as the core thread sees them.
+    live: Arc<LiveCounters>,
     /// Record file of each instrument's current connection.
     files: Vec<(InstrumentId, u32)>,
     /// Snapshots in flight.
@@ -386,7 +429,7 @@ impl FeedThread {
                 }
             }
         });
-        match result {
+        let result = match result {
             Ok(Parsed::Events(_)) => true,
             Ok(Parsed::Control(_)) => {
                 self.stats.control_messages += 1;
@@ -396,7 +439,9 @@ impl FeedThread {
                 self.stats.parse_errors += 1;
                 false
             }
-        }
+        };
+        self.live.store(&self.stats);
+        result
     }
 }
 
