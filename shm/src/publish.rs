@@ -10,10 +10,11 @@ use crate::abi::{
 };
 use crate::bus::{padded, BusConfig, BusWriter};
 use crate::error::ShmError;
-use flowcore_core::bars::{Bar, BarKey, BarSink, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
-use flowcore_core::engine::{Engine, EngineSink, TopRow};
+use flowcore_core::bars::{Bar, BarKey, BarSink, Ohlc, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
+use flowcore_core::book::PriceLevel;
+use flowcore_core::engine::{Engine, EngineSink, TopRow, TopSample};
 use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSource};
-use flowcore_core::instrument::{ContractSize, InstrumentTable, MarketKind, Venue};
+use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Publishes the engine's outputs on a bus.
@@ -288,5 +289,51 @@ impl EngineSink for Publisher {
         rec.publish_ns = now_ns();
         self.bus.tops.publish(&rec);
         self.published += 1;
+    }
+}
+
+/// The engine's bar a [`BarRecord`] carries: the inverse of [`Publisher`]'s bars (`key` is
+/// the caller's: a record names its series by symbol id only).
+pub fn bar_from_record(r: &BarRecord, key: BarKey) -> Bar {
+    let has = |bit| r.flags & bit != 0;
+    Bar {
+        key,
+        ts_ms: r.ts_ms,
+        ohlc: has(flags::BAR_HAS_OHLC).then_some(Ohlc {
+            open: r.open,
+            high: r.high,
+            low: r.low,
+            close: r.close,
+        }),
+        buy_qty: r.buy_qty.into(),
+        sell_qty: r.sell_qty.into(),
+        delta: r.delta.into(),
+        cvd: r.cvd.into(),
+        trades: r.trades,
+        vwap: has(flags::BAR_HAS_VWAP).then_some(r.vwap),
+        buy_notional: r.buy_notional.into(),
+        sell_notional: r.sell_notional.into(),
+        complete: has(flags::BAR_COMPLETE),
+    }
+}
+
+/// The engine's tops row a [`TopRecord`] carries: the inverse of [`Publisher`]'s tops.
+pub fn top_from_record(r: &TopRecord, inst: InstrumentId) -> TopRow {
+    let has = |bit| r.flags & bit != 0;
+    TopRow {
+        inst,
+        ts_ms: r.ts_ms,
+        top: has(flags::BOOK_SYNCED).then(|| TopSample {
+            bid: has(flags::TOP_HAS_BID).then_some(PriceLevel {
+                px: r.bid_px,
+                qty: r.bid_qty,
+            }),
+            ask: has(flags::TOP_HAS_ASK).then_some(PriceLevel {
+                px: r.ask_px,
+                qty: r.ask_qty,
+            }),
+            obi_l1: has(flags::TOP_HAS_OBI_L1).then_some(r.obi_l1),
+            obi: has(flags::TOP_HAS_OBI).then_some(r.obi),
+        }),
     }
 }

@@ -60,25 +60,51 @@ fn write_bar(
     aggregates: &[(&'static str, String)],
     bar: &Bar,
 ) {
-    let (venue, symbol, ps, qs, ns) = match bar.key {
+    match bar.key {
         BarKey::Instrument(id) => {
             let i = table.get(id);
-            (
-                i.venue.name(),
-                i.symbol.as_str(),
-                i.price_scale,
-                i.size_scale,
-                i.price_scale + i.size_scale,
-            )
+            let scales = RowScales::of(i.price_scale, i.size_scale);
+            write_bar_row(out, i.venue.name(), &i.symbol, scales, bar);
         }
         BarKey::Aggregate(a) => {
             let (label, base) = &aggregates[a.0 as usize];
-            (*label, base.as_str(), 0, AGG_QTY_SCALE, AGG_NOTIONAL_SCALE)
+            let scales = RowScales {
+                price: 0,
+                size: AGG_QTY_SCALE,
+                notional: AGG_NOTIONAL_SCALE,
+            };
+            write_bar_row(out, label, base, scales, bar);
         }
-    };
-    let px = |v: Option<i64>| Opt(v.map(|m| Fixed::new(m as i128, ps)));
-    let qty = |v: i128| Fixed::new(v, qs);
-    let notional = |v: i128| Fixed::new(v, ns);
+    }
+}
+
+/// The decimal scales a row prints at.
+#[derive(Debug, Clone, Copy)]
+pub struct RowScales {
+    /// Prices.
+    pub price: u8,
+    /// Quantities, delta, CVD.
+    pub size: u8,
+    /// Notionals.
+    pub notional: u8,
+}
+
+impl RowScales {
+    /// An instrument's scales: notionals at price + size scale.
+    pub fn of(price: u8, size: u8) -> Self {
+        Self {
+            price,
+            size,
+            notional: price + size,
+        }
+    }
+}
+
+/// Appends one bar row (docs/REPLAY.md "Output") for `venue`/`symbol` at `scales`.
+pub fn write_bar_row(out: &mut String, venue: &str, symbol: &str, scales: RowScales, bar: &Bar) {
+    let px = |v: Option<i64>| Opt(v.map(|m| Fixed::new(m as i128, scales.price)));
+    let qty = |v: i128| Fixed::new(v, scales.size);
+    let notional = |v: i128| Fixed::new(v, scales.notional);
     let _ = writeln!(
         out,
         "{{\"venue\":\"{venue}\",\"symbol\":\"{symbol}\",\"ts\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\
@@ -103,11 +129,22 @@ fn write_bar(
 
 fn write_top(out: &mut String, table: &InstrumentTable, row: &TopRow) {
     let i = table.get(row.inst);
+    write_top_row(
+        out,
+        i.venue.name(),
+        &i.symbol,
+        RowScales::of(i.price_scale, i.size_scale),
+        row,
+    );
+}
+
+/// Appends one tops row (docs/REPLAY.md "Output") for `venue`/`symbol` at `scales`.
+pub fn write_top_row(out: &mut String, venue: &str, symbol: &str, scales: RowScales, row: &TopRow) {
     let level = |l: Option<Option<PriceLevel>>| {
         let l = l.flatten();
         (
-            Opt(l.map(|l| Fixed::new(l.px as i128, i.price_scale))),
-            Opt(l.map(|l| Fixed::new(l.qty as i128, i.size_scale))),
+            Opt(l.map(|l| Fixed::new(l.px as i128, scales.price))),
+            Opt(l.map(|l| Fixed::new(l.qty as i128, scales.size))),
         )
     };
     let (bid_px, bid_qty) = level(row.top.map(|t| t.bid));
@@ -115,10 +152,8 @@ fn write_top(out: &mut String, table: &InstrumentTable, row: &TopRow) {
     let obi = |v: Option<Option<i64>>| Opt(v.flatten().map(|m| Fixed::new(m as i128, OBI_SCALE)));
     let _ = writeln!(
         out,
-        "{{\"venue\":\"{}\",\"symbol\":\"{}\",\"ts\":{},\"bid_px\":{bid_px},\"bid_qty\":{bid_qty},\"ask_px\":{ask_px},\
+        "{{\"venue\":\"{venue}\",\"symbol\":\"{symbol}\",\"ts\":{},\"bid_px\":{bid_px},\"bid_qty\":{bid_qty},\"ask_px\":{ask_px},\
          \"ask_qty\":{ask_qty},\"obi_l1\":{},\"obi\":{},\"synced\":{}}}",
-        i.venue.name(),
-        i.symbol,
         row.ts_ms,
         obi(row.top.map(|t| t.obi_l1)),
         obi(row.top.map(|t| t.obi)),

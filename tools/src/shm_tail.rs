@@ -1,14 +1,20 @@
 //! `flowcore shm-tail DIR`: prints what a bus carries, as it arrives.
 //!
 //! With `--json`, bars and tops print exactly as the JSONL rows of `flowcore replay`
-//! (docs/REPLAY.md), so a bus reader's view can be compared with the files byte for byte;
+//! (docs/REPLAY.md): records are turned back into the engine's rows and printed by the
+//! same formatter, so a bus reader's view can be compared with the files byte for byte;
 //! trades, best bid/ask and health print as their own JSON objects.
 
+use crate::jsonl::{write_bar_row, write_top_row, RowScales};
+use flowcore_core::bars::BarKey;
+use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
+use flowcore_core::instrument::InstrumentId;
 use flowcore_shm::abi::{
     flags, health, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
     OBI_SCALE,
 };
+use flowcore_shm::publish::{bar_from_record, top_from_record};
 use flowcore_shm::{text, BusReader, ReadFrom, ShmError};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -174,17 +180,6 @@ fn drained(bus: &BusReader, streams: &[Stream]) -> bool {
     })
 }
 
-struct Decimal(Option<i64>, u8);
-
-impl std::fmt::Display for Decimal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(m) => write!(f, "\"{}\"", Fixed::new(m.into(), self.1)),
-            None => f.write_str("null"),
-        }
-    }
-}
-
 fn names(symbol: Option<&SymbolRecord>) -> (&'static str, &str) {
     match symbol {
         Some(s) => (venue_name(s.venue), text(&s.symbol)),
@@ -192,83 +187,59 @@ fn names(symbol: Option<&SymbolRecord>) -> (&'static str, &str) {
     }
 }
 
+/// The row scales of a symbol.
+fn scales(symbol: Option<&SymbolRecord>) -> RowScales {
+    symbol.map_or(RowScales::of(0, 0), |s| RowScales {
+        price: s.price_scale,
+        size: s.size_scale,
+        notional: s.notional_scale,
+    })
+}
+
 fn format_bar(out: &mut String, symbol: Option<&SymbolRecord>, r: &BarRecord, json: bool) {
     let (venue, name) = names(symbol);
-    let (ps, qs, ns) = symbol.map_or((0, 0, 0), |s| {
-        (s.price_scale, s.size_scale, s.notional_scale)
-    });
-    let has = |bit| r.flags & bit != 0;
-    let px = |v: i64, bit| Decimal(has(bit).then_some(v), ps);
-    let q = |v: i64| Fixed::new(v.into(), qs);
-    let n = |v: i64| Fixed::new(v.into(), ns);
+    let scales = scales(symbol);
+    let bar = bar_from_record(r, BarKey::Instrument(InstrumentId(r.symbol_id as u16)));
     if json {
+        write_bar_row(out, venue, name, scales, &bar);
+    } else {
+        let close = bar.ohlc.map(|o| Fixed::new(o.close.into(), scales.price));
         let _ = writeln!(
             out,
-            "{{\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"ts\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\
-             \"buy_qty\":\"{}\",\"sell_qty\":\"{}\",\"delta\":\"{}\",\"cvd\":\"{}\",\"trades\":{},\"vwap\":{},\
-             \"buy_notional\":\"{}\",\"sell_notional\":\"{}\",\"complete\":{}}}",
-            r.ts_ms,
-            px(r.open, flags::BAR_HAS_OHLC),
-            px(r.high, flags::BAR_HAS_OHLC),
-            px(r.low, flags::BAR_HAS_OHLC),
-            px(r.close, flags::BAR_HAS_OHLC),
-            q(r.buy_qty),
-            q(r.sell_qty),
-            q(r.delta),
-            q(r.cvd),
-            r.trades,
-            px(r.vwap, flags::BAR_HAS_VWAP),
-            n(r.buy_notional),
-            n(r.sell_notional),
-            has(flags::BAR_COMPLETE),
-        );
-    } else {
-        let _ =
-            writeln!(
-            out,
             "bar  {} {venue:>13} {name:<11} close {:>12} delta {:>14} cvd {:>16} trades {:>5}{}",
-            r.ts_ms,
-            px(r.close, flags::BAR_HAS_OHLC).to_string().trim_matches('"'),
-            q(r.delta),
-            q(r.cvd),
-            r.trades,
-            if has(flags::BAR_COMPLETE) { "" } else { " (incomplete)" },
+            bar.ts_ms,
+            close.map_or("n/a".to_string(), |c| c.to_string()),
+            Fixed::new(bar.delta, scales.size),
+            Fixed::new(bar.cvd, scales.size),
+            bar.trades,
+            if bar.complete { "" } else { " (incomplete)" },
         );
     }
 }
 
 fn format_top(out: &mut String, symbol: Option<&SymbolRecord>, r: &TopRecord, json: bool) {
     let (venue, name) = names(symbol);
-    let (ps, qs) = symbol.map_or((0, 0), |s| (s.price_scale, s.size_scale));
-    let has = |bit| r.flags & bit != 0;
-    let v = |v: i64, bit, scale| Decimal(has(bit).then_some(v), scale);
+    let scales = scales(symbol);
+    let row = top_from_record(r, InstrumentId(r.symbol_id as u16));
     if json {
-        let _ = writeln!(
-            out,
-            "{{\"venue\":\"{venue}\",\"symbol\":\"{name}\",\"ts\":{},\"bid_px\":{},\"bid_qty\":{},\"ask_px\":{},\
-             \"ask_qty\":{},\"obi_l1\":{},\"obi\":{},\"synced\":{}}}",
-            r.ts_ms,
-            v(r.bid_px, flags::TOP_HAS_BID, ps),
-            v(r.bid_qty, flags::TOP_HAS_BID, qs),
-            v(r.ask_px, flags::TOP_HAS_ASK, ps),
-            v(r.ask_qty, flags::TOP_HAS_ASK, qs),
-            v(r.obi_l1, flags::TOP_HAS_OBI_L1, OBI_SCALE),
-            v(r.obi, flags::TOP_HAS_OBI, OBI_SCALE),
-            has(flags::BOOK_SYNCED),
-        );
+        write_top_row(out, venue, name, scales, &row);
     } else {
+        let top = row.top;
+        let px = |l: Option<PriceLevel>| {
+            l.map_or("n/a".to_string(), |l| {
+                Fixed::new(l.px.into(), scales.price).to_string()
+            })
+        };
+        let obi = top.and_then(|t| t.obi).map_or("n/a".to_string(), |v| {
+            Fixed::new(v.into(), OBI_SCALE).to_string()
+        });
         let _ = writeln!(
             out,
-            "top  {} {venue:>13} {name:<11} bid {} ask {} obi {}{}",
-            r.ts_ms,
-            v(r.bid_px, flags::TOP_HAS_BID, ps),
-            v(r.ask_px, flags::TOP_HAS_ASK, ps),
-            v(r.obi, flags::TOP_HAS_OBI, OBI_SCALE),
-            if has(flags::BOOK_SYNCED) {
-                ""
-            } else {
-                " (unsynced)"
-            },
+            "top  {} {venue:>13} {name:<11} bid {} ask {} obi {obi}{}",
+            row.ts_ms,
+            px(top.and_then(|t| t.bid)),
+            px(top.and_then(|t| t.ask)),
+            if top.is_some() { "" } else { " (unsynced)" },
         );
     }
 }
