@@ -192,14 +192,16 @@ impl ReplayOptions {
 
 /// Holds a paced replay back to the recording's clock.
 struct Pacer {
-    speed: f64,
+    pace: Pace,
     start: Option<(i64, Instant)>,
 }
 
 impl Pacer {
     fn wait_for(&mut self, ts: i64) {
         let (t0, started) = *self.start.get_or_insert((ts, Instant::now()));
-        let due = Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1e9) / self.speed);
+        let Some(due) = self.pace.offset(t0, ts) else {
+            return;
+        };
         if let Some(ahead) = due.checked_sub(started.elapsed()) {
             if ahead > Duration::from_micros(200) {
                 std::thread::sleep(ahead);
@@ -264,14 +266,7 @@ pub fn replay<'w>(
         .transpose()?;
     let jsonl = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
     let mut out = CoreSink::new(jsonl, publisher);
-    let mut pacer = match pace {
-        Pace::Asap => None,
-        Pace::Recorded => Some(Pacer {
-            speed: 1.0,
-            start: None,
-        }),
-        Pace::Faster(speed) => Some(Pacer { speed, start: None }),
-    };
+    let mut pacer = Pacer { pace, start: None };
     let mut summary = ReplaySummary::default();
     loop {
         // Few chains: a linear scan for the smallest (local ts, argument index) head.
@@ -290,9 +285,7 @@ pub fn replay<'w>(
             .1
             .current();
         summary.messages += 1;
-        if let Some(p) = &mut pacer {
-            p.wait_for(ts);
-        }
+        pacer.wait_for(ts);
         let counters = |s: &ReplaySummary| PipelineCounters {
             messages: s.messages,
             parse_errors: s.parse_errors,

@@ -57,6 +57,21 @@ pub enum Pace {
     Asap,
 }
 
+impl Pace {
+    /// When a message recorded at `ts` is due, counted from the start of play at
+    /// `first_ts`; `None` for `asap`.
+    pub fn offset(self, first_ts: i64, ts: i64) -> Option<Duration> {
+        let speed = match self {
+            Pace::Recorded => 1.0,
+            Pace::Faster(f) => f,
+            Pace::Asap => return None,
+        };
+        Some(Duration::from_secs_f64(
+            (ts - first_ts).max(0) as f64 / 1e9 / speed,
+        ))
+    }
+}
+
 impl std::str::FromStr for Pace {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -385,10 +400,8 @@ async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if let Pace::Recorded | Pace::Faster(_) = pace {
-            let speed = if let Pace::Faster(f) = pace { f } else { 1.0 };
-            let offset = ((record.ts - first_ts) as f64 / speed).max(0.0);
-            let due = start + Duration::from_nanos(offset as u64);
+        if let Some(offset) = pace.offset(first_ts, record.ts) {
+            let due = start + offset;
             if due > Instant::now() {
                 tokio::time::sleep_until(due).await;
             }
