@@ -1,12 +1,14 @@
 //! Where the core thread's results go: JSONL files and, with `--shm DIR`, the shared-memory
 //! bus. Replay and run share this, so both publish exactly the same records.
 
-use crate::jsonl::JsonlSink;
+use crate::jsonl::{JsonlSink, RowFormat};
+use anyhow::Context;
 use flowcore_core::bars::{second_of, Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_shm::abi::health;
-use flowcore_shm::Publisher;
+use flowcore_shm::{BusConfig, Publisher};
+use std::io::Write;
 
 /// Counters the engine does not know (messages and parse errors are counted upstream).
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,13 +35,29 @@ pub struct CoreSink<'a, 'w> {
 }
 
 impl<'a, 'w> CoreSink<'a, 'w> {
-    /// Rows to `jsonl`, records to `shm` if given.
-    pub fn new(jsonl: JsonlSink<'a, 'w>, shm: Option<Publisher>) -> Self {
-        Self {
-            jsonl,
+    /// Rows of `engine`'s instruments to `bars`/`tops`, and records to a new bus in
+    /// `shm` if given.
+    ///
+    /// # Errors
+    /// When the bus cannot be created (its directory named in the message).
+    pub fn create(
+        engine: &Engine,
+        bars: Option<&'a mut (dyn Write + 'w)>,
+        tops: Option<&'a mut (dyn Write + 'w)>,
+        shm: Option<&BusConfig>,
+    ) -> anyhow::Result<Self> {
+        let shm = shm
+            .map(|c| {
+                Publisher::create(c, engine)
+                    .with_context(|| format!("shared memory bus {}", c.dir.display()))
+            })
+            .transpose()?;
+        let format = RowFormat::new(engine.table(), engine.bars());
+        Ok(Self {
+            jsonl: JsonlSink::new(format, bars, tops),
             shm,
             health_sec: i64::MIN,
-        }
+        })
     }
 
     /// Publishes what `ev` changed (after `engine` consumed it), and a health record each

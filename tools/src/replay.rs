@@ -6,7 +6,6 @@
 //! Single-threaded on purpose: replay is the reference the live pipeline must equal, and
 //! it is fast enough to replay the bundled day in well under a second.
 
-use crate::jsonl::{JsonlSink, RowFormat};
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recording::RecordingReader;
 use crate::sim::Pace;
@@ -16,7 +15,7 @@ use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
-use flowcore_shm::{BusConfig, Publisher};
+use flowcore_shm::BusConfig;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -258,14 +257,7 @@ pub fn replay<'w>(
     for chain in &mut chains {
         chain.advance()?;
     }
-    let publisher = shm
-        .map(|config| {
-            Publisher::create(&config, &engine)
-                .with_context(|| format!("--shm {}", config.dir.display()))
-        })
-        .transpose()?;
-    let jsonl = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
-    let mut out = CoreSink::new(jsonl, publisher);
+    let mut out = CoreSink::create(&engine, bars_out, tops_out, shm.as_ref())?;
     let mut pacer = Pacer { pace, start: None };
     let mut summary = ReplaySummary::default();
     loop {

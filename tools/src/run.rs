@@ -14,7 +14,6 @@
 //! Nothing is dropped between threads: a full ring makes the producer wait, and the wait is
 //! counted.
 
-use crate::jsonl::{JsonlSink, RowFormat};
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
 use crate::run_config::{FeedConfig, IdleStrategy, RunConfig};
@@ -28,7 +27,7 @@ use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::{http, TlsSettings, Transport};
-use flowcore_shm::{BusConfig, Publisher};
+use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
@@ -216,10 +215,9 @@ pub fn run<'w>(
     }
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
-    let publisher = shm
-        .or_else(|| config.shm.clone().map(BusConfig::new))
-        .map(|c| Publisher::create(&c, &engine).with_context(|| format!("shm {}", c.dir.display())))
-        .transpose()?;
+    // Before any thread starts: a bus that cannot be created ends the run here.
+    let shm = shm.or_else(|| config.shm.clone().map(BusConfig::new));
+    let mut sink = CoreSink::create(&engine, bars_out, tops_out, shm.as_ref())?;
     let (recorder, mut record_writers) = match &record {
         Some(dir) => {
             let (r, w) = Recorder::start(dir, config.feeds.len())
@@ -277,8 +275,6 @@ pub fn run<'w>(
     }
     drop(record_writers);
     pin(config.core_cpu, "core");
-    let jsonl = JsonlSink::new(RowFormat::new(&table, engine.bars()), bars_out, tops_out);
-    let mut sink = CoreSink::new(jsonl, publisher);
     let deadline = duration.map(|d| Instant::now() + d);
     let mut idle_rounds = 0u32;
     loop {

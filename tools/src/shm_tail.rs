@@ -151,8 +151,8 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
                     }
                     break;
                 }
-            } else if bus.bars.follow_restart()? {
-                // A new writer start: its symbol table may differ.
+            } else if bus.bars.replaced() {
+                // A new writer start: every file and the symbol table are new.
                 bus = open_bus(dir, ReadFrom::Oldest, Duration::from_secs(10))?;
             }
         }
