@@ -6,6 +6,8 @@ use crate::abi::{
     WRITE_SEQ_OFFSET,
 };
 use crate::error::ShmError;
+use crate::seqlock::{self, SlotRead};
+use bytemuck::Pod;
 use core::sync::atomic::{AtomicU64, Ordering};
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
@@ -278,9 +280,36 @@ impl MappedFile {
         &self.words(WRITE_SEQ_OFFSET + 8, 1)[0]
     }
 
+    /// Stores `record` in slot `index` under the stamps `busy` then `done` (the slot
+    /// protocol, [`seqlock::write`]). Only the file's single writer calls this.
+    #[inline]
+    pub(crate) fn store<R: Pod>(&self, index: u64, record: &R, busy: u64, done: u64) {
+        let (stamp, slot) = self.slot(index);
+        let words = bytemuck::cast_slice(core::slice::from_ref(record));
+        seqlock::write(stamp, slot, words, busy, done);
+    }
+
+    /// Copies slot `index` into `out` and says whether the copy is consistent
+    /// ([`seqlock::read`]).
+    #[inline]
+    pub(crate) fn load<R: Pod>(&self, index: u64, out: &mut R) -> SlotRead {
+        let (stamp, slot) = self.slot(index);
+        seqlock::read(
+            stamp,
+            slot,
+            bytemuck::cast_slice_mut(core::slice::from_mut(out)),
+        )
+    }
+
+    /// The stamp of slot `index`. For the writer, whose own last store it is.
+    #[inline]
+    pub(crate) fn stamp(&self, index: u64) -> u64 {
+        self.slot(index).0.load(Ordering::Relaxed)
+    }
+
     /// Slot `index`: its stamp and its payload words.
     #[inline]
-    pub fn slot(&self, index: u64) -> (&AtomicU64, &[AtomicU64]) {
+    fn slot(&self, index: u64) -> (&AtomicU64, &[AtomicU64]) {
         let slot = self.header.slot_size as usize;
         let at = HEADER_SIZE + index as usize * slot;
         let words = self.words(at, slot / 8);

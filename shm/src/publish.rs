@@ -87,6 +87,18 @@ pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
     out
 }
 
+/// A bar sum as an ABI `i64`; one that does not fit saturates and flags the record.
+fn narrow(v: i128, f: &mut u32) -> i64 {
+    i64::try_from(v).unwrap_or_else(|_| {
+        *f |= flags::SATURATED;
+        if v < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        }
+    })
+}
+
 fn market_kind(kind: MarketKind) -> u8 {
     match kind {
         MarketKind::Spot => 1,
@@ -208,17 +220,6 @@ impl Publisher {
         self.bus.heartbeat(now as u64);
         self.published += 1;
     }
-
-    fn narrow(&mut self, v: i128, f: &mut u32) -> i64 {
-        i64::try_from(v).unwrap_or_else(|_| {
-            *f |= flags::SATURATED;
-            if v < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            }
-        })
-    }
 }
 
 impl BarSink for Publisher {
@@ -244,12 +245,12 @@ impl BarSink for Publisher {
             trades: bar.trades,
             ..bytemuck::Zeroable::zeroed()
         };
-        rec.buy_qty = self.narrow(bar.buy_qty, &mut f);
-        rec.sell_qty = self.narrow(bar.sell_qty, &mut f);
-        rec.delta = self.narrow(bar.delta, &mut f);
-        rec.cvd = self.narrow(bar.cvd, &mut f);
-        rec.buy_notional = self.narrow(bar.buy_notional, &mut f);
-        rec.sell_notional = self.narrow(bar.sell_notional, &mut f);
+        rec.buy_qty = narrow(bar.buy_qty, &mut f);
+        rec.sell_qty = narrow(bar.sell_qty, &mut f);
+        rec.delta = narrow(bar.delta, &mut f);
+        rec.cvd = narrow(bar.cvd, &mut f);
+        rec.buy_notional = narrow(bar.buy_notional, &mut f);
+        rec.sell_notional = narrow(bar.sell_notional, &mut f);
         if f & flags::SATURATED != 0 {
             self.saturated += 1;
         }

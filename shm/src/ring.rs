@@ -4,7 +4,7 @@ use crate::abi::{FileKind, Record};
 use crate::error::ShmError;
 use crate::file::{MappedFile, Permissions};
 use crate::idle::Idle;
-use crate::seqlock::{self, ring_stamps, SlotRead};
+use crate::seqlock::{ring_stamps, SlotRead};
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use std::path::{Path, PathBuf};
@@ -42,8 +42,7 @@ impl<R: Record> RingWriter<R> {
     #[inline]
     pub fn publish(&mut self, record: &R) {
         let (busy, done) = ring_stamps(self.seq);
-        let (stamp, slot) = self.file.slot(self.seq & self.mask);
-        seqlock::write(stamp, slot, words(record), busy, done);
+        self.file.store(self.seq & self.mask, record, busy, done);
         self.seq += 1;
         self.file.write_seq().store(self.seq, Ordering::Release);
     }
@@ -58,10 +57,6 @@ impl<R: Record> RingWriter<R> {
     pub fn heartbeat(&self, now_ns: u64) {
         self.file.heartbeat().store(now_ns, Ordering::Release);
     }
-}
-
-fn words<R: Record>(record: &R) -> &[u64] {
-    bytemuck::cast_slice(core::slice::from_ref(record))
 }
 
 /// Where a new reader starts.
@@ -131,13 +126,7 @@ impl<R: Record> RingReader<R> {
         let mut out: R = bytemuck::Zeroable::zeroed();
         loop {
             let (_, done) = ring_stamps(self.next);
-            let (stamp, slot) = self.file.slot(self.next & self.mask);
-            let read = seqlock::read(
-                stamp,
-                slot,
-                bytemuck::cast_slice_mut(core::slice::from_mut(&mut out)),
-            );
-            match read {
+            match self.file.load(self.next & self.mask, &mut out) {
                 SlotRead::Stable(s) if s == done => {
                     self.next += 1;
                     return Some(out);
@@ -189,7 +178,7 @@ impl<R: Record> RingReader<R> {
     /// If a restarted writer replaced the file, maps the new one and reads it from its
     /// first record. Returns whether it did. One `stat` per call.
     pub fn follow_restart(&mut self) -> Result<bool, ShmError> {
-        if !self.file.replaced() {
+        if !self.replaced() {
             return Ok(false);
         }
         let file = MappedFile::open::<R>(&self.dir)?;
@@ -201,6 +190,12 @@ impl<R: Record> RingReader<R> {
         self.next = 0;
         self.stats.restarts += 1;
         Ok(true)
+    }
+
+    /// True when the path now names another file than the one mapped (a writer restart).
+    /// One `stat`: call it when idle.
+    pub fn replaced(&self) -> bool {
+        self.file.replaced()
     }
 
     /// The sequence number of the next record this reader returns.

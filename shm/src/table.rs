@@ -3,7 +3,7 @@
 use crate::abi::{FileKind, Record};
 use crate::error::ShmError;
 use crate::file::{MappedFile, Permissions};
-use crate::seqlock::{self, SlotRead};
+use crate::seqlock::SlotRead;
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use std::path::Path;
@@ -44,11 +44,8 @@ impl<R: Record> TableWriter<R> {
                 capacity,
             });
         }
-        let (stamp, slot) = self.file.slot(key.into());
-        // Only this writer stores stamps, so its own last store is what it loads.
-        let last = stamp.load(Ordering::Relaxed);
-        let words = bytemuck::cast_slice(core::slice::from_ref(record));
-        seqlock::write(stamp, slot, words, last + 1, last + 2);
+        let last = self.file.stamp(key.into());
+        self.file.store(key.into(), record, last + 1, last + 2);
         self.updates += 1;
         self.file.write_seq().store(self.updates, Ordering::Release);
         Ok(())
@@ -93,14 +90,9 @@ impl<R: Record> TableReader<R> {
         if u64::from(key) >= self.capacity() {
             return None;
         }
-        let (stamp, slot) = self.file.slot(key.into());
         let mut out: R = bytemuck::Zeroable::zeroed();
         for _ in 0..MAX_ATTEMPTS {
-            match seqlock::read(
-                stamp,
-                slot,
-                bytemuck::cast_slice_mut(core::slice::from_mut(&mut out)),
-            ) {
+            match self.file.load(key.into(), &mut out) {
                 SlotRead::Stable(0) => return None,
                 SlotRead::Stable(s) => return Some((out, s / 2)),
                 SlotRead::Busy(_) => {
