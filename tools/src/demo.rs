@@ -11,7 +11,7 @@ use crate::replay::Input;
 use crate::run::{run, RunOptions, RunSummary};
 use crate::run_config::RunConfig;
 use crate::shm_tail::open_bus;
-use crate::sim::{run_sim, Pace, SimOptions, SimSummary};
+use crate::sim::{run_sim, Pace, SimOptions, SimSummary, DEFAULT_CLIENT_BUFFER};
 use anyhow::Context;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::imbalance::ImbalanceConfig;
@@ -119,6 +119,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         tls: None,
         table: table.clone(),
         stop: stop.clone(),
+        client_buffer: DEFAULT_CLIENT_BUFFER,
     };
     let sim = std::thread::Builder::new()
         .name("flowcore-demo-sim".into())

@@ -156,6 +156,9 @@ enum Command {
         /// Start playing once this many WebSocket clients are connected.
         #[arg(long, default_value_t = 0)]
         wait_clients: usize,
+        /// Messages a client may fall behind before a paced play drops it.
+        #[arg(long, default_value_t = flowcore_tools::sim::DEFAULT_CLIENT_BUFFER)]
+        client_buffer: usize,
         /// Serve wss/https with this PEM certificate chain (needs --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -361,6 +364,7 @@ fn main() -> anyhow::Result<()> {
             ping_interval,
             pong_timeout,
             wait_clients,
+            client_buffer,
             tls_cert,
             tls_key,
             instruments,
@@ -379,6 +383,7 @@ fn main() -> anyhow::Result<()> {
                 tls: tls_cert.zip(tls_key),
                 table: load_table(&instruments)?,
                 stop: Default::default(),
+                client_buffer,
             };
             let s = flowcore_tools::sim::run_sim(options, |line| {
                 let mut out = std::io::stdout().lock();

@@ -109,7 +109,13 @@ pub struct SimOptions {
     pub table: InstrumentTable,
     /// Set to end the play early (then clients are closed as at the end of the recordings).
     pub stop: Arc<AtomicBool>,
+    /// Messages a client may fall behind before the paced modes drop it, as an exchange
+    /// drops a slow consumer ([`DEFAULT_CLIENT_BUFFER`]).
+    pub client_buffer: usize,
 }
+
+/// The default of [`SimOptions::client_buffer`]: deep enough for a burst.
+pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
 
 /// What the simulator did, printed when it ends.
 #[derive(Debug, Default, Clone, Copy)]
@@ -169,6 +175,7 @@ struct Sim {
     summary: SimSummary,
     ping_interval: Vec<Duration>,
     pong_timeout: Vec<Duration>,
+    client_buffer: usize,
 }
 
 type Shared = Rc<RefCell<Sim>>;
@@ -335,6 +342,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             summary: SimSummary::default(),
             ping_interval,
             pong_timeout,
+            client_buffer: options.client_buffer.max(1),
         },
     ))
 }
@@ -565,9 +573,8 @@ async fn ws_client(
     let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback).await?;
     let (prefix, bare, requested) = routed.context("routed by the handshake")?;
     let streams = Rc::new(RefCell::new(BTreeSet::new()));
-    // A queue deep enough for a burst; in paced modes a client that falls this far
-    // behind is dropped, as an exchange drops a slow consumer.
-    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(4096);
+    // In paced modes a client that falls this far behind is dropped.
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(sim.borrow().client_buffer);
     let (ping_every, pong_within) = {
         let mut s = sim.borrow_mut();
         for name in &requested {
