@@ -41,9 +41,13 @@ fn start_sim(
             tls,
             table: InstrumentTable::binance_defaults(),
             stop: Default::default(),
-            // Several clients and engines share 2 cores while the suite runs in parallel:
-            // a client dropped for lag there would say something of the machine, not the code.
-            client_buffer: 1 << 16,
+            // Paced plays drop a client that lags this far. Several clients and engines share
+            // 2 cores while the suite runs in parallel: a lag drop there would say something
+            // of the machine, not the code. (`asap` never drops, it waits for the client.)
+            client_buffer: match pace {
+                Pace::Asap => flowcore_tools::sim::DEFAULT_CLIENT_BUFFER,
+                _ => 1 << 16,
+            },
         };
         run_sim(options, |line| tx.send(line.to_string()).unwrap()).expect("sim")
     });
