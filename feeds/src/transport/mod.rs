@@ -7,6 +7,8 @@
 pub mod http;
 pub mod net;
 pub mod tungstenite;
+pub mod ws_frame;
+pub mod ws_handshake;
 
 use std::path::PathBuf;
 
