@@ -7,6 +7,7 @@
 pub mod http;
 pub mod net;
 pub mod tungstenite;
+pub mod ws_client;
 pub mod ws_frame;
 pub mod ws_handshake;
 
