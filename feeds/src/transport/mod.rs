@@ -6,10 +6,12 @@
 
 pub mod http;
 pub mod net;
+pub mod tls_client;
 pub mod tungstenite;
 pub mod ws_client;
 pub mod ws_frame;
 pub mod ws_handshake;
+pub mod ws_session;
 
 use std::path::PathBuf;
 

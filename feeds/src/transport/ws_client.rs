@@ -127,7 +127,7 @@ impl WsClient {
     /// [`WsError`]: the connection must be dropped.
     pub fn on_received(
         &mut self,
-        chunk: &mut [u8],
+        chunk: &[u8],
         on_message: &mut dyn FnMut(&[u8]),
     ) -> Result<(), WsError> {
         let chunk = match self.state {
@@ -140,7 +140,7 @@ impl WsClient {
                         self.state = WsState::Open;
                         self.head = Vec::new();
                         // The frames that came with the answer, still in the caller's chunk.
-                        &mut chunk[end - before..]
+                        &chunk[end - before..]
                     }
                 }
             }
@@ -265,9 +265,8 @@ mod tests {
     /// Decodes what the client sent (masked frames) as a server would.
     fn client_frames(bytes: &[u8]) -> Vec<(Opcode, Vec<u8>)> {
         let mut out = Vec::new();
-        let mut bytes = bytes.to_vec();
-        let mut d = WsFrameDecoder::new(1 << 20);
-        d.feed(&mut bytes, &mut |ev| {
+        let mut d = WsFrameDecoder::server(1 << 20);
+        d.feed(bytes, &mut |ev| {
             out.push(match ev {
                 WsEvent::Message { payload, .. } => (Opcode::Text, payload.to_vec()),
                 WsEvent::Ping(p) => (Opcode::Ping, p.to_vec()),

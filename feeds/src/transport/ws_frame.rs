@@ -12,13 +12,16 @@
 //! [`WsFrameCounters`]: the bytes of a frame that straddles two chunks (kept until its end
 //! arrives), and the payloads of a fragmented message (joined into one).
 //!
+//! A client refuses masked frames (RFC 6455 5.1); the server role, for test peers, requires
+//! them and unmasks into a scratch buffer.
+//!
 //! ```
 //! use flowcore_feeds::transport::ws_frame::{encode_frame, Opcode, WsEvent, WsFrameDecoder};
 //! // What a server sends: an unmasked text frame, split across two reads.
 //! let mut wire = Vec::new();
 //! encode_frame(&mut wire, Opcode::Text, true, br#"{"e":"trade"}"#, None);
 //! let mut decoder = WsFrameDecoder::new(1 << 20);
-//! let (first, second) = wire.split_at_mut(5);
+//! let (first, second) = wire.split_at(5);
 //! let mut got = Vec::new();
 //! decoder.feed(first, &mut |ev| if let WsEvent::Message { payload, .. } = ev { got.push(payload.to_vec()) }).unwrap();
 //! decoder.feed(second, &mut |ev| if let WsEvent::Message { payload, .. } = ev { got.push(payload.to_vec()) }).unwrap();
@@ -185,10 +188,14 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, WsProtocolError> {
     }))
 }
 
-/// Decodes a server's frame stream into [`WsEvent`]s.
+/// Decodes a peer's frame stream into [`WsEvent`]s.
 #[derive(Debug)]
 pub struct WsFrameDecoder {
     max_message: usize,
+    /// Decoding a client's frames (masked) rather than a server's (unmasked).
+    server_role: bool,
+    /// Unmasked payload of the current frame, server role only.
+    unmasked: Vec<u8>,
     /// The start of a frame that straddles chunks: from its first byte up to what has
     /// arrived, never more than the one frame (bounded by `MAX_HEADER + max_message`).
     straddle: Vec<u8>,
@@ -199,14 +206,24 @@ pub struct WsFrameDecoder {
 }
 
 impl WsFrameDecoder {
-    /// A decoder refusing messages over `max_message` bytes.
+    /// A client's decoder of a server's frames, refusing messages over `max_message` bytes.
     pub fn new(max_message: usize) -> Self {
         Self {
             max_message,
+            server_role: false,
+            unmasked: Vec::new(),
             straddle: Vec::new(),
             joining: None,
             joined: Vec::new(),
             counters: WsFrameCounters::default(),
+        }
+    }
+
+    /// A server's decoder of a client's (masked) frames: for test peers.
+    pub fn server(max_message: usize) -> Self {
+        Self {
+            server_role: true,
+            ..Self::new(max_message)
         }
     }
 
@@ -217,15 +234,14 @@ impl WsFrameDecoder {
 
     /// Decodes every frame completed by `chunk`, the next bytes of the stream, calling `on`
     /// for each event. Frames wholly inside `chunk` are decoded in place; a frame cut at its
-    /// end is kept (copied) until the next chunk completes it. `chunk` is mutable because a
-    /// masked frame (which a server must not send, but a test peer may) is unmasked in place.
+    /// end is kept (copied) until the next chunk completes it.
     ///
     /// # Errors
     /// The first [`WsProtocolError`]; the connection must then be failed, and the decoder
     /// not fed again.
     pub fn feed(
         &mut self,
-        mut chunk: &mut [u8],
+        mut chunk: &[u8],
         on: &mut dyn FnMut(WsEvent<'_>),
     ) -> Result<(), WsProtocolError> {
         if !self.straddle.is_empty() {
@@ -239,7 +255,7 @@ impl WsFrameDecoder {
             if chunk.len() < total {
                 break;
             }
-            let (frame, rest) = chunk.split_at_mut(total);
+            let (frame, rest) = chunk.split_at(total);
             self.on_frame(header, frame, true, on)?;
             chunk = rest;
         }
@@ -269,9 +285,9 @@ impl WsFrameDecoder {
     /// decodes it) or `chunk` runs out; returns what is left of `chunk`.
     fn complete_straddle<'c>(
         &mut self,
-        mut chunk: &'c mut [u8],
+        mut chunk: &'c [u8],
         on: &mut dyn FnMut(WsEvent<'_>),
-    ) -> Result<&'c mut [u8], WsProtocolError> {
+    ) -> Result<&'c [u8], WsProtocolError> {
         loop {
             let want = match parse_header(&self.straddle)? {
                 Some(header) => self.frame_len(&header)?,
@@ -279,14 +295,14 @@ impl WsFrameDecoder {
                 None => MAX_HEADER.min(self.straddle.len() + chunk.len()),
             };
             let take = want.saturating_sub(self.straddle.len()).min(chunk.len());
-            let (taken, rest) = chunk.split_at_mut(take);
+            let (taken, rest) = chunk.split_at(take);
             self.straddle.extend_from_slice(taken);
             self.counters.straddle_bytes += take as u64;
             chunk = rest;
             if let Some(header) = parse_header(&self.straddle)? {
                 if self.straddle.len() == self.frame_len(&header)? {
                     let mut frame = std::mem::take(&mut self.straddle);
-                    let result = self.on_frame(header, &mut frame, false, on);
+                    let result = self.on_frame(header, &frame, false, on);
                     frame.clear();
                     self.straddle = frame;
                     result?;
@@ -303,17 +319,37 @@ impl WsFrameDecoder {
     fn on_frame(
         &mut self,
         header: Header,
-        frame: &mut [u8],
+        frame: &[u8],
         in_place: bool,
         on: &mut dyn FnMut(WsEvent<'_>),
     ) -> Result<(), WsProtocolError> {
         self.counters.frames += 1;
-        let payload = &mut frame[header.header_len..];
-        if let Some(mask) = header.mask {
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i & 3];
+        let mut payload = &frame[header.header_len..];
+        let mut unmasked = std::mem::take(&mut self.unmasked);
+        match (header.mask, self.server_role) {
+            (None, false) => {}
+            (Some(mask), true) => {
+                unmasked.clear();
+                unmasked.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+                payload = &unmasked;
             }
+            (Some(_), false) => return Err(WsProtocolError::Violation("masked frame from a server")),
+            (None, true) => return Err(WsProtocolError::Violation("unmasked frame from a client")),
         }
+        let in_place = in_place && !self.server_role;
+        let result = self.on_payload(header, payload, in_place, on);
+        self.unmasked = unmasked;
+        result
+    }
+
+    /// The payload of one whole frame, unmasked.
+    fn on_payload(
+        &mut self,
+        header: Header,
+        payload: &[u8],
+        in_place: bool,
+        on: &mut dyn FnMut(WsEvent<'_>),
+    ) -> Result<(), WsProtocolError> {
         match header.opcode {
             Opcode::Text | Opcode::Binary if self.joining.is_some() => Err(
                 WsProtocolError::Violation("new data frame inside a fragmented message"),
@@ -448,13 +484,12 @@ mod tests {
         sizes: &[usize],
     ) -> Result<Vec<Got>, WsProtocolError> {
         let mut got = Vec::new();
-        let mut wire = wire.to_vec();
-        let mut rest = &mut wire[..];
+        let mut rest = wire;
         let mut i = 0;
         while !rest.is_empty() {
             let n = sizes[i % sizes.len()].min(rest.len()).max(1);
             i += 1;
-            let (chunk, after) = rest.split_at_mut(n);
+            let (chunk, after) = rest.split_at(n);
             decoder.feed(chunk, &mut |ev| {
                 got.push(match ev {
                     WsEvent::Message { text, payload } => Got::Msg(text, payload.to_vec()),
@@ -528,12 +563,16 @@ mod tests {
     }
 
     #[test]
-    fn a_masked_frame_is_unmasked() {
+    fn masks_are_refused_from_servers_required_from_clients_and_undone() {
         let mut wire = Vec::new();
         encode_frame(&mut wire, Opcode::Text, true, b"hello", Some([1, 2, 3, 4]));
         assert_ne!(&wire[6..], b"hello");
-        let got = decode_in_chunks(&mut WsFrameDecoder::new(100), &wire, &[3]).unwrap();
+        let got = decode_in_chunks(&mut WsFrameDecoder::server(100), &wire, &[3]).unwrap();
         assert_eq!(got, vec![Got::Msg(true, b"hello".to_vec())]);
+        assert!(decode_in_chunks(&mut WsFrameDecoder::new(100), &wire, &[3]).is_err());
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, Opcode::Text, true, b"hello", None);
+        assert!(decode_in_chunks(&mut WsFrameDecoder::server(100), &wire, &[3]).is_err());
     }
 
     #[test]
