@@ -8,6 +8,10 @@ pub mod http;
 pub mod net;
 pub mod tls_client;
 pub mod tungstenite;
+// io_uring's submission contract and the provided-buffer ring's shared memory: the only
+// unsafe code of this crate, each block with its reason.
+#[allow(unsafe_code)]
+pub mod uring;
 pub mod ws_client;
 pub mod ws_frame;
 pub mod ws_handshake;
@@ -42,6 +46,12 @@ pub enum TransportError {
     /// Nothing arrived within the allowed time.
     #[error("timed out")]
     Timeout,
+    /// The io_uring transport's TLS or WebSocket layer failed.
+    #[error(transparent)]
+    Session(#[from] ws_session::SessionError),
+    /// The server closed TCP without a WebSocket close frame.
+    #[error("connection closed without a close frame")]
+    Eof,
 }
 
 impl From<tokio_tungstenite::tungstenite::Error> for TransportError {
