@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod demo;
+mod feed_uring;
 pub mod instruments;
 pub mod jsonl;
 pub mod outputs;

@@ -16,7 +16,8 @@
 
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
-use crate::run_config::{FeedConfig, IdleStrategy, RunConfig};
+use crate::feed_uring::feed_main_uring;
+use crate::run_config::{FeedConfig, IdleStrategy, RunConfig, TransportKind, UringRecv};
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::{EventKind, MarketEvent};
@@ -26,6 +27,7 @@ use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url
 use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
+use flowcore_feeds::transport::uring::{self, UringConfig};
 use flowcore_feeds::transport::{http, TlsSettings, Transport};
 use flowcore_shm::BusConfig;
 use std::cell::RefCell;
@@ -111,20 +113,22 @@ pub struct RunSummary {
     pub bars: u64,
     /// Tops rows written.
     pub tops: u64,
+    /// The transport the feeds used (after any fallback).
+    pub transport: Option<TransportKind>,
 }
 
 /// Per feed thread counters, summed into [`RunSummary`].
 #[derive(Debug, Clone, Copy, Default)]
-struct FeedStats {
-    messages: u64,
-    parse_errors: u64,
-    control_messages: u64,
-    snapshots: u64,
-    snapshot_errors: u64,
-    disconnects: u64,
-    connect_errors: u64,
-    ring_waits: u64,
-    record_waits: u64,
+pub(crate) struct FeedStats {
+    pub(crate) messages: u64,
+    pub(crate) parse_errors: u64,
+    pub(crate) control_messages: u64,
+    pub(crate) snapshots: u64,
+    pub(crate) snapshot_errors: u64,
+    pub(crate) disconnects: u64,
+    pub(crate) connect_errors: u64,
+    pub(crate) ring_waits: u64,
+    pub(crate) record_waits: u64,
 }
 
 /// A feed thread's counters as the core thread sees them, for the bus's health records:
@@ -229,6 +233,11 @@ pub fn run<'w>(
             (0..config.feeds.len()).map(|_| None).collect::<Vec<_>>(),
         ),
     };
+    let transport = choose_transport(config.transport);
+    let uring_config = UringConfig {
+        multishot: config.uring_recv == UringRecv::Multishot,
+        ..UringConfig::default()
+    };
     let clock = EpochClock::new();
     let mut rings = Vec::new();
     let mut live_counters = Vec::new();
@@ -251,6 +260,7 @@ pub fn run<'w>(
         let idle = config.idle;
         let snapshot_limit = config.snapshot_limit;
         let exit_on_close = options_exit_on_close;
+        let uring_config = uring_config.clone();
         let handle = std::thread::Builder::new()
             .name(format!("flowcore-feed-{i}"))
             .spawn(move || {
@@ -268,7 +278,12 @@ pub fn run<'w>(
                     files: Vec::new(),
                     fetching: HashSet::new(),
                 };
-                feed_main(thread, requests_rx, stop, exit_on_close)
+                match transport {
+                    TransportKind::IoUring => {
+                        feed_main_uring(thread, requests_rx, stop, exit_on_close, uring_config)
+                    }
+                    TransportKind::Tokio => feed_main(thread, requests_rx, stop, exit_on_close),
+                }
             })
             .context("starting a feed thread")?;
         feed_threads.push(handle);
@@ -324,10 +339,22 @@ pub fn run<'w>(
     if let Some(recorder) = recorder {
         summary.recorded_lines = recorder.finish().context("--record")?;
     }
+    summary.transport = Some(transport);
     summary.engine = engine.counters();
     summary.late_trades = engine.bars().counters().late_trades;
     (summary.bars, summary.tops) = sink.jsonl.rows();
     Ok(summary)
+}
+
+/// The configured transport, or tokio with a log line where io_uring cannot be used here.
+fn choose_transport(wanted: TransportKind) -> TransportKind {
+    if wanted == TransportKind::IoUring {
+        if let Err(e) = uring::probe() {
+            eprintln!("run: io_uring is unavailable here ({e}); using the tokio transport");
+            return TransportKind::Tokio;
+        }
+    }
+    wanted
 }
 
 fn pin(cpu: Option<usize>, what: &str) {
@@ -376,15 +403,15 @@ impl CoreFeed {
 }
 
 /// A feed thread's state, shared by its connection tasks (one thread, no locks).
-struct FeedThread {
-    feed: Rc<FeedConfig>,
-    table: InstrumentTable,
+pub(crate) struct FeedThread {
+    pub(crate) feed: Rc<FeedConfig>,
+    pub(crate) table: InstrumentTable,
     events: rtrb::Producer<MarketEvent>,
     recorder: Option<RecordWriter>,
     clock: EpochClock,
-    idle: IdleStrategy,
-    snapshot_limit: u32,
-    stats: FeedStats,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) snapshot_limit: u32,
+    pub(crate) stats: FeedStats,
     /// `stats` as the core thread sees them.
     live: Arc<LiveCounters>,
     /// Record file of each instrument's current connection.
@@ -394,8 +421,22 @@ struct FeedThread {
 }
 
 impl FeedThread {
+    /// Starts a record file for `inst`'s new connection (with `--record`).
+    pub(crate) fn open_record_file(&mut self, inst: InstrumentId, symbol: &str) {
+        let name = format!("{}_{}", self.feed.venue.name(), symbol.to_ascii_lowercase());
+        if let Some(file) = self.recorder.as_mut().map(|r| r.open(&name)) {
+            self.files.retain(|(i, _)| *i != inst);
+            self.files.push((inst, file));
+        }
+    }
+
+    /// Makes the counters visible to the core thread's health records.
+    pub(crate) fn publish_stats(&self) {
+        self.live.store(&self.stats);
+    }
+
     /// Stamps, records, parses and hands on one message.
-    fn on_message(
+    pub(crate) fn on_message(
         &mut self,
         parser: &mut VenueParser,
         inst: InstrumentId,
@@ -549,14 +590,7 @@ async fn connection(
             _ = shutdown.wait_for(|&s| s) => return,
         };
         backoff = Duration::from_millis(100);
-        {
-            let mut s = shared.borrow_mut();
-            let name = format!("{}_{}", feed.venue.name(), symbol.to_ascii_lowercase());
-            if let Some(file) = s.recorder.as_mut().map(|r| r.open(&name)) {
-                s.files.retain(|(i, _)| *i != inst);
-                s.files.push((inst, file));
-            }
-        }
+        shared.borrow_mut().open_record_file(inst, &symbol);
         let mut first_message = first_connection;
         first_connection = false;
         loop {

@@ -2,7 +2,9 @@
 //!
 //! ```toml
 //! [pipeline]                  # optional
-//! idle = "spin-yield"         # spin | spin-yield | park
+//! idle = "spin"               # spin (the default: pinned production) | spin-yield | park
+//! transport = "io_uring"      # io_uring (the default; tokio where io_uring is unavailable) | tokio
+//! uring_recv = "multishot"    # multishot (provided buffers) | plain (one receive per connection)
 //! core_cpu = 1                # pin the core thread (books, bars); absent: not pinned
 //! ring_capacity = 65536       # events per feed ring
 //! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
@@ -48,6 +50,27 @@ impl IdleStrategy {
     }
 }
 
+/// How feed threads read their sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TransportKind {
+    /// io_uring, no async runtime (the default).
+    #[serde(rename = "io_uring")]
+    IoUring,
+    /// tokio-tungstenite on a current-thread runtime per feed: the portable path.
+    #[serde(rename = "tokio")]
+    Tokio,
+}
+
+/// How the io_uring transport receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UringRecv {
+    /// Multishot receives into a ring of provided buffers.
+    Multishot,
+    /// One plain receive at a time into each connection's own buffer.
+    Plain,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -65,6 +88,8 @@ struct RawPipeline {
     ring_capacity: Option<usize>,
     snapshot_limit: Option<u32>,
     shm: Option<PathBuf>,
+    transport: Option<TransportKind>,
+    uring_recv: Option<UringRecv>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +138,10 @@ pub struct RunConfig {
     pub snapshot_limit: u32,
     /// Publish to the shared-memory bus in this directory.
     pub shm: Option<PathBuf>,
+    /// How feed threads read their sockets.
+    pub transport: TransportKind,
+    /// How the io_uring transport receives.
+    pub uring_recv: UringRecv,
 }
 
 impl RunConfig {
@@ -199,11 +228,13 @@ impl RunConfig {
         }
         Ok(Self {
             feeds,
-            idle: raw.pipeline.idle.unwrap_or(IdleStrategy::SpinYield),
+            idle: raw.pipeline.idle.unwrap_or(IdleStrategy::Spin),
             core_cpu: raw.pipeline.core_cpu,
             ring_capacity,
             snapshot_limit,
             shm: raw.pipeline.shm,
+            transport: raw.pipeline.transport.unwrap_or(TransportKind::IoUring),
+            uring_recv: raw.pipeline.uring_recv.unwrap_or(UringRecv::Multishot),
         })
     }
 }
@@ -223,7 +254,9 @@ mod tests {
         assert_eq!(f.symbols, ["BTCUSDT"]);
         assert_eq!(f.ws_url, "wss://fstream.binance.com/public");
         assert_eq!(f.streams, ["trade", "bookTicker", "depth@0ms"]);
-        assert_eq!(c.idle, IdleStrategy::SpinYield);
+        assert_eq!(c.idle, IdleStrategy::Spin);
+        assert_eq!(c.transport, TransportKind::IoUring);
+        assert_eq!(c.uring_recv, UringRecv::Multishot);
     }
 
     #[test]
@@ -245,6 +278,7 @@ mod tests {
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nws_url = \"http://x\"\n", "feed[0].ws_url"),
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nspeed = 1\n", "speed"),
             ("[pipeline]\nidle = \"nap\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "idle"),
+            ("[pipeline]\ntransport = \"epoll\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "transport"),
             ("", "no [[feed]]"),
         ];
         for (text, key) in cases {

@@ -483,9 +483,15 @@ impl UringDriver {
                     };
                     if conn.ending.is_none() {
                         conn.touched = true;
-                        let received = conn
-                            .session
-                            .on_received(chunk, &mut |m| on(id, UringEvent::Message(m)));
+                        let announced = &mut conn.announced_open;
+                        // The first frames may come in the same read as the upgrade answer:
+                        // the caller hears of the opening before its first message.
+                        let received = conn.session.on_received(chunk, &mut |m| {
+                            if !std::mem::replace(announced, true) {
+                                on(id, UringEvent::Open);
+                            }
+                            on(id, UringEvent::Message(m));
+                        });
                         if let Err(e) = received {
                             conn.end(Err(e.into()));
                         }
@@ -548,10 +554,13 @@ impl UringDriver {
             if let Err(e) = conn.session.after_batch() {
                 conn.end(Err(e.into()));
             }
-            if !conn.announced_open && conn.session.ws_state() != WsState::Upgrading {
-                conn.announced_open = true;
-                conn.deadline = None;
-                on(id, UringEvent::Open);
+            if conn.session.ws_state() != WsState::Upgrading {
+                if !std::mem::replace(&mut conn.announced_open, true) {
+                    on(id, UringEvent::Open);
+                }
+                if conn.session.ws_state() == WsState::Open {
+                    conn.deadline = None;
+                }
             }
             if conn.session.finished() && conn.session.outgoing().is_empty() && !conn.send_in_flight
             {

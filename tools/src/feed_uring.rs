@@ -1,0 +1,318 @@
+//! A feed thread on io_uring: one [`UringDriver`] owns the thread's connections (one per
+//! symbol) and is polled in a loop with no async runtime; REST snapshots, which are rare and
+//! slow, are fetched by a helper thread and handed back through a channel.
+//!
+//! ```text
+//! feed thread:  loop { driver.poll -> on_message -> event ring;  snapshot replies -> on_message;
+//!                      resync requests -> helper;  reconnect timers;  idle.wait when nothing moved }
+//! helper thread (tokio, off the hot path): REST GET with retries -> channel -> feed thread
+//! ```
+
+use crate::run::{FeedStats, FeedThread};
+use flowcore_core::instrument::InstrumentId;
+use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
+use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::transport::net::client_config;
+use flowcore_feeds::transport::uring::{ConnId, UringConfig, UringDriver, UringEvent};
+use flowcore_feeds::transport::{http, TlsSettings};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// One symbol's connection, reconnected with backoff.
+struct Stream {
+    symbol: String,
+    inst: InstrumentId,
+    url: String,
+    parser: VenueParser,
+    id: Option<ConnId>,
+    /// The connection got past its upgrade.
+    opened: bool,
+    /// When to try again while `id` is `None`.
+    retry_at: Instant,
+    backoff: Duration,
+    /// No connection has delivered a message yet: the first one asks for the snapshot.
+    first_message: bool,
+    /// Closed cleanly by the server with `exit_on_close`: not reconnected.
+    finished: bool,
+}
+
+/// REST snapshots fetched on a helper thread.
+struct SnapshotFetcher {
+    requests: mpsc::Sender<(InstrumentId, String)>,
+    replies: mpsc::Receiver<(InstrumentId, Result<Vec<u8>, String>)>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SnapshotFetcher {
+    fn start(tls: TlsSettings, stop: Arc<AtomicBool>) -> std::io::Result<Self> {
+        let (requests, request_rx) = mpsc::channel::<(InstrumentId, String)>();
+        let (reply_tx, replies) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("flowcore-rest".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    eprintln!("run: REST helper: no runtime");
+                    return;
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    loop {
+                        // Poll the std channel without blocking the runtime's fetches.
+                        match request_rx.try_recv() {
+                            Ok((inst, url)) => {
+                                let (tls, stop, reply) =
+                                    (tls.clone(), stop.clone(), reply_tx.clone());
+                                tokio::task::spawn_local(async move {
+                                    fetch_with_retries(inst, url, tls, stop, reply).await;
+                                });
+                            }
+                            Err(mpsc::TryRecvError::Empty) => {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            Err(mpsc::TryRecvError::Disconnected) => break,
+                        }
+                    }
+                });
+            })?;
+        Ok(Self {
+            requests,
+            replies,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for SnapshotFetcher {
+    fn drop(&mut self) {
+        // Closing the request channel ends the helper's loop.
+        let (dead, _) = mpsc::channel();
+        self.requests = dead;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Fetches until a body arrives or the run stops; each failure is reported (and counted
+/// by the feed thread) before the retry.
+async fn fetch_with_retries(
+    inst: InstrumentId,
+    url: String,
+    tls: TlsSettings,
+    stop: Arc<AtomicBool>,
+    reply: mpsc::Sender<(InstrumentId, Result<Vec<u8>, String>)>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    while !stop.load(Ordering::Relaxed) {
+        match http::get(&url, &tls, Duration::from_secs(10)).await {
+            Ok(body) => {
+                let _ = reply.send((inst, Ok(body)));
+                return;
+            }
+            Err(e) => {
+                if reply.send((inst, Err(format!("{url}: {e}")))).is_err() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// How long a feed whose connections have all ended waits for snapshots still in flight.
+const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
+
+/// The io_uring feed thread's loop; returns its counters.
+pub(crate) fn feed_main_uring(
+    mut thread: FeedThread,
+    mut requests: rtrb::Consumer<InstrumentId>,
+    stop: Arc<AtomicBool>,
+    exit_on_close: bool,
+    uring_config: UringConfig,
+) -> FeedStats {
+    let feed = thread.feed.clone();
+    let tls_settings = TlsSettings {
+        extra_ca_file: feed.tls_ca_file.clone(),
+    };
+    let tls = match client_config(&tls_settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("run: {}: {e}", feed.venue);
+            return thread.stats;
+        }
+    };
+    let mut driver = match UringDriver::new(uring_config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("run: {}: io_uring: {e}", feed.venue);
+            return thread.stats;
+        }
+    };
+    let fetcher = match SnapshotFetcher::start(tls_settings, stop.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("run: {}: REST helper: {e}", feed.venue);
+            return thread.stats;
+        }
+    };
+    let mut fetching: HashSet<InstrumentId> = HashSet::new();
+    let mut snapshot_parser = VenueParser::new(feed.venue, thread.table.clone());
+    let now = Instant::now();
+    let mut streams: Vec<Stream> = feed
+        .symbols
+        .iter()
+        .filter_map(|symbol| {
+            let inst = thread.table.find(feed.venue, symbol.as_bytes())?;
+            Some(Stream {
+                symbol: symbol.clone(),
+                inst,
+                url: combined_stream_url(&feed.ws_url, symbol, &feed.streams),
+                parser: VenueParser::new(feed.venue, thread.table.clone()),
+                id: None,
+                opened: false,
+                retry_at: now,
+                backoff: Duration::from_millis(100),
+                first_message: true,
+                finished: false,
+            })
+        })
+        .collect();
+    let (table, limit) = (thread.table.clone(), thread.snapshot_limit);
+    let snapshot_url_of = |inst: InstrumentId| {
+        let symbol = &table.get(inst).symbol;
+        snapshot_url(&market(feed.venue), &feed.rest_url, symbol, limit)
+    };
+    let request_snapshot = |inst: InstrumentId, fetching: &mut HashSet<InstrumentId>| {
+        if fetching.insert(inst) {
+            let _ = fetcher.requests.send((inst, snapshot_url_of(inst)));
+        }
+    };
+    let mut all_ended: Option<Instant> = None;
+    let mut stopping: Option<Instant> = None;
+    let mut idle_rounds = 0u32;
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) && stopping.is_none() {
+            stopping = Some(now);
+            for s in &streams {
+                if let Some(id) = s.id {
+                    driver.close(id);
+                }
+            }
+        }
+        if stopping.is_none() {
+            for s in streams.iter_mut() {
+                if s.id.is_none() && !s.finished && now >= s.retry_at {
+                    match driver.connect(&s.url, Some(tls.clone())) {
+                        Ok(id) => s.id = Some(id),
+                        Err(e) => {
+                            thread.stats.connect_errors += 1;
+                            eprintln!("run: {} {}: connect: {e}", feed.venue, s.symbol);
+                            s.retry_at = now + s.backoff;
+                            s.backoff = (s.backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+        let mut snapshots_wanted: Vec<InstrumentId> = Vec::new();
+        let polled = driver.poll(&mut |id, event| {
+            let Some(s) = streams.iter_mut().find(|s| s.id == Some(id)) else {
+                return;
+            };
+            match event {
+                UringEvent::Open => {
+                    s.opened = true;
+                    s.backoff = Duration::from_millis(100);
+                    thread.open_record_file(s.inst, &s.symbol);
+                }
+                UringEvent::Message(bytes) => {
+                    thread.on_message(&mut s.parser, s.inst, bytes, None);
+                    // The stream is open and buffering in the engine: now the snapshot.
+                    if std::mem::take(&mut s.first_message) {
+                        snapshots_wanted.push(s.inst);
+                    }
+                }
+                UringEvent::Closed(result) => {
+                    s.id = None;
+                    if s.opened {
+                        thread.stats.disconnects += 1;
+                    } else {
+                        thread.stats.connect_errors += 1;
+                    }
+                    match result {
+                        Ok(()) if exit_on_close && s.opened => s.finished = true,
+                        Ok(()) => {}
+                        Err(e) if stopping.is_none() => {
+                            eprintln!("run: {} {}: {e}; reconnecting", feed.venue, s.symbol);
+                        }
+                        Err(_) => {}
+                    }
+                    s.opened = false;
+                    s.retry_at = Instant::now() + s.backoff;
+                    s.backoff = (s.backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        });
+        let progressed = match polled {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("run: {}: io_uring: {e}", feed.venue);
+                break;
+            }
+        };
+        thread.publish_stats();
+        for inst in snapshots_wanted {
+            request_snapshot(inst, &mut fetching);
+        }
+        while let Ok(inst) = requests.pop() {
+            request_snapshot(inst, &mut fetching);
+        }
+        let mut replied = false;
+        while let Ok((inst, reply)) = fetcher.replies.try_recv() {
+            replied = true;
+            match reply {
+                Ok(body) => {
+                    fetching.remove(&inst);
+                    if thread.on_message(&mut snapshot_parser, inst, &body, Some(inst)) {
+                        thread.stats.snapshots += 1;
+                    } else {
+                        thread.stats.snapshot_errors += 1;
+                    }
+                }
+                Err(e) => {
+                    thread.stats.snapshot_errors += 1;
+                    eprintln!("run: snapshot {e}; retrying");
+                }
+            }
+        }
+        if let Some(since) = stopping {
+            // Close frames get a moment to be exchanged; then the thread ends regardless.
+            if driver.connections() == 0 || since.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+        } else if streams.iter().all(|s| s.finished) {
+            // Every stream ended for good: wait for snapshots still on their way (a fetch
+            // that keeps failing gets a grace period: its server may be gone too).
+            let ended = *all_ended.get_or_insert(now);
+            if fetching.is_empty() || ended.elapsed() > SNAPSHOT_GRACE {
+                break;
+            }
+        }
+        if progressed || replied {
+            idle_rounds = 0;
+        } else {
+            thread.idle.wait(idle_rounds);
+            idle_rounds = idle_rounds.saturating_add(1);
+        }
+    }
+    drop(fetcher);
+    thread.publish_stats();
+    thread.stats
+}
