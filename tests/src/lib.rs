@@ -124,9 +124,12 @@ pub fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     paths
 }
 
-/// An empty scratch folder under the system's temp dir, unique to this process.
+/// An empty scratch folder under the system's temp dir, unique to this call.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}", std::process::id()));
+    // Unique per call: tests of one binary run in parallel and may ask for the same name.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir

@@ -10,6 +10,7 @@ use flowcore_tests::{
 };
 use flowcore_tools::replay::{Input, Source};
 use flowcore_tools::run::{run, RunOptions};
+use flowcore_tools::run_config::TransportKind;
 use flowcore_tools::sim::{run_sim, Pace, SimOptions, SimSummary};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -68,9 +69,40 @@ fn start_sim(
     (addresses, handle)
 }
 
-/// A run configuration with one feed per venue the simulator serves.
-fn config(addresses: &HashMap<String, (String, String)>, ca: Option<&Path>) -> String {
-    let mut text = String::from("[pipeline]\nidle = \"park\"\nring_capacity = 4096\n");
+/// The transports a run can use, as `[pipeline]` lines.
+const IO_URING: &str = "transport = \"io_uring\"\n";
+const IO_URING_PLAIN: &str = "transport = \"io_uring\"\nuring_recv = \"plain\"\n";
+const TOKIO: &str = "transport = \"tokio\"\n";
+
+/// False, with a message, where this kernel or sandbox refuses io_uring: the io_uring
+/// variants of the tests are then skipped, loudly (the tokio ones still run).
+fn io_uring_here() -> bool {
+    match flowcore_feeds::transport::uring::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED: io_uring unavailable here: {e}");
+            false
+        }
+    }
+}
+
+/// The transport a run should have used.
+fn expected_transport(transport: &str) -> TransportKind {
+    if transport.contains("tokio") {
+        TransportKind::Tokio
+    } else {
+        TransportKind::IoUring
+    }
+}
+
+/// A run configuration with one feed per venue the simulator serves; `transport` is a
+/// `[pipeline]` line (`IO_URING`...), empty for the default.
+fn config(
+    addresses: &HashMap<String, (String, String)>,
+    ca: Option<&Path>,
+    transport: &str,
+) -> String {
+    let mut text = format!("[pipeline]\nidle = \"park\"\nring_capacity = 4096\n{transport}");
     for (venue, symbol) in [
         ("binance-spot", "BTCUSDT"),
         ("binance-usdm", "BTCUSDT"),
@@ -118,12 +150,12 @@ fn recorded_inputs(dir: &Path) -> Vec<Input> {
         .collect()
 }
 
-#[test]
-fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
+fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str) {
     let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, None);
     let record = temp_dir("record");
-    let out = live_run(&config(&addresses, None), Some(record.clone()));
+    let out = live_run(&config(&addresses, None, transport), Some(record.clone()));
     let sim = sim.join().unwrap();
+    assert_eq!(out.summary.transport, Some(expected_transport(transport)));
     assert_eq!(out.summary.parse_errors, 0);
     assert_eq!(
         out.summary.engine.gaps, 0,
@@ -141,15 +173,34 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording() {
 }
 
 #[test]
-fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars() {
+fn over_io_uring_multishot_the_run_equals_the_golden_bars_and_its_own_recording() {
+    if io_uring_here() {
+        run_against_sim_equals_the_golden_bars_and_its_own_recording(IO_URING);
+    }
+}
+
+#[test]
+fn over_io_uring_plain_receives_the_run_equals_the_golden_bars_and_its_own_recording() {
+    if io_uring_here() {
+        run_against_sim_equals_the_golden_bars_and_its_own_recording(IO_URING_PLAIN);
+    }
+}
+
+#[test]
+fn over_tokio_the_run_equals_the_golden_bars_and_its_own_recording() {
+    run_against_sim_equals_the_golden_bars_and_its_own_recording(TOKIO);
+}
+
+fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(transport: &str) {
     let dir = temp_dir("tls");
     let (ca, cert, key) = local_ca(&dir);
     let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, Some((cert, key)));
     assert!(addresses
         .values()
         .all(|(ws, rest)| ws.starts_with("wss://") && rest.starts_with("https://")));
-    let out = live_run(&config(&addresses, Some(&ca)), None);
+    let out = live_run(&config(&addresses, Some(&ca), transport), None);
     sim.join().unwrap();
+    assert_eq!(out.summary.transport, Some(expected_transport(transport)));
     assert_eq!(out.summary.engine.gaps, 0);
     assert_eq!(out.summary.connect_errors, 0);
     assert_rows_eq(
@@ -161,7 +212,19 @@ fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars() {
 }
 
 #[test]
-fn an_untrusted_certificate_is_refused() {
+fn over_io_uring_and_wss_with_a_local_ca_the_run_equals_the_golden_bars() {
+    if io_uring_here() {
+        run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(IO_URING);
+    }
+}
+
+#[test]
+fn over_tokio_and_wss_with_a_local_ca_the_run_equals_the_golden_bars() {
+    run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(TOKIO);
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_by_both_transports() {
     let dir = temp_dir("untrusted");
     let (_ca, cert, key) = local_ca(&dir);
     let (addresses, sim) = start_sim(
@@ -171,16 +234,24 @@ fn an_untrusted_certificate_is_refused() {
         Some((cert, key)),
     );
     // No tls_ca_file: only the webpki roots are trusted, so every connect fails.
-    let untrusting = RunOptions {
-        duration: Some(Duration::from_secs(2)),
-        ..run_options(&config(&addresses, None))
+    let transports: &[&str] = if io_uring_here() {
+        &[IO_URING, TOKIO]
+    } else {
+        &[TOKIO]
     };
-    let summary = run(untrusting, None, None).unwrap();
-    assert!(summary.connect_errors >= 1);
-    assert_eq!(summary.messages, 0);
+    for transport in transports {
+        let untrusting = RunOptions {
+            duration: Some(Duration::from_secs(2)),
+            ..run_options(&config(&addresses, None, transport))
+        };
+        let summary = run(untrusting, None, None).unwrap();
+        assert_eq!(summary.transport, Some(expected_transport(transport)));
+        assert!(summary.connect_errors >= 1, "{transport}");
+        assert_eq!(summary.messages, 0, "{transport}");
+    }
     // Let the simulator finish: a trusted client plays it out.
     let ca = dir.join("ca.pem");
-    let _ = live_run(&config(&addresses, Some(&ca)), None);
+    let _ = live_run(&config(&addresses, Some(&ca), ""), None);
     sim.join().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -196,7 +267,7 @@ fn a_client_joining_mid_stream_resyncs_and_its_tops_match() {
         1,
         None,
     );
-    let text = config(&addresses, None);
+    let text = config(&addresses, None, "");
     let early = {
         let text = text.clone();
         std::thread::spawn(move || live_run(&text, None))
@@ -301,7 +372,7 @@ fn a_timed_run_stops_and_flushes_the_open_bars() {
     let timed = RunOptions {
         duration: Some(Duration::from_secs(2)),
         exit_on_close: false,
-        ..run_options(&config(&addresses, None))
+        ..run_options(&config(&addresses, None, ""))
     };
     let started = std::time::Instant::now();
     let mut bars = Vec::new();

@@ -14,9 +14,9 @@
 //! Nothing is dropped between threads: a full ring makes the producer wait, and the wait is
 //! counted.
 
+use crate::feed_uring::feed_main_uring;
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
-use crate::feed_uring::feed_main_uring;
 use crate::run_config::{FeedConfig, IdleStrategy, RunConfig, TransportKind, UringRecv};
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters};

@@ -312,7 +312,11 @@ mod tests {
         assert_eq!(client_frames(c.outgoing()), vec![(Opcode::Pong, vec![49])]);
         let counters = c.control_counters();
         assert_eq!(
-            (counters.pings, counters.pongs_sent, counters.pings_superseded),
+            (
+                counters.pings,
+                counters.pongs_sent,
+                counters.pings_superseded
+            ),
             (50, 1, 49)
         );
         // Nothing more is owed.
@@ -347,7 +351,10 @@ mod tests {
         c.close(1000);
         assert_eq!(c.state(), WsState::Closing);
         let sent = client_frames(c.outgoing());
-        assert_eq!(sent[0], (Opcode::Text, br#"{"method":"SUBSCRIBE"}"#.to_vec()));
+        assert_eq!(
+            sent[0],
+            (Opcode::Text, br#"{"method":"SUBSCRIBE"}"#.to_vec())
+        );
         assert_eq!(sent[1], (Opcode::Close, 1000u16.to_be_bytes().to_vec()));
         // Masked on the wire: the payload does not appear in clear.
         assert!(!c.outgoing().windows(6).any(|w| w == b"method"));

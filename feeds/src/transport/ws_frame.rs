@@ -165,7 +165,9 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, WsProtocolError> {
             be[8 - len_bytes..].copy_from_slice(&bytes[2..2 + len_bytes]);
             let n = u64::from_be_bytes(be);
             if n >> 63 != 0 {
-                return Err(WsProtocolError::Violation("64-bit length with the top bit set"));
+                return Err(WsProtocolError::Violation(
+                    "64-bit length with the top bit set",
+                ));
             }
             n
         }
@@ -333,7 +335,9 @@ impl WsFrameDecoder {
                 unmasked.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
                 payload = &unmasked;
             }
-            (Some(_), false) => return Err(WsProtocolError::Violation("masked frame from a server")),
+            (Some(_), false) => {
+                return Err(WsProtocolError::Violation("masked frame from a server"))
+            }
             (None, true) => return Err(WsProtocolError::Violation("unmasked frame from a client")),
         }
         let in_place = in_place && !self.server_role;
@@ -524,7 +528,13 @@ mod tests {
         want.push(Got::Msg(false, joined));
         encode_frame(&mut wire, Opcode::Pong, true, b"", None);
         want.push(Got::Pong(Vec::new()));
-        encode_frame(&mut wire, Opcode::Close, true, &close_payload(1000, "bye"), None);
+        encode_frame(
+            &mut wire,
+            Opcode::Close,
+            true,
+            &close_payload(1000, "bye"),
+            None,
+        );
         want.push(Got::Close(Some(1000), b"bye".to_vec()));
         (wire, want)
     }
@@ -593,7 +603,10 @@ mod tests {
         encode_frame(&mut wire, Opcode::Text, false, &[b'a'; 600], None);
         encode_frame(&mut wire, Opcode::Continuation, true, &[b'a'; 600], None);
         let err = decode_in_chunks(&mut WsFrameDecoder::new(1000), &wire, &[7]).unwrap_err();
-        assert!(matches!(err, WsProtocolError::MessageTooLarge { size: 1200, .. }));
+        assert!(matches!(
+            err,
+            WsProtocolError::MessageTooLarge { size: 1200, .. }
+        ));
     }
 
     #[test]
@@ -647,8 +660,17 @@ mod tests {
     #[test]
     fn client_frames_are_masked_with_the_given_key() {
         let mut out = Vec::new();
-        encode_frame(&mut out, Opcode::Pong, true, b"abcd", Some([0xFF, 0, 0xFF, 0]));
-        assert_eq!(out, [0x8A, 0x84, 0xFF, 0, 0xFF, 0, !b'a', b'b', !b'c', b'd']);
+        encode_frame(
+            &mut out,
+            Opcode::Pong,
+            true,
+            b"abcd",
+            Some([0xFF, 0, 0xFF, 0]),
+        );
+        assert_eq!(
+            out,
+            [0x8A, 0x84, 0xFF, 0, 0xFF, 0, !b'a', b'b', !b'c', b'd']
+        );
         let mut out = Vec::new();
         encode_frame(&mut out, Opcode::Text, true, &[0; 126], Some([0; 4]));
         assert_eq!(&out[..4], &[0x81, 0x80 | 126, 0, 126]);

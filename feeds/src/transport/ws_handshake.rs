@@ -128,9 +128,9 @@ pub fn check_upgrade_response(received: &[u8], key: &str) -> Result<Option<usize
     }
     match accept {
         None => Err(HandshakeError::Header("no Sec-WebSocket-Accept")),
-        Some(a) if a != accept_for(key) => {
-            Err(HandshakeError::Header("Sec-WebSocket-Accept does not match the key"))
-        }
+        Some(a) if a != accept_for(key) => Err(HandshakeError::Header(
+            "Sec-WebSocket-Accept does not match the key",
+        )),
         Some(_) => Ok(Some(end + 4)),
     }
 }

@@ -36,12 +36,7 @@ impl ProvidedBuffers {
     /// # Errors
     /// When `count` is not a power of two, the mmap fails, or the kernel refuses the
     /// registration (EINVAL before Linux 5.19).
-    pub fn register(
-        uring: &IoUring,
-        group: u16,
-        count: u16,
-        size: usize,
-    ) -> std::io::Result<Self> {
+    pub fn register(uring: &IoUring, group: u16, count: u16, size: usize) -> std::io::Result<Self> {
         if !count.is_power_of_two() || count > 32768 || size == 0 || size > u32::MAX as usize {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -106,7 +101,10 @@ impl ProvidedBuffers {
     /// # Panics
     /// If `bid` or `len` is out of range (a kernel that broke its contract).
     pub fn take(&mut self, bid: u16, len: usize) -> &mut [u8] {
-        assert!(bid < self.count && len <= self.size, "buffer {bid} len {len}");
+        assert!(
+            bid < self.count && len <= self.size,
+            "buffer {bid} len {len}"
+        );
         debug_assert!(self.held < self.count);
         self.held += 1;
         let start = usize::from(bid) * self.size;

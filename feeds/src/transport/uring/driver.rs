@@ -104,9 +104,9 @@ pub(super) fn new_ring(entries: u32) -> std::io::Result<IoUring> {
         .setup_cqsize(entries * 8)
         .build(entries);
     match tuned {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(entries * 8)
-            .build(entries),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            IoUring::builder().setup_cqsize(entries * 8).build(entries)
+        }
         other => other,
     }
 }
@@ -423,7 +423,12 @@ impl UringDriver {
         };
         match entered {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) =>
+            {
                 Ok(())
             }
             Err(e) => Err(e),
@@ -499,15 +504,15 @@ impl UringDriver {
                     if let (Some(bid), Some(buffers)) = (bid, buffers.as_mut()) {
                         buffers.recycle(bid);
                     }
-                } else if result == 0 {
-                    // End of stream: clean after a close handshake, abrupt otherwise.
-                    if conn.session.finished() {
-                        conn.end(Ok(()));
-                    } else {
-                        conn.end(Err(TransportError::Eof));
-                    }
                 } else if result == -libc::ENOBUFS {
                     counters.buffer_exhaustions += 1;
+                } else if conn.session.finished() {
+                    // The server's close frame came first: whatever ends the socket now
+                    // (EOF, or a reset because it had closed before our echo arrived)
+                    // ends a closed connection.
+                    conn.end(Ok(()));
+                } else if result == 0 {
+                    conn.end(Err(TransportError::Eof));
                 } else if result != -libc::ECANCELED {
                     conn.end(Err(std::io::Error::from_raw_os_error(-result).into()));
                 }
@@ -517,7 +522,10 @@ impl UringDriver {
             }
             o if o == Op::Send as u8 => {
                 conn.send_in_flight = false;
-                if result < 0 {
+                if result < 0 && conn.session.finished() {
+                    // Our close echo met a socket the server had already closed.
+                    conn.end(Ok(()));
+                } else if result < 0 {
                     conn.end(Err(std::io::Error::from_raw_os_error(-result).into()));
                 } else {
                     conn.send_done += result as usize;
@@ -581,10 +589,14 @@ impl UringDriver {
             }
             if conn.send_done < conn.send_buf.len() {
                 let rest = &conn.send_buf[conn.send_done..];
-                let entry = opcode::Send::new(types::Fd(fd(&conn.socket)), rest.as_ptr(), rest.len() as u32)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build()
-                    .user_data(user_data(Op::Send, id));
+                let entry = opcode::Send::new(
+                    types::Fd(fd(&conn.socket)),
+                    rest.as_ptr(),
+                    rest.len() as u32,
+                )
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(user_data(Op::Send, id));
                 conn.send_in_flight = true;
                 counters.sends += 1;
                 // SAFETY: `send_buf` is not touched while `send_in_flight` is set, and the
@@ -659,7 +671,9 @@ fn session_counters(session: &WsSession) -> UringCounters {
     UringCounters {
         messages: frames.messages,
         messages_in_place: frames.messages_in_place,
-        copied_bytes: frames.straddle_bytes + frames.join_bytes + session.tls_counters().straddle_bytes,
+        copied_bytes: frames.straddle_bytes
+            + frames.join_bytes
+            + session.tls_counters().straddle_bytes,
         pings: control.pings,
         pongs: control.pongs_sent,
         ..UringCounters::default()
