@@ -7,9 +7,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 
-/// Largest message accepted: Binance depth diffs reach 35 KB, snapshots come over REST.
-/// A bigger one is a protocol error that ends the connection (counted by the session).
-pub const MAX_MESSAGE: usize = 4 << 20;
+/// Largest message accepted by default: Binance depth diffs reach 35 KB, but Coinbase's
+/// level-2 snapshot of BTC-USD arrives over the WebSocket at about 5 MB. A bigger one is a
+/// protocol error that ends the connection (counted by the session).
+pub const MAX_MESSAGE: usize = 16 << 20;
 
 /// A WebSocket connection read one message at a time. Pings are answered with pongs by
 /// tungstenite as part of reading.

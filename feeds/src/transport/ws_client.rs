@@ -290,7 +290,7 @@ mod tests {
         // The first frame arrives in the same read as the answer.
         answer.extend(server_frame(Opcode::Text, b"first"));
         let mut got = Vec::new();
-        c.on_received(&mut answer, &mut |m| got.push(m.to_vec()))
+        c.on_received(&answer, &mut |m| got.push(m.to_vec()))
             .unwrap();
         assert_eq!(c.state(), WsState::Open);
         assert_eq!(got, vec![b"first".to_vec()]);
@@ -306,7 +306,7 @@ mod tests {
         }
         storm.extend(server_frame(Opcode::Text, b"data"));
         let mut got = 0;
-        c.on_received(&mut storm, &mut |_| got += 1).unwrap();
+        c.on_received(&storm, &mut |_| got += 1).unwrap();
         c.queue_control();
         assert_eq!(got, 1);
         assert_eq!(client_frames(c.outgoing()), vec![(Opcode::Pong, vec![49])]);
@@ -329,17 +329,17 @@ mod tests {
     #[test]
     fn the_server_close_is_echoed_and_ends_the_connection() {
         let mut c = open_client();
-        let mut close = server_frame(Opcode::Close, &close_payload(1001, "going away"));
-        c.on_received(&mut close, &mut |_| {}).unwrap();
+        let close = server_frame(Opcode::Close, &close_payload(1001, "going away"));
+        c.on_received(&close, &mut |_| {}).unwrap();
         assert_eq!(c.state(), WsState::Closed);
         assert_eq!(c.peer_close(), Some(Some(1001)));
         assert_eq!(
             client_frames(c.outgoing()),
             vec![(Opcode::Close, 1001u16.to_be_bytes().to_vec())]
         );
-        let mut late = server_frame(Opcode::Text, b"late");
+        let late = server_frame(Opcode::Text, b"late");
         assert_eq!(
-            c.on_received(&mut late, &mut |_| {}),
+            c.on_received(&late, &mut |_| {}),
             Err(WsError::AfterClose)
         );
     }
@@ -362,7 +362,7 @@ mod tests {
         let mut wire = server_frame(Opcode::Text, b"in flight");
         wire.extend(server_frame(Opcode::Close, &close_payload(1000, "")));
         let mut got = Vec::new();
-        c.on_received(&mut wire, &mut |m| got.push(m.to_vec()))
+        c.on_received(&wire, &mut |m| got.push(m.to_vec()))
             .unwrap();
         assert_eq!(got, vec![b"in flight".to_vec()]);
         assert_eq!(c.state(), WsState::Closed);
@@ -372,9 +372,9 @@ mod tests {
     fn a_refused_upgrade_is_an_error() {
         let e = Endpoint::parse("ws://127.0.0.1:1/stream").unwrap();
         let mut c = WsClient::new(&e, 1 << 20, counter_random);
-        let mut answer = b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec();
+        let answer = b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec();
         assert!(matches!(
-            c.on_received(&mut answer, &mut |_| {}),
+            c.on_received(&answer, &mut |_| {}),
             Err(WsError::Handshake(HandshakeError::Status { .. }))
         ));
     }

@@ -122,9 +122,6 @@ pub struct WsFrameCounters {
     pub join_bytes: u64,
 }
 
-/// The largest frame header: 2 bytes, 8 of extended length, 4 of mask.
-const MAX_HEADER: usize = 14;
-
 /// A parsed frame header.
 #[derive(Debug, Clone, Copy)]
 struct Header {
@@ -190,6 +187,21 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, WsProtocolError> {
     }))
 }
 
+/// The header length that the bytes so far announce: 2 until the second byte is there.
+fn header_len_so_far(bytes: &[u8]) -> usize {
+    match bytes {
+        [_, b1, ..] => {
+            let ext = match b1 & 0x7F {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+        }
+        _ => 2,
+    }
+}
+
 /// Decodes a peer's frame stream into [`WsEvent`]s.
 #[derive(Debug)]
 pub struct WsFrameDecoder {
@@ -199,7 +211,7 @@ pub struct WsFrameDecoder {
     /// Unmasked payload of the current frame, server role only.
     unmasked: Vec<u8>,
     /// The start of a frame that straddles chunks: from its first byte up to what has
-    /// arrived, never more than the one frame (bounded by `MAX_HEADER + max_message`).
+    /// arrived, never more than the one frame (bounded by 14 header bytes + `max_message`).
     straddle: Vec<u8>,
     /// The fragments joined so far of a fragmented message; `None` outside one.
     joining: Option<bool>,
@@ -249,10 +261,7 @@ impl WsFrameDecoder {
         if !self.straddle.is_empty() {
             chunk = self.complete_straddle(chunk, on)?;
         }
-        loop {
-            let Some(header) = parse_header(chunk)? else {
-                break;
-            };
+        while let Some(header) = parse_header(chunk)? {
             let total = self.frame_len(&header)?;
             if chunk.len() < total {
                 break;
@@ -293,10 +302,14 @@ impl WsFrameDecoder {
         loop {
             let want = match parse_header(&self.straddle)? {
                 Some(header) => self.frame_len(&header)?,
-                // Not even the header yet: take what could complete it.
-                None => MAX_HEADER.min(self.straddle.len() + chunk.len()),
+                // Not even the header yet: take no more than the header, which no frame is
+                // shorter than (taking more could run past a short frame's end).
+                None => header_len_so_far(&self.straddle),
             };
             let take = want.saturating_sub(self.straddle.len()).min(chunk.len());
+            // Progress on every round, or the loop would spin: `want` never falls below
+            // what the straddle already holds.
+            debug_assert!(take > 0 || chunk.is_empty(), "straddle overran its frame");
             let (taken, rest) = chunk.split_at(take);
             self.straddle.extend_from_slice(taken);
             self.counters.straddle_bytes += take as u64;
@@ -554,6 +567,54 @@ mod tests {
             let got = decode_in_chunks(&mut decoder, &wire, &sizes).unwrap();
             assert_eq!(got, want, "chunk sizes {sizes:?}");
             assert!(decoder.straddle.is_empty());
+        }
+    }
+
+    proptest::proptest! {
+        /// Any frames (every length encoding, fragments, control frames between them) cut
+        /// into any chunks decode to what the whole stream decodes to.
+        #[test]
+        fn chunking_never_changes_the_events(
+            frames in proptest::collection::vec((0u8..4, 0usize..70_000), 1..12),
+            sizes in proptest::collection::vec(1usize..9000, 1..8),
+        ) {
+            let mut wire = Vec::new();
+            let mut fragmenting = false;
+            for (i, (kind, len)) in frames.iter().enumerate() {
+                let payload: Vec<u8> = (0..*len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+                match kind {
+                    0 => encode_frame(&mut wire, Opcode::Ping, true, &payload[..len.min(&125).to_owned()], None),
+                    1 if fragmenting => encode_frame(&mut wire, Opcode::Continuation, false, &payload, None),
+                    1 => {
+                        encode_frame(&mut wire, Opcode::Text, false, &payload, None);
+                        fragmenting = true;
+                    }
+                    _ if fragmenting => {
+                        encode_frame(&mut wire, Opcode::Continuation, true, &payload, None);
+                        fragmenting = false;
+                    }
+                    _ => encode_frame(&mut wire, Opcode::Binary, true, &payload, None),
+                }
+            }
+            let whole = decode_in_chunks(&mut WsFrameDecoder::new(1 << 20), &wire, &[wire.len()]);
+            let cut = decode_in_chunks(&mut WsFrameDecoder::new(1 << 20), &wire, &sizes);
+            proptest::prop_assert_eq!(whole, cut);
+        }
+    }
+
+    #[test]
+    fn a_header_cut_after_one_byte_does_not_swallow_the_next_frames() {
+        // Tiny frames, and chunks that cut one after its first byte and then bring many.
+        let mut wire = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..50u8 {
+            encode_frame(&mut wire, Opcode::Ping, true, &[i], None);
+            want.push(Got::Ping(vec![i]));
+        }
+        for sizes in [vec![1, 100], vec![4, 97], vec![2, 1, 50]] {
+            let mut decoder = WsFrameDecoder::new(100);
+            let got = decode_in_chunks(&mut decoder, &wire, &sizes).unwrap();
+            assert_eq!(got, want, "chunk sizes {sizes:?}");
         }
     }
 
