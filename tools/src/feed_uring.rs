@@ -9,6 +9,7 @@
 //! ```
 
 use crate::run::{FeedStats, FeedThread};
+use crate::run_config::IdleStrategy;
 use flowcore_core::instrument::InstrumentId;
 use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
 use flowcore_feeds::parser::VenueParser;
@@ -307,6 +308,14 @@ pub(crate) fn feed_main_uring(
         }
         if progressed || replied {
             idle_rounds = 0;
+        } else if thread.idle == IdleStrategy::Park {
+            // Parked in the kernel until a completion arrives, not on a timer: a message
+            // wakes the thread at once. The timeout keeps timers, the stop flag and REST
+            // replies (which do not go through the ring) on time.
+            if let Err(e) = driver.wait(Duration::from_millis(1)) {
+                eprintln!("run: {}: io_uring: {e}", feed.venue);
+                break;
+            }
         } else {
             thread.idle.wait(idle_rounds);
             idle_rounds = idle_rounds.saturating_add(1);

@@ -338,10 +338,7 @@ mod tests {
             vec![(Opcode::Close, 1001u16.to_be_bytes().to_vec())]
         );
         let late = server_frame(Opcode::Text, b"late");
-        assert_eq!(
-            c.on_received(&late, &mut |_| {}),
-            Err(WsError::AfterClose)
-        );
+        assert_eq!(c.on_received(&late, &mut |_| {}), Err(WsError::AfterClose));
     }
 
     #[test]
@@ -362,8 +359,7 @@ mod tests {
         let mut wire = server_frame(Opcode::Text, b"in flight");
         wire.extend(server_frame(Opcode::Close, &close_payload(1000, "")));
         let mut got = Vec::new();
-        c.on_received(&wire, &mut |m| got.push(m.to_vec()))
-            .unwrap();
+        c.on_received(&wire, &mut |m| got.push(m.to_vec())).unwrap();
         assert_eq!(got, vec![b"in flight".to_vec()]);
         assert_eq!(c.state(), WsState::Closed);
     }

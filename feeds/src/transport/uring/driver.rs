@@ -366,6 +366,29 @@ impl UringDriver {
         Ok(progressed)
     }
 
+    /// Parks the thread in the kernel until a completion arrives or `timeout` passes: the
+    /// idle step of a thread that does not busy-poll. A completion waiting already, or a
+    /// signal, returns at once.
+    ///
+    /// # Errors
+    /// Only when the ring itself fails.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> std::io::Result<()> {
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.uring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         let slot = self.slots.get_mut(id.slot as usize)?;
         if slot.generation & 0xFF_FFFF != id.generation {
