@@ -117,20 +117,20 @@ fn start_server(
                 ws.get_mut().write_all(&blob).await.unwrap();
                 ws.get_mut().flush().await.unwrap();
             }
+            // Paced: message i is due at i / rate seconds; sleep until just before, then spin.
             let start = Instant::now();
+            let period_ns = 1_000_000_000u64.checked_div(rate).unwrap_or(0);
             for i in (0..count).filter(|_| rate > 0) {
-                if rate > 0 {
-                    let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-                    loop {
-                        let now = Instant::now();
-                        if now >= due {
-                            break;
-                        }
-                        if due - now > Duration::from_micros(150) {
-                            std::thread::sleep(due - now - Duration::from_micros(100));
-                        } else {
-                            std::hint::spin_loop();
-                        }
+                let due = start + Duration::from_nanos(i * period_ns);
+                loop {
+                    let now = Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    if due - now > Duration::from_micros(150) {
+                        std::thread::sleep(due - now - Duration::from_micros(100));
+                    } else {
+                        std::hint::spin_loop();
                     }
                 }
                 ws.send(Message::text(trade_message(mono_ns())))
