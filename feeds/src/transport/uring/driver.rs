@@ -67,6 +67,8 @@ pub struct UringCounters {
     pub pongs: u64,
     /// Enter calls made (submits and completion harvests).
     pub enters: u64,
+    /// TLS records decrypted.
+    pub tls_records: u64,
 }
 
 /// Operation kinds, the top byte of `user_data`.
@@ -699,6 +701,7 @@ fn session_counters(session: &WsSession) -> UringCounters {
             + session.tls_counters().straddle_bytes,
         pings: control.pings,
         pongs: control.pongs_sent,
+        tls_records: session.tls_counters().records,
         ..UringCounters::default()
     }
 }
@@ -709,4 +712,5 @@ fn add_session_counters(to: &mut UringCounters, c: &UringCounters) {
     to.copied_bytes += c.copied_bytes;
     to.pings += c.pings;
     to.pongs += c.pongs;
+    to.tls_records += c.tls_records;
 }
