@@ -6,6 +6,7 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_shm::BusConfig;
 use flowcore_tools::replay::{replay, Input, ReplayOptions};
+use flowcore_tools::run_config::TransportKind;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -298,9 +299,14 @@ fn main() -> anyhow::Result<()> {
                 tops.as_mut().map(|w| w as &mut dyn Write),
             )?;
             flush(&mut bars, &mut tops)?;
+            let transport = match s.transport {
+                Some(TransportKind::IoUring) => "io_uring",
+                Some(TransportKind::Tokio) => "tokio",
+                None => "none",
+            };
             eprintln!(
-                "run: {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, {} parse errors, \
-                 {} disconnects, {} ring waits, {} recorded lines ({} bars, {} tops)",
+                "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
+                 {} parse errors, {} disconnects, {} ring waits, {} recorded lines ({} bars, {} tops)",
                 s.messages,
                 s.snapshots,
                 s.engine.gaps,
