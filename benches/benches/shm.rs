@@ -12,7 +12,7 @@
 //! `cargo bench -p flowcore-benches --bench shm` for the full run; under `cargo test` a
 //! short smoke pass checks that every transport delivers.
 
-use flowcore_benches::full_run;
+use flowcore_benches::{full_run, mono_ns};
 use flowcore_shm::abi::BarRecord;
 use flowcore_shm::{BusConfig, BusWriter, Capacities, ReadFrom, RingReader};
 use hdrhistogram::Histogram;
@@ -25,16 +25,6 @@ use std::process::{Child, Command, Stdio};
 const RECORD: usize = core::mem::size_of::<BarRecord>();
 const ROLE_ENV: &str = "FLOWCORE_SHM_BENCH_ROLE";
 const CHANNEL: &str = "flowcore-bench";
-
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Pins the calling process to `cpu` when the machine has more than one online. Done with
 /// `sched_setaffinity` directly: a child inherits its parent's (pinned) mask, so asking

@@ -21,7 +21,7 @@
 //! `cargo bench -p flowcore-benches --bench transport` for the full run; under `cargo test`
 //! a short smoke pass checks that every row delivers every message.
 
-use flowcore_benches::full_run;
+use flowcore_benches::{full_run, mono_ns};
 use flowcore_core::event::EventKind;
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::{InstrumentTable, Venue};
@@ -36,16 +36,6 @@ use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Pins the calling thread to `cpu` (where the machine has it).
 fn pin(cpu: usize) {

@@ -10,6 +10,18 @@ use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// CLOCK_MONOTONIC in ns: comparable across threads and processes of this machine, which
+/// the latency benches need (a send stamped in one, the arrival in another).
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// True when run by `cargo bench` (full measurement), false under `cargo test --benches`.
 pub fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")

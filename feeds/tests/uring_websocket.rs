@@ -8,7 +8,7 @@ use flowcore_feeds::transport::ws_client::WsError;
 use flowcore_feeds::transport::ws_frame::{
     close_payload, encode_frame, Opcode, WsEvent, WsFrameDecoder, WsProtocolError,
 };
-use flowcore_feeds::transport::ws_handshake::accept_for;
+use flowcore_feeds::transport::ws_handshake::upgrade_answer;
 use flowcore_feeds::transport::ws_session::SessionError;
 use flowcore_feeds::transport::TransportError;
 use std::io::{Read, Write};
@@ -37,17 +37,9 @@ fn peer(script: impl FnOnce(&mut TcpStream) + Send + 'static) -> (String, JoinHa
             socket.read_exact(&mut byte).unwrap();
             request.push(byte[0]);
         }
-        let request = String::from_utf8(request).unwrap();
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("a key");
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(key)
-        );
-        socket.write_all(answer.as_bytes()).unwrap();
+        socket
+            .write_all(&upgrade_answer(&request).unwrap())
+            .unwrap();
         script(&mut socket);
     });
     (url, handle)

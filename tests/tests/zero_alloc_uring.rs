@@ -12,7 +12,7 @@ use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::{client_config, server_config};
 use flowcore_feeds::transport::uring::{probe, UringConfig, UringDriver, UringEvent};
 use flowcore_feeds::transport::ws_frame::{encode_frame, Opcode};
-use flowcore_feeds::transport::ws_handshake::accept_for;
+use flowcore_feeds::transport::ws_handshake::upgrade_answer;
 use flowcore_feeds::transport::TlsSettings;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -97,17 +97,9 @@ fn peer(
             stream.read_exact(&mut byte).unwrap();
             request.push(byte[0]);
         }
-        let request = String::from_utf8(request).unwrap();
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        stream
+            .write_all(&upgrade_answer(&request).unwrap())
             .unwrap();
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(key)
-        );
-        stream.write_all(answer.as_bytes()).unwrap();
         for (i, piece) in wire.chunks(7919).enumerate() {
             stream.write_all(piece).unwrap();
             stream.flush().unwrap();

@@ -8,7 +8,7 @@
 //! helper thread (tokio, off the hot path): REST GET with retries -> channel -> feed thread
 //! ```
 
-use crate::run::{FeedStats, FeedThread};
+use crate::run::{refused, FeedStats, FeedThread};
 use crate::run_config::IdleStrategy;
 use flowcore_core::instrument::InstrumentId;
 use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
@@ -30,6 +30,8 @@ struct Stream {
     id: Option<ConnId>,
     /// The connection got past its upgrade.
     opened: bool,
+    /// Some connection of this stream ever did.
+    ever_opened: bool,
     /// When to try again while `id` is `None`.
     retry_at: Instant,
     backoff: Duration,
@@ -177,6 +179,7 @@ pub(crate) fn feed_main_uring(
                 parser: VenueParser::new(feed.venue, thread.table.clone()),
                 id: None,
                 opened: false,
+                ever_opened: false,
                 retry_at: now,
                 backoff: Duration::from_millis(100),
                 first_message: true,
@@ -230,6 +233,7 @@ pub(crate) fn feed_main_uring(
             match event {
                 UringEvent::Open => {
                     s.opened = true;
+                    s.ever_opened = true;
                     s.backoff = Duration::from_millis(100);
                     thread.open_record_file(s.inst, &s.symbol);
                 }
@@ -250,6 +254,9 @@ pub(crate) fn feed_main_uring(
                     match result {
                         Ok(()) if exit_on_close && s.opened => s.finished = true,
                         Ok(()) => {}
+                        Err(e) if exit_on_close && !s.opened && s.ever_opened && refused(&e) => {
+                            s.finished = true;
+                        }
                         Err(e) if stopping.is_none() => {
                             eprintln!("run: {} {}: {e}; reconnecting", feed.venue, s.symbol);
                         }

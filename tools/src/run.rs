@@ -28,7 +28,7 @@ use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::uring::{self, UringConfig};
-use flowcore_feeds::transport::{http, TlsSettings, Transport};
+use flowcore_feeds::transport::{http, TlsSettings, Transport, TransportError};
 use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -179,8 +179,10 @@ pub struct RunOptions {
     pub record: Option<PathBuf>,
     /// Set to stop the run from outside (a signal handler, a test).
     pub stop: Arc<AtomicBool>,
-    /// End a connection for good when its server closes it cleanly, instead of
-    /// reconnecting: for a simulator that closes at the end of its recordings.
+    /// End a connection for good when its server closes it cleanly, or refuses the
+    /// reconnect after a disconnect (the server is gone), instead of reconnecting: for a
+    /// simulator that closes at the end of its recordings. (Its close frame can be lost to a
+    /// reset when our last pong reaches a socket it has already closed.)
     pub exit_on_close: bool,
     /// Publish to the shared-memory bus too (`--shm DIR`, or `pipeline.shm` in the config).
     pub shm: Option<BusConfig>,
@@ -236,6 +238,7 @@ pub fn run<'w>(
     let transport = choose_transport(config.transport);
     let uring_config = UringConfig {
         multishot: config.uring_recv == UringRecv::Multishot,
+        max_message: config.max_message,
         ..UringConfig::default()
     };
     let clock = EpochClock::new();
@@ -259,6 +262,7 @@ pub fn run<'w>(
         let clock = clock.clone();
         let idle = config.idle;
         let snapshot_limit = config.snapshot_limit;
+        let config_max_message = config.max_message;
         let exit_on_close = options_exit_on_close;
         let uring_config = uring_config.clone();
         let handle = std::thread::Builder::new()
@@ -273,6 +277,7 @@ pub fn run<'w>(
                     clock,
                     idle,
                     snapshot_limit,
+                    max_message: config_max_message,
                     stats: FeedStats::default(),
                     live,
                     files: Vec::new(),
@@ -346,6 +351,11 @@ pub fn run<'w>(
     Ok(summary)
 }
 
+/// A connection refused: nobody listens there (any more).
+pub(crate) fn refused(e: &TransportError) -> bool {
+    matches!(e, TransportError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
 /// The configured transport, or tokio with a log line where io_uring cannot be used here.
 fn choose_transport(wanted: TransportKind) -> TransportKind {
     if wanted == TransportKind::IoUring {
@@ -411,6 +421,8 @@ pub(crate) struct FeedThread {
     clock: EpochClock,
     pub(crate) idle: IdleStrategy,
     pub(crate) snapshot_limit: u32,
+    /// Largest WebSocket message accepted.
+    max_message: usize,
     pub(crate) stats: FeedStats,
     /// `stats` as the core thread sees them.
     live: Arc<LiveCounters>,
@@ -564,9 +576,9 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
     exit_on_close: bool,
 ) {
-    let (feed, table) = {
+    let (feed, table, max_message) = {
         let s = shared.borrow();
-        (s.feed.clone(), s.table.clone())
+        (s.feed.clone(), s.table.clone(), s.max_message)
     };
     let url = combined_stream_url(&feed.ws_url, &symbol, &feed.streams);
     let tls = TlsSettings {
@@ -577,10 +589,13 @@ async fn connection(
     let mut first_connection = true;
     while !stop.load(Ordering::Relaxed) {
         let mut transport = tokio::select! {
-            c = WsTransport::connect(&url, &tls) => match c {
+            c = WsTransport::connect_with_limit(&url, &tls, max_message) => match c {
                 Ok(t) => t,
                 Err(e) => {
                     shared.borrow_mut().stats.connect_errors += 1;
+                    if exit_on_close && !first_connection && refused(&e) {
+                        return;
+                    }
                     eprintln!("run: {} {symbol}: connect: {e}", feed.venue);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));

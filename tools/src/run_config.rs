@@ -5,6 +5,7 @@
 //! idle = "spin"               # spin (the default: pinned production) | spin-yield | park
 //! transport = "io_uring"      # io_uring (the default; tokio where io_uring is unavailable) | tokio
 //! uring_recv = "multishot"    # multishot (provided buffers) | plain (one receive per connection)
+//! max_message = 16777216      # largest WebSocket message accepted, bytes (both transports)
 //! core_cpu = 1                # pin the core thread (books, bars); absent: not pinned
 //! ring_capacity = 65536       # events per feed ring
 //! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
@@ -22,6 +23,7 @@
 use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::binance::session::market;
+use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -90,6 +92,7 @@ struct RawPipeline {
     shm: Option<PathBuf>,
     transport: Option<TransportKind>,
     uring_recv: Option<UringRecv>,
+    max_message: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +145,8 @@ pub struct RunConfig {
     pub transport: TransportKind,
     /// How the io_uring transport receives.
     pub uring_recv: UringRecv,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message: usize,
 }
 
 impl RunConfig {
@@ -226,8 +231,13 @@ impl RunConfig {
         if !(1..=5000).contains(&snapshot_limit) {
             bail!("pipeline.snapshot_limit: {snapshot_limit} is outside 1..=5000");
         }
+        let max_message = raw.pipeline.max_message.unwrap_or(MAX_MESSAGE);
+        if !(1024..=1 << 30).contains(&max_message) {
+            bail!("pipeline.max_message: {max_message} is outside 1024..=1073741824 bytes");
+        }
         Ok(Self {
             feeds,
+            max_message,
             idle: raw.pipeline.idle.unwrap_or(IdleStrategy::Spin),
             core_cpu: raw.pipeline.core_cpu,
             ring_capacity,
@@ -279,6 +289,7 @@ mod tests {
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nspeed = 1\n", "speed"),
             ("[pipeline]\nidle = \"nap\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "idle"),
             ("[pipeline]\ntransport = \"epoll\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "transport"),
+            ("[pipeline]\nmax_message = 10\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.max_message"),
             ("", "no [[feed]]"),
         ];
         for (text, key) in cases {

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod net;
+mod outbox;
 pub mod tls_client;
 pub mod tungstenite;
 // io_uring's submission contract and the provided-buffer ring's shared memory: the only

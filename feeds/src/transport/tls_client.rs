@@ -14,6 +14,7 @@
 //! its own before lending it out (an allocation per record; rustls PR #2746 removes it for
 //! the next release). It is measured by the zero-allocation test, not hidden.
 
+use super::outbox::Outbox;
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::unbuffered::{
@@ -68,9 +69,8 @@ pub struct TlsClient {
     /// may have rewritten it in place (decrypted or joined handshake fragments), so it is
     /// kept byte for byte and only appended to.
     carry: Vec<u8>,
-    /// Ciphertext to send; the front `sent` bytes are gone.
-    out: Vec<u8>,
-    sent: usize,
+    /// Ciphertext to send.
+    out: Outbox,
     close_queued: bool,
     counters: TlsCounters,
 }
@@ -88,8 +88,7 @@ impl TlsClient {
             conn: UnbufferedClientConnection::new(config, name)?,
             state: TlsState::Handshaking,
             carry: Vec::with_capacity(2 * MAX_RECORD),
-            out: Vec::with_capacity(4096),
-            sent: 0,
+            out: Outbox::new(Vec::with_capacity(4096)),
             close_queued: false,
             counters: TlsCounters::default(),
         };
@@ -160,8 +159,7 @@ impl TlsClient {
         }
         let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
         if let ConnectionState::WriteTraffic(mut w) = state? {
-            let (out, sent) = (&mut self.out, self.sent);
-            write_grown(out, sent, |buf| w.queue_close_notify(buf))?;
+            write_grown(self.out.buffer(), |buf| w.queue_close_notify(buf))?;
             self.close_queued = true;
         }
         Ok(())
@@ -169,17 +167,12 @@ impl TlsClient {
 
     /// Ciphertext waiting to be sent.
     pub fn outgoing(&self) -> &[u8] {
-        &self.out[self.sent..]
+        self.out.pending()
     }
 
     /// The first `n` bytes of [`Self::outgoing`] were sent.
     pub fn consume_outgoing(&mut self, n: usize) {
-        debug_assert!(n <= self.out.len() - self.sent);
-        self.sent += n;
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
-        }
+        self.out.consume(n);
     }
 
     /// Runs rustls over `incoming` until it needs more bytes; returns how many of them it
@@ -204,8 +197,7 @@ impl TlsClient {
                     }
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    let (out, sent) = (&mut self.out, self.sent);
-                    write_grown(out, sent, |buf| match encode.encode(buf) {
+                    write_grown(self.out.buffer(), |buf| match encode.encode(buf) {
                         Ok(n) => Ok(n),
                         Err(EncodeError::InsufficientSize(e)) => {
                             Err(EncryptError::InsufficientSize(e))
@@ -221,7 +213,7 @@ impl TlsClient {
                 ConnectionState::WriteTraffic(mut write) => {
                     self.state = TlsState::Open;
                     if let Some((plaintext, sent_flag)) = send.take() {
-                        encrypt_into(&mut write, plaintext, &mut self.out, self.sent)?;
+                        encrypt_into(&mut write, plaintext, self.out.buffer())?;
                         *sent_flag = true;
                     }
                     done = true;
@@ -257,18 +249,15 @@ fn encrypt_into(
     write: &mut WriteTraffic<'_, rustls::client::ClientConnectionData>,
     plaintext: &[u8],
     out: &mut Vec<u8>,
-    sent: usize,
 ) -> Result<(), TlsError> {
-    write_grown(out, sent, |buf| write.encrypt(plaintext, buf))
+    write_grown(out, |buf| write.encrypt(plaintext, buf))
 }
 
 /// Appends to `out` what `write` puts into its spare room, growing the room as rustls asks.
 fn write_grown(
     out: &mut Vec<u8>,
-    sent: usize,
     mut write: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
 ) -> Result<(), TlsError> {
-    debug_assert!(sent <= out.len());
     let len = out.len();
     let mut room = 1024;
     loop {

@@ -27,11 +27,23 @@ impl WsTransport {
     /// # Errors
     /// Any [`TransportError`] on the way.
     pub async fn connect(url: &str, tls: &TlsSettings) -> Result<Self, TransportError> {
+        Self::connect_with_limit(url, tls, MAX_MESSAGE).await
+    }
+
+    /// [`Self::connect`], refusing messages over `max_message` bytes.
+    ///
+    /// # Errors
+    /// Any [`TransportError`] on the way.
+    pub async fn connect_with_limit(
+        url: &str,
+        tls: &TlsSettings,
+        max_message: usize,
+    ) -> Result<Self, TransportError> {
         let endpoint = Endpoint::parse(url)?;
         let stream = connect(&endpoint, tls).await?;
         let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message));
         let (ws, _response) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
         Ok(Self {

@@ -17,6 +17,7 @@
 //! towards its 5 messages/s limit, so a ping storm answered one for one would get the
 //! connection cut; RFC 6455 5.5.3 allows answering only the most recent ping.
 
+use super::outbox::Outbox;
 use super::ws_frame::{close_payload, encode_frame, Opcode, WsEvent, WsFrameDecoder};
 use super::ws_frame::{WsFrameCounters, WsProtocolError};
 use super::ws_handshake::{check_upgrade_response, upgrade_request, HandshakeError};
@@ -69,9 +70,8 @@ pub struct WsClient {
     /// The upgrade answer while it is incomplete (the only copy before frames flow).
     head: Vec<u8>,
     decoder: WsFrameDecoder,
-    /// Bytes to send; the front `sent` of them are gone.
-    out: Vec<u8>,
-    sent: usize,
+    /// Bytes to send.
+    out: Outbox,
     /// The payload of the latest unanswered ping.
     owed_pong: Option<Vec<u8>>,
     /// The server's close code, once its close frame arrived.
@@ -88,11 +88,10 @@ impl WsClient {
         let key = super::ws_handshake::new_key(&mut |b: &mut [u8]| random(b));
         Self {
             state: WsState::Upgrading,
-            out: upgrade_request(endpoint, &key),
+            out: Outbox::new(upgrade_request(endpoint, &key)),
             key,
             head: Vec::new(),
             decoder: WsFrameDecoder::new(max_message),
-            sent: 0,
             owed_pong: None,
             peer_close: None,
             random,
@@ -210,50 +209,30 @@ impl WsClient {
 
     /// Bytes waiting to be sent.
     pub fn outgoing(&self) -> &[u8] {
-        &self.out[self.sent..]
+        self.out.pending()
     }
 
     /// The first `n` bytes of [`Self::outgoing`] were sent.
     pub fn consume_outgoing(&mut self, n: usize) {
-        debug_assert!(n <= self.out.len() - self.sent);
-        self.sent += n;
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
-        }
+        self.out.consume(n);
     }
 
     fn push_frame(&mut self, opcode: Opcode, payload: &[u8]) {
         let mut mask = [0u8; 4];
         (self.random)(&mut mask);
-        encode_frame(&mut self.out, opcode, true, payload, Some(mask));
+        encode_frame(self.out.buffer(), opcode, true, payload, Some(mask));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::ws_handshake::accept_for;
+    use crate::transport::ws_handshake::upgrade_answer;
 
     fn counter_random(b: &mut [u8]) {
         for (i, x) in b.iter_mut().enumerate() {
             *x = i as u8 + 1;
         }
-    }
-
-    /// The server's side: reads the key from the client's request.
-    fn answer_to(request: &[u8]) -> Vec<u8> {
-        let text = std::str::from_utf8(request).unwrap();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(key)
-        )
-        .into_bytes()
     }
 
     fn server_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
@@ -286,7 +265,7 @@ mod tests {
         let mut c = WsClient::new(&e, 1 << 20, counter_random);
         let request = c.outgoing().to_vec();
         c.consume_outgoing(request.len());
-        let mut answer = answer_to(&request);
+        let mut answer = upgrade_answer(&request).unwrap();
         // The first frame arrives in the same read as the answer.
         answer.extend(server_frame(Opcode::Text, b"first"));
         let mut got = Vec::new();

@@ -135,6 +135,26 @@ pub fn check_upgrade_response(received: &[u8], key: &str) -> Result<Option<usize
     }
 }
 
+/// The server's side, for test peers: the 101 answer to a client's upgrade request head.
+///
+/// # Errors
+/// [`HandshakeError::Header`] when the request carries no `Sec-WebSocket-Key`.
+pub fn upgrade_answer(request_head: &[u8]) -> Result<Vec<u8>, HandshakeError> {
+    let text = std::str::from_utf8(request_head).map_err(|_| HandshakeError::Malformed)?;
+    let key = text
+        .split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-key"))
+        .map(|(_, value)| value.trim())
+        .ok_or(HandshakeError::Header("no Sec-WebSocket-Key"))?;
+    Ok(format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_for(key)
+    )
+    .into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +214,15 @@ mod tests {
             check_upgrade_response(&vec![b'a'; MAX_RESPONSE_HEAD + 1], KEY),
             Err(HandshakeError::Malformed)
         );
+    }
+
+    #[test]
+    fn our_request_and_the_test_answer_to_it_agree() {
+        let e = Endpoint::parse("ws://127.0.0.1:9000/stream").unwrap();
+        let request = upgrade_request(&e, KEY);
+        let answer = upgrade_answer(&request).unwrap();
+        assert_eq!(check_upgrade_response(&answer, KEY), Ok(Some(answer.len())));
+        assert!(upgrade_answer(b"GET / HTTP/1.1\r\n\r\n").is_err());
     }
 
     #[test]
