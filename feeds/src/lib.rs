@@ -1,5 +1,5 @@
 //! Venue dialects: sans-IO parsers from exchange bytes to [`flowcore_core::event`] events.
-//! [`transport`] gets the bytes off the network (tokio-tungstenite today, io_uring next).
+//! [`transport`] gets the bytes off the network (io_uring by default, tokio-tungstenite).
 #![deny(unsafe_code)]
 
 pub mod binance;

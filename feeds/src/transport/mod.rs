@@ -1,8 +1,13 @@
 //! Getting exchange bytes off the network: endpoints, TLS, WebSocket and one-shot HTTP GET.
 //!
-//! Everything here runs on a feed thread's own single-threaded tokio runtime, never on the
-//! core thread. [`Transport`] is what a venue session reads frames from; the portable
-//! implementation is [`tungstenite::WsTransport`] (tokio-tungstenite over rustls).
+//! Two WebSocket transports, both run on a feed thread, never on the core thread:
+//! - [`uring::UringDriver`] (the default): io_uring, no async runtime, one driver owning
+//!   many connections, over the sans-IO layers [`ws_session`] = [`ws_client`]
+//!   ([`ws_handshake`], [`ws_frame`]) over [`tls_client`] (rustls unbuffered).
+//! - [`tungstenite::WsTransport`] (tokio-tungstenite over rustls, the [`Transport`] trait):
+//!   the portable path and the fallback where io_uring is unavailable.
+//!
+//! REST snapshots use [`http::get`] (tokio), off the hot path.
 
 pub mod http;
 pub mod net;
