@@ -226,7 +226,8 @@ fn over_wss_only_rustls_allocates_one_buffer_per_record() {
     peer.join().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
     assert_eq!(messages, total);
-    assert!(records > 1000, "{records} records");
+    // About one record per 7919-byte slice written (fewer when the peer coalesces).
+    assert!(records > 500, "{records} records");
     assert!(
         allocations <= records,
         "{allocations} allocations for {records} TLS records: more than rustls's one per record"

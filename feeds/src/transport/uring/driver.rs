@@ -204,6 +204,7 @@ impl UringDriver {
     /// When io_uring is unavailable (see [`super::probe`]) or memory runs out.
     pub fn new(config: UringConfig) -> std::io::Result<Self> {
         let uring = new_ring(256)?;
+        let cq_entries = uring.params().cq_entries() as usize;
         let buffers = if config.multishot {
             Some(ProvidedBuffers::register(
                 &uring,
@@ -219,7 +220,8 @@ impl UringDriver {
             buffers,
             config,
             slots: Vec::new(),
-            completions: Vec::with_capacity(1024),
+            // As many as the completion queue holds: one harvest never grows it.
+            completions: Vec::with_capacity(cq_entries),
             counters: UringCounters::default(),
             gone: UringCounters::default(),
         })
