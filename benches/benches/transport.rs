@@ -31,22 +31,12 @@ use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::uring::{UringConfig, UringDriver, UringEvent};
 use flowcore_feeds::transport::ws_frame::{encode_frame, Opcode};
 use flowcore_feeds::transport::{TlsSettings, Transport};
+use flowcore_tools::run::pin_current_thread;
 use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Pins the calling thread to `cpu` (where the machine has it).
-fn pin(cpu: usize) {
-    if let Some(core) = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.id == cpu)
-    {
-        core_affinity::set_for_current(core);
-    }
-}
 
 /// A combined-stream trade message whose trade id is its send time.
 fn trade_message(sent_ns: u64) -> String {
@@ -83,7 +73,7 @@ fn start_server(
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://127.0.0.1:{port}/stream?streams=btcusdt@trade");
     let handle = std::thread::spawn(move || {
-        pin(1);
+        pin_current_thread(1);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -215,7 +205,7 @@ fn measure(row: Row, tls: Option<&(PathBuf, PathBuf)>, count: u64, rate: u64) ->
         extra_ca_file: tls.map(|(cert, _)| cert.with_file_name("ca.pem")),
     };
     let feed = std::thread::spawn(move || {
-        pin(0);
+        pin_current_thread(0);
         feed_thread(row, url, settings)
     });
     let measured = feed.join().unwrap();

@@ -8,14 +8,15 @@
 //! helper thread (tokio, off the hot path): REST GET with retries -> channel -> feed thread
 //! ```
 
-use crate::run::{refused, FeedStats, FeedThread};
+use crate::backoff::Backoff;
+use crate::run::{get_until_ok, refused, FeedStats, FeedThread, SNAPSHOT_GRACE};
 use crate::run_config::IdleStrategy;
 use flowcore_core::instrument::InstrumentId;
 use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::client_config;
 use flowcore_feeds::transport::uring::{ConnId, UringConfig, UringDriver, UringEvent};
-use flowcore_feeds::transport::{http, TlsSettings};
+use flowcore_feeds::transport::TlsSettings;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -34,23 +35,36 @@ struct Stream {
     ever_opened: bool,
     /// When to try again while `id` is `None`.
     retry_at: Instant,
-    backoff: Duration,
+    backoff: Backoff,
     /// No connection has delivered a message yet: the first one asks for the snapshot.
     first_message: bool,
     /// Closed cleanly by the server with `exit_on_close`: not reconnected.
     finished: bool,
 }
 
-/// REST snapshots fetched on a helper thread.
+/// What the helper says of a snapshot request.
+enum Fetched {
+    /// An attempt failed (counted by the feed thread); the helper retries.
+    Failure,
+    /// The body arrived.
+    Body(Vec<u8>),
+    /// The run stopped before a body arrived.
+    Stopped,
+}
+
+/// REST snapshots fetched on a helper thread: requests go in through a tokio channel (the
+/// helper sleeps in its runtime until one comes), answers come back through a std channel
+/// that the feed thread polls without blocking.
 struct SnapshotFetcher {
-    requests: mpsc::Sender<(InstrumentId, String)>,
-    replies: mpsc::Receiver<(InstrumentId, Result<Vec<u8>, String>)>,
+    requests: Option<tokio::sync::mpsc::UnboundedSender<(InstrumentId, String)>>,
+    replies: mpsc::Receiver<(InstrumentId, Fetched)>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SnapshotFetcher {
     fn start(tls: TlsSettings, stop: Arc<AtomicBool>) -> std::io::Result<Self> {
-        let (requests, request_rx) = mpsc::channel::<(InstrumentId, String)>();
+        let (requests, mut request_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(InstrumentId, String)>();
         let (reply_tx, replies) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("flowcore-rest".into())
@@ -64,72 +78,42 @@ impl SnapshotFetcher {
                 };
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async move {
-                    loop {
-                        // Poll the std channel without blocking the runtime's fetches.
-                        match request_rx.try_recv() {
-                            Ok((inst, url)) => {
-                                let (tls, stop, reply) =
-                                    (tls.clone(), stop.clone(), reply_tx.clone());
-                                tokio::task::spawn_local(async move {
-                                    fetch_with_retries(inst, url, tls, stop, reply).await;
-                                });
-                            }
-                            Err(mpsc::TryRecvError::Empty) => {
-                                tokio::time::sleep(Duration::from_millis(1)).await;
-                            }
-                            Err(mpsc::TryRecvError::Disconnected) => break,
-                        }
+                    while let Some((inst, url)) = request_rx.recv().await {
+                        let (tls, stop, reply) = (tls.clone(), stop.clone(), reply_tx.clone());
+                        tokio::task::spawn_local(async move {
+                            let body = get_until_ok(&url, &tls, &stop, |_| {
+                                let _ = reply.send((inst, Fetched::Failure));
+                            })
+                            .await;
+                            let _ =
+                                reply.send((inst, body.map_or(Fetched::Stopped, Fetched::Body)));
+                        });
                     }
                 });
             })?;
         Ok(Self {
-            requests,
+            requests: Some(requests),
             replies,
             handle: Some(handle),
         })
+    }
+
+    fn request(&self, inst: InstrumentId, url: String) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.send((inst, url));
+        }
     }
 }
 
 impl Drop for SnapshotFetcher {
     fn drop(&mut self) {
-        // Closing the request channel ends the helper's loop.
-        let (dead, _) = mpsc::channel();
-        self.requests = dead;
+        // Closing the request channel ends the helper's loop (and its fetches with it).
+        self.requests = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
-
-/// Fetches until a body arrives or the run stops; each failure is reported (and counted
-/// by the feed thread) before the retry.
-async fn fetch_with_retries(
-    inst: InstrumentId,
-    url: String,
-    tls: TlsSettings,
-    stop: Arc<AtomicBool>,
-    reply: mpsc::Sender<(InstrumentId, Result<Vec<u8>, String>)>,
-) {
-    let mut backoff = Duration::from_millis(200);
-    while !stop.load(Ordering::Relaxed) {
-        match http::get(&url, &tls, Duration::from_secs(10)).await {
-            Ok(body) => {
-                let _ = reply.send((inst, Ok(body)));
-                return;
-            }
-            Err(e) => {
-                if reply.send((inst, Err(format!("{url}: {e}")))).is_err() {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// How long a feed whose connections have all ended waits for snapshots still in flight.
-const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
 
 /// The io_uring feed thread's loop; returns its counters.
 pub(crate) fn feed_main_uring(
@@ -164,7 +148,6 @@ pub(crate) fn feed_main_uring(
             return thread.stats;
         }
     };
-    let mut fetching: HashSet<InstrumentId> = HashSet::new();
     let mut snapshot_parser = VenueParser::new(feed.venue, thread.table.clone());
     let now = Instant::now();
     let mut streams: Vec<Stream> = feed
@@ -181,7 +164,7 @@ pub(crate) fn feed_main_uring(
                 opened: false,
                 ever_opened: false,
                 retry_at: now,
-                backoff: Duration::from_millis(100),
+                backoff: Backoff::new(Duration::from_millis(100)),
                 first_message: true,
                 finished: false,
             })
@@ -194,16 +177,15 @@ pub(crate) fn feed_main_uring(
     };
     let request_snapshot = |inst: InstrumentId, fetching: &mut HashSet<InstrumentId>| {
         if fetching.insert(inst) {
-            let _ = fetcher.requests.send((inst, snapshot_url_of(inst)));
+            fetcher.request(inst, snapshot_url_of(inst));
         }
     };
     let mut all_ended: Option<Instant> = None;
     let mut stopping: Option<Instant> = None;
     let mut idle_rounds = 0u32;
     loop {
-        let now = Instant::now();
         if stop.load(Ordering::Relaxed) && stopping.is_none() {
-            stopping = Some(now);
+            stopping = Some(Instant::now());
             for s in &streams {
                 if let Some(id) = s.id {
                     driver.close(id);
@@ -212,14 +194,14 @@ pub(crate) fn feed_main_uring(
         }
         if stopping.is_none() {
             for s in streams.iter_mut() {
-                if s.id.is_none() && !s.finished && now >= s.retry_at {
+                // The clock is read only for a stream waiting to reconnect.
+                if s.id.is_none() && !s.finished && Instant::now() >= s.retry_at {
                     match driver.connect(&s.url, Some(tls.clone())) {
                         Ok(id) => s.id = Some(id),
                         Err(e) => {
                             thread.stats.connect_errors += 1;
                             eprintln!("run: {} {}: connect: {e}", feed.venue, s.symbol);
-                            s.retry_at = now + s.backoff;
-                            s.backoff = (s.backoff * 2).min(Duration::from_secs(5));
+                            s.retry_at = Instant::now() + s.backoff.next_delay();
                         }
                     }
                 }
@@ -234,7 +216,7 @@ pub(crate) fn feed_main_uring(
                 UringEvent::Open => {
                     s.opened = true;
                     s.ever_opened = true;
-                    s.backoff = Duration::from_millis(100);
+                    s.backoff.reset();
                     thread.open_record_file(s.inst, &s.symbol);
                 }
                 UringEvent::Message(bytes) => {
@@ -263,8 +245,7 @@ pub(crate) fn feed_main_uring(
                         Err(_) => {}
                     }
                     s.opened = false;
-                    s.retry_at = Instant::now() + s.backoff;
-                    s.backoff = (s.backoff * 2).min(Duration::from_secs(5));
+                    s.retry_at = Instant::now() + s.backoff.next_delay();
                 }
             }
         });
@@ -275,28 +256,27 @@ pub(crate) fn feed_main_uring(
                 break;
             }
         };
-        thread.publish_stats();
         for inst in snapshots_wanted {
-            request_snapshot(inst, &mut fetching);
+            request_snapshot(inst, &mut thread.fetching);
         }
         while let Ok(inst) = requests.pop() {
-            request_snapshot(inst, &mut fetching);
+            request_snapshot(inst, &mut thread.fetching);
         }
         let mut replied = false;
-        while let Ok((inst, reply)) = fetcher.replies.try_recv() {
+        while let Ok((inst, fetched)) = fetcher.replies.try_recv() {
             replied = true;
-            match reply {
-                Ok(body) => {
-                    fetching.remove(&inst);
+            match fetched {
+                Fetched::Failure => thread.stats.snapshot_errors += 1,
+                Fetched::Body(body) => {
+                    thread.fetching.remove(&inst);
                     if thread.on_message(&mut snapshot_parser, inst, &body, Some(inst)) {
                         thread.stats.snapshots += 1;
                     } else {
                         thread.stats.snapshot_errors += 1;
                     }
                 }
-                Err(e) => {
-                    thread.stats.snapshot_errors += 1;
-                    eprintln!("run: snapshot {e}; retrying");
+                Fetched::Stopped => {
+                    thread.fetching.remove(&inst);
                 }
             }
         }
@@ -308,12 +288,14 @@ pub(crate) fn feed_main_uring(
         } else if streams.iter().all(|s| s.finished) {
             // Every stream ended for good: wait for snapshots still on their way (a fetch
             // that keeps failing gets a grace period: its server may be gone too).
-            let ended = *all_ended.get_or_insert(now);
-            if fetching.is_empty() || ended.elapsed() > SNAPSHOT_GRACE {
+            let ended = *all_ended.get_or_insert_with(Instant::now);
+            if thread.fetching.is_empty() || ended.elapsed() > SNAPSHOT_GRACE {
                 break;
             }
         }
         if progressed || replied {
+            // Connects, closes and snapshots change counters outside on_message.
+            thread.publish_stats();
             idle_rounds = 0;
         } else if thread.idle == IdleStrategy::Park {
             // Parked in the kernel until a completion arrives, not on a timer: a message

@@ -1,6 +1,7 @@
 //! The `flowcore` command-line tool, as a library so tests and benches drive the same code.
 #![forbid(unsafe_code)]
 
+mod backoff;
 pub mod demo;
 mod feed_uring;
 pub mod instruments;

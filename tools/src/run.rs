@@ -14,6 +14,7 @@
 //! Nothing is dropped between threads: a full ring makes the producer wait, and the wait is
 //! counted.
 
+use crate::backoff::Backoff;
 use crate::feed_uring::feed_main_uring;
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
@@ -367,15 +368,20 @@ fn choose_transport(wanted: TransportKind) -> TransportKind {
     wanted
 }
 
-fn pin(cpu: Option<usize>, what: &str) {
-    let Some(cpu) = cpu else { return };
-    let core = core_affinity::get_core_ids()
+/// Pins the calling thread to `cpu`; false where the machine has no such core or refuses.
+pub fn pin_current_thread(cpu: usize) -> bool {
+    core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
-        .find(|c| c.id == cpu);
-    match core {
-        Some(core) if core_affinity::set_for_current(core) => {}
-        _ => eprintln!("run: could not pin the {what} thread to cpu {cpu}; running unpinned"),
+        .find(|c| c.id == cpu)
+        .is_some_and(core_affinity::set_for_current)
+}
+
+fn pin(cpu: Option<usize>, what: &str) {
+    if let Some(cpu) = cpu {
+        if !pin_current_thread(cpu) {
+            eprintln!("run: could not pin the {what} thread to cpu {cpu}; running unpinned");
+        }
     }
 }
 
@@ -429,7 +435,7 @@ pub(crate) struct FeedThread {
     /// Record file of each instrument's current connection.
     files: Vec<(InstrumentId, u32)>,
     /// Snapshots in flight.
-    fetching: HashSet<InstrumentId>,
+    pub(crate) fetching: HashSet<InstrumentId>,
 }
 
 impl FeedThread {
@@ -497,7 +503,7 @@ impl FeedThread {
 type Shared = Rc<RefCell<FeedThread>>;
 
 /// How long a feed whose connections have all ended waits for snapshots still in flight.
-const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
+pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
 
 fn feed_main(
     thread: FeedThread,
@@ -585,7 +591,7 @@ async fn connection(
         extra_ca_file: feed.tls_ca_file.clone(),
     };
     let mut parser = VenueParser::new(feed.venue, table);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100));
     let mut first_connection = true;
     while !stop.load(Ordering::Relaxed) {
         let mut transport = tokio::select! {
@@ -597,14 +603,13 @@ async fn connection(
                         return;
                     }
                     eprintln!("run: {} {symbol}: connect: {e}", feed.venue);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             },
             _ = shutdown.wait_for(|&s| s) => return,
         };
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         shared.borrow_mut().open_record_file(inst, &symbol);
         let mut first_message = first_connection;
         first_connection = false;
@@ -643,7 +648,7 @@ async fn connection(
                 }
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -673,26 +678,40 @@ fn fetch_snapshot(shared: &Shared, inst: InstrumentId, stop: Arc<AtomicBool>) {
     tokio::task::spawn_local(async move {
         let venue = shared.borrow().feed.venue;
         let mut parser = VenueParser::new(venue, shared.borrow().table.clone());
-        let mut backoff = Duration::from_millis(200);
-        while !stop.load(Ordering::Relaxed) {
-            match http::get(&url, &tls, Duration::from_secs(10)).await {
-                Ok(body) => {
-                    let mut s = shared.borrow_mut();
-                    if s.on_message(&mut parser, inst, &body, Some(inst)) {
-                        s.stats.snapshots += 1;
-                    } else {
-                        s.stats.snapshot_errors += 1;
-                    }
-                    break;
-                }
-                Err(e) => {
-                    shared.borrow_mut().stats.snapshot_errors += 1;
-                    eprintln!("run: snapshot {url}: {e}; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+        let body = get_until_ok(&url, &tls, &stop, |_| {
+            shared.borrow_mut().stats.snapshot_errors += 1;
+        })
+        .await;
+        let mut s = shared.borrow_mut();
+        if let Some(body) = body {
+            if s.on_message(&mut parser, inst, &body, Some(inst)) {
+                s.stats.snapshots += 1;
+            } else {
+                s.stats.snapshot_errors += 1;
             }
         }
-        shared.borrow_mut().fetching.remove(&inst);
+        s.fetching.remove(&inst);
     });
+}
+
+/// GETs `url` until a body arrives (then returns it) or the run stops (`None`), backing
+/// off between attempts; `on_error` hears of each failure, which is also logged.
+pub(crate) async fn get_until_ok(
+    url: &str,
+    tls: &TlsSettings,
+    stop: &AtomicBool,
+    mut on_error: impl FnMut(&TransportError),
+) -> Option<Vec<u8>> {
+    let mut backoff = Backoff::new(Duration::from_millis(200));
+    while !stop.load(Ordering::Relaxed) {
+        match http::get(url, tls, Duration::from_secs(10)).await {
+            Ok(body) => return Some(body),
+            Err(e) => {
+                on_error(&e);
+                eprintln!("run: snapshot {url}: {e}; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+    None
 }
