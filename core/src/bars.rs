@@ -166,6 +166,11 @@ struct Series {
     cvd: i128,
     acc: Accum,
     source: Option<TradeSource>,
+    /// Trades may still arrive for the open second and later ones (a connection broke, a
+    /// hole is being filled from the venue's history): the watermark does not close them.
+    held: bool,
+    /// Bars up to this second may miss trades (a hole that could not be filled).
+    incomplete_through: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -289,6 +294,8 @@ impl BarEngine {
                 cvd: 0,
                 acc: Accum::default(),
                 source: None,
+                held: false,
+                incomplete_through: None,
             });
         }
         let agg_state = aggregates
@@ -395,13 +402,41 @@ impl BarEngine {
             return;
         }
         *wm = Some(exch_ms);
-        // Second S is final when (S+1)*1000 + grace <= watermark.
-        let last_final = (exch_ms - WATERMARK_GRACE_MS).div_euclid(1000) - 1;
+        let last_final = last_final_second(exch_ms);
         for i in 0..self.series.len() {
-            if self.series[i].venue == venue {
+            if self.series[i].venue == venue && !self.series[i].held {
                 self.close_through(InstrumentId(i as u16), last_final, sink);
             }
         }
+    }
+
+    /// Keeps an instrument's bars open past the watermark until [`Self::release`]: trades
+    /// for them may still come (from the venue's history after a disconnect).
+    pub fn hold(&mut self, inst: InstrumentId) {
+        self.series[inst.index()].held = true;
+    }
+
+    /// True while [`Self::hold`] keeps the instrument's bars open.
+    pub fn is_held(&self, inst: InstrumentId) -> bool {
+        self.series[inst.index()].held
+    }
+
+    /// Ends a [`Self::hold`]: closes what the venue's watermark has passed meanwhile.
+    pub fn release(&mut self, inst: InstrumentId, sink: &mut impl BarSink) {
+        let s = &mut self.series[inst.index()];
+        if !core::mem::replace(&mut s.held, false) {
+            return;
+        }
+        if let Some(wm) = self.watermark_ms[s.venue.index()] {
+            self.close_through(inst, last_final_second(wm), sink);
+        }
+    }
+
+    /// Flags an instrument's bars up to and including second `through_sec` as possibly
+    /// missing trades (`complete: false`, and so their aggregates).
+    pub fn mark_incomplete(&mut self, inst: InstrumentId, through_sec: i64) {
+        let s = &mut self.series[inst.index()];
+        s.incomplete_through = Some(s.incomplete_through.map_or(through_sec, |t| t.max(through_sec)));
     }
 
     /// Emits every open bar as incomplete (end of input or a clean stop), then every
@@ -435,7 +470,8 @@ impl BarEngine {
         let s = &mut self.series[inst.index()];
         let Some(sec) = s.open_sec else { return };
         let acc = core::mem::take(&mut s.acc);
-        let complete = closed && !s.first_bar;
+        let complete =
+            closed && !s.first_bar && s.incomplete_through.is_none_or(|through| sec > through);
         s.first_bar = false;
         let ohlc = acc.ohlc.or(s.last_close.map(|c| Ohlc {
             open: c,
@@ -545,6 +581,12 @@ impl BarEngine {
     pub fn watermark_ms(&self, venue: Venue) -> Option<i64> {
         self.watermark_ms[venue.index()]
     }
+}
+
+/// The last second a venue watermark (ms) makes final: second S is final when
+/// (S+1)*1000 + grace <= watermark.
+fn last_final_second(watermark_ms: i64) -> i64 {
+    (watermark_ms - WATERMARK_GRACE_MS).div_euclid(1000) - 1
 }
 
 /// Second (since the epoch) that an exchange time in ns falls in.

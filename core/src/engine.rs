@@ -28,10 +28,32 @@
 
 use crate::bars::{second_of, BarConfigError, BarEngine, BarSink};
 use crate::book::{OrderBook, PriceLevel};
-use crate::event::{BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent};
+use crate::event::{
+    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent,
+    Trade,
+};
 use crate::imbalance::{obi_l1, ImbalanceConfig};
 use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 use crate::sequencer::{BookSequencer, DiffAction, SnapshotAction, SyncRule};
+use crate::trade_seq::{BackfillRequest, Resolution, TradeSequencer, TradeVerdict};
+
+/// What the engine asks of the session that feeds an instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedRequest {
+    /// Fetch a REST depth snapshot.
+    Snapshot(InstrumentId),
+    /// Fetch the venue's trade history.
+    Trades(InstrumentId, BackfillRequest),
+}
+
+impl FeedRequest {
+    /// The instrument it concerns.
+    pub fn inst(&self) -> InstrumentId {
+        match *self {
+            FeedRequest::Snapshot(inst) | FeedRequest::Trades(inst, _) => inst,
+        }
+    }
+}
 
 /// The sampled top of a synced book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +106,18 @@ pub struct EngineCounters {
     pub ticker_checks: u64,
     /// ... of which disagreed with the book's best bid/ask.
     pub ticker_mismatches: u64,
+    /// Trades dropped because their id was already counted.
+    pub duplicate_trades: u64,
+    /// Holes in trade ids found (each is backfilled or flagged incomplete).
+    pub trade_gaps: u64,
+    /// Trades counted from the venue's trade history.
+    pub backfilled_trades: u64,
+    /// Holes given up: their seconds' bars are `complete: false`.
+    pub unfilled_trade_gaps: u64,
+    /// Connections that ended without being asked to.
+    pub stream_breaks: u64,
+    /// Trade-history requests the venue refused.
+    pub backfills_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +144,8 @@ struct BookSlot {
     last_diff_sec: Option<i64>,
     /// True once a synced row was written: rows follow every second from then on.
     tops_started: bool,
-    /// A snapshot should be fetched (the live session acts on it and clears it).
-    resync_requested: bool,
+    /// A snapshot was asked for and has not arrived yet.
+    snapshot_asked: bool,
     /// bookTickers ahead of the book, waiting for it to reach their update id.
     early_tickers: [Option<BookTicker>; EARLY_TICKERS],
     /// Next slot of `early_tickers` to overwrite (monotonic; index modulo the length).
@@ -126,6 +160,16 @@ const EARLY_TICKERS: usize = 32;
 pub struct Engine {
     table: InstrumentTable,
     books: Vec<BookSlot>,
+    /// Trade continuity per instrument.
+    trades: Vec<TradeSequencer>,
+    /// Per instrument: inside a trade-history answer.
+    in_backfill: Vec<bool>,
+    /// Instruments whose bars are held open.
+    holding: usize,
+    /// Requests for the session, oldest first.
+    requests: Vec<FeedRequest>,
+    /// The last trade event was counted (not a duplicate, not held).
+    last_trade_counted: bool,
     bars: BarEngine,
     imbalance: ImbalanceConfig,
     counters: EngineCounters,
@@ -160,12 +204,17 @@ impl Engine {
                 next_top_sec: None,
                 last_diff_sec: None,
                 tops_started: false,
-                resync_requested: false,
+                snapshot_asked: false,
                 early_tickers: [None; EARLY_TICKERS],
                 early_next: 0,
             })
             .collect();
         Ok(Self {
+            trades: vec![TradeSequencer::new(); table.len()],
+            in_backfill: vec![false; table.len()],
+            holding: 0,
+            requests: Vec::with_capacity(64),
+            last_trade_counted: false,
             table,
             books,
             bars,
@@ -199,9 +248,20 @@ impl Engine {
         self.books[inst.index()].seq.is_synced()
     }
 
-    /// Takes the pending snapshot request of a book (true once per request).
-    pub fn take_resync_request(&mut self, inst: InstrumentId) -> bool {
-        core::mem::take(&mut self.books[inst.index()].resync_requested)
+    /// True when the last trade event went into the bars (false for a duplicate, or a trade
+    /// held behind a hole, which is counted later when the hole is filled).
+    pub fn last_trade_counted(&self) -> bool {
+        self.last_trade_counted
+    }
+
+    /// Takes the oldest request for the session (snapshots, trade history), if any. Live
+    /// runs act on them; replay has the answers in its recording and ignores them.
+    #[inline]
+    pub fn pop_request(&mut self) -> Option<FeedRequest> {
+        if self.requests.is_empty() {
+            return None;
+        }
+        Some(self.requests.remove(0))
     }
 
     /// Consumes one event.
@@ -209,21 +269,34 @@ impl Engine {
     pub fn on_event(&mut self, ev: &MarketEvent, sink: &mut impl EngineSink) {
         self.counters.events += 1;
         match &ev.kind {
-            EventKind::Trade(trade) => self.bars.on_trade(ev.inst, trade, sink),
+            EventKind::Trade(trade) => self.on_trade(ev.inst, trade, sink),
             EventKind::BookTicker(bt) => self.check_ticker(ev.inst, bt),
             EventKind::BookBegin(begin) => self.on_book_begin(ev.inst, begin, sink),
             EventKind::Level(level) => self.on_level(ev.inst, level),
             EventKind::BookEnd => self.on_book_end(ev.inst),
+            EventKind::Session(session) => self.on_session(ev.inst, session, sink),
         }
         if let Some(ts) = ev.exch_ts() {
             let venue = self.table.get(ev.inst).venue;
-            self.bars
-                .on_watermark(venue, ts.div_euclid(1_000_000), sink);
+            let ms = ts.div_euclid(1_000_000);
+            self.bars.on_watermark(venue, ms, sink);
+            if self.holding > 0 {
+                self.release_quiet(venue, sink);
+            }
         }
     }
 
     /// Flushes open bars (incomplete) and the tops up to the last diff's second.
     pub fn finish(&mut self, sink: &mut impl EngineSink) {
+        for i in 0..self.trades.len() {
+            // A hole still open at the end is given up; held bars close as far as the
+            // watermark reached.
+            let inst = InstrumentId(i as u16);
+            if self.trades[i].is_holding() {
+                let resolution = self.trades[i].finish();
+                self.resolve(inst, resolution, sink);
+            }
+        }
         for i in 0..self.books.len() {
             let inst = InstrumentId(i as u16);
             if let Some(last) = self.books[i].last_diff_sec {
@@ -231,6 +304,124 @@ impl Engine {
             }
         }
         self.bars.finish(sink);
+    }
+
+    fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl EngineSink) {
+        let seq = &mut self.trades[inst.index()];
+        let was_holding = seq.is_holding();
+        let verdict = seq.on_trade(trade);
+        self.last_trade_counted = verdict == TradeVerdict::Count;
+        match verdict {
+            TradeVerdict::Count => {
+                let still_holding = seq.is_holding();
+                self.counters.backfilled_trades += u64::from(self.in_backfill[inst.index()]);
+                self.bars.on_trade(inst, trade, sink);
+                if was_holding && !still_holding {
+                    self.release(inst, sink);
+                }
+            }
+            TradeVerdict::Duplicate => self.counters.duplicate_trades += 1,
+            TradeVerdict::Hole => {
+                self.counters.trade_gaps += 1;
+                self.hold(inst);
+            }
+            TradeVerdict::Held => {}
+        }
+        self.collect_backfill_request(inst);
+    }
+
+    fn on_session(&mut self, inst: InstrumentId, session: &SessionEvent, sink: &mut impl EngineSink) {
+        match *session {
+            SessionEvent::StreamBreak => {
+                self.counters.stream_breaks += 1;
+                let venue = self.table.get(inst).venue;
+                let now_ms = self.bars.watermark_ms(venue).unwrap_or(0);
+                self.trades[inst.index()].on_break(now_ms);
+                if self.trades[inst.index()].is_holding() {
+                    self.hold(inst);
+                }
+                // The book missed diffs: it is unsynced (tops say so) until the successor
+                // connection's first diff asks for a snapshot.
+                let slot = &mut self.books[inst.index()];
+                slot.seq.reset();
+                slot.book.clear();
+                slot.pending.clear();
+                slot.pending_levels.clear();
+                slot.batch = Batch::Idle;
+            }
+            SessionEvent::BackfillBegin => self.in_backfill[inst.index()] = true,
+            SessionEvent::BackfillEnd { last_id } => {
+                self.in_backfill[inst.index()] = false;
+                let resolution =
+                    self.trades[inst.index()].on_backfill_end(last_id.map(|id| id.get()));
+                self.resolve(inst, resolution, sink);
+            }
+            SessionEvent::BackfillRefused => {
+                self.counters.backfills_refused += 1;
+                let resolution = self.trades[inst.index()].on_backfill_refused();
+                self.resolve(inst, resolution, sink);
+            }
+        }
+        self.collect_backfill_request(inst);
+    }
+
+    /// Acts on a trade sequencer's resolution: counts the held trades and lets the bars
+    /// close, flagging the seconds of a given-up hole.
+    fn resolve(&mut self, inst: InstrumentId, resolution: Resolution, sink: &mut impl EngineSink) {
+        match resolution {
+            Resolution::Waiting => return,
+            Resolution::Filled => {}
+            Resolution::GaveUp { through_ns } => {
+                self.counters.unfilled_trade_gaps += 1;
+                self.bars.mark_incomplete(inst, second_of(through_ns));
+            }
+        }
+        for trade in self.trades[inst.index()].take_held() {
+            self.bars.on_trade(inst, &trade, sink);
+        }
+        self.release(inst, sink);
+    }
+
+    fn hold(&mut self, inst: InstrumentId) {
+        if !self.bars.is_held(inst) {
+            self.holding += 1;
+            self.bars.hold(inst);
+        }
+    }
+
+    fn release(&mut self, inst: InstrumentId, sink: &mut impl EngineSink) {
+        if self.bars.is_held(inst) {
+            self.holding -= 1;
+            self.bars.release(inst, sink);
+        }
+    }
+
+    /// Releases the held bars of a venue's instruments whose market went quiet after a break.
+    fn release_quiet(&mut self, venue: Venue, sink: &mut impl EngineSink) {
+        let Some(now_ms) = self.bars.watermark_ms(venue) else {
+            return;
+        };
+        for i in 0..self.trades.len() {
+            let inst = InstrumentId(i as u16);
+            if self.table.get(inst).venue == venue && self.trades[i].release_if_quiet(now_ms) {
+                self.release(inst, sink);
+            }
+        }
+    }
+
+    fn collect_backfill_request(&mut self, inst: InstrumentId) {
+        if let Some(request) = self.trades[inst.index()].take_request() {
+            self.requests.push(FeedRequest::Trades(inst, request));
+        }
+    }
+
+    /// Asks for a snapshot unless one is already on its way (one that arrives too old is
+    /// rejected and asked again).
+    fn request_snapshot(&mut self, inst: InstrumentId) {
+        let slot = &mut self.books[inst.index()];
+        if !core::mem::replace(&mut slot.snapshot_asked, true) {
+            self.requests.push(FeedRequest::Snapshot(inst));
+        }
     }
 
     /// Checks the book against the venue's own best bid/ask where both describe the same
@@ -313,7 +504,11 @@ impl Engine {
                         Batch::Apply
                     }
                     DiffAction::Skip => Batch::Skip,
-                    DiffAction::Buffer => Batch::Buffer,
+                    DiffAction::Buffer => {
+                        // The stream is open and buffering: now the snapshot.
+                        self.request_snapshot(inst);
+                        Batch::Buffer
+                    }
                     DiffAction::Gap => {
                         self.gap(inst);
                         Batch::Buffer
@@ -330,19 +525,20 @@ impl Engine {
             }
             BatchKind::Snapshot => {
                 let slot = &mut self.books[inst.index()];
+                slot.snapshot_asked = false;
                 let first_buffered = slot.pending.first().map(|b| b.first_update_id);
-                slot.batch = match slot.seq.on_snapshot(begin.last_update_id, first_buffered) {
+                match slot.seq.on_snapshot(begin.last_update_id, first_buffered) {
                     SnapshotAction::Load => {
                         slot.book.clear();
-                        Batch::LoadSnapshot
+                        slot.batch = Batch::LoadSnapshot;
                     }
                     SnapshotAction::Reject => {
+                        slot.batch = Batch::Skip;
                         self.counters.snapshots_rejected += 1;
                         self.counters.resync_requests += 1;
-                        slot.resync_requested = true;
-                        Batch::Skip
+                        self.request_snapshot(inst);
                     }
-                };
+                }
             }
         }
     }
@@ -415,9 +611,8 @@ impl Engine {
         if gap {
             self.counters.gaps += 1;
             self.counters.resync_requests += 1;
-            let slot = &mut self.books[inst.index()];
-            slot.book.clear();
-            slot.resync_requested = true;
+            self.books[inst.index()].book.clear();
+            self.request_snapshot(inst);
         } else if self.books[inst.index()].book.is_crossed() {
             self.counters.crossed_books += 1;
         }
@@ -431,7 +626,7 @@ impl Engine {
         slot.book.clear();
         slot.pending.clear();
         slot.pending_levels.clear();
-        slot.resync_requested = true;
+        self.request_snapshot(inst);
     }
 
     /// Writes the rows of every second before `until_sec` that is due.

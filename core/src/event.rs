@@ -136,6 +136,25 @@ pub struct Level {
     pub qty: i64,
 }
 
+/// What the session (not the venue's stream) tells the engine about an instrument. Each
+/// comes from a message (a REST answer, or a marker line the session writes to the
+/// recording where it has no message), so replaying a recording gives them back in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The connection carrying the instrument ended without being asked to: trades and
+    /// diffs may have been missed until its successor's stream.
+    StreamBreak,
+    /// A REST trade-history answer begins: the `Trade` events up to `BackfillEnd` are from it.
+    BackfillBegin,
+    /// The trade-history answer ended.
+    BackfillEnd {
+        /// The largest trade id it held; `None` when it was empty.
+        last_id: Option<NonZeroU64>,
+    },
+    /// The venue refused the trade history (no API key, too old, errors past retrying).
+    BackfillRefused,
+}
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -149,6 +168,8 @@ pub enum EventKind {
     Level(Level),
     /// End of the open batch: the book may be sampled again.
     BookEnd,
+    /// Connection and backfill news.
+    Session(SessionEvent),
 }
 
 /// A normalised event for one instrument.

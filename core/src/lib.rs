@@ -1,7 +1,7 @@
 //! flowcore's market-data core: no I/O, no clocks, no threads.
 //!
 //! Exact decimal mantissas ([`decimal`]), the instrument table ([`instrument`]), normalised
-//! events ([`event`]), order books ([`book`]) with venue sequencing ([`sequencer`]),
+//! events ([`event`]), order books ([`book`]) with venue sequencing ([`sequencer`]), trade continuity ([`trade_seq`]),
 //! one-second CVD bars ([`bars`]), imbalance ([`imbalance`]) and the engine that ties them
 //! together on the core thread ([`engine`]). Everything here takes events and returns
 //! events, so live and replay runs compute the same thing.
@@ -15,3 +15,4 @@ pub mod event;
 pub mod imbalance;
 pub mod instrument;
 pub mod sequencer;
+pub mod trade_seq;

@@ -10,6 +10,7 @@ mod swar;
 pub mod transport;
 
 use flowcore_core::decimal::DecimalError;
+use flowcore_core::event::SessionEvent;
 
 /// Why a message was refused. Every refusal is counted by the caller and the next message
 /// is parsed as usual (a lost depth diff shows up as a sequence gap); none panics.
@@ -59,5 +60,42 @@ impl ParseError {
             ParseError::Json(Trailing(at)) => ParseError::Json(Trailing(at + base)),
             other => other,
         }
+    }
+}
+
+/// The marker line a session writes, to its recording and through its parser, for a
+/// [`SessionEvent`] that no venue message carries (a broken connection, a refused
+/// history request): live and replay then see the event at the same place.
+pub fn marker_line(event: SessionEvent) -> Option<&'static [u8]> {
+    match event {
+        SessionEvent::StreamBreak => Some(STREAM_BREAK_MARKER),
+        SessionEvent::BackfillRefused => Some(BACKFILL_REFUSED_MARKER),
+        SessionEvent::BackfillBegin | SessionEvent::BackfillEnd { .. } => None,
+    }
+}
+
+/// The session event of a marker line, `None` for anything else.
+pub fn session_marker(msg: &[u8]) -> Option<SessionEvent> {
+    match msg {
+        STREAM_BREAK_MARKER => Some(SessionEvent::StreamBreak),
+        BACKFILL_REFUSED_MARKER => Some(SessionEvent::BackfillRefused),
+        _ => None,
+    }
+}
+
+const STREAM_BREAK_MARKER: &[u8] = br#"{"flowcore":"stream_break"}"#;
+const BACKFILL_REFUSED_MARKER: &[u8] = br#"{"flowcore":"backfill_refused"}"#;
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_nothing_else_is_one() {
+        for event in [SessionEvent::StreamBreak, SessionEvent::BackfillRefused] {
+            assert_eq!(session_marker(marker_line(event).unwrap()), Some(event));
+        }
+        assert_eq!(session_marker(br#"{"flowcore":"other"}"#), None);
+        assert_eq!(session_marker(br#"{"e":"trade"}"#), None);
     }
 }

@@ -139,6 +139,8 @@ impl Publisher {
     pub fn on_event(&mut self, ev: &MarketEvent, engine: &Engine) {
         let symbol_id = u32::from(ev.inst.0);
         match &ev.kind {
+            // Duplicates and trades held behind a hole are not published.
+            EventKind::Trade(_) if !engine.last_trade_counted() => return,
             EventKind::Trade(t) => {
                 let mut f = 0;
                 if t.aggressor == Aggressor::Buy {
@@ -176,7 +178,7 @@ impl Publisher {
                 return;
             }
             EventKind::BookEnd => self.book20(ev, engine),
-            EventKind::Level(_) => return,
+            EventKind::Level(_) | EventKind::Session(_) => return,
         }
         self.published += 1;
     }

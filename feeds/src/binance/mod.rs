@@ -20,6 +20,7 @@
 
 pub mod coinm;
 mod fast;
+mod history;
 pub mod session;
 pub mod spot;
 pub mod usdm;
@@ -251,6 +252,8 @@ pub struct BinanceParser<D: BinanceDialect> {
     levels: Vec<Level>,
     /// Last symbol looked up: most messages repeat the previous symbol.
     cached: Option<InstrumentId>,
+    /// Scratch for a trade-history answer (checked whole before anything is emitted).
+    history: Vec<Trade>,
     _dialect: PhantomData<D>,
 }
 
@@ -265,6 +268,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
             table,
             levels: Vec::with_capacity(Self::RESERVED_LEVELS),
             cached: None,
+            history: Vec::new(),
             _dialect: PhantomData,
         }
     }
@@ -288,10 +292,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
         Ok(id)
     }
 
-    /// Parses one message (a WebSocket text frame, or a REST depth response).
+    /// Parses one message: a WebSocket text frame, a REST depth snapshot or trade-history
+    /// answer, or one of the session's marker lines ([`crate::session_marker`]).
     ///
-    /// `snapshot_for` names the instrument a REST snapshot belongs to (snapshots carry no
-    /// symbol); it is ignored for stream messages. Events are passed to `emit` in order;
+    /// `snapshot_for` names the instrument a REST answer or marker belongs to (they carry
+    /// no symbol); it is ignored for stream messages. Events are passed to `emit` in order;
     /// a depth batch is emitted whole or not at all.
     ///
     /// # Errors
@@ -306,6 +311,19 @@ impl<D: BinanceDialect> BinanceParser<D> {
     ) -> Result<Parsed, ParseError> {
         if let Some(parsed) = self.parse_fast(local_ts, msg, emit) {
             return Ok(parsed);
+        }
+        if let Some(session) = crate::session_marker(msg) {
+            let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
+            emit(MarketEvent {
+                inst,
+                local_ts,
+                kind: EventKind::Session(session),
+            });
+            return Ok(Parsed::Events(1));
+        }
+        if msg.first() == Some(&b'[') {
+            let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
+            return self.trade_history(inst, local_ts, msg, emit);
         }
         let mut data = Fields::default();
         let mut top = Fields::default();

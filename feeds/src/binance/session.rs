@@ -14,6 +14,10 @@ pub struct BinanceMarket {
     pub rest_url: &'static str,
     /// Path of the REST depth snapshot, before `?symbol=`.
     pub depth_path: &'static str,
+    /// Path of the REST trade history (by id), before `?symbol=`.
+    pub history_path: &'static str,
+    /// The trade history wants an API key (`X-MBX-APIKEY`; security type MARKET_DATA).
+    pub history_needs_key: bool,
     /// Streams per symbol when the configuration names none, as in the shared recordings.
     pub default_streams: &'static [&'static str],
 }
@@ -26,6 +30,8 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             ws_url: "wss://stream.binance.com:9443",
             rest_url: "https://api.binance.com",
             depth_path: "/api/v3/depth",
+            history_path: "/api/v3/historicalTrades",
+            history_needs_key: false,
             default_streams: &["trade", "bookTicker", "depth@100ms"],
         },
         Venue::BinanceUsdm => BinanceMarket {
@@ -33,6 +39,8 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             ws_url: "wss://fstream.binance.com/public",
             rest_url: "https://fapi.binance.com",
             depth_path: "/fapi/v1/depth",
+            history_path: "/fapi/v1/historicalTrades",
+            history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
         },
         Venue::BinanceCoinm => BinanceMarket {
@@ -40,6 +48,8 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             ws_url: "wss://dstream.binance.com",
             rest_url: "https://dapi.binance.com",
             depth_path: "/dapi/v1/depth",
+            history_path: "/dapi/v1/historicalTrades",
+            history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
         },
     }
@@ -78,6 +88,19 @@ pub fn snapshot_url(market: &BinanceMarket, rest_url: &str, symbol: &str, limit:
         "{}{}?symbol={}&limit={limit}",
         rest_url.trim_end_matches('/'),
         market.depth_path,
+        symbol.to_ascii_uppercase()
+    )
+}
+
+/// Trade-history answers hold at most this many trades (the venues' maximum `limit`).
+pub const HISTORY_LIMIT: u32 = 1000;
+
+/// The REST trade-history URL of `symbol` from trade id `from_id`, [`HISTORY_LIMIT`] trades.
+pub fn trade_history_url(market: &BinanceMarket, rest_url: &str, symbol: &str, from_id: u64) -> String {
+    format!(
+        "{}{}?symbol={}&fromId={from_id}&limit={HISTORY_LIMIT}",
+        rest_url.trim_end_matches('/'),
+        market.history_path,
         symbol.to_ascii_uppercase()
     )
 }

@@ -1,5 +1,6 @@
-//! One-shot HTTP/1.1 GET for REST depth snapshots: off the hot path, one request per
-//! connection (`Connection: close`), `Content-Length` or chunked bodies, no compression.
+//! One-shot HTTP/1.1 GET for REST depth snapshots and trade history: off the hot path, one
+//! request per connection (`Connection: close`), `Content-Length` or chunked bodies, no
+//! compression.
 
 use super::net::connect;
 use super::{Endpoint, TlsSettings, TransportError};
@@ -12,27 +13,49 @@ pub const MAX_RESPONSE: usize = 16 << 20;
 /// GETs `url` and returns the body of a 200 response.
 ///
 /// # Errors
-/// [`TransportError::Http`] for another status, a malformed or oversized response;
-/// [`TransportError::Timeout`] after `timeout`; I/O and TLS errors as they come.
+/// [`TransportError::HttpStatus`] for another status; [`TransportError::Http`] for a
+/// malformed or oversized response; [`TransportError::Timeout`] after `timeout`; I/O and
+/// TLS errors as they come.
 pub async fn get(
     url: &str,
     tls: &TlsSettings,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
-    tokio::time::timeout(timeout, get_inner(url, tls))
+    get_with_headers(url, tls, timeout, &[]).await
+}
+
+/// [`get`] with extra request headers (an API key).
+///
+/// # Errors
+/// As [`get`].
+pub async fn get_with_headers(
+    url: &str,
+    tls: &TlsSettings,
+    timeout: Duration,
+    headers: &[(&str, &str)],
+) -> Result<Vec<u8>, TransportError> {
+    tokio::time::timeout(timeout, get_inner(url, tls, headers))
         .await
         .map_err(|_| TransportError::Timeout)?
 }
 
-async fn get_inner(url: &str, tls: &TlsSettings) -> Result<Vec<u8>, TransportError> {
+async fn get_inner(
+    url: &str,
+    tls: &TlsSettings,
+    headers: &[(&str, &str)],
+) -> Result<Vec<u8>, TransportError> {
     let endpoint = Endpoint::parse(url)?;
     let mut stream = connect(&endpoint, tls).await?;
-    let request = format!(
+    let mut request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: flowcore\r\nAccept: application/json\r\n\
-         Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
+         Accept-Encoding: identity\r\nConnection: close\r\n",
         endpoint.path,
         endpoint.authority()
     );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;
     stream.flush().await?;
     let mut response = Vec::with_capacity(64 << 10);
@@ -143,10 +166,10 @@ fn parse_response(response: &[u8]) -> Result<Vec<u8>, TransportError> {
     };
     if head.status != 200 {
         let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return Err(TransportError::Http(format!(
-            "status {}: {text}",
-            head.status
-        )));
+        return Err(TransportError::HttpStatus {
+            status: head.status,
+            text,
+        });
     }
     Ok(body)
 }
@@ -200,7 +223,10 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), b"abcde");
         let err = b"HTTP/1.1 429 Too Many\r\nContent-Length: 11\r\n\r\n{\"code\":-1}";
-        assert!(matches!(parse_response(err), Err(TransportError::Http(m)) if m.contains("429")));
+        assert!(matches!(
+            parse_response(err),
+            Err(TransportError::HttpStatus { status: 429, text }) if text == "{\"code\":-1}"
+        ));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
         assert!(parse_response(b"garbage").is_err());
         assert!(

@@ -46,9 +46,17 @@ pub enum TransportError {
     /// The WebSocket layer refused the stream (handshake, protocol, oversized frame...).
     #[error("WebSocket: {0}")]
     WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
-    /// The HTTP response was not a 200 with a readable body.
+    /// The HTTP response could not be read.
     #[error("HTTP: {0}")]
     Http(String),
+    /// The HTTP response was not a 200.
+    #[error("HTTP status {status}: {text}")]
+    HttpStatus {
+        /// The status code.
+        status: u16,
+        /// The start of the body (the venue's error message).
+        text: String,
+    },
     /// Nothing arrived within the allowed time.
     #[error("timed out")]
     Timeout,
