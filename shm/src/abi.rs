@@ -502,6 +502,10 @@ pub mod health {
     pub const RECONNECTS: usize = 8;
     /// Records the shm writer published on every stream.
     pub const PUBLISHED: usize = 9;
+    /// Trades counted from the venue's trade history (holes after a disconnect).
+    pub const BACKFILLED_TRADES: usize = 10;
+    /// Trades dropped because their id was already counted.
+    pub const DUPLICATE_TRADES: usize = 11;
 }
 
 abi_record! {

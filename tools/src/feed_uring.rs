@@ -1,23 +1,25 @@
 //! A feed thread on io_uring: one [`UringDriver`] owns the thread's connections (one per
-//! symbol) and is polled in a loop with no async runtime; REST snapshots, which are rare and
-//! slow, are fetched by a helper thread and handed back through a channel.
+//! symbol) and is polled in a loop with no async runtime; REST snapshots and trade history,
+//! which are rare and slow, are fetched by a helper thread and handed back through a channel.
 //!
 //! ```text
-//! feed thread:  loop { driver.poll -> on_message -> event ring;  snapshot replies -> on_message;
-//!                      resync requests -> helper;  reconnect timers;  idle.wait when nothing moved }
+//! feed thread:  loop { driver.poll -> on_message -> event ring;  REST answers -> on_message;
+//!                      engine requests -> helper;  reconnect timers;  idle.wait when nothing moved }
 //! helper thread (tokio, off the hot path): REST GET with retries -> channel -> feed thread
 //! ```
 
 use crate::backoff::Backoff;
-use crate::run::{get_until_ok, refused, FeedStats, FeedThread, SNAPSHOT_GRACE};
+use crate::rest::{fetch, RestAnswer, RestRequest};
+use crate::run::{refused, FeedStats, FeedThread, SNAPSHOT_GRACE};
 use crate::run_config::IdleStrategy;
+use flowcore_core::engine::FeedRequest;
+use flowcore_core::event::SessionEvent;
 use flowcore_core::instrument::InstrumentId;
-use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
+use flowcore_feeds::binance::session::combined_stream_url;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::client_config;
 use flowcore_feeds::transport::uring::{ConnId, UringConfig, UringDriver, UringEvent};
 use flowcore_feeds::transport::TlsSettings;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -36,35 +38,30 @@ struct Stream {
     /// When to try again while `id` is `None`.
     retry_at: Instant,
     backoff: Backoff,
-    /// No connection has delivered a message yet: the first one asks for the snapshot.
-    first_message: bool,
     /// Closed cleanly by the server with `exit_on_close`: not reconnected.
     finished: bool,
 }
 
-/// What the helper says of a snapshot request.
+/// What the helper says of a REST request.
 enum Fetched {
-    /// An attempt failed (counted by the feed thread); the helper retries.
+    /// An attempt failed (counted by the feed thread); the helper may retry.
     Failure,
-    /// The body arrived.
-    Body(Vec<u8>),
-    /// The run stopped before a body arrived.
-    Stopped,
+    /// The request ended.
+    Answer(RestAnswer),
 }
 
-/// REST snapshots fetched on a helper thread: requests go in through a tokio channel (the
+/// REST requests fetched on a helper thread: requests go in through a tokio channel (the
 /// helper sleeps in its runtime until one comes), answers come back through a std channel
 /// that the feed thread polls without blocking.
-struct SnapshotFetcher {
-    requests: Option<tokio::sync::mpsc::UnboundedSender<(InstrumentId, String)>>,
-    replies: mpsc::Receiver<(InstrumentId, Fetched)>,
+struct RestFetcher {
+    requests: Option<tokio::sync::mpsc::UnboundedSender<RestRequest>>,
+    replies: mpsc::Receiver<(FeedRequest, Fetched)>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
-impl SnapshotFetcher {
+impl RestFetcher {
     fn start(tls: TlsSettings, stop: Arc<AtomicBool>) -> std::io::Result<Self> {
-        let (requests, mut request_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(InstrumentId, String)>();
+        let (requests, mut request_rx) = tokio::sync::mpsc::unbounded_channel::<RestRequest>();
         let (reply_tx, replies) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("flowcore-rest".into())
@@ -78,15 +75,15 @@ impl SnapshotFetcher {
                 };
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async move {
-                    while let Some((inst, url)) = request_rx.recv().await {
+                    while let Some(rest) = request_rx.recv().await {
                         let (tls, stop, reply) = (tls.clone(), stop.clone(), reply_tx.clone());
                         tokio::task::spawn_local(async move {
-                            let body = get_until_ok(&url, &tls, &stop, |_| {
-                                let _ = reply.send((inst, Fetched::Failure));
+                            let request = rest.request;
+                            let answer = fetch(&rest, &tls, &stop, |_| {
+                                let _ = reply.send((request, Fetched::Failure));
                             })
                             .await;
-                            let _ =
-                                reply.send((inst, body.map_or(Fetched::Stopped, Fetched::Body)));
+                            let _ = reply.send((request, Fetched::Answer(answer)));
                         });
                     }
                 });
@@ -98,14 +95,14 @@ impl SnapshotFetcher {
         })
     }
 
-    fn request(&self, inst: InstrumentId, url: String) {
+    fn request(&self, rest: RestRequest) {
         if let Some(requests) = &self.requests {
-            let _ = requests.send((inst, url));
+            let _ = requests.send(rest);
         }
     }
 }
 
-impl Drop for SnapshotFetcher {
+impl Drop for RestFetcher {
     fn drop(&mut self) {
         // Closing the request channel ends the helper's loop (and its fetches with it).
         self.requests = None;
@@ -118,7 +115,7 @@ impl Drop for SnapshotFetcher {
 /// The io_uring feed thread's loop; returns its counters.
 pub(crate) fn feed_main_uring(
     mut thread: FeedThread,
-    mut requests: rtrb::Consumer<InstrumentId>,
+    mut requests: rtrb::Consumer<FeedRequest>,
     stop: Arc<AtomicBool>,
     exit_on_close: bool,
     uring_config: UringConfig,
@@ -141,14 +138,14 @@ pub(crate) fn feed_main_uring(
             return thread.stats;
         }
     };
-    let fetcher = match SnapshotFetcher::start(tls_settings, stop.clone()) {
+    let fetcher = match RestFetcher::start(tls_settings, stop.clone()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("run: {}: REST helper: {e}", feed.venue);
             return thread.stats;
         }
     };
-    let mut snapshot_parser = VenueParser::new(feed.venue, thread.table.clone());
+    let mut rest_parser = VenueParser::new(feed.venue, thread.table.clone());
     let now = Instant::now();
     let mut streams: Vec<Stream> = feed
         .symbols
@@ -165,21 +162,10 @@ pub(crate) fn feed_main_uring(
                 ever_opened: false,
                 retry_at: now,
                 backoff: Backoff::new(Duration::from_millis(100)),
-                first_message: true,
                 finished: false,
             })
         })
         .collect();
-    let (table, limit) = (thread.table.clone(), thread.snapshot_limit);
-    let snapshot_url_of = |inst: InstrumentId| {
-        let symbol = &table.get(inst).symbol;
-        snapshot_url(&market(feed.venue), &feed.rest_url, symbol, limit)
-    };
-    let request_snapshot = |inst: InstrumentId, fetching: &mut HashSet<InstrumentId>| {
-        if fetching.insert(inst) {
-            fetcher.request(inst, snapshot_url_of(inst));
-        }
-    };
     let mut all_ended: Option<Instant> = None;
     let mut stopping: Option<Instant> = None;
     let mut idle_rounds = 0u32;
@@ -207,7 +193,6 @@ pub(crate) fn feed_main_uring(
                 }
             }
         }
-        let mut snapshots_wanted: Vec<InstrumentId> = Vec::new();
         let polled = driver.poll(&mut |id, event| {
             let Some(s) = streams.iter_mut().find(|s| s.id == Some(id)) else {
                 return;
@@ -221,10 +206,6 @@ pub(crate) fn feed_main_uring(
                 }
                 UringEvent::Message(bytes) => {
                     thread.on_message(&mut s.parser, s.inst, bytes, None);
-                    // The stream is open and buffering in the engine: now the snapshot.
-                    if std::mem::take(&mut s.first_message) {
-                        snapshots_wanted.push(s.inst);
-                    }
                 }
                 UringEvent::Closed(result) => {
                     s.id = None;
@@ -233,8 +214,12 @@ pub(crate) fn feed_main_uring(
                     } else {
                         thread.stats.connect_errors += 1;
                     }
+                    let clean_end = exit_on_close && s.opened && result.is_ok();
+                    if s.opened && stopping.is_none() && !clean_end {
+                        thread.on_session(&mut s.parser, s.inst, SessionEvent::StreamBreak);
+                    }
                     match result {
-                        Ok(()) if exit_on_close && s.opened => s.finished = true,
+                        Ok(()) if clean_end => s.finished = true,
                         Ok(()) => {}
                         Err(e) if exit_on_close && !s.opened && s.ever_opened && refused(&e) => {
                             s.finished = true;
@@ -256,27 +241,18 @@ pub(crate) fn feed_main_uring(
                 break;
             }
         };
-        for inst in snapshots_wanted {
-            request_snapshot(inst, &mut thread.fetching);
-        }
-        while let Ok(inst) = requests.pop() {
-            request_snapshot(inst, &mut thread.fetching);
+        while let Ok(request) = requests.pop() {
+            if let Some(rest) = thread.rest_request(request) {
+                fetcher.request(rest);
+            }
         }
         let mut replied = false;
-        while let Ok((inst, fetched)) = fetcher.replies.try_recv() {
+        while let Ok((request, fetched)) = fetcher.replies.try_recv() {
             replied = true;
             match fetched {
-                Fetched::Failure => thread.stats.snapshot_errors += 1,
-                Fetched::Body(body) => {
-                    thread.fetching.remove(&inst);
-                    if thread.on_message(&mut snapshot_parser, inst, &body, Some(inst)) {
-                        thread.stats.snapshots += 1;
-                    } else {
-                        thread.stats.snapshot_errors += 1;
-                    }
-                }
-                Fetched::Stopped => {
-                    thread.fetching.remove(&inst);
+                Fetched::Failure => thread.on_rest_error(request),
+                Fetched::Answer(answer) => {
+                    thread.on_rest_answer(&mut rest_parser, request, answer);
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod outputs;
 pub mod recorder;
 pub mod recording;
 pub mod replay;
+mod rest;
 pub mod run;
 pub mod run_config;
 pub mod shm_tail;

@@ -306,7 +306,9 @@ fn main() -> anyhow::Result<()> {
             };
             eprintln!(
                 "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
-                 {} parse errors, {} disconnects, {} ring waits, {} recorded lines ({} bars, {} tops)",
+                 {} parse errors, {} disconnects, {} trade gaps ({} backfilled trades, {} unfilled, \
+                 {} history refusals), {} duplicate trades, {} ring waits, {} recorded lines \
+                 ({} bars, {} tops)",
                 s.messages,
                 s.snapshots,
                 s.engine.gaps,
@@ -314,6 +316,11 @@ fn main() -> anyhow::Result<()> {
                 s.late_trades,
                 s.parse_errors,
                 s.disconnects,
+                s.engine.trade_gaps,
+                s.engine.backfilled_trades,
+                s.engine.unfilled_trade_gaps,
+                s.engine.backfills_refused,
+                s.engine.duplicate_trades,
                 s.ring_waits,
                 s.recorded_lines,
                 s.bars,

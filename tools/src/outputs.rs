@@ -95,6 +95,8 @@ pub fn health_counters(engine: &Engine, p: PipelineCounters) -> [u64; 12] {
     c[health::CROSSED_BOOKS] = e.crossed_books;
     c[health::RING_FULL_WAITS] = p.ring_waits;
     c[health::RECONNECTS] = p.reconnects;
+    c[health::BACKFILLED_TRADES] = e.backfilled_trades;
+    c[health::DUPLICATE_TRADES] = e.duplicate_trades;
     c
 }
 

@@ -18,18 +18,20 @@ use crate::backoff::Backoff;
 use crate::feed_uring::feed_main_uring;
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
+use crate::rest::{fetch, RestAnswer, RestRequest};
 use crate::run_config::{FeedConfig, IdleStrategy, RunConfig, TransportKind, UringRecv};
 use anyhow::Context;
-use flowcore_core::engine::{Engine, EngineCounters};
-use flowcore_core::event::{EventKind, MarketEvent};
+use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
+use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable};
-use flowcore_feeds::binance::session::{combined_stream_url, market, snapshot_url};
+use flowcore_feeds::binance::session::combined_stream_url;
 use flowcore_feeds::binance::Parsed;
+use flowcore_feeds::marker_line;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::uring::{self, UringConfig};
-use flowcore_feeds::transport::{http, TlsSettings, Transport, TransportError};
+use flowcore_feeds::transport::{TlsSettings, Transport, TransportError};
 use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -96,6 +98,10 @@ pub struct RunSummary {
     pub snapshots: u64,
     /// Failed snapshot requests (retried).
     pub snapshot_errors: u64,
+    /// Trade-history answers applied.
+    pub histories: u64,
+    /// Failed trade-history requests (retried a few times, then refused).
+    pub history_errors: u64,
     /// Connections lost (reconnected unless stopping).
     pub disconnects: u64,
     /// Failed connection attempts.
@@ -126,6 +132,8 @@ pub(crate) struct FeedStats {
     pub(crate) control_messages: u64,
     pub(crate) snapshots: u64,
     pub(crate) snapshot_errors: u64,
+    pub(crate) histories: u64,
+    pub(crate) history_errors: u64,
     pub(crate) disconnects: u64,
     pub(crate) connect_errors: u64,
     pub(crate) ring_waits: u64,
@@ -248,7 +256,7 @@ pub fn run<'w>(
     let mut feed_threads = Vec::new();
     for (i, feed) in config.feeds.iter().enumerate() {
         let (events_tx, events_rx) = rtrb::RingBuffer::<MarketEvent>::new(config.ring_capacity);
-        let (requests_tx, requests_rx) = rtrb::RingBuffer::<InstrumentId>::new(1024);
+        let (requests_tx, requests_rx) = rtrb::RingBuffer::<FeedRequest>::new(1024);
         let live = Arc::new(LiveCounters::default());
         live_counters.push(live.clone());
         rings.push(CoreFeed {
@@ -337,6 +345,8 @@ pub fn run<'w>(
         summary.control_messages += s.control_messages;
         summary.snapshots += s.snapshots;
         summary.snapshot_errors += s.snapshot_errors;
+        summary.histories += s.histories;
+        summary.history_errors += s.history_errors;
         summary.disconnects += s.disconnects;
         summary.connect_errors += s.connect_errors;
         summary.ring_waits += s.ring_waits;
@@ -388,9 +398,9 @@ fn pin(cpu: Option<usize>, what: &str) {
 /// The core thread's end of one feed.
 struct CoreFeed {
     events: rtrb::Consumer<MarketEvent>,
-    requests: rtrb::Producer<InstrumentId>,
+    requests: rtrb::Producer<FeedRequest>,
     /// Requests the ring had no room for, sent on the next pass.
-    unsent_requests: Vec<InstrumentId>,
+    unsent_requests: Vec<FeedRequest>,
 }
 
 impl CoreFeed {
@@ -402,15 +412,16 @@ impl CoreFeed {
         live: &[Arc<LiveCounters>],
     ) -> bool {
         self.unsent_requests
-            .retain(|&inst| self.requests.push(inst).is_err());
+            .retain(|&request| self.requests.push(request).is_err());
         let mut moved = false;
         while let Ok(ev) = self.events.pop() {
             moved = true;
             engine.on_event(&ev, sink);
             sink.after_event(&ev, engine, || LiveCounters::total(live));
-            if let EventKind::BookBegin(_) | EventKind::BookEnd = ev.kind {
-                if engine.take_resync_request(ev.inst) && self.requests.push(ev.inst).is_err() {
-                    self.unsent_requests.push(ev.inst);
+            // Requests concern the instrument of the event that raised them: this feed's.
+            while let Some(request) = engine.pop_request() {
+                if self.requests.push(request).is_err() {
+                    self.unsent_requests.push(request);
                 }
             }
         }
@@ -434,8 +445,8 @@ pub(crate) struct FeedThread {
     live: Arc<LiveCounters>,
     /// Record file of each instrument's current connection.
     files: Vec<(InstrumentId, u32)>,
-    /// Snapshots in flight.
-    pub(crate) fetching: HashSet<InstrumentId>,
+    /// REST requests in flight.
+    pub(crate) fetching: HashSet<FeedRequest>,
 }
 
 impl FeedThread {
@@ -498,6 +509,63 @@ impl FeedThread {
         self.live.store(&self.stats);
         result
     }
+
+    /// Passes a session event that no venue message carries (as its marker line, so that
+    /// the recording has it too).
+    pub(crate) fn on_session(
+        &mut self,
+        parser: &mut VenueParser,
+        inst: InstrumentId,
+        event: SessionEvent,
+    ) {
+        if let Some(line) = marker_line(event) {
+            self.on_message(parser, inst, line, Some(inst));
+        }
+    }
+
+    /// Counts a failed REST attempt.
+    pub(crate) fn on_rest_error(&mut self, request: FeedRequest) {
+        match request {
+            FeedRequest::Snapshot(_) => self.stats.snapshot_errors += 1,
+            FeedRequest::Trades(..) => self.stats.history_errors += 1,
+        }
+    }
+
+    /// Applies the answer to a REST request.
+    pub(crate) fn on_rest_answer(
+        &mut self,
+        parser: &mut VenueParser,
+        request: FeedRequest,
+        answer: RestAnswer,
+    ) {
+        self.fetching.remove(&request);
+        let inst = request.inst();
+        match answer {
+            RestAnswer::Body(body) => {
+                let applied = self.on_message(parser, inst, &body, Some(inst));
+                match (request, applied) {
+                    (FeedRequest::Snapshot(_), true) => self.stats.snapshots += 1,
+                    (FeedRequest::Snapshot(_), false) => self.stats.snapshot_errors += 1,
+                    (FeedRequest::Trades(..), true) => self.stats.histories += 1,
+                    (FeedRequest::Trades(..), false) => {
+                        // An answer that cannot be read fills nothing: say so, or the
+                        // engine would wait for it.
+                        self.stats.history_errors += 1;
+                        self.on_session(parser, inst, SessionEvent::BackfillRefused);
+                    }
+                }
+            }
+            RestAnswer::Refused => self.on_session(parser, inst, SessionEvent::BackfillRefused),
+            RestAnswer::Stopped => {}
+        }
+    }
+
+    /// The REST request for `request`, or `None` when the same one is in flight.
+    pub(crate) fn rest_request(&mut self, request: FeedRequest) -> Option<RestRequest> {
+        self.fetching
+            .insert(request)
+            .then(|| RestRequest::new(&self.feed, &self.table, self.snapshot_limit, request))
+    }
 }
 
 type Shared = Rc<RefCell<FeedThread>>;
@@ -507,7 +575,7 @@ pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
 
 fn feed_main(
     thread: FeedThread,
-    mut requests: rtrb::Consumer<InstrumentId>,
+    mut requests: rtrb::Consumer<FeedRequest>,
     stop: Arc<AtomicBool>,
     exit_on_close: bool,
 ) -> FeedStats {
@@ -546,8 +614,8 @@ fn feed_main(
         let mut all_ended: Option<Instant> = None;
         loop {
             tick.tick().await;
-            while let Ok(inst) = requests.pop() {
-                fetch_snapshot(&shared, inst, stop.clone());
+            while let Ok(request) = requests.pop() {
+                fetch_rest(&shared, request, stop.clone());
             }
             // Done when stopped, or when every connection has ended for good and no
             // snapshot is still on its way (a fetch that keeps failing gets a grace period:
@@ -611,7 +679,6 @@ async fn connection(
         };
         backoff.reset();
         shared.borrow_mut().open_record_file(inst, &symbol);
-        let mut first_message = first_connection;
         first_connection = false;
         loop {
             let next = tokio::select! {
@@ -627,10 +694,6 @@ async fn connection(
                     shared
                         .borrow_mut()
                         .on_message(&mut parser, inst, bytes, None);
-                    // The stream is open and buffering in the engine: now the snapshot.
-                    if std::mem::take(&mut first_message) {
-                        fetch_snapshot(&shared, inst, stop.clone());
-                    }
                 }
                 Ok(None) => {
                     // A clean close: the server ended the stream (a simulator at the end
@@ -639,10 +702,15 @@ async fn connection(
                     if exit_on_close {
                         return;
                     }
+                    shared
+                        .borrow_mut()
+                        .on_session(&mut parser, inst, SessionEvent::StreamBreak);
                     break;
                 }
                 Err(e) => {
-                    shared.borrow_mut().stats.disconnects += 1;
+                    let mut s = shared.borrow_mut();
+                    s.stats.disconnects += 1;
+                    s.on_session(&mut parser, inst, SessionEvent::StreamBreak);
                     eprintln!("run: {} {symbol}: {e}; reconnecting", feed.venue);
                     break;
                 }
@@ -652,66 +720,25 @@ async fn connection(
     }
 }
 
-/// Starts fetching a REST snapshot for `inst` unless one is in flight; retried until it
-/// arrives or the run stops.
-fn fetch_snapshot(shared: &Shared, inst: InstrumentId, stop: Arc<AtomicBool>) {
-    let (url, tls) = {
-        let mut s = shared.borrow_mut();
-        if !s.fetching.insert(inst) {
-            return;
-        }
-        let feed = s.feed.clone();
-        let symbol = s.table.get(inst).symbol.clone();
-        (
-            snapshot_url(
-                &market(feed.venue),
-                &feed.rest_url,
-                &symbol,
-                s.snapshot_limit,
-            ),
-            TlsSettings {
-                extra_ca_file: feed.tls_ca_file.clone(),
-            },
-        )
+/// Starts a REST request unless the same one is in flight; its answer goes through the
+/// feed thread like a message.
+fn fetch_rest(shared: &Shared, request: FeedRequest, stop: Arc<AtomicBool>) {
+    let Some(rest) = shared.borrow_mut().rest_request(request) else {
+        return;
+    };
+    let tls = TlsSettings {
+        extra_ca_file: shared.borrow().feed.tls_ca_file.clone(),
     };
     let shared = shared.clone();
     tokio::task::spawn_local(async move {
         let venue = shared.borrow().feed.venue;
         let mut parser = VenueParser::new(venue, shared.borrow().table.clone());
-        let body = get_until_ok(&url, &tls, &stop, |_| {
-            shared.borrow_mut().stats.snapshot_errors += 1;
+        let answer = fetch(&rest, &tls, &stop, |_| {
+            shared.borrow_mut().on_rest_error(request);
         })
         .await;
-        let mut s = shared.borrow_mut();
-        if let Some(body) = body {
-            if s.on_message(&mut parser, inst, &body, Some(inst)) {
-                s.stats.snapshots += 1;
-            } else {
-                s.stats.snapshot_errors += 1;
-            }
-        }
-        s.fetching.remove(&inst);
+        shared
+            .borrow_mut()
+            .on_rest_answer(&mut parser, request, answer);
     });
-}
-
-/// GETs `url` until a body arrives (then returns it) or the run stops (`None`), backing
-/// off between attempts; `on_error` hears of each failure, which is also logged.
-pub(crate) async fn get_until_ok(
-    url: &str,
-    tls: &TlsSettings,
-    stop: &AtomicBool,
-    mut on_error: impl FnMut(&TransportError),
-) -> Option<Vec<u8>> {
-    let mut backoff = Backoff::new(Duration::from_millis(200));
-    while !stop.load(Ordering::Relaxed) {
-        match http::get(url, tls, Duration::from_secs(10)).await {
-            Ok(body) => return Some(body),
-            Err(e) => {
-                on_error(&e);
-                eprintln!("run: snapshot {url}: {e}; retrying");
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-        }
-    }
-    None
 }

@@ -18,6 +18,8 @@
 //! tls_ca_file = "local-ca.pem"                  # optional extra trusted CA
 //! streams = ["trade", "bookTicker", "depth@0ms"] # optional, these are the futures defaults
 //! cpu = 0                                       # optional pin of this feed's thread
+//! api_key_env = "BINANCE_API_KEY"  # optional: the trade history (backfill after a disconnect)
+//!                                  # needs a key on futures; or api_key = "..." in the file
 //! ```
 
 use anyhow::{bail, Context};
@@ -105,6 +107,8 @@ struct RawFeed {
     tls_ca_file: Option<PathBuf>,
     streams: Option<Vec<String>>,
     cpu: Option<usize>,
+    api_key: Option<String>,
+    api_key_env: Option<String>,
 }
 
 /// One `[[feed]]`: a venue and its symbols, one connection per symbol.
@@ -124,6 +128,9 @@ pub struct FeedConfig {
     pub streams: Vec<String>,
     /// Pin this feed's thread to that core.
     pub cpu: Option<usize>,
+    /// Sent as `X-MBX-APIKEY` with trade-history requests (public market data needs no
+    /// secret; futures history needs a key).
+    pub api_key: Option<String>,
 }
 
 /// The whole run configuration.
@@ -213,6 +220,14 @@ impl RunConfig {
                     );
                 }
             }
+            let api_key = match (f.api_key, f.api_key_env) {
+                (Some(_), Some(_)) => bail!("{}: give api_key or api_key_env, not both", at("api_key")),
+                (Some(key), None) => Some(key),
+                (None, Some(var)) => Some(std::env::var(&var).with_context(|| {
+                    format!("{}: environment variable {var} is not set", at("api_key_env"))
+                })?),
+                (None, None) => None,
+            };
             feeds.push(FeedConfig {
                 venue,
                 symbols,
@@ -221,6 +236,7 @@ impl RunConfig {
                 tls_ca_file,
                 streams,
                 cpu: f.cpu,
+                api_key,
             });
         }
         let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);

@@ -280,7 +280,8 @@ fn format_health(out: &mut String, r: &HealthRecord) {
     let _ = writeln!(
         out,
         "{{\"stream\":\"health\",\"ts\":{},\"messages\":{},\"events\":{},\"gaps\":{},\"resyncs\":{},\
-         \"late_trades\":{},\"parse_errors\":{},\"crossed_books\":{},\"published\":{}}}",
+         \"late_trades\":{},\"parse_errors\":{},\"crossed_books\":{},\"reconnects\":{},\
+         \"backfilled_trades\":{},\"duplicate_trades\":{},\"published\":{}}}",
         r.ts_ms,
         c[health::MESSAGES],
         c[health::EVENTS],
@@ -289,6 +290,9 @@ fn format_health(out: &mut String, r: &HealthRecord) {
         c[health::LATE_TRADES],
         c[health::PARSE_ERRORS],
         c[health::CROSSED_BOOKS],
+        c[health::RECONNECTS],
+        c[health::BACKFILLED_TRADES],
+        c[health::DUPLICATE_TRADES],
         c[health::PUBLISHED],
     );
 }
