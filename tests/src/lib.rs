@@ -212,3 +212,131 @@ pub fn ts_of(row: &str) -> i64 {
         .parse()
         .expect("ts number")
 }
+
+/// Options for a simulator on loopback: bundled instruments, fast heartbeats, no faults.
+pub fn sim_options(
+    inputs: Vec<Input>,
+    pace: flowcore_tools::sim::Pace,
+    wait_clients: usize,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> flowcore_tools::sim::SimOptions {
+    use flowcore_tools::sim::Pace;
+    flowcore_tools::sim::SimOptions {
+        inputs,
+        pace,
+        bind: "127.0.0.1".parse().expect("an address"),
+        ping_interval: Some(std::time::Duration::from_millis(500)),
+        pong_timeout: Some(std::time::Duration::from_secs(5)),
+        wait_clients,
+        tls,
+        table: InstrumentTable::binance_defaults(),
+        stop: Default::default(),
+        // Paced plays drop a client that lags this far. Several clients and engines share
+        // 2 cores while the suite runs in parallel: a lag drop there would say something
+        // of the machine, not the code. (`asap` never drops, it waits for the client.)
+        client_buffer: match pace {
+            Pace::Asap => flowcore_tools::sim::DEFAULT_CLIENT_BUFFER,
+            _ => 1 << 16,
+        },
+        faults: Default::default(),
+        api_key: None,
+    }
+}
+
+/// Base URLs (ws, rest) per venue name.
+pub type SimAddresses = std::collections::HashMap<String, (String, String)>;
+
+/// A simulator on its own thread; returns its (ws, rest) base URLs per venue.
+pub fn start_sim_with(
+    options: flowcore_tools::sim::SimOptions,
+) -> (
+    SimAddresses,
+    std::thread::JoinHandle<flowcore_tools::sim::SimSummary>,
+) {
+    let venues = {
+        let mut v: Vec<Venue> = options.inputs.iter().map(|i| i.venue).collect();
+        v.dedup();
+        v.len()
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let handle = std::thread::spawn(move || {
+        flowcore_tools::sim::run_sim(options, |line| tx.send(line.to_string()).unwrap())
+            .expect("sim")
+    });
+    let mut addresses = SimAddresses::new();
+    for _ in 0..venues {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("sim announces its venues");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        addresses.insert(
+            v["venue"].as_str().unwrap().to_string(),
+            (
+                v["ws"].as_str().unwrap().to_string(),
+                v["rest"].as_str().unwrap().to_string(),
+            ),
+        );
+    }
+    (addresses, handle)
+}
+
+/// The transports a run can use, as `[pipeline]` lines.
+pub const IO_URING: &str = "transport = \"io_uring\"\n";
+/// io_uring with one plain receive per connection.
+pub const IO_URING_PLAIN: &str = "transport = \"io_uring\"\nuring_recv = \"plain\"\n";
+/// tokio-tungstenite.
+pub const TOKIO: &str = "transport = \"tokio\"\n";
+
+/// False, with a message, where this kernel or sandbox refuses io_uring: the io_uring
+/// variants of the tests are then skipped, loudly (the tokio ones still run).
+pub fn io_uring_here() -> bool {
+    match flowcore_feeds::transport::uring::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED: io_uring unavailable here: {e}");
+            false
+        }
+    }
+}
+
+/// The transport a run should have used.
+pub fn expected_transport(transport: &str) -> flowcore_tools::run_config::TransportKind {
+    if transport.contains("tokio") {
+        flowcore_tools::run_config::TransportKind::Tokio
+    } else {
+        flowcore_tools::run_config::TransportKind::IoUring
+    }
+}
+
+/// A run configuration with one feed per venue the simulator serves; `transport` is a
+/// `[pipeline]` line ([`IO_URING`]...), empty for the default; `feed_lines` go into every
+/// `[[feed]]` (an API key, say).
+pub fn sim_config(
+    addresses: &SimAddresses,
+    ca: Option<&Path>,
+    transport: &str,
+    feed_lines: &str,
+) -> String {
+    let mut text = format!("[pipeline]\nidle = \"park\"\nring_capacity = 4096\n{transport}");
+    for (venue, symbol) in [
+        ("binance-spot", "BTCUSDT"),
+        ("binance-usdm", "BTCUSDT"),
+        ("binance-coinm", "BTCUSD_PERP"),
+    ] {
+        let Some((ws, rest)) = addresses.get(venue) else {
+            continue;
+        };
+        let ws = if venue == "binance-usdm" {
+            format!("{ws}/public")
+        } else {
+            ws.clone()
+        };
+        text += &format!(
+            "[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\n{feed_lines}"
+        );
+        if let Some(ca) = ca {
+            text += &format!("tls_ca_file = {:?}\n", ca.display().to_string());
+        }
+    }
+    text
+}

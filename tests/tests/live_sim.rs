@@ -2,128 +2,32 @@
 //! the same recordings, over ws and over wss with a locally generated CA, and the live
 //! output equals `flowcore replay` of the run's own `--record` output.
 
-use flowcore_core::instrument::InstrumentTable;
 use flowcore_core::instrument::Venue::{self, BinanceSpot, BinanceUsdm};
 use flowcore_tests::{
-    assert_rows_eq, btc_inputs, file, golden, live_run, local_ca, run as replay_run, run_options,
-    temp_dir,
+    assert_rows_eq, btc_inputs, expected_transport, file, golden, io_uring_here, live_run,
+    local_ca, run as replay_run, run_options, sim_config, sim_options, start_sim_with, temp_dir,
+    SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
 };
 use flowcore_tools::replay::{Input, Source};
 use flowcore_tools::run::{run, RunOptions};
-use flowcore_tools::run_config::TransportKind;
-use flowcore_tools::sim::{run_sim, Pace, SimOptions, SimSummary};
-use std::collections::HashMap;
+use flowcore_tools::sim::{Pace, SimSummary};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A simulator on its own thread; returns its (ws, rest) base URLs per venue.
+/// A fault-free simulator (see [`start_sim_with`]).
 fn start_sim(
     inputs: Vec<Input>,
     pace: Pace,
     wait_clients: usize,
     tls: Option<(PathBuf, PathBuf)>,
-) -> (HashMap<String, (String, String)>, JoinHandle<SimSummary>) {
-    let venues = {
-        let mut v: Vec<Venue> = inputs.iter().map(|i| i.venue).collect();
-        v.dedup();
-        v.len()
-    };
-    let (tx, rx) = mpsc::channel::<String>();
-    let handle = std::thread::spawn(move || {
-        let options = SimOptions {
-            inputs,
-            pace,
-            bind: "127.0.0.1".parse().unwrap(),
-            ping_interval: Some(Duration::from_millis(500)),
-            pong_timeout: Some(Duration::from_secs(5)),
-            wait_clients,
-            tls,
-            table: InstrumentTable::binance_defaults(),
-            stop: Default::default(),
-            // Paced plays drop a client that lags this far. Several clients and engines share
-            // 2 cores while the suite runs in parallel: a lag drop there would say something
-            // of the machine, not the code. (`asap` never drops, it waits for the client.)
-            client_buffer: match pace {
-                Pace::Asap => flowcore_tools::sim::DEFAULT_CLIENT_BUFFER,
-                _ => 1 << 16,
-            },
-        };
-        run_sim(options, |line| tx.send(line.to_string()).unwrap()).expect("sim")
-    });
-    let mut addresses = HashMap::new();
-    for _ in 0..venues {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("sim announces its venues");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        addresses.insert(
-            v["venue"].as_str().unwrap().to_string(),
-            (
-                v["ws"].as_str().unwrap().to_string(),
-                v["rest"].as_str().unwrap().to_string(),
-            ),
-        );
-    }
-    (addresses, handle)
+) -> (SimAddresses, JoinHandle<SimSummary>) {
+    start_sim_with(sim_options(inputs, pace, wait_clients, tls))
 }
 
-/// The transports a run can use, as `[pipeline]` lines.
-const IO_URING: &str = "transport = \"io_uring\"\n";
-const IO_URING_PLAIN: &str = "transport = \"io_uring\"\nuring_recv = \"plain\"\n";
-const TOKIO: &str = "transport = \"tokio\"\n";
-
-/// False, with a message, where this kernel or sandbox refuses io_uring: the io_uring
-/// variants of the tests are then skipped, loudly (the tokio ones still run).
-fn io_uring_here() -> bool {
-    match flowcore_feeds::transport::uring::probe() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: io_uring unavailable here: {e}");
-            false
-        }
-    }
-}
-
-/// The transport a run should have used.
-fn expected_transport(transport: &str) -> TransportKind {
-    if transport.contains("tokio") {
-        TransportKind::Tokio
-    } else {
-        TransportKind::IoUring
-    }
-}
-
-/// A run configuration with one feed per venue the simulator serves; `transport` is a
-/// `[pipeline]` line (`IO_URING`...), empty for the default.
-fn config(
-    addresses: &HashMap<String, (String, String)>,
-    ca: Option<&Path>,
-    transport: &str,
-) -> String {
-    let mut text = format!("[pipeline]\nidle = \"park\"\nring_capacity = 4096\n{transport}");
-    for (venue, symbol) in [
-        ("binance-spot", "BTCUSDT"),
-        ("binance-usdm", "BTCUSDT"),
-        ("binance-coinm", "BTCUSD_PERP"),
-    ] {
-        let Some((ws, rest)) = addresses.get(venue) else {
-            continue;
-        };
-        let ws = if venue == "binance-usdm" {
-            format!("{ws}/public")
-        } else {
-            ws.clone()
-        };
-        text += &format!(
-            "[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\n"
-        );
-        if let Some(ca) = ca {
-            text += &format!("tls_ca_file = {:?}\n", ca.display().to_string());
-        }
-    }
-    text
+/// A run configuration for the simulator's venues (see [`sim_config`]).
+fn config(addresses: &SimAddresses, ca: Option<&Path>, transport: &str) -> String {
+    sim_config(addresses, ca, transport, "")
 }
 
 /// The recorded files of a run as replay inputs, each with its venue (from its name).

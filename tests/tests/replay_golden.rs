@@ -133,6 +133,14 @@ fn a_dropped_diff_unsyncs_until_an_injected_snapshot() {
     assert_rows_eq("tops after resync", &got_tail, &tail(&want));
 }
 
+/// A trade line with its trade id `"t"` one higher.
+fn with_next_trade_id(line: &str) -> String {
+    let at = line.find("\"t\":").expect("a trade id") + 4;
+    let len = line[at..].find(',').expect("more fields");
+    let id: u64 = line[at..at + len].parse().expect("a number");
+    format!("{}{}{}", &line[..at], id + 1, &line[at + len..])
+}
+
 /// A non-`MARKET` futures trade is not taker flow: every bar field stays as it was.
 #[test]
 fn an_insurance_fund_trade_leaves_every_bar_unchanged() {
@@ -149,7 +157,11 @@ fn an_insurance_fund_trade_leaves_every_bar_unchanged() {
             .iter()
             .position(|l| l.contains("@trade"))
             .unwrap();
-    let injected = edited[at]
+    // The fill takes the next trade id, as on the venue: every later trade moves up one.
+    for line in edited[at + 1..].iter_mut().filter(|l| l.contains("@trade")) {
+        *line = with_next_trade_id(line);
+    }
+    let injected = with_next_trade_id(&edited[at])
         .replace("\"X\":\"MARKET\"", "\"X\":\"INSURANCE_FUND\"")
         .replace("\"q\":\"", "\"q\":\"12");
     assert_ne!(injected, edited[at]);

@@ -120,6 +120,8 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         table: table.clone(),
         stop: stop.clone(),
         client_buffer: DEFAULT_CLIENT_BUFFER,
+        faults: Default::default(),
+        api_key: None,
     };
     let sim = std::thread::Builder::new()
         .name("flowcore-demo-sim".into())

@@ -15,3 +15,4 @@ pub mod run;
 pub mod run_config;
 pub mod shm_tail;
 pub mod sim;
+pub mod sim_faults;

@@ -166,6 +166,13 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Faults to inject, each with its period in played messages, e.g.
+        /// `drop=20000,gap=5000,malformed=7000,utf8=30000,fragment=9000,pings=11000,rest=13000,refuse=40000`.
+        #[arg(long, default_value = "")]
+        faults: flowcore_tools::sim_faults::FaultPlan,
+        /// The API key futures trade history wants (any non-empty key when absent).
+        #[arg(long)]
+        api_key: Option<String>,
         /// Instrument table (TOML); the bundled defaults if absent.
         #[arg(long)]
         instruments: Option<PathBuf>,
@@ -380,6 +387,8 @@ fn main() -> anyhow::Result<()> {
             client_buffer,
             tls_cert,
             tls_key,
+            faults,
+            api_key,
             instruments,
             inputs,
         } => {
@@ -397,6 +406,8 @@ fn main() -> anyhow::Result<()> {
                 table: load_table(&instruments)?,
                 stop: Default::default(),
                 client_buffer,
+                faults,
+                api_key,
             };
             let s = flowcore_tools::sim::run_sim(options, |line| {
                 let mut out = std::io::stdout().lock();
@@ -404,8 +415,9 @@ fn main() -> anyhow::Result<()> {
                 let _ = out.flush();
             })?;
             eprintln!(
-                "sim: {} messages played, {} delivered, {} snapshots served, {} clients dropped",
-                s.played, s.delivered, s.snapshots, s.dropped_clients
+                "sim: {} messages played, {} delivered, {} snapshots and {} trade histories served, \
+                 {} clients dropped, faults: {}",
+                s.played, s.delivered, s.snapshots, s.histories, s.dropped_clients, s.faults
             );
             Ok(())
         }

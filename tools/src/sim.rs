@@ -17,13 +17,22 @@
 //! payload); USD-M also under `/public` (trade, bookTicker, depth) and `/market` (the rest),
 //! where a stream on the wrong path stays silently empty. The server pings every
 //! `ping_interval` and drops a client that has not answered within `pong_timeout`.
+//!
+//! REST also serves the trade history by id (`historicalTrades?fromId=`) of the trades
+//! played so far; futures want an `X-MBX-APIKEY` header (security type MARKET_DATA), as
+//! Binance does. Faults ([`crate::sim_faults`]) are injected on request while the market
+//! keeps running.
 
 use crate::recording::RecordingReader;
 use crate::replay::Input;
+use crate::sim_faults::{
+    FaultCounts, FaultKind, FaultPlan, FRAGMENTED_MESSAGES, FRAGMENT_SIZES, REFUSE_FOR,
+    REST_FAILURES, SLOW_REST, STORM_PINGS,
+};
 use anyhow::{bail, Context};
 use flowcore_core::book::OrderBook;
 use flowcore_core::decimal::Fixed;
-use flowcore_core::event::{BatchKind, BookSide, EventKind, MarketEvent};
+use flowcore_core::event::{Aggressor, BatchKind, BookSide, EventKind, MarketEvent, Trade};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::binance::session::market;
 use flowcore_feeds::parser::VenueParser;
@@ -44,6 +53,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// How fast the recording is played.
@@ -112,6 +123,10 @@ pub struct SimOptions {
     /// Messages a client may fall behind before the paced modes drop it, as an exchange
     /// drops a slow consumer ([`DEFAULT_CLIENT_BUFFER`]).
     pub client_buffer: usize,
+    /// Faults to inject.
+    pub faults: FaultPlan,
+    /// The API key futures trade history wants; `None`: any non-empty key.
+    pub api_key: Option<String>,
 }
 
 /// The default of [`SimOptions::client_buffer`]: deep enough for a burst.
@@ -128,6 +143,10 @@ pub struct SimSummary {
     pub dropped_clients: u64,
     /// REST snapshots served.
     pub snapshots: u64,
+    /// REST trade-history answers served.
+    pub histories: u64,
+    /// Faults injected, by kind.
+    pub faults: FaultCounts,
 }
 
 /// One recorded stream message.
@@ -140,6 +159,8 @@ struct Record {
     wrapped: Utf8Bytes,
     /// Set when the message is a depth diff: the instrument whose sim book it moves.
     book: Option<InstrumentId>,
+    /// Set when the message is a trade (taken into [`Sim::trades`] after loading).
+    trade: Option<(InstrumentId, Trade)>,
 }
 
 /// The sim's own book of one instrument.
@@ -165,7 +186,15 @@ struct Client {
     streams: Rc<RefCell<BTreeSet<usize>>>,
     /// Bare payloads (`/ws`) instead of the combined wrapper (`/stream`).
     bare: bool,
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+/// What the market hands a client's connection task.
+enum Outgoing {
+    /// A stream message.
+    Text(Utf8Bytes),
+    /// A fault to act out on this connection.
+    Fault(FaultKind),
 }
 
 struct Sim {
@@ -176,6 +205,17 @@ struct Sim {
     ping_interval: Vec<Duration>,
     pong_timeout: Vec<Duration>,
     client_buffer: usize,
+    /// Messages played so far.
+    played: usize,
+    /// Per instrument, its trades in id order with the index of the record that carries
+    /// each: history serves those already played.
+    trades: HashMap<InstrumentId, Vec<(usize, Trade)>>,
+    faults: FaultPlan,
+    /// Per venue: connections are refused until then.
+    refuse_until: Vec<Option<Instant>>,
+    /// REST requests still to fail (odd: 503, even: slow).
+    rest_failures: u32,
+    api_key: Option<String>,
 }
 
 type Shared = Rc<RefCell<Sim>>;
@@ -282,10 +322,13 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             };
             let mut inst = None;
             let mut is_diff = false;
+            let mut trade = None;
             let _ = parser.parse(ts, json, None, &mut |ev: MarketEvent| {
                 inst = Some(ev.inst);
-                if let EventKind::BookBegin(b) = ev.kind {
-                    is_diff = b.kind == BatchKind::Diff;
+                match ev.kind {
+                    EventKind::BookBegin(b) => is_diff = b.kind == BatchKind::Diff,
+                    EventKind::Trade(t) => trade = Some((ev.inst, t)),
+                    _ => {}
                 }
             });
             file_inst = file_inst.or(inst);
@@ -297,6 +340,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
                 stream: stream_index,
                 wrapped: Utf8Bytes::from(text.to_string()),
                 book: if is_diff { inst } else { None },
+                trade,
             });
         }
         if let (Some(inst), Some(snapshot)) = (file_inst, pending_snapshots.first()) {
@@ -323,6 +367,16 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
     }
     // Stable: equal timestamps keep argument and line order.
     records.sort_by_key(|r| r.ts);
+    let mut trades: HashMap<InstrumentId, Vec<(usize, Trade)>> = HashMap::new();
+    for (at, record) in records.iter_mut().enumerate() {
+        if let Some((inst, trade)) = record.trade.take() {
+            trades.entry(inst).or_default().push((at, trade));
+        }
+    }
+    for list in trades.values_mut() {
+        list.sort_by_key(|(_, t)| t.trade_id);
+    }
+    let venue_count = venues.len();
     let (ping_interval, pong_timeout) = venues
         .iter()
         .map(|v| {
@@ -343,6 +397,12 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             ping_interval,
             pong_timeout,
             client_buffer: options.client_buffer.max(1),
+            played: 0,
+            trades,
+            faults: options.faults.clone(),
+            refuse_until: vec![None; venue_count],
+            rest_failures: 0,
+            api_key: options.api_key.clone(),
         },
     ))
 }
@@ -404,6 +464,8 @@ async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
     let start = Instant::now();
     let first_ts = records.first().map_or(0, |r| r.ts);
     let mut parsers: HashMap<usize, VenueParser> = HashMap::new();
+    // A gap fault leaves out the next depth diff of its venue.
+    let mut gap_due = vec![false; sim.borrow().venues.len()];
     for record in records {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -430,14 +492,48 @@ async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
                 );
             }
         }
-        deliver(record, sim, pace).await;
-        sim.borrow_mut().summary.played += 1;
+        let skip = record.book.is_some() && std::mem::take(&mut gap_due[record.venue]);
+        if !skip {
+            deliver(record, sim, pace).await;
+        }
+        let played = {
+            let mut s = sim.borrow_mut();
+            s.summary.played += 1;
+            s.played += 1;
+            s.summary.played
+        };
+        let due: Vec<FaultKind> = sim.borrow().faults.due(played).collect();
+        for kind in due {
+            inject(sim, record.venue, kind, &mut gap_due);
+        }
+    }
+}
+
+/// Starts a fault at venue `v`: at its clients, its REST, or its next depth diff.
+fn inject(sim: &Shared, v: usize, kind: FaultKind, gap_due: &mut [bool]) {
+    let mut s = sim.borrow_mut();
+    s.summary.faults.add(kind);
+    match kind {
+        FaultKind::Gap => gap_due[v] = true,
+        FaultKind::RestFailure => s.rest_failures += REST_FAILURES,
+        FaultKind::Refuse => {
+            s.refuse_until[v] = Some(Instant::now() + REFUSE_FOR);
+            for c in &s.venues[v].clients {
+                let _ = c.tx.try_send(Outgoing::Fault(FaultKind::Drop));
+            }
+        }
+        _ => {
+            for c in &s.venues[v].clients {
+                // A client whose queue is full misses the fault: it is lagging anyway.
+                let _ = c.tx.try_send(Outgoing::Fault(kind));
+            }
+        }
     }
 }
 
 /// Hands one message to every client of its venue that subscribed to its stream.
 async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
-    let targets: Vec<(usize, mpsc::Sender<Utf8Bytes>, bool)> = {
+    let targets: Vec<(usize, mpsc::Sender<Outgoing>, bool)> = {
         let s = sim.borrow();
         s.venues[record.venue]
             .clients
@@ -461,6 +557,7 @@ async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
         } else {
             record.wrapped.clone()
         };
+        let message = Outgoing::Text(message);
         let sent = match pace {
             Pace::Asap => tx.send(message).await.is_ok(),
             _ => tx.try_send(message).is_ok(),
@@ -531,6 +628,11 @@ async fn accept_ws(
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
+        if sim.borrow().refuse_until[venue].is_some_and(|until| Instant::now() < until) {
+            // Refused: closed before the handshake.
+            drop(tcp);
+            continue;
+        }
         let sim = sim.clone();
         let tls = tls.clone();
         let connected = connected.clone();
@@ -540,6 +642,31 @@ async fn accept_ws(
             }
         });
     }
+}
+
+/// Sends one text message as fragments of the [`FRAGMENT_SIZES`] (cycled from `size_at`),
+/// split on byte boundaries: a fragment may end inside a UTF-8 character.
+async fn send_fragmented(
+    ws: &mut tokio_tungstenite::WebSocketStream<NetStream>,
+    mut text: &[u8],
+    size_at: &mut usize,
+) -> anyhow::Result<()> {
+    let mut opcode = OpCode::Data(Data::Text);
+    while !text.is_empty() {
+        let size = FRAGMENT_SIZES[*size_at % FRAGMENT_SIZES.len()].min(text.len());
+        *size_at += 1;
+        let (part, rest) = text.split_at(size);
+        text = rest;
+        ws.feed(Message::Frame(Frame::message(
+            part.to_vec(),
+            opcode,
+            text.is_empty(),
+        )))
+        .await?;
+        opcode = OpCode::Data(Data::Continue);
+    }
+    ws.flush().await?;
+    Ok(())
 }
 
 async fn ws_client(
@@ -574,7 +701,7 @@ async fn ws_client(
     let (prefix, bare, requested) = routed.context("routed by the handshake")?;
     let streams = Rc::new(RefCell::new(BTreeSet::new()));
     // In paced modes a client that falls this far behind is dropped.
-    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(sim.borrow().client_buffer);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(sim.borrow().client_buffer);
     let (ping_every, pong_within) = {
         let mut s = sim.borrow_mut();
         for name in &requested {
@@ -592,10 +719,32 @@ async fn ws_client(
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     // When the oldest unanswered ping went out.
     let mut awaiting_pong: Option<Instant> = None;
+    // Messages still to send fragmented, and the next fragment size.
+    let (mut fragmented, mut size_at) = (0u32, 0usize);
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(text) => ws.send(Message::Text(text)).await?,
+                Some(Outgoing::Text(text)) if fragmented > 0 => {
+                    fragmented -= 1;
+                    send_fragmented(&mut ws, text.as_bytes(), &mut size_at).await?;
+                }
+                Some(Outgoing::Text(text)) => ws.send(Message::Text(text)).await?,
+                Some(Outgoing::Fault(FaultKind::Drop)) => break,
+                Some(Outgoing::Fault(FaultKind::Malformed)) => {
+                    ws.send(Message::text(r#"{"stream":"btcusdt@trade","data":{"e":"trade","#)).await?;
+                }
+                Some(Outgoing::Fault(FaultKind::BadUtf8)) => {
+                    let bytes = b"{\"stream\":\"\xff\xfe\"}".to_vec();
+                    ws.send(Message::Frame(Frame::message(bytes, OpCode::Data(Data::Text), true))).await?;
+                }
+                Some(Outgoing::Fault(FaultKind::Fragment)) => fragmented = FRAGMENTED_MESSAGES,
+                Some(Outgoing::Fault(FaultKind::PingStorm)) => {
+                    for i in 0..STORM_PINGS {
+                        ws.feed(Message::Ping(i.to_be_bytes().to_vec().into())).await?;
+                    }
+                    ws.flush().await?;
+                }
+                Some(Outgoing::Fault(_)) => {}
                 None => {
                     let _ = ws.close(None).await;
                     return Ok(());
@@ -624,7 +773,8 @@ async fn ws_client(
             }
         }
     }
-    // Dropped or closed: forget the client so the market stops queueing for it.
+    // Dropped or closed: forget the client so the market stops queueing for it. (A drop
+    // fault ends here too: the socket goes without a close frame.)
     let mut s = sim.borrow_mut();
     s.venues[v]
         .clients
@@ -734,9 +884,28 @@ async fn rest_client(mut stream: NetStream, v: usize, sim: Shared) -> anyhow::Re
     }
     let head = String::from_utf8_lossy(&head);
     let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-    let (status, body) = {
+    let api_key = head.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("x-mbx-apikey")
+            .then(|| value.trim().to_string())
+    });
+    let failure = {
         let mut s = sim.borrow_mut();
-        snapshot_response(&mut s, v, &target)
+        let failure = s.rest_failures;
+        s.rest_failures = failure.saturating_sub(1);
+        failure
+    };
+    if failure % 2 == 0 && failure > 0 {
+        tokio::time::sleep(SLOW_REST).await;
+    }
+    let (status, body) = if failure % 2 == 1 {
+        (
+            "503 Service Unavailable",
+            r#"{"code":-1001,"msg":"Internal error; unable to process your request."}"#.to_string(),
+        )
+    } else {
+        let mut s = sim.borrow_mut();
+        rest_response(&mut s, v, &target, api_key.as_deref())
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -748,21 +917,111 @@ async fn rest_client(mut stream: NetStream, v: usize, sim: Shared) -> anyhow::Re
     Ok(())
 }
 
-/// The REST depth snapshot for `target` (`/api/v3/depth?symbol=BTCUSDT&limit=1000`).
-fn snapshot_response(sim: &mut Sim, v: usize, target: &str) -> (&'static str, String) {
+/// The REST answer for `target`: a depth snapshot or the trade history.
+fn rest_response(
+    sim: &mut Sim,
+    v: usize,
+    target: &str,
+    api_key: Option<&str>,
+) -> (&'static str, String) {
     let venue = sim.venues[v].venue;
+    let m = market(venue);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != market(venue).depth_path {
-        return (
+    let query = Query(query);
+    if path == m.depth_path {
+        snapshot_response(sim, v, &query)
+    } else if path == m.history_path {
+        let key_ok = match (&sim.api_key, api_key) {
+            (_, None) | (_, Some("")) => !m.history_needs_key,
+            (Some(want), Some(got)) => want == got,
+            (None, Some(_)) => true,
+        };
+        if !key_ok {
+            return (
+                "401 Unauthorized",
+                r#"{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}"#
+                    .to_string(),
+            );
+        }
+        history_response(sim, v, &query)
+    } else {
+        (
             "404 Not Found",
             r#"{"code":-1,"msg":"Not found."}"#.to_string(),
-        );
+        )
     }
-    let param = |key: &str| {
-        query
+}
+
+/// A query string's parameters.
+struct Query<'a>(&'a str);
+
+impl Query<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
             .split('&')
             .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    }
+}
+
+/// The trade history from `fromId` (`/api/v3/historicalTrades?symbol=BTCUSDT&fromId=1`):
+/// trades already played, at most `limit` (500 by default, 1000 at most).
+fn history_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
+    let venue = sim.venues[v].venue;
+    let Some(inst) = query
+        .get("symbol")
+        .and_then(|s| sim.table.find(venue, s.as_bytes()))
+    else {
+        return (
+            "400 Bad Request",
+            r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
+        );
     };
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(500)
+        .clamp(1, 1000);
+    let played = sim.played;
+    let list = sim.trades.get(&inst).map_or(&[][..], Vec::as_slice);
+    let visible = list.iter().filter(|(at, _)| *at < played);
+    let from = query.get("fromId").and_then(|f| f.parse::<u64>().ok());
+    let chosen: Vec<&Trade> = match from {
+        Some(from) => visible
+            .filter(|(_, t)| t.trade_id >= from)
+            .take(limit)
+            .map(|(_, t)| t)
+            .collect(),
+        // Without fromId: the most recent trades.
+        None => {
+            let all: Vec<&Trade> = visible.map(|(_, t)| t).collect();
+            all[all.len().saturating_sub(limit)..].to_vec()
+        }
+    };
+    let i = sim.table.get(inst);
+    let mut body = String::from("[");
+    for (n, t) in chosen.iter().enumerate() {
+        let sep = if n == 0 { "" } else { "," };
+        let _ = write!(
+            body,
+            "{sep}{{\"id\":{},\"price\":\"{}\",\"qty\":\"{}\",\"quoteQty\":\"{}\",\"time\":{},\"isBuyerMaker\":{}{}}}",
+            t.trade_id,
+            Fixed::new(t.px.into(), i.price_scale),
+            Fixed::new(t.qty.into(), i.size_scale),
+            Fixed::new(i128::from(t.px) * i128::from(t.qty), i.price_scale + i.size_scale),
+            t.trade_ts / 1_000_000,
+            t.aggressor == Aggressor::Sell,
+            if venue == Venue::BinanceSpot { ",\"isBestMatch\":true" } else { "" },
+        );
+    }
+    body.push(']');
+    sim.summary.histories += 1;
+    ("200 OK", body)
+}
+
+/// The REST depth snapshot (`/api/v3/depth?symbol=BTCUSDT&limit=1000`).
+fn snapshot_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
+    let venue = sim.venues[v].venue;
+    let param = |key: &str| query.get(key);
     let limit: usize = param("limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(100)
