@@ -235,7 +235,10 @@ impl Engine {
 
     /// Counters so far.
     pub fn counters(&self) -> EngineCounters {
-        self.counters
+        EngineCounters {
+            backfilled_trades: self.trades.iter().map(TradeSequencer::backfilled).sum(),
+            ..self.counters
+        }
     }
 
     /// The live book of an instrument (unsynced books may be empty or partial).
@@ -309,12 +312,11 @@ impl Engine {
     fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl EngineSink) {
         let seq = &mut self.trades[inst.index()];
         let was_holding = seq.is_holding();
-        let verdict = seq.on_trade(trade);
+        let verdict = seq.on_trade(trade, self.in_backfill[inst.index()]);
         self.last_trade_counted = verdict == TradeVerdict::Count;
         match verdict {
             TradeVerdict::Count => {
                 let still_holding = seq.is_holding();
-                self.counters.backfilled_trades += u64::from(self.in_backfill[inst.index()]);
                 self.bars.on_trade(inst, trade, sink);
                 if was_holding && !still_holding {
                     self.release(inst, sink);
@@ -379,7 +381,9 @@ impl Engine {
         for trade in self.trades[inst.index()].take_held() {
             self.bars.on_trade(inst, &trade, sink);
         }
-        self.release(inst, sink);
+        if !self.trades[inst.index()].is_holding() {
+            self.release(inst, sink);
+        }
     }
 
     fn hold(&mut self, inst: InstrumentId) {

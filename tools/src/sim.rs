@@ -129,6 +129,9 @@ pub struct SimOptions {
     pub api_key: Option<String>,
 }
 
+/// How long REST keeps answering after the end of the recordings, at most.
+const REST_AFTER_END: Duration = Duration::from_secs(10);
+
 /// The default of [`SimOptions::client_buffer`]: deep enough for a burst.
 pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
 
@@ -216,6 +219,10 @@ struct Sim {
     /// REST requests still to fail (odd: 503, even: slow).
     rest_failures: u32,
     api_key: Option<String>,
+    /// The recordings are played: WebSocket connections are refused, REST still answers.
+    ended: bool,
+    /// When the last REST request came.
+    last_rest: Option<Instant>,
 }
 
 type Shared = Rc<RefCell<Sim>>;
@@ -274,8 +281,21 @@ async fn serve(options: SimOptions, announce: &mut dyn FnMut(&str)) -> anyhow::R
     for venue in &mut sim.borrow_mut().venues {
         venue.clients.clear();
     }
-    // Give the connections a moment to flush their close frames.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.borrow_mut().ended = true;
+    // Give the connections a moment to flush their close frames, and REST a while longer
+    // while clients still ask (a hole found just before the end is backfilled like any
+    // other): until a second passes without a request, at most REST_AFTER_END.
+    let ended = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let quiet = sim
+            .borrow()
+            .last_rest
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        if quiet || ended.elapsed() > REST_AFTER_END {
+            break;
+        }
+    }
     let summary = sim.borrow().summary;
     Ok(summary)
 }
@@ -403,6 +423,8 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             refuse_until: vec![None; venue_count],
             rest_failures: 0,
             api_key: options.api_key.clone(),
+            ended: false,
+            last_rest: None,
         },
     ))
 }
@@ -628,7 +650,11 @@ async fn accept_ws(
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        if sim.borrow().refuse_until[venue].is_some_and(|until| Instant::now() < until) {
+        let refused = {
+            let s = sim.borrow();
+            s.ended || s.refuse_until[venue].is_some_and(|until| Instant::now() < until)
+        };
+        if refused {
             // Refused: closed before the handshake.
             drop(tcp);
             continue;
@@ -891,6 +917,7 @@ async fn rest_client(mut stream: NetStream, v: usize, sim: Shared) -> anyhow::Re
     });
     let failure = {
         let mut s = sim.borrow_mut();
+        s.last_rest = Some(Instant::now());
         let failure = s.rest_failures;
         s.rest_failures = failure.saturating_sub(1);
         failure
