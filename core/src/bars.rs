@@ -436,7 +436,10 @@ impl BarEngine {
     /// missing trades (`complete: false`, and so their aggregates).
     pub fn mark_incomplete(&mut self, inst: InstrumentId, through_sec: i64) {
         let s = &mut self.series[inst.index()];
-        s.incomplete_through = Some(s.incomplete_through.map_or(through_sec, |t| t.max(through_sec)));
+        s.incomplete_through = Some(
+            s.incomplete_through
+                .map_or(through_sec, |t| t.max(through_sec)),
+        );
     }
 
     /// Emits every open bar as incomplete (end of input or a clean stop), then every

@@ -29,8 +29,7 @@
 use crate::bars::{second_of, BarConfigError, BarEngine, BarSink};
 use crate::book::{OrderBook, PriceLevel};
 use crate::event::{
-    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent,
-    Trade,
+    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent, Trade,
 };
 use crate::imbalance::{obi_l1, ImbalanceConfig};
 use crate::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -332,7 +331,12 @@ impl Engine {
         self.collect_backfill_request(inst);
     }
 
-    fn on_session(&mut self, inst: InstrumentId, session: &SessionEvent, sink: &mut impl EngineSink) {
+    fn on_session(
+        &mut self,
+        inst: InstrumentId,
+        session: &SessionEvent,
+        sink: &mut impl EngineSink,
+    ) {
         match *session {
             SessionEvent::StreamBreak => {
                 self.counters.stream_breaks += 1;

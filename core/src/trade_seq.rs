@@ -88,7 +88,9 @@ enum State {
         retry: u8,
     },
     /// Trades are missing between `last_id` and the first held trade.
-    Hole { empty_answers: u8 },
+    Hole {
+        empty_answers: u8,
+    },
 }
 
 /// One instrument's trade continuity. See the module docs.
@@ -322,7 +324,10 @@ impl TradeSequencer {
         }
         let held = core::mem::take(&mut self.held);
         let mut merged = Vec::with_capacity(held.len() + self.answer.len());
-        let (mut a, mut b) = (held.into_iter().peekable(), self.answer.drain(..).peekable());
+        let (mut a, mut b) = (
+            held.into_iter().peekable(),
+            self.answer.drain(..).peekable(),
+        );
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.trade_id < y.trade_id => a.next(),
@@ -622,9 +627,21 @@ mod tests {
         assert_eq!(s.on_trade(&trade(8), true), TradeVerdict::Count);
         assert!(s.is_holding(), "history does not prove the stream is back");
         assert_eq!(s.on_backfill_end(Some(8)), Resolution::Waiting);
-        assert_eq!(s.take_request(), Some(BackfillRequest { from_id: 9, retry: 1 }));
+        assert_eq!(
+            s.take_request(),
+            Some(BackfillRequest {
+                from_id: 9,
+                retry: 1
+            })
+        );
         assert_eq!(s.on_backfill_end(None), Resolution::Waiting);
-        assert_eq!(s.take_request(), Some(BackfillRequest { from_id: 9, retry: 2 }));
+        assert_eq!(
+            s.take_request(),
+            Some(BackfillRequest {
+                from_id: 9,
+                retry: 2
+            })
+        );
         assert!(s.is_holding());
         assert_eq!(s.on_trade(&trade(9), false), TradeVerdict::Count);
         assert!(!s.is_holding());
@@ -639,9 +656,15 @@ mod tests {
         let mut s = TradeSequencer::new();
         s.on_trade(&trade(7), false);
         s.on_break(1_000);
-        assert!(!s.release_if_quiet(1_000 + QUIET_RELEASE_MS), "no answer yet");
+        assert!(
+            !s.release_if_quiet(1_000 + QUIET_RELEASE_MS),
+            "no answer yet"
+        );
         s.on_backfill_end(Some(8));
-        assert!(!s.release_if_quiet(1_000 + QUIET_RELEASE_MS), "the history brings trades");
+        assert!(
+            !s.release_if_quiet(1_000 + QUIET_RELEASE_MS),
+            "the history brings trades"
+        );
         s.on_backfill_end(None);
         assert!(!s.release_if_quiet(1_000 + QUIET_RELEASE_MS - 1));
         assert!(s.release_if_quiet(1_000 + QUIET_RELEASE_MS));

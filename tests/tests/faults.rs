@@ -33,12 +33,13 @@ fn mixed_faults_lose_and_double_nothing(transport: &str) {
     options.api_key = Some(KEY.into());
     let (addresses, sim) = start_sim_with(options);
     let key_line = format!("api_key = \"{KEY}\"\n");
-    let record = std::env::var("FLOWCORE_RECORD").ok().map(std::path::PathBuf::from);
-    let out = live_run(&sim_config(&addresses, None, transport, &key_line), record);
+    let out = live_run(&sim_config(&addresses, None, transport, &key_line), None);
     let sim = sim.join().unwrap();
-    std::fs::write("/tmp/run_bars.jsonl", out.bars.join("\n")).unwrap();
     let s = &out.summary;
-    eprintln!("faults: {}; late trades {}", sim.faults, out.summary.late_trades);
+    eprintln!(
+        "faults: {}; late trades {}",
+        sim.faults, out.summary.late_trades
+    );
     eprintln!(
         "run: {} disconnects, {} connect errors, {} breaks, {} book gaps, {} trade gaps, \
          {} backfilled, {} duplicates, {} parse errors, {} histories ({} errors), {} snapshots \
@@ -60,10 +61,19 @@ fn mixed_faults_lose_and_double_nothing(transport: &str) {
     for kind in FaultKind::ALL {
         assert!(sim.faults.get(kind) > 0, "no {} fault fired", kind.name());
     }
-    assert!(s.disconnects >= 3 && s.engine.stream_breaks >= 3, "drops, refusals, bad UTF-8");
-    assert!(s.engine.gaps > 0, "depth gaps and reconnects resync the books");
+    assert!(
+        s.disconnects >= 3 && s.engine.stream_breaks >= 3,
+        "drops, refusals, bad UTF-8"
+    );
+    assert!(
+        s.engine.gaps > 0,
+        "depth gaps and reconnects resync the books"
+    );
     assert!(s.parse_errors > 0, "malformed frames are counted");
-    assert!(s.engine.backfilled_trades > 0, "missed trades come back from history");
+    assert!(
+        s.engine.backfilled_trades > 0,
+        "missed trades come back from history"
+    );
     assert_rows_eq("bars through faults", &out.bars, &golden("bars_btc.jsonl"));
     assert_eq!(s.engine.unfilled_trade_gaps, 0, "every hole is filled");
     assert_eq!(s.late_trades, 0);
@@ -79,4 +89,83 @@ fn over_io_uring_mixed_faults_lose_and_double_no_trade() {
 #[test]
 fn over_tokio_mixed_faults_lose_and_double_no_trade() {
     mixed_faults_lose_and_double_nothing(TOKIO);
+}
+
+/// USD-M trade history wants an API key: a run without one cannot fill its holes, and says
+/// so. Every bar that misses trades is flagged `complete: false` (and its aggregate), the
+/// bars outside the holes equal the reference, and nothing is counted twice.
+#[test]
+fn without_an_api_key_the_holes_are_flagged_incomplete() {
+    let inputs = || {
+        vec![flowcore_tests::file(
+            flowcore_core::instrument::Venue::BinanceUsdm,
+            "usdm_btcusdt_20240808.txt.gz",
+        )]
+    };
+    let reference = flowcore_tests::run(inputs());
+    let mut options = sim_options(inputs(), Pace::Faster(60.0), 1, None);
+    options.faults = FaultPlan::none().with(FaultKind::Drop, 15_000);
+    options.api_key = Some(KEY.into());
+    let (addresses, sim) = start_sim_with(options);
+    let out = live_run(&sim_config(&addresses, None, "", ""), None);
+    let sim = sim.join().unwrap();
+    let s = &out.summary;
+    assert!(sim.faults.get(FaultKind::Drop) >= 5);
+    assert!(
+        s.engine.backfills_refused > 0,
+        "the history refuses without a key"
+    );
+    assert!(s.engine.unfilled_trade_gaps > 0, "holes stay unfilled");
+    assert_eq!(s.engine.backfilled_trades, 0);
+    assert_eq!(s.late_trades, 0);
+    // Compare by (venue, second), leaving out the running CVD (a lost trade shifts it
+    // for good) and the flag itself.
+    let key = |row: &str| -> (String, i64) {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        (
+            v["venue"].as_str().unwrap().to_string(),
+            v["ts"].as_i64().unwrap(),
+        )
+    };
+    let body = |row: &str| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(row).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("cvd");
+        o.remove("complete");
+        v
+    };
+    let want: std::collections::HashMap<(String, i64), &String> =
+        reference.bars.iter().map(|r| (key(r), r)).collect();
+    let (mut flagged, mut differing) = (0, 0);
+    assert_eq!(
+        out.bars.len(),
+        reference.bars.len(),
+        "one bar per second still"
+    );
+    for row in &out.bars {
+        let reference_row = want.get(&key(row)).expect("the same seconds");
+        let complete = row.contains("\"complete\":true");
+        if body(row) != body(reference_row) {
+            differing += 1;
+            assert!(
+                !complete,
+                "a bar missing trades is flagged:\n{row}\n{reference_row}"
+            );
+        }
+        if !complete && reference_row.contains("\"complete\":true") {
+            flagged += 1;
+        }
+    }
+    eprintln!(
+        "{} holes unfilled, {differing} bars miss trades, {flagged} flagged incomplete",
+        s.engine.unfilled_trade_gaps
+    );
+    assert!(differing > 0, "trades were lost");
+    // A hole is flagged from the second of the last trade before it through the second
+    // of the first trade after it: beyond the seconds that miss trades, at most its two
+    // edge seconds are flagged without having lost any.
+    assert!(
+        flagged <= differing + 2 * s.engine.unfilled_trade_gaps as usize,
+        "flags stay on the holes: {flagged} flagged for {differing} missing trades"
+    );
 }

@@ -89,8 +89,13 @@ pub(crate) async fn fetch(
                     Err(e) => {
                         on_error(&e);
                         eprintln!("run: trade history {}: {e}", req.url);
-                        if matches!(e, TransportError::HttpStatus { status: 400..=499, .. })
-                            && !matches!(e, TransportError::HttpStatus { status: 429, .. })
+                        if matches!(
+                            e,
+                            TransportError::HttpStatus {
+                                status: 400..=499,
+                                ..
+                            }
+                        ) && !matches!(e, TransportError::HttpStatus { status: 429, .. })
                         {
                             return RestAnswer::Refused;
                         }

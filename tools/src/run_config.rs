@@ -221,10 +221,15 @@ impl RunConfig {
                 }
             }
             let api_key = match (f.api_key, f.api_key_env) {
-                (Some(_), Some(_)) => bail!("{}: give api_key or api_key_env, not both", at("api_key")),
+                (Some(_), Some(_)) => {
+                    bail!("{}: give api_key or api_key_env, not both", at("api_key"))
+                }
                 (Some(key), None) => Some(key),
                 (None, Some(var)) => Some(std::env::var(&var).with_context(|| {
-                    format!("{}: environment variable {var} is not set", at("api_key_env"))
+                    format!(
+                        "{}: environment variable {var} is not set",
+                        at("api_key_env")
+                    )
                 })?),
                 (None, None) => None,
             };

@@ -113,7 +113,7 @@ impl FaultPlan {
             let every = self.every[k.index()];
             // Offsets of a few hundred messages keep equal periods apart.
             let offset = 211 * k.index() as u64;
-            every != 0 && played > offset && (played - offset) % every == 0
+            every != 0 && played > offset && (played - offset).is_multiple_of(every)
         })
     }
 }
@@ -133,11 +133,10 @@ impl std::str::FromStr for FaultPlan {
                     let names: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
                     format!("fault {name:?}: expected one of {}", names.join(", "))
                 })?;
-            let every: u64 = every
-                .parse()
-                .ok()
-                .filter(|&e| e > 0)
-                .ok_or_else(|| format!("fault {part:?}: the period must be a positive count"))?;
+            let every: u64 =
+                every.parse().ok().filter(|&e| e > 0).ok_or_else(|| {
+                    format!("fault {part:?}: the period must be a positive count")
+                })?;
             plan = plan.with(kind, every);
         }
         Ok(plan)

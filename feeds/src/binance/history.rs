@@ -80,7 +80,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
             last_id = last_id.max(NonZeroU64::new(trade.trade_id));
             emit(event(EventKind::Trade(*trade)));
         }
-        emit(event(EventKind::Session(SessionEvent::BackfillEnd { last_id })));
+        emit(event(EventKind::Session(SessionEvent::BackfillEnd {
+            last_id,
+        })));
         Ok(Parsed::Events(self.history.len() as u32 + 2))
     }
 }
@@ -103,7 +105,9 @@ mod tests {
         let inst = table.find(venue, symbol.as_bytes()).unwrap();
         let mut parser = BinanceParser::<D>::new(table);
         let mut out = Vec::new();
-        parser.trade_history(inst, 7, msg.as_bytes(), &mut |e: MarketEvent| out.push(e.kind))?;
+        parser.trade_history(inst, 7, msg.as_bytes(), &mut |e: MarketEvent| {
+            out.push(e.kind)
+        })?;
         Ok(out)
     }
 

@@ -96,7 +96,12 @@ pub fn snapshot_url(market: &BinanceMarket, rest_url: &str, symbol: &str, limit:
 pub const HISTORY_LIMIT: u32 = 1000;
 
 /// The REST trade-history URL of `symbol` from trade id `from_id`, [`HISTORY_LIMIT`] trades.
-pub fn trade_history_url(market: &BinanceMarket, rest_url: &str, symbol: &str, from_id: u64) -> String {
+pub fn trade_history_url(
+    market: &BinanceMarket,
+    rest_url: &str,
+    symbol: &str,
+    from_id: u64,
+) -> String {
     format!(
         "{}{}?symbol={}&fromId={from_id}&limit={HISTORY_LIMIT}",
         rest_url.trim_end_matches('/'),
