@@ -6,8 +6,8 @@
 //! is refused, exactly the seconds of the hole are flagged incomplete.
 
 use flowcore_tests::{
-    assert_rows_eq, btc_inputs, expected_transport, golden, io_uring_here, live_run, sim_config,
-    sim_options, start_sim_with, IO_URING, TOKIO,
+    assert_rows_eq, btc_inputs, expected_transport, golden, io_uring_here, live_run, local_ca,
+    sim_config, sim_options, start_sim_with, temp_dir, IO_URING, TOKIO,
 };
 use flowcore_tools::sim::Pace;
 use flowcore_tools::sim_faults::{FaultKind, FaultPlan};
@@ -27,13 +27,17 @@ fn mixed_plan() -> FaultPlan {
 
 const KEY: &str = "flowcore-test-key";
 
-fn mixed_faults_lose_and_double_nothing(transport: &str) {
-    let mut options = sim_options(btc_inputs(), Pace::Faster(60.0), 3, None);
+fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
+    let dir = temp_dir("faults-tls");
+    let (ca, cert, key) = local_ca(&dir);
+    let sim_tls = tls.then(|| (cert, key));
+    let mut options = sim_options(btc_inputs(), Pace::Faster(60.0), 3, sim_tls);
     options.faults = mixed_plan();
     options.api_key = Some(KEY.into());
     let (addresses, sim) = start_sim_with(options);
     let key_line = format!("api_key = \"{KEY}\"\n");
-    let out = live_run(&sim_config(&addresses, None, transport, &key_line), None);
+    let ca = tls.then_some(ca.as_path());
+    let out = live_run(&sim_config(&addresses, ca, transport, &key_line), None);
     let sim = sim.join().unwrap();
     let s = &out.summary;
     eprintln!(
@@ -82,13 +86,20 @@ fn mixed_faults_lose_and_double_nothing(transport: &str) {
 #[test]
 fn over_io_uring_mixed_faults_lose_and_double_no_trade() {
     if io_uring_here() {
-        mixed_faults_lose_and_double_nothing(IO_URING);
+        mixed_faults_lose_and_double_nothing(IO_URING, false);
     }
 }
 
 #[test]
 fn over_tokio_mixed_faults_lose_and_double_no_trade() {
-    mixed_faults_lose_and_double_nothing(TOKIO);
+    mixed_faults_lose_and_double_nothing(TOKIO, false);
+}
+
+#[test]
+fn over_io_uring_and_wss_mixed_faults_lose_and_double_no_trade() {
+    if io_uring_here() {
+        mixed_faults_lose_and_double_nothing(IO_URING, true);
+    }
 }
 
 /// USD-M trade history wants an API key: a run without one cannot fill its holes, and says
