@@ -30,7 +30,7 @@ const KEY: &str = "flowcore-test-key";
 fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let dir = temp_dir("faults-tls");
     let (ca, cert, key) = local_ca(&dir);
-    let sim_tls = tls.then(|| (cert, key));
+    let sim_tls = tls.then_some((cert, key));
     let mut options = sim_options(btc_inputs(), Pace::Faster(60.0), 3, sim_tls);
     options.faults = mixed_plan();
     options.api_key = Some(KEY.into());
