@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! feed thread (per [[feed]]):  WebSocket per symbol --> dialect parse --+--> rtrb ring --> core thread:
-//!   REST snapshots (on open and on request) ---------------------------+     books, bars, imbalance --> JSONL
-//!   every frame and snapshot --> byte ring --> recorder thread (--record)   |
-//!                  ^------------------------- resync requests (rtrb) <------+
+//!   REST snapshots and trade history (as the engine asks) -------------+     books, bars, imbalance --> JSONL
+//!   stream breaks (marker lines) --------------------------------------+          |
+//!   every frame, answer and marker --> byte ring --> recorder thread (--record)   |
+//!                  ^--------------- engine requests: snapshot, history (rtrb) <---+
 //! ```
 //! The core thread is the same [`Engine`] replay drives, fed the same events in the same
 //! per-venue order, so `flowcore replay` of the `--record` output reproduces the run's bars
