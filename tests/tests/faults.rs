@@ -7,7 +7,8 @@
 
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, expected_transport, golden, io_uring_here, live_run, local_ca,
-    sim_config, sim_options, start_sim_with, temp_dir, IO_URING, TOKIO,
+    recorded_inputs, run as replay_run, sim_config, sim_options, start_sim_with, temp_dir,
+    IO_URING, TOKIO,
 };
 use flowcore_tools::sim::Pace;
 use flowcore_tools::sim_faults::{FaultKind, FaultPlan};
@@ -37,7 +38,11 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let (addresses, sim) = start_sim_with(options);
     let key_line = format!("api_key = \"{KEY}\"\n");
     let ca = tls.then_some(ca.as_path());
-    let out = live_run(&sim_config(&addresses, ca, transport, &key_line), None);
+    let record = temp_dir("faults-record");
+    let out = live_run(
+        &sim_config(&addresses, ca, transport, &key_line),
+        Some(record.clone()),
+    );
     let sim = sim.join().unwrap();
     let s = &out.summary;
     eprintln!(
@@ -81,6 +86,12 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     assert_rows_eq("bars through faults", &out.bars, &golden("bars_btc.jsonl"));
     assert_eq!(s.engine.unfilled_trade_gaps, 0, "every hole is filled");
     assert_eq!(s.late_trades, 0);
+    // Breaks and history answers are in the recording: replaying it gives the run back.
+    let again = replay_run(recorded_inputs(&record));
+    assert_rows_eq("replayed bars", &again.bars, &out.bars);
+    assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    std::fs::remove_dir_all(record).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

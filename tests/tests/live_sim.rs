@@ -2,13 +2,13 @@
 //! the same recordings, over ws and over wss with a locally generated CA, and the live
 //! output equals `flowcore replay` of the run's own `--record` output.
 
-use flowcore_core::instrument::Venue::{self, BinanceSpot, BinanceUsdm};
+use flowcore_core::instrument::Venue::{BinanceSpot, BinanceUsdm};
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, expected_transport, file, golden, io_uring_here, live_run,
-    local_ca, run as replay_run, run_options, sim_config, sim_options, start_sim_with, temp_dir,
-    SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
+    local_ca, recorded_inputs, run as replay_run, run_options, sim_config, sim_options,
+    start_sim_with, temp_dir, SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
 };
-use flowcore_tools::replay::{Input, Source};
+use flowcore_tools::replay::Input;
 use flowcore_tools::run::{run, RunOptions};
 use flowcore_tools::sim::{Pace, SimSummary};
 use std::path::{Path, PathBuf};
@@ -28,30 +28,6 @@ fn start_sim(
 /// A run configuration for the simulator's venues (see [`sim_config`]).
 fn config(addresses: &SimAddresses, ca: Option<&Path>, transport: &str) -> String {
     sim_config(addresses, ca, transport, "")
-}
-
-/// The recorded files of a run as replay inputs, each with its venue (from its name).
-fn recorded_inputs(dir: &Path) -> Vec<Input> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|path| {
-            let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            let venue = Venue::ALL
-                .iter()
-                .copied()
-                .find(|v| name.starts_with(&format!("{}_", v.name())))
-                .expect("a venue-named file");
-            Input {
-                venue,
-                source: Source::Path(path),
-            }
-        })
-        .collect()
 }
 
 fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str) {
