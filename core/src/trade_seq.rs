@@ -184,7 +184,11 @@ impl TradeSequencer {
             }
             State::AfterBreak { .. } | State::Continuous => {
                 // A hole; in a history answer, perhaps only ids the history leaves out
-                // (futures insurance-fund fills), which the answer's end settles.
+                // (futures insurance-fund fills), which the answer's end settles. History
+                // proves nothing of the stream: after a break, it stays to be proven.
+                if let (State::AfterBreak { since_ms, .. }, true) = (self.state, from_history) {
+                    self.break_during_hole.get_or_insert(since_ms);
+                }
                 self.state = State::Hole { empty_answers: 0 };
                 self.held.push(*trade);
                 self.ask(last + 1, 0);
@@ -585,6 +589,23 @@ mod tests {
         }
         assert_eq!(s.on_backfill_end(Some(14)), Resolution::Filled);
         assert_eq!(s.take_held().count(), 4);
+        assert!(!s.is_holding());
+        // The same skip in an answer polled after a break settles the ids, but the stream
+        // is still to be proven.
+        s.on_break(0);
+        s.take_request();
+        for id in [16, 18] {
+            s.on_trade(&trade(id), true);
+        }
+        assert_eq!(s.on_backfill_end(Some(18)), Resolution::Filled);
+        assert_eq!(
+            s.take_held().count(),
+            1,
+            "16 followed on and was counted at once"
+        );
+        assert!(s.is_holding());
+        assert_eq!(s.take_request().map(|r| r.from_id), Some(19));
+        assert_eq!(s.on_trade(&trade(19), false), TradeVerdict::Count);
         assert!(!s.is_holding());
     }
 
