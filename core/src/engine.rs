@@ -347,13 +347,10 @@ impl Engine {
                     self.hold(inst);
                 }
                 // The book missed diffs: it is unsynced (tops say so) until the successor
-                // connection's first diff asks for a snapshot.
-                let slot = &mut self.books[inst.index()];
-                slot.seq.reset();
-                slot.book.clear();
-                slot.pending.clear();
-                slot.pending_levels.clear();
-                slot.batch = Batch::Idle;
+                // connection's first diff asks for a snapshot. A batch cut by the break
+                // ends here.
+                self.reset_book(inst);
+                self.books[inst.index()].batch = Batch::Idle;
             }
             SessionEvent::BackfillBegin => self.in_backfill[inst.index()] = true,
             SessionEvent::BackfillEnd { last_id } => {
@@ -629,12 +626,17 @@ impl Engine {
     fn gap(&mut self, inst: InstrumentId) {
         self.counters.gaps += 1;
         self.counters.resync_requests += 1;
+        self.reset_book(inst);
+        self.request_snapshot(inst);
+    }
+
+    /// Drops a book and what it buffered: it waits for a snapshot again.
+    fn reset_book(&mut self, inst: InstrumentId) {
         let slot = &mut self.books[inst.index()];
         slot.seq.reset();
         slot.book.clear();
         slot.pending.clear();
         slot.pending_levels.clear();
-        self.request_snapshot(inst);
     }
 
     /// Writes the rows of every second before `until_sec` that is due.

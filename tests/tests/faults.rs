@@ -30,17 +30,19 @@ const KEY: &str = "flowcore-test-key";
 
 fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let dir = temp_dir("faults-tls");
-    let (ca, cert, key) = local_ca(&dir);
-    let sim_tls = tls.then_some((cert, key));
+    // A CA only where the run is over wss.
+    let (ca, sim_tls) = match tls.then(|| local_ca(&dir)) {
+        Some((ca, cert, key)) => (Some(ca), Some((cert, key))),
+        None => (None, None),
+    };
     let mut options = sim_options(btc_inputs(), Pace::Faster(60.0), 3, sim_tls);
     options.faults = mixed_plan();
     options.api_key = Some(KEY.into());
     let (addresses, sim) = start_sim_with(options);
     let key_line = format!("api_key = \"{KEY}\"\n");
-    let ca = tls.then_some(ca.as_path());
     let record = temp_dir("faults-record");
     let out = live_run(
-        &sim_config(&addresses, ca, transport, &key_line),
+        &sim_config(&addresses, ca.as_deref(), transport, &key_line),
         Some(record.clone()),
     );
     let sim = sim.join().unwrap();

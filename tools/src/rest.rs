@@ -68,64 +68,74 @@ pub(crate) async fn fetch(
     req: &RestRequest,
     tls: &TlsSettings,
     stop: &AtomicBool,
-    mut on_error: impl FnMut(&TransportError),
+    on_error: impl FnMut(&TransportError),
 ) -> RestAnswer {
     match req.request {
-        FeedRequest::Snapshot(_) => get_until_ok(&req.url, tls, stop, on_error)
+        FeedRequest::Snapshot(_) => {
+            get_retrying(
+                &req.url,
+                tls,
+                &[],
+                stop,
+                None,
+                Duration::from_millis(200),
+                on_error,
+            )
             .await
-            .map_or(RestAnswer::Stopped, RestAnswer::Body),
+        }
         FeedRequest::Trades(_, r) => {
             tokio::time::sleep(HISTORY_RETRY_DELAY * u32::from(r.retry)).await;
             let key = req.api_key.as_deref().map(|k| [("X-MBX-APIKEY", k)]);
             let headers: &[(&str, &str)] = key.as_ref().map_or(&[], |k| k.as_slice());
-            let mut backoff = Backoff::new(HISTORY_RETRY_DELAY);
-            for _ in 0..HISTORY_ATTEMPTS {
-                if stop.load(Ordering::Relaxed) {
-                    return RestAnswer::Stopped;
-                }
-                match http::get_with_headers(&req.url, tls, Duration::from_secs(10), headers).await
-                {
-                    Ok(body) => return RestAnswer::Body(body),
-                    Err(e) => {
-                        on_error(&e);
-                        eprintln!("run: trade history {}: {e}", req.url);
-                        if matches!(
-                            e,
-                            TransportError::HttpStatus {
-                                status: 400..=499,
-                                ..
-                            }
-                        ) && !matches!(e, TransportError::HttpStatus { status: 429, .. })
-                        {
-                            return RestAnswer::Refused;
-                        }
-                        tokio::time::sleep(backoff.next_delay()).await;
-                    }
-                }
-            }
-            RestAnswer::Refused
+            let attempts = Some(HISTORY_ATTEMPTS);
+            get_retrying(
+                &req.url,
+                tls,
+                headers,
+                stop,
+                attempts,
+                HISTORY_RETRY_DELAY,
+                on_error,
+            )
+            .await
         }
     }
 }
 
-/// GETs `url` until a body arrives (then returns it) or the run stops (`None`), backing
-/// off between attempts; `on_error` hears of each failure, which is also logged.
-pub(crate) async fn get_until_ok(
+/// GETs `url` until a body arrives, backing off from `first_delay` between attempts.
+/// With `attempts`, gives up after that many failures, or at once when the venue refuses
+/// (a 4xx other than 429): [`RestAnswer::Refused`]. Without, tries until the run stops.
+async fn get_retrying(
     url: &str,
     tls: &TlsSettings,
+    headers: &[(&str, &str)],
     stop: &AtomicBool,
+    attempts: Option<u32>,
+    first_delay: Duration,
     mut on_error: impl FnMut(&TransportError),
-) -> Option<Vec<u8>> {
-    let mut backoff = Backoff::new(Duration::from_millis(200));
+) -> RestAnswer {
+    let mut backoff = Backoff::new(first_delay);
+    let mut failures = 0;
     while !stop.load(Ordering::Relaxed) {
-        match http::get(url, tls, Duration::from_secs(10)).await {
-            Ok(body) => return Some(body),
+        match http::get_with_headers(url, tls, Duration::from_secs(10), headers).await {
+            Ok(body) => return RestAnswer::Body(body),
             Err(e) => {
                 on_error(&e);
-                eprintln!("run: snapshot {url}: {e}; retrying");
+                eprintln!("run: GET {url}: {e}");
+                failures += 1;
+                let refused = matches!(
+                    e,
+                    TransportError::HttpStatus {
+                        status: 400..=499,
+                        ..
+                    }
+                ) && !matches!(e, TransportError::HttpStatus { status: 429, .. });
+                if attempts.is_some_and(|max| refused || failures >= max) {
+                    return RestAnswer::Refused;
+                }
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
-    None
+    RestAnswer::Stopped
 }

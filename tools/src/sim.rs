@@ -535,21 +535,24 @@ async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
 fn inject(sim: &Shared, v: usize, kind: FaultKind, gap_due: &mut [bool]) {
     let mut s = sim.borrow_mut();
     s.summary.faults.add(kind);
-    match kind {
-        FaultKind::Gap => gap_due[v] = true,
-        FaultKind::RestFailure => s.rest_failures += REST_FAILURES,
+    let at_clients = match kind {
+        FaultKind::Gap => {
+            gap_due[v] = true;
+            return;
+        }
+        FaultKind::RestFailure => {
+            s.rest_failures += REST_FAILURES;
+            return;
+        }
         FaultKind::Refuse => {
             s.refuse_until[v] = Some(Instant::now() + REFUSE_FOR);
-            for c in &s.venues[v].clients {
-                let _ = c.tx.try_send(Outgoing::Fault(FaultKind::Drop));
-            }
+            FaultKind::Drop
         }
-        _ => {
-            for c in &s.venues[v].clients {
-                // A client whose queue is full misses the fault: it is lagging anyway.
-                let _ = c.tx.try_send(Outgoing::Fault(kind));
-            }
-        }
+        kind => kind,
+    };
+    for c in &s.venues[v].clients {
+        // A client whose queue is full misses the fault: it is lagging anyway.
+        let _ = c.tx.try_send(Outgoing::Fault(at_clients));
     }
 }
 
@@ -1048,12 +1051,15 @@ fn history_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str
 /// The REST depth snapshot (`/api/v3/depth?symbol=BTCUSDT&limit=1000`).
 fn snapshot_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
     let venue = sim.venues[v].venue;
-    let param = |key: &str| query.get(key);
-    let limit: usize = param("limit")
+    let limit: usize = query
+        .get("limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(100)
         .clamp(1, 5000);
-    let Some(inst) = param("symbol").and_then(|s| sim.table.find(venue, s.as_bytes())) else {
+    let Some(inst) = query
+        .get("symbol")
+        .and_then(|s| sim.table.find(venue, s.as_bytes()))
+    else {
         return (
             "400 Bad Request",
             r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
