@@ -242,3 +242,28 @@ fn newer_real_messages_with_unknown_fields_parse() {
         }
     }
 }
+
+/// Binance's `serverShutdown` notice, bare (`/ws`) or in the combined wrapper, is a
+/// control message for every dialect, never market data and never an error.
+#[test]
+fn server_shutdown_notices_are_control_messages() {
+    let table = InstrumentTable::binance_defaults();
+    for venue in [Venue::BinanceSpot, Venue::BinanceUsdm, Venue::BinanceCoinm] {
+        let mut parser = VenueParser::new(venue, table.clone());
+        for line in [
+            r#"{"e":"serverShutdown","E":1770123456789}"#,
+            r#"{"stream":"btcusdt@trade","data":{"E":1770123456789,"e":"serverShutdown"}}"#,
+        ] {
+            let mut events = 0;
+            let r = parser.parse(0, line.as_bytes(), None, &mut |_| events += 1);
+            assert_eq!(
+                r,
+                Ok(flowcore_feeds::binance::Parsed::Control(
+                    flowcore_feeds::binance::Control::ServerShutdown
+                )),
+                "{venue:?}: {line}"
+            );
+            assert_eq!(events, 0);
+        }
+    }
+}

@@ -9,6 +9,7 @@
 //! ```
 
 use crate::backoff::Backoff;
+use crate::link::{Ended, Link, LinkAction, LINK_TICK};
 use crate::rest::{fetch, RestAnswer, RestRequest};
 use crate::run::{refused, FeedStats, FeedThread, SNAPSHOT_GRACE};
 use crate::run_config::IdleStrategy;
@@ -19,23 +20,23 @@ use flowcore_feeds::binance::session::combined_stream_url;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::client_config;
 use flowcore_feeds::transport::uring::{ConnId, UringConfig, UringDriver, UringEvent};
-use flowcore_feeds::transport::TlsSettings;
+use flowcore_feeds::transport::{TlsSettings, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// One symbol's connection, reconnected with backoff.
+/// One symbol's connections: reconnected with backoff, replaced before their lifetime ends.
 struct Stream {
     symbol: String,
     inst: InstrumentId,
     url: String,
     parser: VenueParser,
-    id: Option<ConnId>,
-    /// The connection got past its upgrade.
+    link: Link<ConnId>,
+    /// The primary got past its upgrade.
     opened: bool,
     /// Some connection of this stream ever did.
     ever_opened: bool,
-    /// When to try again while `id` is `None`.
+    /// When to try again while there is no primary.
     retry_at: Instant,
     backoff: Backoff,
     /// Closed cleanly by the server with `exit_on_close`: not reconnected.
@@ -157,7 +158,7 @@ pub(crate) fn feed_main_uring(
                 inst,
                 url: combined_stream_url(&feed.ws_url, symbol, &feed.streams),
                 parser: VenueParser::new(feed.venue, thread.table.clone()),
-                id: None,
+                link: Link::new(feed.stall_timeout, feed.rotate_after),
                 opened: false,
                 ever_opened: false,
                 retry_at: now,
@@ -169,11 +170,17 @@ pub(crate) fn feed_main_uring(
     let mut all_ended: Option<Instant> = None;
     let mut stopping: Option<Instant> = None;
     let mut idle_rounds = 0u32;
+    // Connections to close once the poll lets go of the driver (replaced ones), and what
+    // link ticks ask for: both empty in steady state.
+    let mut retire: Vec<ConnId> = Vec::with_capacity(8);
+    let mut actions: Vec<(usize, LinkAction<ConnId>)> = Vec::with_capacity(8);
+    let mut next_tick = Instant::now();
+    let mut rounds = 0u32;
     loop {
         if stop.load(Ordering::Relaxed) && stopping.is_none() {
             stopping = Some(Instant::now());
             for s in &streams {
-                if let Some(id) = s.id {
+                for id in s.link.primary().into_iter().chain(s.link.standby()) {
                     driver.close(id);
                 }
             }
@@ -181,9 +188,9 @@ pub(crate) fn feed_main_uring(
         if stopping.is_none() {
             for s in streams.iter_mut() {
                 // The clock is read only for a stream waiting to reconnect.
-                if s.id.is_none() && !s.finished && Instant::now() >= s.retry_at {
+                if s.link.primary().is_none() && !s.finished && Instant::now() >= s.retry_at {
                     match driver.connect(&s.url, Some(tls.clone())) {
-                        Ok(id) => s.id = Some(id),
+                        Ok(id) => s.link.primary_connecting(id, Instant::now()),
                         Err(e) => {
                             thread.stats.connect_errors += 1;
                             eprintln!("run: {} {}: connect: {e}", feed.venue, s.symbol);
@@ -194,46 +201,102 @@ pub(crate) fn feed_main_uring(
             }
         }
         let polled = driver.poll(&mut |id, event| {
-            let Some(s) = streams.iter_mut().find(|s| s.id == Some(id)) else {
+            let Some(s) = streams.iter_mut().find(|s| s.link.owns(id)) else {
                 return;
             };
+            let Stream {
+                link, parser, inst, ..
+            } = s;
+            let mut notice = false;
+            let mut forward = thread.forwarder(parser, *inst, &mut notice);
             match event {
                 UringEvent::Open => {
-                    s.opened = true;
-                    s.ever_opened = true;
-                    s.backoff.reset();
-                    thread.open_record_file(s.inst, &s.symbol);
+                    drop(forward);
+                    if s.link.on_open(id, Instant::now()) {
+                        s.opened = true;
+                        s.ever_opened = true;
+                        s.backoff.reset();
+                        thread.open_record_file(s.inst, &s.symbol);
+                    }
                 }
                 UringEvent::Message(bytes) => {
-                    thread.on_message(&mut s.parser, s.inst, bytes, None);
+                    retire.extend(link.on_message(id, bytes, &mut forward));
+                    drop(forward);
+                    if notice {
+                        link.on_shutdown_notice();
+                    }
                 }
                 UringEvent::Closed(result) => {
-                    s.id = None;
-                    if s.opened {
-                        thread.stats.disconnects += 1;
-                    } else {
-                        thread.stats.connect_errors += 1;
-                    }
-                    let clean_end = exit_on_close && s.opened && result.is_ok();
-                    if s.opened && stopping.is_none() && !clean_end {
-                        thread.on_session(&mut s.parser, s.inst, SessionEvent::StreamBreak);
-                    }
-                    match result {
-                        Ok(()) if clean_end => s.finished = true,
-                        Ok(()) => {}
-                        Err(e) if exit_on_close && !s.opened && s.ever_opened && refused(&e) => {
-                            s.finished = true;
+                    let ended = link.on_closed(id, &mut forward);
+                    drop(forward);
+                    match ended {
+                        Ended::Primary => on_primary_closed(
+                            &mut thread,
+                            s,
+                            result,
+                            exit_on_close,
+                            stopping.is_some(),
+                        ),
+                        Ended::PrimaryReplaced => {
+                            thread.stats.disconnects += 1;
+                            s.opened = s.link.primary_open();
+                            if let Err(e) = result {
+                                eprintln!(
+                                    "run: {} {}: {e}; the standby takes over",
+                                    feed.venue, s.symbol
+                                );
+                            }
                         }
-                        Err(e) if stopping.is_none() => {
-                            eprintln!("run: {} {}: {e}; reconnecting", feed.venue, s.symbol);
+                        Ended::Standby => {
+                            thread.stats.connect_errors += 1;
+                            s.link.standby_failed(Instant::now());
                         }
-                        Err(_) => {}
+                        Ended::Retired | Ended::Unknown => {}
                     }
-                    s.opened = false;
-                    s.retry_at = Instant::now() + s.backoff.next_delay();
                 }
             }
         });
+        for id in retire.drain(..) {
+            driver.close(id);
+        }
+        // Liveness and rotation: looked at every 100 ms, the clock read once per 256
+        // rounds of the busy loop (or per idle round), never per message.
+        rounds = rounds.wrapping_add(1);
+        if stopping.is_none() && (rounds.is_multiple_of(256) || idle_rounds > 0) {
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + LINK_TICK;
+                for (i, s) in streams.iter_mut().enumerate() {
+                    let Stream {
+                        link, parser, inst, ..
+                    } = s;
+                    let mut notice = false;
+                    link.tick(
+                        now,
+                        &mut |id| driver.received_bytes(id),
+                        &mut thread.forwarder(parser, *inst, &mut notice),
+                        &mut |a| actions.push((i, a)),
+                    );
+                }
+                for (i, action) in actions.drain(..) {
+                    let s = &mut streams[i];
+                    match action {
+                        LinkAction::ConnectStandby => {
+                            match driver.connect(&s.url, Some(tls.clone())) {
+                                Ok(id) => s.link.standby_connecting(id, now),
+                                Err(e) => {
+                                    thread.stats.connect_errors += 1;
+                                    eprintln!("run: {} {}: standby: {e}", feed.venue, s.symbol);
+                                    s.link.standby_failed(now);
+                                }
+                            }
+                        }
+                        LinkAction::Ping(id) => driver.ping(id),
+                        LinkAction::Drop(id) => driver.abort(id, TransportError::Timeout),
+                    }
+                }
+            }
+        }
         let progressed = match polled {
             Ok(p) => p,
             Err(e) => {
@@ -287,6 +350,43 @@ pub(crate) fn feed_main_uring(
         }
     }
     drop(fetcher);
+    for s in &streams {
+        thread.count_link(s.link.counters());
+    }
     thread.publish_stats();
     thread.stats
+}
+
+/// A stream's primary connection ended with nothing to replace it: a disconnect, a failed
+/// connect, or the server's clean end.
+fn on_primary_closed(
+    thread: &mut FeedThread,
+    s: &mut Stream,
+    result: Result<(), TransportError>,
+    exit_on_close: bool,
+    stopping: bool,
+) {
+    let venue = thread.feed.venue;
+    if s.opened {
+        thread.stats.disconnects += 1;
+    } else {
+        thread.stats.connect_errors += 1;
+    }
+    let clean_end = exit_on_close && s.opened && result.is_ok();
+    if s.opened && !stopping && !clean_end {
+        thread.on_session(&mut s.parser, s.inst, SessionEvent::StreamBreak);
+    }
+    match result {
+        Ok(()) if clean_end => s.finished = true,
+        Ok(()) => {}
+        Err(e) if exit_on_close && !s.opened && s.ever_opened && refused(&e) => {
+            s.finished = true;
+        }
+        Err(e) if !stopping => {
+            eprintln!("run: {venue} {}: {e}; reconnecting", s.symbol);
+        }
+        Err(_) => {}
+    }
+    s.opened = false;
+    s.retry_at = Instant::now() + s.backoff.next_delay();
 }

@@ -6,6 +6,7 @@ pub mod demo;
 mod feed_uring;
 pub mod instruments;
 pub mod jsonl;
+mod link;
 pub mod outputs;
 pub mod recorder;
 pub mod recording;

@@ -17,6 +17,7 @@
 
 use crate::backoff::Backoff;
 use crate::feed_uring::feed_main_uring;
+use crate::link::{Link, LinkAction, LinkCounters, LINK_TICK};
 use crate::outputs::{CoreSink, PipelineCounters};
 use crate::recorder::{RecordWriter, Recorder};
 use crate::rest::{fetch, RestAnswer, RestRequest};
@@ -27,7 +28,7 @@ use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable};
 use flowcore_feeds::binance::session::combined_stream_url;
-use flowcore_feeds::binance::Parsed;
+use flowcore_feeds::binance::{Control, Parsed};
 use flowcore_feeds::marker_line;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
@@ -36,8 +37,10 @@ use flowcore_feeds::transport::{TlsSettings, Transport, TransportError};
 use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -111,6 +114,14 @@ pub struct RunSummary {
     pub ring_waits: u64,
     /// Times a feed waited for room in its record ring.
     pub record_waits: u64,
+    /// Connections replaced make before break, in step (nothing lost or doubled).
+    pub rotations: u64,
+    /// Replacements that could not get in step and ended as a stream break.
+    pub rotation_breaks: u64,
+    /// Connections dropped because they fell silent (no data, ping or pong).
+    pub stalls: u64,
+    /// `serverShutdown` notices received (each starts a replacement).
+    pub shutdown_notices: u64,
     /// Lines written by the recorder.
     pub recorded_lines: u64,
     /// Engine counters.
@@ -139,6 +150,10 @@ pub(crate) struct FeedStats {
     pub(crate) connect_errors: u64,
     pub(crate) ring_waits: u64,
     pub(crate) record_waits: u64,
+    pub(crate) rotations: u64,
+    pub(crate) rotation_breaks: u64,
+    pub(crate) stalls: u64,
+    pub(crate) shutdown_notices: u64,
 }
 
 /// A feed thread's counters as the core thread sees them, for the bus's health records:
@@ -352,6 +367,10 @@ pub fn run<'w>(
         summary.connect_errors += s.connect_errors;
         summary.ring_waits += s.ring_waits;
         summary.record_waits += s.record_waits;
+        summary.rotations += s.rotations;
+        summary.rotation_breaks += s.rotation_breaks;
+        summary.stalls += s.stalls;
+        summary.shutdown_notices += s.shutdown_notices;
     }
     if let Some(recorder) = recorder {
         summary.recorded_lines = recorder.finish().context("--record")?;
@@ -465,14 +484,15 @@ impl FeedThread {
         self.live.store(&self.stats);
     }
 
-    /// Stamps, records, parses and hands on one message.
+    /// Stamps, records, parses and hands on one message; `None` when the parser refused it
+    /// (counted).
     pub(crate) fn on_message(
         &mut self,
         parser: &mut VenueParser,
         inst: InstrumentId,
         bytes: &[u8],
         snapshot_for: Option<InstrumentId>,
-    ) -> bool {
+    ) -> Option<Parsed> {
         let ts = self.clock.now();
         self.stats.messages += 1;
         if let Some(recorder) = &mut self.recorder {
@@ -497,18 +517,41 @@ impl FeedThread {
             }
         });
         let result = match result {
-            Ok(Parsed::Events(_)) => true,
-            Ok(Parsed::Control(_)) => {
-                self.stats.control_messages += 1;
-                true
+            Ok(parsed) => {
+                if let Parsed::Control(_) = parsed {
+                    self.stats.control_messages += 1;
+                }
+                Some(parsed)
             }
             Err(_) => {
                 self.stats.parse_errors += 1;
-                false
+                None
             }
         };
         self.live.store(&self.stats);
         result
+    }
+
+    /// [`Self::on_message`] for a [`Link`]'s forwarded messages: sets `notice` when one is
+    /// the venue's `serverShutdown`.
+    pub(crate) fn forwarder<'a>(
+        &'a mut self,
+        parser: &'a mut VenueParser,
+        inst: InstrumentId,
+        notice: &'a mut bool,
+    ) -> impl FnMut(&[u8]) + 'a {
+        move |bytes| {
+            let parsed = self.on_message(parser, inst, bytes, None);
+            *notice |= parsed == Some(Parsed::Control(Control::ServerShutdown));
+        }
+    }
+
+    /// Adds a link's counters to the thread's.
+    pub(crate) fn count_link(&mut self, c: LinkCounters) {
+        self.stats.rotations += c.rotations;
+        self.stats.rotation_breaks += c.rotation_breaks;
+        self.stats.stalls += c.stalls;
+        self.stats.shutdown_notices += c.shutdown_notices;
     }
 
     /// Passes a session event that no venue message carries (as its marker line, so that
@@ -543,7 +586,7 @@ impl FeedThread {
         let inst = request.inst();
         match answer {
             RestAnswer::Body(body) => {
-                let applied = self.on_message(parser, inst, &body, Some(inst));
+                let applied = self.on_message(parser, inst, &body, Some(inst)).is_some();
                 match (request, applied) {
                     (FeedRequest::Snapshot(_), true) => self.stats.snapshots += 1,
                     (FeedRequest::Snapshot(_), false) => self.stats.snapshot_errors += 1,
@@ -641,8 +684,30 @@ fn feed_main(
     stats
 }
 
+/// A standby's connect: its key and transport.
+type StandbyConnect = Result<(u64, WsTransport), TransportError>;
+
+/// What one turn of a connection task's loop came to.
+enum Turn {
+    /// Nothing for the loop to do.
+    Continue,
+    /// The link switched to the standby: the old primary is to be closed.
+    Switched,
+    /// The primary ended.
+    PrimaryEnded(Result<(), TransportError>),
+    /// The standby ended (or failed to connect).
+    StandbyEnded,
+    /// The standby's connect finished.
+    StandbyConnected(u64, Box<WsTransport>),
+    /// Time to look at liveness and ages.
+    Tick,
+    /// The run is stopping.
+    Shutdown,
+}
+
 /// One symbol's WebSocket, reconnected with backoff until the run stops or the server
-/// closes it cleanly (the end of a simulator's recordings).
+/// closes it cleanly (the end of a simulator's recordings), replaced make before break
+/// before its lifetime ends, dropped when it falls silent (see [`Link`]).
 async fn connection(
     shared: Shared,
     symbol: String,
@@ -661,64 +726,258 @@ async fn connection(
     };
     let mut parser = VenueParser::new(feed.venue, table);
     let mut backoff = Backoff::new(Duration::from_millis(100));
+    let mut link: Link<u64> = Link::new(feed.stall_timeout, feed.rotate_after);
+    let mut keys = 0u64..;
+    let mut tick = tokio::time::interval(LINK_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut first_connection = true;
-    while !stop.load(Ordering::Relaxed) {
-        let mut transport = tokio::select! {
+    'connect: while !stop.load(Ordering::Relaxed) {
+        let mut primary = tokio::select! {
             c = WsTransport::connect_with_limit(&url, &tls, max_message) => match c {
                 Ok(t) => t,
                 Err(e) => {
                     shared.borrow_mut().stats.connect_errors += 1;
                     if exit_on_close && !first_connection && refused(&e) {
-                        return;
+                        break 'connect;
                     }
                     eprintln!("run: {} {symbol}: connect: {e}", feed.venue);
                     tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|&s| s) => return,
+            _ = shutdown.wait_for(|&s| s) => break 'connect,
         };
+        let mut primary_key = keys.next().unwrap_or_default();
+        link.primary_connecting(primary_key, Instant::now());
+        link.on_open(primary_key, Instant::now());
         backoff.reset();
         shared.borrow_mut().open_record_file(inst, &symbol);
         first_connection = false;
+        let mut standby: Option<(u64, WsTransport)> = None;
+        let mut connecting: Option<Pin<Box<dyn Future<Output = StandbyConnect>>>> = None;
         loop {
-            let next = tokio::select! {
-                m = transport.next_message() => m,
-                // A watch, not a polled flag: waiting on it costs no timer per message.
-                _ = shutdown.wait_for(|&s| s) => {
-                    transport.close().await;
-                    return;
-                }
-            };
-            match next {
-                Ok(Some(bytes)) => {
-                    shared
-                        .borrow_mut()
-                        .on_message(&mut parser, inst, bytes, None);
-                }
-                Ok(None) => {
-                    // A clean close: the server ended the stream (a simulator at the end
-                    // of its recordings, a venue's 24 h limit). Reconnect unless stopping.
-                    shared.borrow_mut().stats.disconnects += 1;
-                    if exit_on_close {
-                        return;
+            let mut notice = false;
+            let turn = tokio::select! {
+                m = primary.next_message() => match m {
+                    Ok(Some(bytes)) => {
+                        let mut s = shared.borrow_mut();
+                        let mut forward = s.forwarder(&mut parser, inst, &mut notice);
+                        link.on_message(primary_key, bytes, &mut forward).map_or(Turn::Continue, |_| Turn::Switched)
                     }
-                    shared
-                        .borrow_mut()
-                        .on_session(&mut parser, inst, SessionEvent::StreamBreak);
-                    break;
+                    Ok(None) => Turn::PrimaryEnded(Ok(())),
+                    Err(e) => Turn::PrimaryEnded(Err(e)),
+                },
+                (key, m) = async {
+                    let (key, t) = standby.as_mut().expect("guarded");
+                    (*key, t.next_message().await)
+                }, if standby.is_some() => match m {
+                    Ok(Some(bytes)) => {
+                        let mut s = shared.borrow_mut();
+                        let mut forward = s.forwarder(&mut parser, inst, &mut notice);
+                        link.on_message(key, bytes, &mut forward).map_or(Turn::Continue, |_| Turn::Switched)
+                    }
+                    Ok(None) | Err(_) => Turn::StandbyEnded,
+                },
+                c = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                    connecting = None;
+                    match c {
+                        Ok((key, t)) => Turn::StandbyConnected(key, Box::new(t)),
+                        Err(e) => {
+                            eprintln!("run: {} {symbol}: standby: {e}", feed.venue);
+                            Turn::StandbyEnded
+                        }
+                    }
+                },
+                _ = tick.tick() => Turn::Tick,
+                // A watch, not a polled flag: waiting on it costs no timer per message.
+                _ = shutdown.wait_for(|&s| s) => Turn::Shutdown,
+            };
+            if notice {
+                link.on_shutdown_notice();
+            }
+            let mut forward_notice = false;
+            match turn {
+                Turn::Continue => {}
+                Turn::Switched | Turn::Tick => {
+                    let mut primary_stalled = false;
+                    if matches!(turn, Turn::Tick) {
+                        let mut actions = Vec::new();
+                        {
+                            let (p, sb) = (&primary, &standby);
+                            let mut s = shared.borrow_mut();
+                            link.tick(
+                                Instant::now(),
+                                &mut |k| {
+                                    if k == primary_key {
+                                        Some(p.frames_received())
+                                    } else {
+                                        sb.as_ref()
+                                            .filter(|(sk, _)| *sk == k)
+                                            .map(|(_, t)| t.frames_received())
+                                    }
+                                },
+                                &mut s.forwarder(&mut parser, inst, &mut forward_notice),
+                                &mut |a| actions.push(a),
+                            );
+                        }
+                        for action in actions {
+                            match action {
+                                LinkAction::ConnectStandby => {
+                                    let key = keys.next().unwrap_or_default();
+                                    link.standby_connecting(key, Instant::now());
+                                    let (url, tls) = (url.clone(), tls.clone());
+                                    connecting = Some(Box::pin(async move {
+                                        WsTransport::connect_with_limit(&url, &tls, max_message)
+                                            .await
+                                            .map(|t| (key, t))
+                                    }));
+                                }
+                                LinkAction::Ping(k) if k == primary_key => {
+                                    let _ = primary.ping().await;
+                                }
+                                LinkAction::Ping(k) => {
+                                    if let Some((_, t)) =
+                                        standby.as_mut().filter(|(sk, _)| *sk == k)
+                                    {
+                                        let _ = t.ping().await;
+                                    }
+                                }
+                                LinkAction::Drop(k)
+                                    if standby.as_ref().is_some_and(|(sk, _)| *sk == k) =>
+                                {
+                                    standby = None;
+                                    link.on_closed(k, &mut |_| {});
+                                    link.standby_failed(Instant::now());
+                                }
+                                // The primary stalled, or was replaced without getting in
+                                // step (which the link has forwarded as a break).
+                                LinkAction::Drop(k) => primary_stalled = link.primary() == Some(k),
+                            }
+                        }
+                    }
+                    // The link may have moved to the standby (in step, or by giving up).
+                    if link.primary() != Some(primary_key) {
+                        if let Some((key, t)) = standby.take() {
+                            let old = std::mem::replace(&mut primary, t);
+                            link.on_closed(primary_key, &mut |_| {});
+                            primary_key = key;
+                            tokio::task::spawn_local(async move {
+                                let _ =
+                                    tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+                            });
+                        }
+                    } else if primary_stalled {
+                        drop(primary);
+                        if on_lost_primary(
+                            &shared,
+                            &mut parser,
+                            &mut link,
+                            primary_key,
+                            inst,
+                            Err(TransportError::Timeout),
+                            &feed,
+                            &symbol,
+                            exit_on_close,
+                        ) {
+                            break 'connect;
+                        }
+                        break;
+                    }
                 }
-                Err(e) => {
-                    let mut s = shared.borrow_mut();
-                    s.stats.disconnects += 1;
-                    s.on_session(&mut parser, inst, SessionEvent::StreamBreak);
-                    eprintln!("run: {} {symbol}: {e}; reconnecting", feed.venue);
-                    break;
+                Turn::StandbyConnected(key, t) => {
+                    if link.standby() == Some(key) {
+                        link.on_open(key, Instant::now());
+                        standby = Some((key, *t));
+                    }
                 }
+                Turn::StandbyEnded => {
+                    if let Some(key) = standby.take().map(|(k, _)| k).or(link.standby()) {
+                        link.on_closed(key, &mut |_| {});
+                    }
+                    shared.borrow_mut().stats.connect_errors += 1;
+                    link.standby_failed(Instant::now());
+                }
+                Turn::PrimaryEnded(result) => {
+                    if let Some((key, t)) = standby.take() {
+                        let mut s = shared.borrow_mut();
+                        s.stats.disconnects += 1;
+                        link.on_closed(
+                            primary_key,
+                            &mut s.forwarder(&mut parser, inst, &mut forward_notice),
+                        );
+                        drop(s);
+                        if let Err(e) = result {
+                            eprintln!("run: {} {symbol}: {e}; the standby takes over", feed.venue);
+                        }
+                        primary = t;
+                        primary_key = key;
+                    } else {
+                        drop(primary);
+                        if on_lost_primary(
+                            &shared,
+                            &mut parser,
+                            &mut link,
+                            primary_key,
+                            inst,
+                            result,
+                            &feed,
+                            &symbol,
+                            exit_on_close,
+                        ) {
+                            break 'connect;
+                        }
+                        break;
+                    }
+                }
+                Turn::Shutdown => {
+                    primary.close().await;
+                    if let Some((_, t)) = standby {
+                        t.close().await;
+                    }
+                    break 'connect;
+                }
+            }
+            if forward_notice {
+                link.on_shutdown_notice();
             }
         }
         tokio::time::sleep(backoff.next_delay()).await;
     }
+    shared.borrow_mut().count_link(link.counters());
+}
+
+/// The primary connection is gone and no standby replaces it: counts it and says the
+/// stream broke (unless the server ended it cleanly with `exit_on_close`). True when the
+/// connection task is done.
+#[allow(clippy::too_many_arguments)]
+fn on_lost_primary(
+    shared: &Shared,
+    parser: &mut VenueParser,
+    link: &mut Link<u64>,
+    key: u64,
+    inst: InstrumentId,
+    result: Result<(), TransportError>,
+    feed: &FeedConfig,
+    symbol: &str,
+    exit_on_close: bool,
+) -> bool {
+    // A standby still connecting goes with it: the reconnect starts afresh.
+    if let Some(standby) = link.standby() {
+        link.on_closed(standby, &mut |_| {});
+    }
+    link.on_closed(key, &mut |_| {});
+    let mut s = shared.borrow_mut();
+    s.stats.disconnects += 1;
+    // A clean close: the server ended the stream (a simulator at the end of its
+    // recordings). Reconnect unless told not to.
+    if result.is_ok() && exit_on_close {
+        return true;
+    }
+    s.on_session(parser, inst, SessionEvent::StreamBreak);
+    if let Err(e) = result {
+        eprintln!("run: {} {symbol}: {e}; reconnecting", feed.venue);
+    }
+    false
 }
 
 /// Starts a REST request unless the same one is in flight; its answer goes through the

@@ -20,14 +20,21 @@
 //! cpu = 0                                       # optional pin of this feed's thread
 //! api_key_env = "BINANCE_API_KEY"  # optional: the trade history (backfill after a disconnect)
 //!                                  # needs a key on futures; or api_key = "..." in the file
+//! stall_timeout_ms = 10000         # optional: silence (no data, no ping, no pong) after which
+//!                                  # a connection is dropped; a ping probes it halfway
+//! rotate_after_ms = 85500000       # optional: replace each connection, make before break,
+//!                                  # this long after it opened (default: 15 min before the
+//!                                  # venue's 24 h limit)
 //! ```
 
 use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::binance::session::market;
+use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What a thread does when it finds nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -109,6 +116,8 @@ struct RawFeed {
     cpu: Option<usize>,
     api_key: Option<String>,
     api_key_env: Option<String>,
+    stall_timeout_ms: Option<u64>,
+    rotate_after_ms: Option<u64>,
 }
 
 /// One `[[feed]]`: a venue and its symbols, one connection per symbol.
@@ -131,6 +140,10 @@ pub struct FeedConfig {
     /// Sent as `X-MBX-APIKEY` with trade-history requests (public market data needs no
     /// secret; futures history needs a key).
     pub api_key: Option<String>,
+    /// Silence after which a connection is dropped as stalled.
+    pub stall_timeout: Duration,
+    /// Age at which a connection is replaced, make before break.
+    pub rotate_after: Duration,
 }
 
 /// The whole run configuration.
@@ -233,6 +246,24 @@ impl RunConfig {
                 })?),
                 (None, None) => None,
             };
+            let stall_timeout = f
+                .stall_timeout_ms
+                .map_or(STALL_AFTER, Duration::from_millis);
+            if stall_timeout < Duration::from_millis(100) {
+                bail!("{}: at least 100 ms", at("stall_timeout_ms"));
+            }
+            let rotate_after = f.rotate_after_ms.map_or(
+                m.connection_lifetime.saturating_sub(ROTATE_AHEAD),
+                Duration::from_millis,
+            );
+            if rotate_after < Duration::from_secs(1) || rotate_after >= m.connection_lifetime {
+                bail!(
+                    "{}: {} ms is outside 1 s up to the venue's connection lifetime ({} s)",
+                    at("rotate_after_ms"),
+                    rotate_after.as_millis(),
+                    m.connection_lifetime.as_secs()
+                );
+            }
             feeds.push(FeedConfig {
                 venue,
                 symbols,
@@ -242,6 +273,8 @@ impl RunConfig {
                 streams,
                 cpu: f.cpu,
                 api_key,
+                stall_timeout,
+                rotate_after,
             });
         }
         let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);
@@ -288,6 +321,8 @@ mod tests {
         assert_eq!(c.idle, IdleStrategy::Spin);
         assert_eq!(c.transport, TransportKind::IoUring);
         assert_eq!(c.uring_recv, UringRecv::Multishot);
+        assert_eq!(f.stall_timeout, Duration::from_secs(10));
+        assert_eq!(f.rotate_after, Duration::from_secs(23 * 3600 + 45 * 60));
     }
 
     #[test]
@@ -310,6 +345,8 @@ mod tests {
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nspeed = 1\n", "speed"),
             ("[pipeline]\nidle = \"nap\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "idle"),
             ("[pipeline]\ntransport = \"epoll\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "transport"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nrotate_after_ms = 90000000\n", "feed[0].rotate_after_ms"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nstall_timeout_ms = 5\n", "feed[0].stall_timeout_ms"),
             ("[pipeline]\nmax_message = 10\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.max_message"),
             ("", "no [[feed]]"),
         ];

@@ -54,6 +54,9 @@ pub enum Control {
         /// The request id.
         id: u64,
     },
+    /// `{"e":"serverShutdown","E":..}` (bare or in the combined wrapper): the server is
+    /// about to go away; open a new connection now, before this one is cut.
+    ServerShutdown,
     /// `{"error":{..},"id":N}`: a request was refused.
     RequestError {
         /// The request id, when given.
@@ -367,6 +370,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
             Some(b"aggTrade") => MessageType::AggTrade,
             Some(b"bookTicker") => MessageType::BookTicker,
             Some(b"depthUpdate") => MessageType::DepthUpdate,
+            Some(b"serverShutdown") => return Ok(Parsed::Control(Control::ServerShutdown)),
             Some(_) => return Err(ParseError::UnknownMessage),
             None if is_untagged_book_ticker(
                 stream,

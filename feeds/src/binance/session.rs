@@ -2,6 +2,7 @@
 //! defaults of PROTOCOLS.md, every one overridable from configuration.
 
 use flowcore_core::instrument::Venue;
+use std::time::Duration;
 
 /// The public endpoints and default streams of one Binance market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,21 @@ pub struct BinanceMarket {
     pub history_needs_key: bool,
     /// Streams per symbol when the configuration names none, as in the shared recordings.
     pub default_streams: &'static [&'static str],
+    /// A connection lives at most this long; the server then cuts it.
+    pub connection_lifetime: Duration,
 }
+
+/// Silence after which a connection counts as stalled (probed with a ping halfway). The
+/// server's own pings come every 20 s (spot) or 3 min (futures), too rarely to wait for;
+/// our probe gets a pong within a round trip, so a quiet market costs one ping, not a
+/// reconnect.
+pub const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// How long before [`BinanceMarket::connection_lifetime`] a connection is replaced, make
+/// before break: room for a slow handshake and for the new connection to get in step.
+pub const ROTATE_AHEAD: Duration = Duration::from_secs(15 * 60);
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The market of a Binance venue.
 pub const fn market(venue: Venue) -> BinanceMarket {
@@ -33,6 +48,7 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             history_path: "/api/v3/historicalTrades",
             history_needs_key: false,
             default_streams: &["trade", "bookTicker", "depth@100ms"],
+            connection_lifetime: DAY,
         },
         Venue::BinanceUsdm => BinanceMarket {
             venue,
@@ -42,6 +58,7 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             history_path: "/fapi/v1/historicalTrades",
             history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
+            connection_lifetime: DAY,
         },
         Venue::BinanceCoinm => BinanceMarket {
             venue,
@@ -51,6 +68,7 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             history_path: "/dapi/v1/historicalTrades",
             history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
+            connection_lifetime: DAY,
         },
     }
 }

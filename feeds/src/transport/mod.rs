@@ -10,6 +10,7 @@
 //! REST snapshots use [`http::get`] (tokio), off the hot path.
 
 pub mod http;
+pub mod liveness;
 pub mod net;
 mod outbox;
 pub mod tls_client;

@@ -19,6 +19,8 @@ pub struct WsTransport {
     ws: WebSocketStream<NetStream>,
     /// The message last returned: its bytes are borrowed until the next read.
     held: Bytes,
+    /// Frames received, control frames included: moves whenever the peer shows life.
+    frames: u64,
 }
 
 impl WsTransport {
@@ -49,7 +51,26 @@ impl WsTransport {
         Ok(Self {
             ws,
             held: Bytes::new(),
+            frames: 0,
         })
+    }
+
+    /// Frames received so far, pings and pongs included (see
+    /// [`crate::transport::liveness::StallWatch`]).
+    pub fn frames_received(&self) -> u64 {
+        self.frames
+    }
+
+    /// Sends a ping: a live peer answers with a pong, which [`Self::frames_received`]
+    /// counts.
+    ///
+    /// # Errors
+    /// When the connection has failed.
+    pub async fn ping(&mut self) -> Result<(), TransportError> {
+        self.ws
+            .send(Message::Ping(Bytes::from_static(b"flowcore")))
+            .await?;
+        Ok(())
     }
 
     /// Closes the connection politely (a close frame, then the socket).
@@ -61,7 +82,9 @@ impl WsTransport {
 impl Transport for WsTransport {
     async fn next_message(&mut self) -> Result<Option<&[u8]>, TransportError> {
         loop {
-            match self.ws.next().await {
+            let next = self.ws.next().await;
+            self.frames += 1;
+            match next {
                 None | Some(Ok(Message::Close(_))) => return Ok(None),
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(text))) => {

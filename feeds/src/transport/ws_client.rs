@@ -60,6 +60,8 @@ pub struct WsControlCounters {
     pub pongs_sent: u64,
     /// Pings not answered because a later one arrived in the same batch.
     pub pings_superseded: u64,
+    /// Pings we sent to probe a quiet connection.
+    pub pings_sent: u64,
 }
 
 /// The client side of one WebSocket.
@@ -184,6 +186,15 @@ impl WsClient {
                 self.push_frame(Opcode::Pong, &payload);
                 self.control.pongs_sent += 1;
             }
+        }
+    }
+
+    /// Queues a ping, to learn whether a quiet connection is still alive: its pong (or
+    /// anything else) arriving says so. Ignored unless open.
+    pub fn ping(&mut self, payload: &[u8]) {
+        if self.state == WsState::Open {
+            self.push_frame(Opcode::Ping, payload);
+            self.control.pings_sent += 1;
         }
     }
 

@@ -116,6 +116,15 @@ impl WsSession {
         self.seal()
     }
 
+    /// Queues a ping (see [`WsClient::ping`]).
+    ///
+    /// # Errors
+    /// [`SessionError::Tls`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SessionError> {
+        self.ws.ping(payload);
+        self.seal()
+    }
+
     /// Starts the close handshake.
     ///
     /// # Errors

@@ -145,6 +145,8 @@ struct Conn {
     shut_down: bool,
     /// Bytes received since the last `after_batch`.
     touched: bool,
+    /// Bytes received so far: moves whenever the peer shows life (data, pings, pongs).
+    received: u64,
 }
 
 impl Conn {
@@ -271,6 +273,7 @@ impl UringDriver {
             ending: None,
             shut_down: false,
             touched: false,
+            received: 0,
         });
         let slot = match self.slots.iter().position(|s| s.conn.is_none()) {
             Some(i) => i,
@@ -307,6 +310,34 @@ impl UringDriver {
             if let Err(e) = conn.session.send_text(text) {
                 conn.end(Err(e.into()));
             }
+        }
+    }
+
+    /// Bytes received on a connection so far (`None` once it is gone): a caller that
+    /// sees it stand still for too long has a stalled connection (see
+    /// [`crate::transport::liveness::StallWatch`]).
+    pub fn received_bytes(&self, id: ConnId) -> Option<u64> {
+        let slot = self.slots.get(id.slot as usize)?;
+        if slot.generation & 0xFF_FFFF != id.generation {
+            return None;
+        }
+        slot.conn.as_deref().map(|c| c.received)
+    }
+
+    /// Queues a ping on an open connection (ignored otherwise): a live peer answers.
+    pub fn ping(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if let Err(e) = conn.session.ping(b"flowcore") {
+                conn.end(Err(e.into()));
+            }
+        }
+    }
+
+    /// Ends a connection at once, without the close handshake (a stalled peer would never
+    /// answer it); its [`UringEvent::Closed`] carries `why`.
+    pub fn abort(&mut self, id: ConnId, why: TransportError) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.end(Err(why));
         }
     }
 
@@ -495,6 +526,7 @@ impl UringDriver {
                 if result > 0 {
                     counters.receives += 1;
                     counters.bytes_received += result as u64;
+                    conn.received += result as u64;
                     let chunk = match (bid, buffers.as_mut()) {
                         (Some(bid), Some(buffers)) => buffers.take(bid, result as usize),
                         _ => &mut conn.recv_buf[..result as usize],
