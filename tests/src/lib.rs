@@ -240,6 +240,7 @@ pub fn sim_options(
         },
         faults: Default::default(),
         api_key: None,
+        connection_lifetime: None,
     }
 }
 

@@ -24,7 +24,13 @@ fn mixed_plan() -> FaultPlan {
         .with(FaultKind::PingStorm, 13_000)
         .with(FaultKind::RestFailure, 23_000)
         .with(FaultKind::Refuse, 70_000)
+        .with(FaultKind::Stall, 80_000)
+        .with(FaultKind::Shutdown, 45_000)
 }
+
+/// Silence long enough to be a stall in these runs (the simulator plays 60 times faster
+/// than the market, whose quietest second is far shorter).
+const STALL_LINE: &str = "stall_timeout_ms = 1000\n";
 
 const KEY: &str = "flowcore-test-key";
 
@@ -39,7 +45,7 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     options.faults = mixed_plan();
     options.api_key = Some(KEY.into());
     let (addresses, sim) = start_sim_with(options);
-    let key_line = format!("api_key = \"{KEY}\"\n");
+    let key_line = format!("api_key = \"{KEY}\"\n{STALL_LINE}");
     let record = temp_dir("faults-record");
     let out = live_run(
         &sim_config(&addresses, ca.as_deref(), transport, &key_line),
@@ -52,10 +58,14 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
         sim.faults, out.summary.late_trades
     );
     eprintln!(
-        "run: {} disconnects, {} connect errors, {} breaks, {} book gaps, {} trade gaps, \
-         {} backfilled, {} duplicates, {} parse errors, {} histories ({} errors), {} snapshots \
-         ({} errors)",
+        "run: {} disconnects ({} stalls), {} rotations ({} broke, {} notices), {} connect \
+         errors, {} breaks, {} book gaps, {} trade gaps, {} backfilled, {} duplicates, {} parse \
+         errors, {} histories ({} errors), {} snapshots ({} errors)",
         s.disconnects,
+        s.stalls,
+        s.rotations,
+        s.rotation_breaks,
+        s.shutdown_notices,
         s.connect_errors,
         s.engine.stream_breaks,
         s.engine.gaps,
@@ -81,6 +91,11 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
         "depth gaps and reconnects resync the books"
     );
     assert!(s.parse_errors > 0, "malformed frames are counted");
+    assert!(s.stalls > 0, "silent connections are found and dropped");
+    assert!(
+        s.shutdown_notices > 0 && s.rotations > 0,
+        "a shutdown notice replaces the connection before it is cut"
+    );
     assert!(
         s.engine.backfilled_trades > 0,
         "missed trades come back from history"
@@ -192,4 +207,61 @@ fn without_an_api_key_the_holes_are_flagged_incomplete() {
         flagged <= differing + 2 * s.engine.unfilled_trade_gaps as usize,
         "flags stay on the holes: {flagged} flagged for {differing} missing trades"
     );
+}
+
+/// The simulator cuts every connection 4 s after it opened, as Binance does at 24 h; the
+/// run replaces each one after 2.5 s, make before break. Nothing breaks: no stream break,
+/// no trade hole, no duplicate, no second snapshot, and the bars equal the golden bars.
+fn rotation_loses_and_doubles_nothing(transport: &str) {
+    let mut options = sim_options(btc_inputs(), Pace::Faster(60.0), 3, None);
+    options.connection_lifetime = Some(std::time::Duration::from_secs(4));
+    let (addresses, sim) = start_sim_with(options);
+    let record = temp_dir("rotation-record");
+    let out = live_run(
+        &sim_config(&addresses, None, transport, "rotate_after_ms = 2500\n"),
+        Some(record.clone()),
+    );
+    sim.join().unwrap();
+    let s = &out.summary;
+    eprintln!(
+        "rotation: {} rotations ({} broke), {} disconnects, {} breaks, {} snapshots, {} trade \
+         gaps, {} duplicates, {} recorded lines",
+        s.rotations,
+        s.rotation_breaks,
+        s.disconnects,
+        s.engine.stream_breaks,
+        s.snapshots,
+        s.engine.trade_gaps,
+        s.engine.duplicate_trades,
+        s.recorded_lines
+    );
+    assert_eq!(s.transport, Some(expected_transport(transport)));
+    assert!(s.rotations >= 6, "every feed rotated, several times");
+    assert_eq!(s.rotation_breaks, 0);
+    assert_eq!(s.engine.stream_breaks, 0, "no connection was cut under us");
+    assert_eq!(s.engine.trade_gaps, 0, "no trade missed");
+    assert_eq!(s.engine.duplicate_trades, 0, "no trade delivered twice");
+    assert_eq!(s.engine.gaps, 0, "no depth diff missed or doubled");
+    assert_eq!(s.snapshots, 3, "one snapshot per book, never a resync");
+    assert_rows_eq(
+        "bars through rotations",
+        &out.bars,
+        &golden("bars_btc.jsonl"),
+    );
+    let again = replay_run(recorded_inputs(&record));
+    assert_rows_eq("replayed bars", &again.bars, &out.bars);
+    assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    std::fs::remove_dir_all(record).unwrap();
+}
+
+#[test]
+fn over_io_uring_rotation_loses_and_doubles_nothing() {
+    if io_uring_here() {
+        rotation_loses_and_doubles_nothing(IO_URING);
+    }
+}
+
+#[test]
+fn over_tokio_rotation_loses_and_doubles_nothing() {
+    rotation_loses_and_doubles_nothing(TOKIO);
 }

@@ -122,6 +122,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         client_buffer: DEFAULT_CLIENT_BUFFER,
         faults: Default::default(),
         api_key: None,
+        connection_lifetime: None,
     };
     let sim = std::thread::Builder::new()
         .name("flowcore-demo-sim".into())

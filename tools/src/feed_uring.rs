@@ -227,6 +227,10 @@ pub(crate) fn feed_main_uring(
                     }
                 }
                 UringEvent::Closed(result) => {
+                    if exit_on_close && result.is_ok() && link.primary() == Some(id) {
+                        // The server ended the stream: a standby has nothing to take over.
+                        retire.extend(link.abandon_standby());
+                    }
                     let ended = link.on_closed(id, &mut forward);
                     drop(forward);
                     match ended {
@@ -293,6 +297,7 @@ pub(crate) fn feed_main_uring(
                         }
                         LinkAction::Ping(id) => driver.ping(id),
                         LinkAction::Drop(id) => driver.abort(id, TransportError::Timeout),
+                        LinkAction::Retire(id) => driver.close(id),
                     }
                 }
             }

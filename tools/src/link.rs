@@ -17,7 +17,11 @@
 //! holds past that message is new, everything before it was forwarded. A handover that
 //! does not get in step (a standby that never catches up, a venue that frames messages
 //! differently per connection) ends as a stream break: the pipeline's trade continuity
-//! and book resync take over, as after any disconnect.
+//! and book resync take over, as after any disconnect. A quiet market offers no meeting
+//! point: once both connections have been open and silent for [`QUIET_HANDOVER`], the
+//! venue's next message goes to both, and the standby takes over as it is. (Should a
+//! message the old connection had in flight for that long be lost after all, the trade
+//! ids and the book's update ids still catch it: a hole or a gap, never silence.)
 //!
 //! Both transports drive a [`Link`]: the io_uring feed with its connection ids, the tokio
 //! feed with ids of its own. Liveness is the transport's activity counter, looked at by
@@ -31,10 +35,16 @@ use std::time::{Duration, Instant};
 
 /// How often transports call [`Link::tick`].
 pub(crate) const LINK_TICK: Duration = Duration::from_millis(100);
+/// The primary's messages a handover remembers: how far behind a standby may be when
+/// it meets the primary.
+const RECENT_OLD: usize = 4096;
 /// Messages a standby may hold before the handover gives up.
 const MAX_HELD: usize = 20_000;
 /// Time a standby has to get in step (from its connect) before the handover gives up.
 const HANDOVER_LIMIT: Duration = Duration::from_secs(20);
+/// Silence on both connections, from the standby's opening, after which the standby
+/// takes over without a meeting point (a quiet market has none to offer).
+const QUIET_HANDOVER: Duration = Duration::from_secs(1);
 /// Wait before another standby after one failed.
 const STANDBY_RETRY: Duration = Duration::from_secs(5);
 
@@ -43,31 +53,45 @@ const STANDBY_RETRY: Duration = Duration::from_secs(5);
 struct Handover {
     /// The standby's messages not yet known to have been forwarded.
     held: VecDeque<Vec<u8>>,
-    /// The primary's latest forwarded message.
-    last_old: Vec<u8>,
+    /// The primary's latest forwarded messages, oldest first.
+    recent_old: VecDeque<Vec<u8>>,
+}
+
+/// Where a handover stands after a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Meeting {
+    /// Not in step yet.
+    Apart,
+    /// In step: the standby's held messages past the meeting point are new.
+    Ahead,
+    /// In step, the standby behind: it will deliver these again (forwarded already).
+    Behind(VecDeque<Vec<u8>>),
 }
 
 impl Handover {
-    /// The primary forwarded `bytes`; true when that makes the two in step.
-    fn on_old(&mut self, bytes: &[u8]) -> bool {
+    /// The primary forwarded `bytes`.
+    fn on_old(&mut self, bytes: &[u8]) -> Meeting {
         if let Some(k) = self.held.iter().position(|m| m == bytes) {
             self.held.drain(..=k);
-            return true;
+            return Meeting::Ahead;
         }
-        self.last_old.clear();
-        self.last_old.extend_from_slice(bytes);
-        false
+        if self.recent_old.len() == RECENT_OLD {
+            self.recent_old.pop_front();
+        }
+        self.recent_old.push_back(bytes.to_vec());
+        Meeting::Apart
     }
 
-    /// The standby delivered `bytes`; true when that makes the two in step (then it and
-    /// everything held before it were forwarded already).
-    fn on_new(&mut self, bytes: &[u8]) -> bool {
-        if !self.last_old.is_empty() && bytes == self.last_old {
+    /// The standby delivered `bytes`.
+    fn on_new(&mut self, bytes: &[u8]) -> Meeting {
+        if let Some(j) = self.recent_old.iter().rposition(|m| m == bytes) {
+            // It and everything held before it were forwarded; so were the primary's
+            // messages after it, which the standby is yet to deliver.
             self.held.clear();
-            return true;
+            return Meeting::Behind(self.recent_old.split_off(j + 1));
         }
         self.held.push_back(bytes.to_vec());
-        false
+        Meeting::Apart
     }
 }
 
@@ -86,6 +110,8 @@ struct Standby<K> {
     conn: Conn<K>,
     handover: Handover,
     since: Instant,
+    /// Either connection delivered a message since the standby opened.
+    heard: bool,
 }
 
 /// What [`Link::tick`] asks of the transport.
@@ -99,6 +125,9 @@ pub(crate) enum LinkAction<K> {
     /// Drop this connection at once: it is stalled, or replaced without getting in step.
     /// Its close is reported as usual.
     Drop(K),
+    /// Close this connection politely: it was replaced in step. Its close is reported as
+    /// usual.
+    Retire(K),
 }
 
 /// What a connection's end means.
@@ -138,6 +167,9 @@ pub(crate) struct Link<K> {
     primary: Option<Conn<K>>,
     standby: Option<Standby<K>>,
     retiring: Vec<K>,
+    /// Messages the primary (a standby that met its predecessor from behind) will
+    /// deliver again: dropped as they come, in this order.
+    redelivered: VecDeque<Vec<u8>>,
     stall_after: Duration,
     rotate_after: Duration,
     /// A `serverShutdown` notice asks for a standby now.
@@ -154,6 +186,7 @@ impl<K: Copy + Eq> Link<K> {
             primary: None,
             standby: None,
             retiring: Vec::new(),
+            redelivered: VecDeque::new(),
             stall_after,
             rotate_after,
             notice: false,
@@ -189,6 +222,7 @@ impl<K: Copy + Eq> Link<K> {
 
     /// A new primary connection is opening (after a disconnect, or the first).
     pub(crate) fn primary_connecting(&mut self, key: K, now: Instant) {
+        self.redelivered.clear();
         self.primary = Some(Conn {
             key,
             opened_at: None,
@@ -208,7 +242,14 @@ impl<K: Copy + Eq> Link<K> {
             },
             handover: Handover::default(),
             since: now,
+            heard: false,
         });
+    }
+
+    /// Gives up the standby (the stream is ending): returns it, for the caller to close.
+    /// Its close is not this link's any more.
+    pub(crate) fn abandon_standby(&mut self) -> Option<K> {
+        self.standby.take().map(|s| s.conn.key)
     }
 
     /// A standby could not even start; another is tried later.
@@ -248,23 +289,43 @@ impl<K: Copy + Eq> Link<K> {
         bytes: &[u8],
         forward: &mut dyn FnMut(&[u8]),
     ) -> Option<K> {
-        if self.primary.as_ref().is_some_and(|c| c.key == key) {
+        let meeting = if self.primary.as_ref().is_some_and(|c| c.key == key) {
+            if let Some(expected) = self.redelivered.pop_front() {
+                if expected == bytes {
+                    return None;
+                }
+                // Not the order its predecessor delivered: what was skipped is unknown.
+                self.redelivered.clear();
+                self.counters.rotation_breaks += 1;
+                if let Some(line) = marker_line(SessionEvent::StreamBreak) {
+                    forward(line);
+                }
+            }
             forward(bytes);
-            let in_step = self
-                .standby
-                .as_mut()
-                .is_some_and(|s| s.handover.on_old(bytes));
-            if !in_step {
-                return None;
+            match self.standby.as_mut() {
+                Some(s) => s.handover.on_old(bytes),
+                None => return None,
             }
         } else {
             let standby = self.standby.as_mut().filter(|s| s.conn.key == key)?;
-            if !standby.handover.on_new(bytes) {
-                return None;
+            standby.handover.on_new(bytes)
+        };
+        if let Some(s) = self.standby.as_mut() {
+            s.heard |= s.conn.opened_at.is_some();
+        }
+        match meeting {
+            Meeting::Apart => None,
+            Meeting::Ahead => {
+                self.counters.rotations += 1;
+                self.promote(forward)
+            }
+            Meeting::Behind(redelivered) => {
+                self.counters.rotations += 1;
+                let old = self.promote(forward);
+                self.redelivered = redelivered;
+                old
             }
         }
-        self.counters.rotations += 1;
-        self.promote(forward)
     }
 
     /// Looks at the connections' activity and ages at `now`; `activity` gives a
@@ -300,6 +361,20 @@ impl<K: Copy + Eq> Link<K> {
             }
         }
         if let Some(s) = &self.standby {
+            // Both open and quiet: whatever the venue sends next goes to both, so the
+            // standby can take over without a meeting point.
+            let quiet = !s.heard
+                && s.handover.held.is_empty()
+                && s.conn
+                    .opened_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= QUIET_HANDOVER);
+            if quiet {
+                self.counters.rotations += 1;
+                if let Some(old) = self.promote(forward) {
+                    act(LinkAction::Retire(old));
+                }
+                return;
+            }
             if now.saturating_duration_since(s.since) >= HANDOVER_LIMIT
                 || s.handover.held.len() >= MAX_HELD
             {
@@ -355,6 +430,7 @@ impl<K: Copy + Eq> Link<K> {
         let Standby {
             conn, mut handover, ..
         } = self.standby.take()?;
+        self.redelivered.clear();
         for m in handover.held.drain(..) {
             forward(&m);
         }
@@ -423,10 +499,57 @@ mod tests {
         for m in ["m1", "m2", "m3", "m4"] {
             assert_eq!(feed(&mut link, &mut out, 1, m), None);
         }
-        assert_eq!(feed(&mut link, &mut out, 2, "m3"), None);
-        assert_eq!(feed(&mut link, &mut out, 2, "m4"), Some(1));
+        assert_eq!(feed(&mut link, &mut out, 2, "m3"), Some(1), "in step at m3");
+        assert_eq!(
+            feed(&mut link, &mut out, 2, "m4"),
+            None,
+            "forwarded already"
+        );
         assert_eq!(feed(&mut link, &mut out, 2, "m5"), None);
         assert_eq!(strings(&out), ["m1", "m2", "m3", "m4", "m5"]);
+    }
+
+    #[test]
+    fn a_standby_that_trails_the_primary_by_a_message_takes_over_and_skips_the_repeats() {
+        // Each connection's batch lands between the other's: the standby never delivers
+        // the primary's latest message while it is the latest.
+        let mut link = rotating(Instant::now());
+        let mut out = Vec::new();
+        assert_eq!(feed(&mut link, &mut out, 1, "m1"), None);
+        assert_eq!(feed(&mut link, &mut out, 1, "m2"), None);
+        assert_eq!(feed(&mut link, &mut out, 1, "m3"), None);
+        assert_eq!(
+            feed(&mut link, &mut out, 2, "m1"),
+            Some(1),
+            "in step, behind by two"
+        );
+        assert_eq!(
+            feed(&mut link, &mut out, 1, "m4"),
+            None,
+            "the retired one is ignored"
+        );
+        assert_eq!(feed(&mut link, &mut out, 2, "m2"), None);
+        assert_eq!(feed(&mut link, &mut out, 2, "m3"), None);
+        assert_eq!(feed(&mut link, &mut out, 2, "m4"), None);
+        assert_eq!(strings(&out), ["m1", "m2", "m3", "m4"]);
+        assert_eq!(link.counters().rotation_breaks, 0);
+    }
+
+    #[test]
+    fn a_repeat_out_of_order_is_a_break() {
+        let mut link = rotating(Instant::now());
+        let mut out = Vec::new();
+        for m in ["m1", "m2", "m3"] {
+            feed(&mut link, &mut out, 1, m);
+        }
+        assert_eq!(feed(&mut link, &mut out, 2, "m1"), Some(1));
+        feed(&mut link, &mut out, 2, "m3");
+        assert_eq!(
+            out,
+            [&b"m1"[..], b"m2", b"m3", BREAK, b"m3"].map(<[u8]>::to_vec),
+            "what the standby skipped is unknown: the pipeline hears of a break"
+        );
+        assert_eq!(link.counters().rotation_breaks, 1);
     }
 
     #[test]

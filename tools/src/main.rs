@@ -167,12 +167,16 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
         /// Faults to inject, each with its period in played messages, e.g.
-        /// `drop=20000,gap=5000,malformed=7000,utf8=30000,fragment=9000,pings=11000,rest=13000,refuse=40000`.
+        /// `drop=20000,gap=5000,malformed=7000,utf8=30000,fragment=9000,pings=11000,rest=13000,refuse=40000,stall=25000,shutdown=30000`.
         #[arg(long, default_value = "")]
         faults: flowcore_tools::sim_faults::FaultPlan,
         /// The API key futures trade history wants (any non-empty key when absent).
         #[arg(long)]
         api_key: Option<String>,
+        /// Seconds a WebSocket connection lives before it is dropped, as Binance drops
+        /// connections at 24 h (none by default).
+        #[arg(long)]
+        connection_lifetime: Option<f64>,
         /// Instrument table (TOML); the bundled defaults if absent.
         #[arg(long)]
         instruments: Option<PathBuf>,
@@ -313,9 +317,9 @@ fn main() -> anyhow::Result<()> {
             };
             eprintln!(
                 "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
-                 {} parse errors, {} disconnects, {} trade gaps ({} backfilled trades, {} unfilled, \
-                 {} history refusals), {} duplicate trades, {} ring waits, {} recorded lines \
-                 ({} bars, {} tops)",
+                 {} parse errors, {} disconnects ({} stalls), {} rotations ({} broke, {} shutdown \
+                 notices), {} trade gaps ({} backfilled trades, {} unfilled, {} history refusals), \
+                 {} duplicate trades, {} ring waits, {} recorded lines ({} bars, {} tops)",
                 s.messages,
                 s.snapshots,
                 s.engine.gaps,
@@ -323,6 +327,10 @@ fn main() -> anyhow::Result<()> {
                 s.late_trades,
                 s.parse_errors,
                 s.disconnects,
+                s.stalls,
+                s.rotations,
+                s.rotation_breaks,
+                s.shutdown_notices,
                 s.engine.trade_gaps,
                 s.engine.backfilled_trades,
                 s.engine.unfilled_trade_gaps,
@@ -389,6 +397,7 @@ fn main() -> anyhow::Result<()> {
             tls_key,
             faults,
             api_key,
+            connection_lifetime,
             instruments,
             inputs,
         } => {
@@ -408,6 +417,7 @@ fn main() -> anyhow::Result<()> {
                 client_buffer,
                 faults,
                 api_key,
+                connection_lifetime: seconds("--connection-lifetime", connection_lifetime)?,
             };
             let s = flowcore_tools::sim::run_sim(options, |line| {
                 let mut out = std::io::stdout().lock();

@@ -541,7 +541,9 @@ impl FeedThread {
         notice: &'a mut bool,
     ) -> impl FnMut(&[u8]) + 'a {
         move |bytes| {
-            let parsed = self.on_message(parser, inst, bytes, None);
+            // A stream break the link forwards is a marker line, like the transports'.
+            let marker = flowcore_feeds::session_marker(bytes).map(|_| inst);
+            let parsed = self.on_message(parser, inst, bytes, marker);
             *notice |= parsed == Some(Parsed::Control(Control::ServerShutdown));
         }
     }
@@ -852,6 +854,8 @@ async fn connection(
                                 // The primary stalled, or was replaced without getting in
                                 // step (which the link has forwarded as a break).
                                 LinkAction::Drop(k) => primary_stalled = link.primary() == Some(k),
+                                // Replaced in step: closed politely below.
+                                LinkAction::Retire(_) => {}
                             }
                         }
                     }
@@ -898,7 +902,9 @@ async fn connection(
                     link.standby_failed(Instant::now());
                 }
                 Turn::PrimaryEnded(result) => {
-                    if let Some((key, t)) = standby.take() {
+                    // The server ended the stream: a standby has nothing to take over.
+                    let the_end = exit_on_close && result.is_ok();
+                    if let Some((key, t)) = standby.take().filter(|_| !the_end) {
                         let mut s = shared.borrow_mut();
                         s.stats.disconnects += 1;
                         link.on_closed(

@@ -27,7 +27,7 @@ use crate::recording::RecordingReader;
 use crate::replay::Input;
 use crate::sim_faults::{
     FaultCounts, FaultKind, FaultPlan, FRAGMENTED_MESSAGES, FRAGMENT_SIZES, REFUSE_FOR,
-    REST_FAILURES, SLOW_REST, STORM_PINGS,
+    REST_FAILURES, SHUTDOWN_GRACE, SLOW_REST, STALL_FOR, STORM_PINGS,
 };
 use anyhow::{bail, Context};
 use flowcore_core::book::OrderBook;
@@ -127,6 +127,8 @@ pub struct SimOptions {
     pub faults: FaultPlan,
     /// The API key futures trade history wants; `None`: any non-empty key.
     pub api_key: Option<String>,
+    /// WebSocket connections are dropped at this age (Binance: 24 h); `None`: never.
+    pub connection_lifetime: Option<Duration>,
 }
 
 /// How long REST keeps answering after the end of the recordings, at most.
@@ -219,6 +221,7 @@ struct Sim {
     /// REST requests still to fail (odd: 503, even: slow).
     rest_failures: u32,
     api_key: Option<String>,
+    connection_lifetime: Option<Duration>,
     /// The recordings are played: WebSocket connections are refused, REST still answers.
     ended: bool,
     /// When the last REST request came.
@@ -423,10 +426,20 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             refuse_until: vec![None; venue_count],
             rest_failures: 0,
             api_key: options.api_key.clone(),
+            connection_lifetime: options.connection_lifetime,
             ended: false,
             last_rest: None,
         },
     ))
+}
+
+/// Binance's `serverShutdown` event, as its WebSocket API documents it, without the
+/// `event` wrapper: the event object alone, as market streams carry their events.
+fn server_shutdown_notice() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(r#"{{"e":"serverShutdown","E":{now_ms}}}"#)
 }
 
 /// A venue's (ping interval, pong timeout), as PROTOCOLS.md gives them.
@@ -745,6 +758,12 @@ async fn ws_client(
         (s.ping_interval[v], s.pong_timeout[v])
     };
     connected.notify_one();
+    // The end of this connection's life: its lifetime, or a shutdown notice's grace.
+    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let mut cut_at = sim
+        .borrow()
+        .connection_lifetime
+        .map_or(far, |l| Instant::now() + l);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     // When the oldest unanswered ping went out.
     let mut awaiting_pong: Option<Instant> = None;
@@ -773,6 +792,22 @@ async fn ws_client(
                     }
                     ws.flush().await?;
                 }
+                Some(Outgoing::Fault(FaultKind::Stall)) => {
+                    // Silent with the socket open: nothing sent, nothing read (so no pong
+                    // either), the market's messages discarded.
+                    let until = Instant::now() + STALL_FOR;
+                    loop {
+                        tokio::select! {
+                            out = rx.recv() => if out.is_none() { break },
+                            _ = tokio::time::sleep_until(until) => break,
+                        }
+                    }
+                    break;
+                }
+                Some(Outgoing::Fault(FaultKind::Shutdown)) => {
+                    ws.send(Message::text(server_shutdown_notice())).await?;
+                    cut_at = cut_at.min(Instant::now() + SHUTDOWN_GRACE);
+                }
                 Some(Outgoing::Fault(_)) => {}
                 None => {
                     let _ = ws.close(None).await;
@@ -792,6 +827,8 @@ async fn ws_client(
                 }
                 Some(Ok(_)) => {}
             },
+            // As Binance at 24 h: the connection is dropped, no close frame.
+            _ = tokio::time::sleep_until(cut_at) => break,
             _ = ping.tick() => {
                 if awaiting_pong.is_some_and(|sent| sent.elapsed() > pong_within) {
                     sim.borrow_mut().summary.dropped_clients += 1;

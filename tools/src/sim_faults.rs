@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! --faults drop=20000,gap=5000,malformed=7000,utf8=30000,fragment=9000,pings=11000,
-//!          rest=13000,refuse=40000
+//!          rest=13000,refuse=40000,stall=25000,shutdown=30000
 //! ```
 //! A fault fires when the count of played messages reaches a multiple of its period (plus
 //! an offset per kind, so that two plans with equal periods do not always coincide) and
@@ -33,11 +33,17 @@ pub enum FaultKind {
     RestFailure,
     /// Drop every client of the venue and refuse connections for a while.
     Refuse,
+    /// Fall silent on a connection, leaving it open: no data, no ping, no pong, nothing
+    /// read; the socket is dropped only after [`STALL_FOR`].
+    Stall,
+    /// Send a `serverShutdown` notice, then drop the connection after
+    /// [`SHUTDOWN_GRACE`] (the stream keeps flowing meanwhile).
+    Shutdown,
 }
 
 impl FaultKind {
     /// Every kind, in plan order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Drop,
         FaultKind::Gap,
         FaultKind::Malformed,
@@ -46,6 +52,8 @@ impl FaultKind {
         FaultKind::PingStorm,
         FaultKind::RestFailure,
         FaultKind::Refuse,
+        FaultKind::Stall,
+        FaultKind::Shutdown,
     ];
 
     /// The name in a plan.
@@ -59,6 +67,8 @@ impl FaultKind {
             FaultKind::PingStorm => "pings",
             FaultKind::RestFailure => "rest",
             FaultKind::Refuse => "refuse",
+            FaultKind::Stall => "stall",
+            FaultKind::Shutdown => "shutdown",
         }
     }
 
@@ -82,6 +92,11 @@ pub const REST_FAILURES: u32 = 2;
 pub const SLOW_REST: Duration = Duration::from_millis(1500);
 /// How long a [`FaultKind::Refuse`] refuses connections.
 pub const REFUSE_FOR: Duration = Duration::from_millis(600);
+
+/// How long a [`FaultKind::Stall`] keeps a silent connection open.
+pub const STALL_FOR: Duration = Duration::from_secs(20);
+/// How long after its `serverShutdown` notice a connection is dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Which faults fire, and how often.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
