@@ -227,8 +227,10 @@ pub(crate) fn feed_main_uring(
                     }
                 }
                 UringEvent::Closed(result) => {
-                    if exit_on_close && result.is_ok() && link.primary() == Some(id) {
-                        // The server ended the stream: a standby has nothing to take over.
+                    let the_end = stopping.is_some() || exit_on_close && result.is_ok();
+                    if the_end && link.primary() == Some(id) {
+                        // We stop, or the server ended the stream: a standby has nothing to
+                        // take over.
                         retire.extend(link.abandon_standby());
                     }
                     let ended = link.on_closed(id, &mut forward);
@@ -251,10 +253,11 @@ pub(crate) fn feed_main_uring(
                                 );
                             }
                         }
-                        Ended::Standby => {
+                        Ended::Standby if stopping.is_none() => {
                             thread.stats.connect_errors += 1;
                             s.link.standby_failed(Instant::now());
                         }
+                        Ended::Standby => {}
                         Ended::Retired | Ended::Unknown => {}
                     }
                 }

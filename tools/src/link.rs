@@ -431,6 +431,8 @@ impl<K: Copy + Eq> Link<K> {
             conn, mut handover, ..
         } = self.standby.take()?;
         self.redelivered.clear();
+        // A notice concerned the connection being replaced.
+        self.notice = false;
         for m in handover.held.drain(..) {
             forward(&m);
         }

@@ -798,6 +798,8 @@ async fn connection(
                 link.on_shutdown_notice();
             }
             let mut forward_notice = false;
+            // The primary is gone with nothing to replace it: how it ended.
+            let mut lost = None;
             match turn {
                 Turn::Continue => {}
                 Turn::Switched | Turn::Tick => {
@@ -871,21 +873,7 @@ async fn connection(
                             });
                         }
                     } else if primary_stalled {
-                        drop(primary);
-                        if on_lost_primary(
-                            &shared,
-                            &mut parser,
-                            &mut link,
-                            primary_key,
-                            inst,
-                            Err(TransportError::Timeout),
-                            &feed,
-                            &symbol,
-                            exit_on_close,
-                        ) {
-                            break 'connect;
-                        }
-                        break;
+                        lost = Some(Err(TransportError::Timeout));
                     }
                 }
                 Turn::StandbyConnected(key, t) => {
@@ -918,21 +906,7 @@ async fn connection(
                         primary = t;
                         primary_key = key;
                     } else {
-                        drop(primary);
-                        if on_lost_primary(
-                            &shared,
-                            &mut parser,
-                            &mut link,
-                            primary_key,
-                            inst,
-                            result,
-                            &feed,
-                            &symbol,
-                            exit_on_close,
-                        ) {
-                            break 'connect;
-                        }
-                        break;
+                        lost = Some(result);
                     }
                 }
                 Turn::Shutdown => {
@@ -945,6 +919,23 @@ async fn connection(
             }
             if forward_notice {
                 link.on_shutdown_notice();
+            }
+            if let Some(result) = lost {
+                let done = on_lost_primary(
+                    &shared,
+                    &mut parser,
+                    &mut link,
+                    primary_key,
+                    inst,
+                    result,
+                    &feed,
+                    &symbol,
+                    exit_on_close,
+                );
+                if done {
+                    break 'connect;
+                }
+                break;
             }
         }
         tokio::time::sleep(backoff.next_delay()).await;
