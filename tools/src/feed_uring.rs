@@ -176,6 +176,8 @@ pub(crate) fn feed_main_uring(
     let mut actions: Vec<(usize, LinkAction<ConnId>)> = Vec::with_capacity(8);
     let mut next_tick = Instant::now();
     let mut rounds = 0u32;
+    // The previous round moved nothing: the loop is idling (spinning or parked).
+    let mut quiet = false;
     loop {
         if stop.load(Ordering::Relaxed) && stopping.is_none() {
             stopping = Some(Instant::now());
@@ -267,9 +269,10 @@ pub(crate) fn feed_main_uring(
             driver.close(id);
         }
         // Liveness and rotation: looked at every 100 ms, the clock read once per 256
-        // rounds of the busy loop (or per idle round), never per message.
+        // rounds of a busy loop or per idle round (parked rounds included), never per
+        // message.
         rounds = rounds.wrapping_add(1);
-        if stopping.is_none() && (rounds.is_multiple_of(256) || idle_rounds > 0) {
+        if stopping.is_none() && (rounds.is_multiple_of(256) || quiet) {
             let now = Instant::now();
             if now >= next_tick {
                 next_tick = now + LINK_TICK;
@@ -340,7 +343,8 @@ pub(crate) fn feed_main_uring(
                 break;
             }
         }
-        if progressed || replied {
+        quiet = !(progressed || replied);
+        if !quiet {
             // Connects, closes and snapshots change counters outside on_message.
             thread.publish_stats();
             idle_rounds = 0;

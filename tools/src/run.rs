@@ -691,10 +691,8 @@ type StandbyConnect = Result<(u64, WsTransport), TransportError>;
 
 /// What one turn of a connection task's loop came to.
 enum Turn {
-    /// Nothing for the loop to do.
+    /// Nothing for the loop to do (beyond following the link to a new primary).
     Continue,
-    /// The link switched to the standby: the old primary is to be closed.
-    Switched,
     /// The primary ended.
     PrimaryEnded(Result<(), TransportError>),
     /// The standby ended (or failed to connect).
@@ -764,7 +762,8 @@ async fn connection(
                     Ok(Some(bytes)) => {
                         let mut s = shared.borrow_mut();
                         let mut forward = s.forwarder(&mut parser, inst, &mut notice);
-                        link.on_message(primary_key, bytes, &mut forward).map_or(Turn::Continue, |_| Turn::Switched)
+                        link.on_message(primary_key, bytes, &mut forward);
+                        Turn::Continue
                     }
                     Ok(None) => Turn::PrimaryEnded(Ok(())),
                     Err(e) => Turn::PrimaryEnded(Err(e)),
@@ -776,7 +775,8 @@ async fn connection(
                     Ok(Some(bytes)) => {
                         let mut s = shared.borrow_mut();
                         let mut forward = s.forwarder(&mut parser, inst, &mut notice);
-                        link.on_message(key, bytes, &mut forward).map_or(Turn::Continue, |_| Turn::Switched)
+                        link.on_message(key, bytes, &mut forward);
+                        Turn::Continue
                     }
                     Ok(None) | Err(_) => Turn::StandbyEnded,
                 },
@@ -800,80 +800,62 @@ async fn connection(
             let mut forward_notice = false;
             // The primary is gone with nothing to replace it: how it ended.
             let mut lost = None;
+            let mut primary_stalled = false;
             match turn {
                 Turn::Continue => {}
-                Turn::Switched | Turn::Tick => {
-                    let mut primary_stalled = false;
-                    if matches!(turn, Turn::Tick) {
-                        let mut actions = Vec::new();
-                        {
-                            let (p, sb) = (&primary, &standby);
-                            let mut s = shared.borrow_mut();
-                            link.tick(
-                                Instant::now(),
-                                &mut |k| {
-                                    if k == primary_key {
-                                        Some(p.frames_received())
-                                    } else {
-                                        sb.as_ref()
-                                            .filter(|(sk, _)| *sk == k)
-                                            .map(|(_, t)| t.frames_received())
-                                    }
-                                },
-                                &mut s.forwarder(&mut parser, inst, &mut forward_notice),
-                                &mut |a| actions.push(a),
-                            );
-                        }
-                        for action in actions {
-                            match action {
-                                LinkAction::ConnectStandby => {
-                                    let key = keys.next().unwrap_or_default();
-                                    link.standby_connecting(key, Instant::now());
-                                    let (url, tls) = (url.clone(), tls.clone());
-                                    connecting = Some(Box::pin(async move {
-                                        WsTransport::connect_with_limit(&url, &tls, max_message)
-                                            .await
-                                            .map(|t| (key, t))
-                                    }));
+                Turn::Tick => {
+                    let mut actions = Vec::new();
+                    {
+                        let (p, sb) = (&primary, &standby);
+                        let mut s = shared.borrow_mut();
+                        link.tick(
+                            Instant::now(),
+                            &mut |k| {
+                                if k == primary_key {
+                                    Some(p.frames_received())
+                                } else {
+                                    sb.as_ref()
+                                        .filter(|(sk, _)| *sk == k)
+                                        .map(|(_, t)| t.frames_received())
                                 }
-                                LinkAction::Ping(k) if k == primary_key => {
-                                    let _ = primary.ping().await;
-                                }
-                                LinkAction::Ping(k) => {
-                                    if let Some((_, t)) =
-                                        standby.as_mut().filter(|(sk, _)| *sk == k)
-                                    {
-                                        let _ = t.ping().await;
-                                    }
-                                }
-                                LinkAction::Drop(k)
-                                    if standby.as_ref().is_some_and(|(sk, _)| *sk == k) =>
-                                {
-                                    standby = None;
-                                    link.on_closed(k, &mut |_| {});
-                                    link.standby_failed(Instant::now());
-                                }
-                                // The primary stalled, or was replaced without getting in
-                                // step (which the link has forwarded as a break).
-                                LinkAction::Drop(k) => primary_stalled = link.primary() == Some(k),
-                                // Replaced in step: closed politely below.
-                                LinkAction::Retire(_) => {}
-                            }
-                        }
+                            },
+                            &mut s.forwarder(&mut parser, inst, &mut forward_notice),
+                            &mut |a| actions.push(a),
+                        );
                     }
-                    // The link may have moved to the standby (in step, or by giving up).
-                    if link.primary() != Some(primary_key) {
-                        if let Some((key, t)) = standby.take() {
-                            let old = std::mem::replace(&mut primary, t);
-                            link.on_closed(primary_key, &mut |_| {});
-                            primary_key = key;
-                            tokio::task::spawn_local(async move {
-                                let _ =
-                                    tokio::time::timeout(Duration::from_secs(2), old.close()).await;
-                            });
+                    for action in actions {
+                        match action {
+                            LinkAction::ConnectStandby => {
+                                let key = keys.next().unwrap_or_default();
+                                link.standby_connecting(key, Instant::now());
+                                let (url, tls) = (url.clone(), tls.clone());
+                                connecting = Some(Box::pin(async move {
+                                    WsTransport::connect_with_limit(&url, &tls, max_message)
+                                        .await
+                                        .map(|t| (key, t))
+                                }));
+                            }
+                            LinkAction::Ping(k) if k == primary_key => {
+                                let _ = primary.ping().await;
+                            }
+                            LinkAction::Ping(k) => {
+                                if let Some((_, t)) = standby.as_mut().filter(|(sk, _)| *sk == k) {
+                                    let _ = t.ping().await;
+                                }
+                            }
+                            LinkAction::Drop(k)
+                                if standby.as_ref().is_some_and(|(sk, _)| *sk == k) =>
+                            {
+                                standby = None;
+                                link.on_closed(k, &mut |_| {});
+                                link.standby_failed(Instant::now());
+                            }
+                            // The primary stalled, or was replaced without getting in
+                            // step (which the link has forwarded as a break).
+                            LinkAction::Drop(k) => primary_stalled = link.primary() == Some(k),
+                            // Replaced in step: closed politely below.
+                            LinkAction::Retire(_) => {}
                         }
-                    } else if primary_stalled {
-                        lost = Some(Err(TransportError::Timeout));
                     }
                 }
                 Turn::StandbyConnected(key, t) => {
@@ -919,6 +901,19 @@ async fn connection(
             }
             if forward_notice {
                 link.on_shutdown_notice();
+            }
+            // The link may have moved to the standby (in step, or by giving up).
+            if link.primary() != Some(primary_key) && lost.is_none() {
+                if let Some((key, t)) = standby.take() {
+                    let old = std::mem::replace(&mut primary, t);
+                    link.on_closed(primary_key, &mut |_| {});
+                    primary_key = key;
+                    tokio::task::spawn_local(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+                    });
+                }
+            } else if primary_stalled {
+                lost = Some(Err(TransportError::Timeout));
             }
             if let Some(result) = lost {
                 let done = on_lost_primary(

@@ -1030,18 +1030,30 @@ impl Query<'_> {
     }
 }
 
+/// The instrument a REST query's `symbol` names, or Binance's answer to an unknown one.
+fn instrument_of(
+    sim: &Sim,
+    venue: Venue,
+    query: &Query<'_>,
+) -> Result<InstrumentId, (&'static str, String)> {
+    query
+        .get("symbol")
+        .and_then(|s| sim.table.find(venue, s.as_bytes()))
+        .ok_or_else(|| {
+            (
+                "400 Bad Request",
+                r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
+            )
+        })
+}
+
 /// The trade history from `fromId` (`/api/v3/historicalTrades?symbol=BTCUSDT&fromId=1`):
 /// trades already played, at most `limit` (500 by default, 1000 at most).
 fn history_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
     let venue = sim.venues[v].venue;
-    let Some(inst) = query
-        .get("symbol")
-        .and_then(|s| sim.table.find(venue, s.as_bytes()))
-    else {
-        return (
-            "400 Bad Request",
-            r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
-        );
+    let inst = match instrument_of(sim, venue, query) {
+        Ok(inst) => inst,
+        Err(refusal) => return refusal,
     };
     let limit: usize = query
         .get("limit")
@@ -1093,14 +1105,9 @@ fn snapshot_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static st
         .and_then(|l| l.parse().ok())
         .unwrap_or(100)
         .clamp(1, 5000);
-    let Some(inst) = query
-        .get("symbol")
-        .and_then(|s| sim.table.find(venue, s.as_bytes()))
-    else {
-        return (
-            "400 Bad Request",
-            r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_string(),
-        );
+    let inst = match instrument_of(sim, venue, query) {
+        Ok(inst) => inst,
+        Err(refusal) => return refusal,
     };
     let Some(sim_book) = sim.books.get(&inst).filter(|b| b.has_snapshot) else {
         return (
