@@ -109,17 +109,18 @@ pub trait BarSink {
     fn bar(&mut self, bar: &Bar);
 }
 
-/// Counters of the bar engine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BarCounters {
-    /// Trades whose second was already final.
-    pub late_trades: u64,
-    /// Trades that are not taker flow (`X` != MARKET), excluded.
-    pub non_taker_trades: u64,
-    /// Trades from the second trade stream kind of an instrument, ignored.
-    pub other_source_trades: u64,
-    /// Trades added to bars.
-    pub trades: u64,
+crate::counters! {
+    /// Counters of the bar engine, per venue and in total.
+    pub struct BarCounters {
+        /// Trades whose second was already final.
+        pub late_trades: u64,
+        /// Trades that are not taker flow (`X` != MARKET), excluded.
+        pub non_taker_trades: u64,
+        /// Trades from the second trade stream kind of an instrument, ignored.
+        pub other_source_trades: u64,
+        /// Trades added to bars.
+        pub trades: u64,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,7 +213,8 @@ pub struct BarEngine {
     agg_state: Vec<AggState>,
     /// Per venue: largest exchange time seen, ms.
     watermark_ms: [Option<i64>; Venue::ALL.len()],
-    counters: BarCounters,
+    /// Per venue.
+    counters: [BarCounters; Venue::ALL.len()],
 }
 
 impl BarEngine {
@@ -311,7 +313,7 @@ impl BarEngine {
             aggregates,
             agg_state,
             watermark_ms: [None; Venue::ALL.len()],
-            counters: BarCounters::default(),
+            counters: [BarCounters::default(); Venue::ALL.len()],
         })
     }
 
@@ -320,22 +322,28 @@ impl BarEngine {
         &self.aggregates
     }
 
-    /// Counters so far.
+    /// Counters so far, every venue.
     pub fn counters(&self) -> BarCounters {
-        self.counters
+        self.counters.iter().copied().sum()
+    }
+
+    /// Counters so far of one venue's instruments.
+    pub fn venue_counters(&self, venue: Venue) -> BarCounters {
+        self.counters[venue.index()]
     }
 
     /// Adds a trade (or counts it late / excluded), closing earlier seconds first.
     pub fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl BarSink) {
+        let v = self.series[inst.index()].venue.index();
         if !trade.is_taker_flow {
-            self.counters.non_taker_trades += 1;
+            self.counters[v].non_taker_trades += 1;
             return;
         }
         let s = &mut self.series[inst.index()];
         match s.source {
             None => s.source = Some(trade.source),
             Some(src) if src != trade.source => {
-                self.counters.other_source_trades += 1;
+                self.counters[v].other_source_trades += 1;
                 return;
             }
             Some(_) => {}
@@ -344,7 +352,7 @@ impl BarEngine {
         match s.open_sec {
             None => s.open_sec = Some(sec),
             Some(open) if sec < open => {
-                self.counters.late_trades += 1;
+                self.counters[v].late_trades += 1;
                 return;
             }
             Some(open) if sec > open => self.close_through(inst, sec - 1, sink),
@@ -392,7 +400,7 @@ impl BarEngine {
                 acc.agg_sell_notional += notional * u.agg_notional_mul;
             }
         }
-        self.counters.trades += 1;
+        self.counters[v].trades += 1;
     }
 
     /// Advances a venue's exchange-time watermark (ms) and closes every second it passed.

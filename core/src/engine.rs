@@ -84,39 +84,40 @@ pub trait EngineSink: BarSink {
     fn top(&mut self, row: &TopRow);
 }
 
-/// Engine counters (the run summary and, later, health records).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineCounters {
-    /// Events consumed.
-    pub events: u64,
-    /// Continuity breaks detected.
-    pub gaps: u64,
-    /// Snapshot requests raised (one per gap, plus one per rejected snapshot).
-    pub resync_requests: u64,
-    /// Snapshots refused because they were older than the buffered diffs.
-    pub snapshots_rejected: u64,
-    /// Diffs applied.
-    pub diffs_applied: u64,
-    /// Batches that left a book crossed (best bid >= best ask).
-    pub crossed_books: u64,
-    /// Level events outside a batch, or a batch opened before the last one ended.
-    pub framing_errors: u64,
-    /// bookTicker messages checked against a book at the same update id.
-    pub ticker_checks: u64,
-    /// ... of which disagreed with the book's best bid/ask.
-    pub ticker_mismatches: u64,
-    /// Trades dropped because their id was already counted.
-    pub duplicate_trades: u64,
-    /// Holes in trade ids found (each is backfilled or flagged incomplete).
-    pub trade_gaps: u64,
-    /// Trades counted from the venue's trade history.
-    pub backfilled_trades: u64,
-    /// Holes given up: their seconds' bars are `complete: false`.
-    pub unfilled_trade_gaps: u64,
-    /// Connections that ended without being asked to.
-    pub stream_breaks: u64,
-    /// Trade-history requests the venue refused.
-    pub backfills_refused: u64,
+crate::counters! {
+    /// Engine counters, per venue (health records) and in total (the run summary).
+    pub struct EngineCounters {
+        /// Events consumed.
+        pub events: u64,
+        /// Continuity breaks detected.
+        pub gaps: u64,
+        /// Snapshot requests raised (one per gap, plus one per rejected snapshot).
+        pub resync_requests: u64,
+        /// Snapshots refused because they were older than the buffered diffs.
+        pub snapshots_rejected: u64,
+        /// Diffs applied.
+        pub diffs_applied: u64,
+        /// Batches that left a book crossed (best bid >= best ask).
+        pub crossed_books: u64,
+        /// Level events outside a batch, or a batch opened before the last one ended.
+        pub framing_errors: u64,
+        /// bookTicker messages checked against a book at the same update id.
+        pub ticker_checks: u64,
+        /// ... of which disagreed with the book's best bid/ask.
+        pub ticker_mismatches: u64,
+        /// Trades dropped because their id was already counted.
+        pub duplicate_trades: u64,
+        /// Holes in trade ids found (each is backfilled or flagged incomplete).
+        pub trade_gaps: u64,
+        /// Trades counted from the venue's trade history.
+        pub backfilled_trades: u64,
+        /// Holes given up: their seconds' bars are `complete: false`.
+        pub unfilled_trade_gaps: u64,
+        /// Connections that ended without being asked to.
+        pub stream_breaks: u64,
+        /// Trade-history requests the venue refused.
+        pub backfills_refused: u64,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +172,8 @@ pub struct Engine {
     last_trade_counted: bool,
     bars: BarEngine,
     imbalance: ImbalanceConfig,
-    counters: EngineCounters,
+    /// Per venue.
+    counters: [EngineCounters; Venue::ALL.len()],
 }
 
 /// Levels buffered per book before a snapshot, reserved up front.
@@ -218,7 +220,7 @@ impl Engine {
             books,
             bars,
             imbalance,
-            counters: EngineCounters::default(),
+            counters: [EngineCounters::default(); Venue::ALL.len()],
         })
     }
 
@@ -232,12 +234,27 @@ impl Engine {
         &self.bars
     }
 
-    /// Counters so far.
+    /// Counters so far, every venue.
     pub fn counters(&self) -> EngineCounters {
+        Venue::ALL.iter().map(|&v| self.venue_counters(v)).sum()
+    }
+
+    /// Counters so far of one venue's instruments.
+    pub fn venue_counters(&self, venue: Venue) -> EngineCounters {
+        let backfilled_trades = (self.table.iter())
+            .filter(|(_, inst)| inst.venue == venue)
+            .map(|(id, _)| self.trades[id.index()].backfilled())
+            .sum();
         EngineCounters {
-            backfilled_trades: self.trades.iter().map(TradeSequencer::backfilled).sum(),
-            ..self.counters
+            backfilled_trades,
+            ..self.counters[venue.index()]
         }
+    }
+
+    /// The counters of `inst`'s venue.
+    #[inline]
+    fn count(&mut self, inst: InstrumentId) -> &mut EngineCounters {
+        &mut self.counters[self.table.get(inst).venue.index()]
     }
 
     /// The live book of an instrument (unsynced books may be empty or partial).
@@ -256,6 +273,11 @@ impl Engine {
         self.last_trade_counted
     }
 
+    /// True inside a trade-history answer for `inst` (its trades are old news, not live flow).
+    pub fn is_backfilling(&self, inst: InstrumentId) -> bool {
+        self.in_backfill[inst.index()]
+    }
+
     /// Takes the oldest request for the session (snapshots, trade history), if any. Live
     /// runs act on them; replay has the answers in its recording and ignores them.
     #[inline]
@@ -269,7 +291,7 @@ impl Engine {
     /// Consumes one event.
     #[inline]
     pub fn on_event(&mut self, ev: &MarketEvent, sink: &mut impl EngineSink) {
-        self.counters.events += 1;
+        self.count(ev.inst).events += 1;
         match &ev.kind {
             EventKind::Trade(trade) => self.on_trade(ev.inst, trade, sink),
             EventKind::BookTicker(bt) => self.check_ticker(ev.inst, bt),
@@ -321,9 +343,9 @@ impl Engine {
                     self.release(inst, sink);
                 }
             }
-            TradeVerdict::Duplicate => self.counters.duplicate_trades += 1,
+            TradeVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
             TradeVerdict::Hole => {
-                self.counters.trade_gaps += 1;
+                self.count(inst).trade_gaps += 1;
                 self.hold(inst);
             }
             TradeVerdict::Held => {}
@@ -339,7 +361,7 @@ impl Engine {
     ) {
         match *session {
             SessionEvent::StreamBreak => {
-                self.counters.stream_breaks += 1;
+                self.count(inst).stream_breaks += 1;
                 let venue = self.table.get(inst).venue;
                 let now_ms = self.bars.watermark_ms(venue).unwrap_or(0);
                 self.trades[inst.index()].on_break(now_ms);
@@ -360,7 +382,7 @@ impl Engine {
                 self.resolve(inst, resolution, sink);
             }
             SessionEvent::BackfillRefused => {
-                self.counters.backfills_refused += 1;
+                self.count(inst).backfills_refused += 1;
                 let resolution = self.trades[inst.index()].on_backfill_refused();
                 self.resolve(inst, resolution, sink);
             }
@@ -375,7 +397,7 @@ impl Engine {
             Resolution::Waiting => return,
             Resolution::Filled => {}
             Resolution::GaveUp { through_ns } => {
-                self.counters.unfilled_trade_gaps += 1;
+                self.count(inst).unfilled_trade_gaps += 1;
                 self.bars.mark_incomplete(inst, second_of(through_ns));
             }
         }
@@ -451,7 +473,6 @@ impl Engine {
 
     fn compare_ticker(&mut self, inst: InstrumentId, bt: &BookTicker) {
         let book = &self.books[inst.index()].book;
-        self.counters.ticker_checks += 1;
         let same = book.best(BookSide::Bid)
             == Some(PriceLevel {
                 px: bt.bid_px,
@@ -462,8 +483,10 @@ impl Engine {
                     px: bt.ask_px,
                     qty: bt.ask_qty,
                 });
+        let counters = self.count(inst);
+        counters.ticker_checks += 1;
         if !same {
-            self.counters.ticker_mismatches += 1;
+            counters.ticker_mismatches += 1;
         }
     }
 
@@ -486,7 +509,7 @@ impl Engine {
     fn on_book_begin(&mut self, inst: InstrumentId, begin: &BookBegin, sink: &mut impl EngineSink) {
         if self.books[inst.index()].batch != Batch::Idle {
             // The previous batch never ended: its levels may be partial. Treat as a gap.
-            self.counters.framing_errors += 1;
+            self.count(inst).framing_errors += 1;
             self.gap(inst);
         }
         match begin.kind {
@@ -505,7 +528,7 @@ impl Engine {
                 );
                 let batch = match action {
                     DiffAction::Apply => {
-                        self.counters.diffs_applied += 1;
+                        self.count(inst).diffs_applied += 1;
                         Batch::Apply
                     }
                     DiffAction::Skip => Batch::Skip,
@@ -539,8 +562,8 @@ impl Engine {
                     }
                     SnapshotAction::Reject => {
                         slot.batch = Batch::Skip;
-                        self.counters.snapshots_rejected += 1;
-                        self.counters.resync_requests += 1;
+                        self.count(inst).snapshots_rejected += 1;
+                        self.count(inst).resync_requests += 1;
                         self.request_snapshot(inst);
                     }
                 }
@@ -561,7 +584,7 @@ impl Engine {
                 }
             }
             Batch::Skip => {}
-            Batch::Idle => self.counters.framing_errors += 1,
+            Batch::Idle => self.count(inst).framing_errors += 1,
         }
     }
 
@@ -570,16 +593,17 @@ impl Engine {
         let batch = core::mem::replace(&mut slot.batch, Batch::Idle);
         match batch {
             Batch::Apply => {
+                let state = slot.seq.state();
                 if slot.book.is_crossed() {
-                    self.counters.crossed_books += 1;
+                    self.count(inst).crossed_books += 1;
                 }
-                if let crate::sequencer::SyncState::Synced { last_update_id } = slot.seq.state() {
+                if let crate::sequencer::SyncState::Synced { last_update_id } = state {
                     self.check_early_tickers(inst, last_update_id);
                 }
             }
             Batch::LoadSnapshot => self.replay_pending(inst),
             Batch::Buffer | Batch::Skip => {}
-            Batch::Idle => self.counters.framing_errors += 1,
+            Batch::Idle => self.count(inst).framing_errors += 1,
         }
     }
 
@@ -589,6 +613,7 @@ impl Engine {
         let mut level_at = 0usize;
         let mut consumed = 0usize;
         let mut gap = false;
+        let mut applied = 0;
         for begin in &slot.pending {
             let levels = &slot.pending_levels[level_at..level_at + begin.levels as usize];
             match slot.seq.on_diff(
@@ -597,7 +622,7 @@ impl Engine {
                 begin.prev_update_id,
             ) {
                 DiffAction::Apply => {
-                    self.counters.diffs_applied += 1;
+                    applied += 1;
                     for l in levels {
                         slot.book.set(l.side, l.px, l.qty);
                     }
@@ -613,19 +638,20 @@ impl Engine {
         }
         slot.pending.drain(..consumed);
         slot.pending_levels.drain(..level_at);
+        self.count(inst).diffs_applied += applied;
         if gap {
-            self.counters.gaps += 1;
-            self.counters.resync_requests += 1;
+            self.count(inst).gaps += 1;
+            self.count(inst).resync_requests += 1;
             self.books[inst.index()].book.clear();
             self.request_snapshot(inst);
         } else if self.books[inst.index()].book.is_crossed() {
-            self.counters.crossed_books += 1;
+            self.count(inst).crossed_books += 1;
         }
     }
 
     fn gap(&mut self, inst: InstrumentId) {
-        self.counters.gaps += 1;
-        self.counters.resync_requests += 1;
+        self.count(inst).gaps += 1;
+        self.count(inst).resync_requests += 1;
         self.reset_book(inst);
         self.request_snapshot(inst);
     }

@@ -9,6 +9,7 @@
 
 pub mod bars;
 pub mod book;
+pub mod counters;
 pub mod decimal;
 pub mod engine;
 pub mod event;

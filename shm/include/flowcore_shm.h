@@ -380,26 +380,30 @@ _Static_assert(offsetof(fcshm_book20, bids) == 32, "Book20Record.bids offset");
 _Static_assert(offsetof(fcshm_book20, asks) == 352, "Book20Record.asks offset");
 _Static_assert(offsetof(fcshm_book20, publish_ns) == 672, "Book20Record.publish_ns offset");
 
-/* HealthRecord: 120 bytes, slot 128 */
+/* HealthRecord: 192 bytes, slot 256, record version 2 */
 typedef struct fcshm_health {
     int64_t ts_ms;                     /*   0: i64 */
     int64_t publish_ns;                /*   8: i64 */
     uint32_t source;                   /*  16: u32 */
     uint32_t flags;                    /*  20: u32 */
-    uint64_t counters[12];             /*  24: [u64; 12] */
+    uint64_t counters[16];             /*  24: [u64; 16] */
+    uint64_t lag_samples;              /* 152: u64 */
+    int64_t lag_ns[4];                 /* 160: [i64; 4] */
 } fcshm_health;
-#define FCSHM_HEALTH_RECORD_SIZE 120u
-#define FCSHM_HEALTH_SLOT_SIZE 128u
-#define FCSHM_HEALTH_LAYOUT_HASH UINT64_C(0xdaa2228cc100259e)
+#define FCSHM_HEALTH_RECORD_SIZE 192u
+#define FCSHM_HEALTH_SLOT_SIZE 256u
+#define FCSHM_HEALTH_LAYOUT_HASH UINT64_C(0x9952871d2b848c12)
 #define FCSHM_HEALTH_FIELDS \
     "ts_ms:i64@0;publish_ns:i64@8;source:u32@16;flags:u32@20;" \
-    "counters:[u64; 12]@24;"
-_Static_assert(sizeof(fcshm_health) == 120, "HealthRecord size");
+    "counters:[u64; 16]@24;lag_samples:u64@152;lag_ns:[i64; 4]@160;"
+_Static_assert(sizeof(fcshm_health) == 192, "HealthRecord size");
 _Static_assert(offsetof(fcshm_health, ts_ms) == 0, "HealthRecord.ts_ms offset");
 _Static_assert(offsetof(fcshm_health, publish_ns) == 8, "HealthRecord.publish_ns offset");
 _Static_assert(offsetof(fcshm_health, source) == 16, "HealthRecord.source offset");
 _Static_assert(offsetof(fcshm_health, flags) == 20, "HealthRecord.flags offset");
 _Static_assert(offsetof(fcshm_health, counters) == 24, "HealthRecord.counters offset");
+_Static_assert(offsetof(fcshm_health, lag_samples) == 152, "HealthRecord.lag_samples offset");
+_Static_assert(offsetof(fcshm_health, lag_ns) == 160, "HealthRecord.lag_ns offset");
 
 /* SignalRecord: 248 bytes, slot 256 */
 typedef struct fcshm_signal {
@@ -487,7 +491,7 @@ static inline const fcshm_stream_info *fcshm_stream_info_get(uint32_t stream) {
          FCSHM_BOOK20_RECORD_SIZE, FCSHM_BOOK20_SLOT_SIZE, 1, FCSHM_BOOK20_LAYOUT_HASH,
          FCSHM_BOOK20_FIELDS},
         {FCSHM_STREAM_HEALTH, FCSHM_KIND_RING, "health", "health.ring", "HealthRecord",
-         FCSHM_HEALTH_RECORD_SIZE, FCSHM_HEALTH_SLOT_SIZE, 1, FCSHM_HEALTH_LAYOUT_HASH,
+         FCSHM_HEALTH_RECORD_SIZE, FCSHM_HEALTH_SLOT_SIZE, 2, FCSHM_HEALTH_LAYOUT_HASH,
          FCSHM_HEALTH_FIELDS},
         {FCSHM_STREAM_SIGNALS, FCSHM_KIND_RING, "signals", "signals.ring", "SignalRecord",
          FCSHM_SIGNAL_RECORD_SIZE, FCSHM_SIGNAL_SLOT_SIZE, 1, FCSHM_SIGNAL_LAYOUT_HASH,

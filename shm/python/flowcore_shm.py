@@ -154,7 +154,8 @@ BOOK20_FIELDS = [
 ]
 HEALTH_FIELDS = [
     ("ts_ms", "i64", 0), ("publish_ns", "i64", 8), ("source", "u32", 16),
-    ("flags", "u32", 20), ("counters", "[u64; 12]", 24),
+    ("flags", "u32", 20), ("counters", "[u64; 16]", 24), ("lag_samples", "u64", 152),
+    ("lag_ns", "[i64; 4]", 160),
 ]
 SIGNAL_FIELDS = [
     ("signal_id", "u64", 0), ("exch_ns", "i64", 8), ("local_ns", "i64", 16),
@@ -296,14 +297,14 @@ RECORD_TYPES = {
     "TradeRecord": RecordType("TradeRecord", TRADE_FIELDS, 56, 0xC0E2612477481AD8),
     "BboRecord": RecordType("BboRecord", BBO_FIELDS, 56, 0x6F7359CB31F3C7D5),
     "Book20Record": RecordType("Book20Record", BOOK20_FIELDS, 680, 0x8FBFD9761DDF360F),
-    "HealthRecord": RecordType("HealthRecord", HEALTH_FIELDS, 120, 0xDAA2228CC100259E),
+    "HealthRecord": RecordType("HealthRecord", HEALTH_FIELDS, 192, 0x9952871D2B848C12, 2),
     "SignalRecord": RecordType("SignalRecord", SIGNAL_FIELDS, 248, 0x866EF03A450C28CD),
 }
 
 # ABI.md documents these slot sizes; check the rounding rule reproduces them.
 for _n, _slot in (("SymbolRecord", 128), ("BarRecord", 128), ("TopRecord", 128),
                   ("TradeRecord", 64), ("BboRecord", 64), ("Book20Record", 704),
-                  ("HealthRecord", 128), ("SignalRecord", 256)):
+                  ("HealthRecord", 256), ("SignalRecord", 256)):
     assert RECORD_TYPES[_n].slot_size == _slot, _n
 
 

@@ -500,27 +500,61 @@ pub mod health {
     pub const RING_FULL_WAITS: usize = 7;
     /// Connections re-established.
     pub const RECONNECTS: usize = 8;
-    /// Records the shm writer published on every stream.
+    /// Records the shm writer published on every stream (the whole pipeline's record only).
     pub const PUBLISHED: usize = 9;
     /// Trades counted from the venue's trade history (holes after a disconnect).
     pub const BACKFILLED_TRADES: usize = 10;
     /// Trades dropped because their id was already counted.
     pub const DUPLICATE_TRADES: usize = 11;
+    /// Connections dropped because they fell silent.
+    pub const STALLS: usize = 12;
+    /// Connections replaced make before break, in step.
+    pub const ROTATIONS: usize = 13;
+    /// Trade-id holes given up: their seconds' bars are incomplete.
+    pub const UNFILLED_TRADE_GAPS: usize = 14;
+    /// Messages received before their own exchange time (the local clock is behind the
+    /// venue's): counted in the lag percentiles as 0.
+    pub const CLOCK_BEHIND: usize = 15;
+    /// Number of counters.
+    pub const COUNT: usize = 16;
 }
 
+/// [`HealthRecord::lag_ns`] indexes.
+pub mod lag {
+    /// Median.
+    pub const P50: usize = 0;
+    /// 99th percentile.
+    pub const P99: usize = 1;
+    /// 99.9th percentile.
+    pub const P999: usize = 2;
+    /// Largest.
+    pub const MAX: usize = 3;
+}
+
+/// [`HealthRecord::source`] of the whole pipeline's record; a feed's record carries its
+/// [`venue`] code instead.
+pub const HEALTH_SOURCE_PIPELINE: u32 = 0;
+
 abi_record! {
-    /// Counters of the whole pipeline, once a second (cumulative since the writer started).
-    pub struct HealthRecord: stream Health, version 1, size 120 {
+    /// Health of the whole pipeline and of each venue's feed, once a second: cumulative
+    /// counters since the writer started, and the exchange-to-local lag of the second.
+    pub struct HealthRecord: stream Health, version 2, size 192 {
         /// The second these counters close, ms since the Unix epoch (exchange time).
         pub ts_ms: i64,
         /// Writer's clock when published, ns since the Unix epoch.
         pub publish_ns: i64,
-        /// 0: the whole pipeline; reserved for per-feed records.
+        /// [`HEALTH_SOURCE_PIPELINE`], or the [`venue`] code of one venue's feed.
         pub source: u32,
         /// Reserved, zero.
         pub flags: u32,
         /// See [`health`] for the index of each counter.
-        pub counters: [u64; 12],
+        pub counters: [u64; 16],
+        /// Messages with an exchange time received during the second (live trade-history
+        /// answers excluded): the samples of `lag_ns`.
+        pub lag_samples: u64,
+        /// Local receive time minus exchange event time over those messages, ns: see [`lag`]
+        /// for the index of each percentile. Zero when `lag_samples` is 0.
+        pub lag_ns: [i64; 4],
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::abi::{
     flags, health, venue, BarRecord, BboRecord, Book20Record, HealthRecord, SymbolRecord,
-    TopRecord, TradeRecord, BOOK_DEPTH,
+    TopRecord, TradeRecord, BOOK_DEPTH, HEALTH_SOURCE_PIPELINE,
 };
 use crate::bus::{padded, BusConfig, BusWriter};
 use crate::error::ShmError;
@@ -36,6 +36,20 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// A venue's code in [`SymbolRecord::venue`] and [`HealthRecord::source`].
+pub const fn venue_code(v: Venue) -> u16 {
+    match v {
+        Venue::BinanceSpot => venue::BINANCE_SPOT,
+        Venue::BinanceUsdm => venue::BINANCE_USDM,
+        Venue::BinanceCoinm => venue::BINANCE_COINM,
+    }
+}
+
+/// The venue of a code from [`venue_code`] (none for aggregates and unknown codes).
+pub fn venue_of_code(code: u16) -> Option<Venue> {
+    Venue::ALL.into_iter().find(|&v| venue_code(v) == code)
+}
+
 /// One symbol record per instrument of `engine`'s table, then one per aggregate.
 pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
     let table: &InstrumentTable = engine.table();
@@ -48,11 +62,7 @@ pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
             };
             SymbolRecord {
                 symbol_id: id.0.into(),
-                venue: match i.venue {
-                    Venue::BinanceSpot => venue::BINANCE_SPOT,
-                    Venue::BinanceUsdm => venue::BINANCE_USDM,
-                    Venue::BinanceCoinm => venue::BINANCE_COINM,
-                },
+                venue: venue_code(i.venue),
                 market_kind: market_kind(i.kind),
                 contract_unit: unit,
                 price_scale: i.price_scale,
@@ -208,17 +218,15 @@ impl Publisher {
         let _ = self.bus.book20.update(ev.inst.0.into(), &rec);
     }
 
-    /// Publishes a health record closing second `ts_ms` and the writer heartbeat.
-    pub fn health(&mut self, ts_ms: i64, mut counters: [u64; 12]) {
-        counters[health::PUBLISHED] = self.published;
+    /// Publishes a health record (its `publish_ns` stamped here, and for the whole
+    /// pipeline's record the count of records published) and the writer heartbeat.
+    pub fn health(&mut self, mut record: HealthRecord) {
+        if record.source == HEALTH_SOURCE_PIPELINE {
+            record.counters[health::PUBLISHED] = self.published;
+        }
         let now = now_ns();
-        self.bus.health.publish(&HealthRecord {
-            ts_ms,
-            publish_ns: now,
-            source: 0,
-            flags: 0,
-            counters,
-        });
+        record.publish_ns = now;
+        self.bus.health.publish(&record);
         self.bus.heartbeat(now as u64);
         self.published += 1;
     }

@@ -2,6 +2,7 @@
 
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_tools::outputs::Outputs;
 use flowcore_tools::recording::RecordingReader;
 use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplaySummary, Source};
 use std::path::{Path, PathBuf};
@@ -49,27 +50,33 @@ pub struct Output {
     pub bars: Vec<String>,
     /// Tops rows, sorted.
     pub tops: Vec<String>,
+    /// Health rows, in the order written.
+    pub health: Vec<String>,
     /// Counters.
     pub summary: ReplaySummary,
 }
 
 /// Replays with the bundled instrument table and default imbalance, rows sorted.
 pub fn run(inputs: Vec<Input>) -> Output {
-    let mut bars = Vec::new();
-    let mut tops = Vec::new();
+    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
+    let outputs = Outputs {
+        bars: Some(&mut bars),
+        tops: Some(&mut tops),
+        health: Some(&mut health),
+    };
     let summary = replay(
         ReplayOptions::new(
             InstrumentTable::binance_defaults(),
             ImbalanceConfig::default(),
             inputs,
         ),
-        Some(&mut bars),
-        Some(&mut tops),
+        outputs,
     )
     .expect("replay");
     Output {
         bars: sorted_rows(bars),
         tops: sorted_rows(tops),
+        health: rows(health),
         summary,
     }
 }
@@ -87,13 +94,18 @@ pub fn btc_inputs() -> Vec<Input> {
 
 /// JSONL output as sorted rows.
 pub fn sorted_rows(bytes: Vec<u8>) -> Vec<String> {
-    let mut rows: Vec<String> = String::from_utf8(bytes)
+    let mut rows = rows(bytes);
+    rows.sort();
+    rows
+}
+
+/// JSONL output as rows, in the order written.
+pub fn rows(bytes: Vec<u8>) -> Vec<String> {
+    String::from_utf8(bytes)
         .expect("utf-8")
         .lines()
         .map(str::to_owned)
-        .collect();
-    rows.sort();
-    rows
+        .collect()
 }
 
 /// PEM files in `dir` of a freshly generated CA and a certificate it signed for 127.0.0.1
@@ -142,6 +154,8 @@ pub struct LiveOutput {
     pub bars: Vec<String>,
     /// Tops rows, sorted.
     pub tops: Vec<String>,
+    /// Health rows, in the order written.
+    pub health: Vec<String>,
     /// Counters.
     pub summary: flowcore_tools::run::RunSummary,
 }
@@ -166,15 +180,21 @@ pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
 
 /// `flowcore run` with [`run_options`] (plus `record`), both outputs captured.
 pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
-    let (mut bars, mut tops) = (Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
     let options = flowcore_tools::run::RunOptions {
         record,
         ..run_options(config_text)
     };
-    let summary = flowcore_tools::run::run(options, Some(&mut bars), Some(&mut tops)).expect("run");
+    let outputs = Outputs {
+        bars: Some(&mut bars),
+        tops: Some(&mut tops),
+        health: Some(&mut health),
+    };
+    let summary = flowcore_tools::run::run(options, outputs).expect("run");
     LiveOutput {
         bars: sorted_rows(bars),
         tops: sorted_rows(tops),
+        health: rows(health),
         summary,
     }
 }
@@ -364,4 +384,91 @@ pub fn recorded_inputs(dir: &Path) -> Vec<Input> {
             }
         })
         .collect()
+}
+
+/// Lines of a bundled recording.
+pub fn recording_lines(name: &str) -> u64 {
+    use std::io::BufRead;
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(recording(name)).expect(name));
+    std::io::BufReader::new(gz).lines().count() as u64
+}
+
+/// Checks health rows (`--health-out`) the way a reader relies on them, and returns the
+/// number of seconds they cover:
+/// - each second has the pipeline's row (`all`) then one per venue of `venues`, in
+///   [`Venue::ALL`] order, all with the same `ts`, and `ts` grows;
+/// - every counter is cumulative (never decreases) and the venues' add up to the pipeline's;
+/// - lag percentiles are ordered, and null exactly when the second had no samples.
+pub fn check_health_rows(rows: &[String], venues: &[Venue]) -> usize {
+    const COUNTERS: [&str; 16] = [
+        "messages",
+        "events",
+        "parse_errors",
+        "gaps",
+        "resyncs",
+        "crossed_books",
+        "reconnects",
+        "stalls",
+        "rotations",
+        "late_trades",
+        "backfilled_trades",
+        "duplicate_trades",
+        "unfilled_trade_gaps",
+        "ring_waits",
+        "clock_behind",
+        "lag_samples",
+    ];
+    let sources: Vec<&str> = std::iter::once("all")
+        .chain(
+            Venue::ALL
+                .iter()
+                .filter(|v| venues.contains(v))
+                .map(|v| v.name()),
+        )
+        .collect();
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(r).expect("a health row is JSON"))
+        .collect();
+    assert_eq!(rows.len() % sources.len(), 0, "whole groups of {sources:?}");
+    let mut last: Vec<Option<serde_json::Value>> = vec![None; sources.len()];
+    let mut last_ts = i64::MIN;
+    for group in rows.chunks(sources.len()) {
+        let ts = group[0]["ts"].as_i64().expect("ts");
+        assert!(ts > last_ts, "ts grows: {ts} after {last_ts}");
+        last_ts = ts;
+        for (i, row) in group.iter().enumerate() {
+            assert_eq!(row["source"], sources[i], "{row}");
+            assert_eq!(row["ts"], ts, "{row}");
+            let lag: Vec<Option<i64>> = ["lag_p50_ns", "lag_p99_ns", "lag_p999_ns", "lag_max_ns"]
+                .iter()
+                .map(|k| row[*k].as_i64())
+                .collect();
+            if row["lag_samples"] == 0 {
+                assert!(lag.iter().all(Option::is_none), "{row}");
+            } else {
+                let lag: Vec<i64> = lag.into_iter().map(|v| v.expect("a lag")).collect();
+                assert!(lag.windows(2).all(|w| w[0] <= w[1]), "{row}");
+            }
+            for k in COUNTERS {
+                let v = row[k].as_u64().expect(k);
+                if let Some(prev) = &last[i] {
+                    // Lag samples are per second; the rest are cumulative.
+                    if k != "lag_samples" {
+                        assert!(v >= prev[k].as_u64().unwrap(), "{k} fell: {row}");
+                    }
+                }
+            }
+            last[i] = Some(row.clone());
+        }
+        for k in COUNTERS {
+            let sum: u64 = group[1..].iter().map(|r| r[k].as_u64().unwrap()).sum();
+            assert_eq!(
+                sum,
+                group[0][k].as_u64().unwrap(),
+                "{k}: venues add up to all"
+            );
+        }
+    }
+    rows.len() / sources.len()
 }

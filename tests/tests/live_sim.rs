@@ -8,6 +8,7 @@ use flowcore_tests::{
     local_ca, recorded_inputs, run as replay_run, run_options, sim_config, sim_options,
     start_sim_with, temp_dir, SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
 };
+use flowcore_tools::outputs::Outputs;
 use flowcore_tools::replay::Input;
 use flowcore_tools::run::{run, RunOptions};
 use flowcore_tools::sim::{Pace, SimSummary};
@@ -124,7 +125,7 @@ fn an_untrusted_certificate_is_refused_by_both_transports() {
             duration: Some(Duration::from_secs(2)),
             ..run_options(&config(&addresses, None, transport))
         };
-        let summary = run(untrusting, None, None).unwrap();
+        let summary = run(untrusting, Outputs::default()).unwrap();
         assert_eq!(summary.transport, Some(expected_transport(transport)));
         assert!(summary.connect_errors >= 1, "{transport}");
         assert_eq!(summary.messages, 0, "{transport}");
@@ -256,7 +257,11 @@ fn a_timed_run_stops_and_flushes_the_open_bars() {
     };
     let started = std::time::Instant::now();
     let mut bars = Vec::new();
-    let summary = run(timed, Some(&mut bars), None).unwrap();
+    let outputs = Outputs {
+        bars: Some(&mut bars),
+        ..Outputs::default()
+    };
+    let summary = run(timed, outputs).unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     assert!(summary.messages > 1000, "{} messages", summary.messages);

@@ -5,6 +5,7 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use flowcore_tests::{assert_rows_eq, file, sorted_rows, temp_dir};
+use flowcore_tools::outputs::Outputs;
 use flowcore_tools::replay::{replay, ReplayOptions};
 use flowcore_tools::shm_tail::{tail, Stream, TailOptions};
 use std::time::Duration;
@@ -36,9 +37,9 @@ fn tail_rows(dir: &std::path::Path, stream: Stream) -> Vec<String> {
 }
 
 #[test]
-fn replay_published_bars_and_tops_read_back_as_the_jsonl_rows() {
+fn replay_published_bars_tops_and_health_read_back_as_the_jsonl_rows() {
     let dir = bus_dir("replay-shm");
-    let (mut bars, mut tops) = (Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
     let options = ReplayOptions {
         shm: Some(BusConfig::new(&dir)),
         ..ReplayOptions::new(
@@ -51,8 +52,13 @@ fn replay_published_bars_and_tops_read_back_as_the_jsonl_rows() {
             ],
         )
     };
-    let summary = replay(options, Some(&mut bars), Some(&mut tops)).unwrap();
-    let (bars, tops) = (sorted_rows(bars), sorted_rows(tops));
+    let outputs = Outputs {
+        bars: Some(&mut bars),
+        tops: Some(&mut tops),
+        health: Some(&mut health),
+    };
+    let summary = replay(options, outputs).unwrap();
+    let (bars, tops, health) = (sorted_rows(bars), sorted_rows(tops), sorted_rows(health));
     assert!(
         bars.len() > 1000 && tops.len() > 500,
         "{} bars {} tops",
@@ -62,6 +68,9 @@ fn replay_published_bars_and_tops_read_back_as_the_jsonl_rows() {
     // Every row, including the aggregates and COIN-M's contract conversion, decimal for decimal.
     assert_rows_eq("bars via shm", &tail_rows(&dir, Stream::Bars), &bars);
     assert_rows_eq("tops via shm", &tail_rows(&dir, Stream::Tops), &tops);
+    // Health: the pipeline's and each venue's records, counters and lag percentiles.
+    assert!(health.len() > 4 * 300, "{} health rows", health.len());
+    assert_rows_eq("health via shm", &tail_rows(&dir, Stream::Health), &health);
 
     let mut bus = BusReader::open(&dir, ReadFrom::Oldest).unwrap();
     let mut trades = 0u64;
@@ -102,16 +111,19 @@ fn replay_published_bars_and_tops_read_back_as_the_jsonl_rows() {
         assert!(book.asks.windows(2).all(|w| w[0][0] < w[1][0]));
         assert!(book.bids[0][0] < book.asks[0][0]);
     }
-    let mut health = None;
+    // The pipeline's last record closes the replay: its counters are the summary's.
+    let mut last = None;
     while let Some(h) = bus.health.try_read() {
-        health = Some(h);
+        if h.source == flowcore_shm::abi::HEALTH_SOURCE_PIPELINE {
+            last = Some(h);
+        }
     }
-    let h = health.expect("health records");
-    assert_eq!(
-        h.counters[flowcore_shm::abi::health::GAPS],
-        summary.engine.gaps
-    );
-    assert!(h.counters[flowcore_shm::abi::health::MESSAGES] <= summary.messages);
+    let h = last.expect("health records");
+    use flowcore_shm::abi::health::{EVENTS, GAPS, MESSAGES, PUBLISHED};
+    assert_eq!(h.counters[GAPS], summary.engine.gaps);
+    assert_eq!(h.counters[MESSAGES], summary.messages);
+    assert_eq!(h.counters[EVENTS], summary.engine.events);
+    assert!(h.counters[PUBLISHED] > 10_000);
     assert!(
         !bus.writer_alive(),
         "the replay's writer lock is released when it ends"

@@ -148,3 +148,44 @@ fn no_allocation_per_message_while_publishing_to_the_shm_bus() {
     drop(publisher);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_allocation_per_message_with_every_output_and_health_records() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = flowcore_tests::temp_dir("zero-alloc-outputs");
+    let engine = Engine::new(
+        InstrumentTable::binance_defaults(),
+        ImbalanceConfig::default(),
+        None,
+    )
+    .unwrap();
+    let (mut bars, mut tops, mut health) = (std::io::sink(), std::io::sink(), std::io::sink());
+    let outputs = flowcore_tools::outputs::Outputs {
+        bars: Some(&mut bars),
+        tops: Some(&mut tops),
+        health: Some(&mut health),
+    };
+    let bus = flowcore_shm::BusConfig::new(&dir);
+    let mut sink = flowcore_tools::outputs::CoreSink::create(
+        &engine,
+        &[Venue::BinanceSpot, Venue::BinanceUsdm],
+        outputs,
+        Some(&bus),
+    )
+    .unwrap();
+    drop(engine);
+    let feeds = flowcore_tools::health::VenueFeedCounters::default();
+    let (allocations, measured, _) = allocations_after_warm_up(&mut sink, |ev, engine, s| {
+        s.after_event(ev, engine, || feeds)
+    });
+    let (bar_rows, top_rows) = sink.jsonl.rows();
+    let published = sink.shm.as_ref().unwrap().published();
+    // Rows, bus records and a health record per source every second went out.
+    assert!(bar_rows > 500 && top_rows > 500 && published > 100_000);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {measured} messages with rows, bus and health"
+    );
+    drop(sink);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@
 //! Nothing is faked: the engine connects to the simulator over real sockets, publishes to
 //! a real bus, and the table is read back from shared memory the way any client would.
 
+use crate::outputs::OutputFiles;
 use crate::replay::Input;
 use crate::run::{run, RunOptions, RunSummary};
 use crate::run_config::RunConfig;
@@ -16,7 +17,7 @@ use anyhow::Context;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
-use flowcore_shm::abi::{flags, health, venue, BarRecord, OBI_SCALE};
+use flowcore_shm::abi::{flags, health, venue, BarRecord, HEALTH_SOURCE_PIPELINE, OBI_SCALE};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -162,22 +163,16 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
     let engine = std::thread::Builder::new()
         .name("flowcore-demo-run".into())
         .spawn(move || -> anyhow::Result<RunSummary> {
-            let create = |name: &str| -> anyhow::Result<Option<std::io::BufWriter<std::fs::File>>> {
-                let Some(dir) = &out_dir else { return Ok(None) };
+            if let Some(dir) = &out_dir {
                 std::fs::create_dir_all(dir)?;
-                Ok(Some(std::io::BufWriter::new(std::fs::File::create(
-                    dir.join(name),
-                )?)))
-            };
-            let (mut bars, mut tops) = (create("bars.jsonl")?, create("tops.jsonl")?);
-            let summary = run(
-                run_options,
-                bars.as_mut().map(|w| w as &mut dyn Write),
-                tops.as_mut().map(|w| w as &mut dyn Write),
-            )?;
-            for w in [&mut bars, &mut tops].into_iter().flatten() {
-                w.flush()?;
             }
+            let path = |name: &str| out_dir.as_ref().map(|d| d.join(name));
+            let (bars, tops, health) =
+                (path("bars.jsonl"), path("tops.jsonl"), path("health.jsonl"));
+            let mut files =
+                OutputFiles::create(bars.as_deref(), tops.as_deref(), health.as_deref())?;
+            let summary = run(run_options, files.outputs())?;
+            files.flush()?;
             Ok(summary)
         })?;
 
@@ -303,6 +298,9 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
         view.trades += 1;
     }
     while let Some(h) = bus.health.try_read() {
+        if h.source != HEALTH_SOURCE_PIPELINE {
+            continue;
+        }
         view.events = h.counters[health::EVENTS];
         view.messages = h.counters[health::MESSAGES];
     }

@@ -287,6 +287,7 @@ pub(crate) fn feed_main_uring(
                         &mut thread.forwarder(parser, *inst, &mut notice),
                         &mut |a| actions.push((i, a)),
                     );
+                    thread.count_link(link.take_counters());
                 }
                 for (i, action) in actions.drain(..) {
                     let s = &mut streams[i];
@@ -362,8 +363,8 @@ pub(crate) fn feed_main_uring(
         }
     }
     drop(fetcher);
-    for s in &streams {
-        thread.count_link(s.link.counters());
+    for s in &mut streams {
+        thread.count_link(s.link.take_counters());
     }
     thread.publish_stats();
     thread.stats

@@ -1,6 +1,7 @@
-//! JSONL rows for bars and tops (docs/REPLAY.md "Output"): decimals as strings at their
+//! JSONL rows for bars, tops and health (docs/REPLAY.md "Output"): decimals as strings at their
 //! instrument's scale, keys in a fixed order.
 
+use crate::health::HealthRow;
 use flowcore_core::bars::{Bar, BarEngine, BarKey, BarSink, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
@@ -10,12 +11,25 @@ use flowcore_core::instrument::InstrumentTable;
 use std::fmt::Write as _;
 use std::io::Write;
 
+/// A decimal as a JSON string, or null.
 struct Opt<T>(Option<T>);
 
 impl<T: std::fmt::Display> std::fmt::Display for Opt<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             Some(v) => write!(f, "\"{v}\""),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+/// An integer as a JSON number, or null.
+struct OptNum(Option<i64>);
+
+impl std::fmt::Display for OptNum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
             None => f.write_str("null"),
         }
     }
@@ -161,12 +175,50 @@ pub fn write_top_row(out: &mut String, venue: &str, symbol: &str, scales: RowSca
     );
 }
 
+/// Appends one health row (docs/REPLAY.md "Health"): counters, then the second's lag
+/// percentiles in ns (null without samples).
+pub fn write_health_row(out: &mut String, row: &HealthRow) {
+    let (f, e, l) = (&row.feed, &row.engine, &row.lag);
+    let lag = |v: i64| OptNum((l.samples > 0).then_some(v));
+    let _ = writeln!(
+        out,
+        "{{\"ts\":{},\"source\":\"{}\",\"messages\":{},\"events\":{},\"parse_errors\":{},\"gaps\":{},\
+         \"resyncs\":{},\"crossed_books\":{},\"reconnects\":{},\"stalls\":{},\"rotations\":{},\
+         \"late_trades\":{},\"backfilled_trades\":{},\"duplicate_trades\":{},\"unfilled_trade_gaps\":{},\
+         \"ring_waits\":{},\"clock_behind\":{},\"lag_samples\":{},\"lag_p50_ns\":{},\"lag_p99_ns\":{},\
+         \"lag_p999_ns\":{},\"lag_max_ns\":{}}}",
+        row.ts_ms,
+        row.source_name(),
+        f.messages,
+        e.events,
+        f.parse_errors,
+        e.gaps,
+        e.resync_requests,
+        e.crossed_books,
+        f.reconnects,
+        f.stalls,
+        f.rotations,
+        row.late_trades,
+        e.backfilled_trades,
+        e.duplicate_trades,
+        e.unfilled_trade_gaps,
+        f.ring_waits,
+        row.clock_behind,
+        l.samples,
+        lag(l.p50),
+        lag(l.p99),
+        lag(l.p999),
+        lag(l.max),
+    );
+}
+
 /// Writes bar and tops rows as JSONL as the engine produces them; the first write error
 /// is kept for the caller (the engine's sink methods cannot fail).
 pub struct JsonlSink<'a, 'w> {
     format: RowFormat,
     bars: Option<&'a mut (dyn Write + 'w)>,
     tops: Option<&'a mut (dyn Write + 'w)>,
+    health: Option<&'a mut (dyn Write + 'w)>,
     line: String,
     /// Rows produced: bars, tops.
     rows: (u64, u64),
@@ -182,7 +234,8 @@ impl std::fmt::Debug for JsonlSink<'_, '_> {
 }
 
 impl<'a, 'w> JsonlSink<'a, 'w> {
-    /// Rows formatted by `format` into `bars` and `tops` (either may be absent).
+    /// Rows formatted by `format` into `bars` and `tops` (either may be absent); health
+    /// rows go nowhere until [`JsonlSink::with_health`].
     pub fn new(
         format: RowFormat,
         bars: Option<&'a mut (dyn Write + 'w)>,
@@ -192,10 +245,27 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
             format,
             bars,
             tops,
+            health: None,
             line: String::with_capacity(512),
             rows: (0, 0),
             error: None,
         }
+    }
+
+    /// Health rows to `health`.
+    pub fn with_health(mut self, health: Option<&'a mut (dyn Write + 'w)>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Writes one health row.
+    pub fn health(&mut self, row: &HealthRow) {
+        Self::write_row(
+            &mut self.line,
+            self.health.as_deref_mut(),
+            &mut self.error,
+            |l| write_health_row(l, row),
+        );
     }
 
     /// Rows produced so far: (bars, tops).

@@ -4,6 +4,7 @@
 mod backoff;
 pub mod demo;
 mod feed_uring;
+pub mod health;
 pub mod instruments;
 pub mod jsonl;
 mod link;

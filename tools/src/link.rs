@@ -145,19 +145,20 @@ pub(crate) enum Ended {
     Unknown,
 }
 
-/// Counts of what a link did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct LinkCounters {
-    /// Connections replaced in step (nothing lost, nothing doubled).
-    pub(crate) rotations: u64,
-    /// Handovers that ended as a stream break.
-    pub(crate) rotation_breaks: u64,
-    /// Connections dropped as stalled.
-    pub(crate) stalls: u64,
-    /// Pings sent to quiet connections.
-    pub(crate) probes: u64,
-    /// `serverShutdown` notices received.
-    pub(crate) shutdown_notices: u64,
+flowcore_core::counters! {
+    /// Counts of what a link did.
+    pub(crate) struct LinkCounters {
+        /// Connections replaced in step (nothing lost, nothing doubled).
+        pub(crate) rotations: u64,
+        /// Handovers that ended as a stream break.
+        pub(crate) rotation_breaks: u64,
+        /// Connections dropped as stalled.
+        pub(crate) stalls: u64,
+        /// Pings sent to quiet connections.
+        pub(crate) probes: u64,
+        /// `serverShutdown` notices received.
+        pub(crate) shutdown_notices: u64,
+    }
 }
 
 /// One symbol's connections: a primary that feeds the pipeline and, while it is being
@@ -196,8 +197,14 @@ impl<K: Copy + Eq> Link<K> {
     }
 
     /// What the link counted.
+    #[cfg(test)]
     pub(crate) fn counters(&self) -> LinkCounters {
         self.counters
+    }
+
+    /// What the link counted since the last call.
+    pub(crate) fn take_counters(&mut self) -> LinkCounters {
+        core::mem::take(&mut self.counters)
     }
 
     /// The connection that feeds the pipeline, opened or opening.

@@ -5,10 +5,11 @@ use clap::{Parser, Subcommand};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_shm::BusConfig;
+use flowcore_tools::health::HealthRow;
+use flowcore_tools::outputs::OutputFiles;
 use flowcore_tools::replay::{replay, Input, ReplayOptions};
 use flowcore_tools::run_config::TransportKind;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -57,6 +58,9 @@ enum Command {
         /// Write per-second book tops here (JSONL).
         #[arg(long)]
         tops_out: Option<PathBuf>,
+        /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
+        #[arg(long)]
+        health_out: Option<PathBuf>,
         /// asap, recorded (real time) or a speed-up like 10x.
         #[arg(long, default_value = "asap")]
         pace: flowcore_tools::sim::Pace,
@@ -80,6 +84,9 @@ enum Command {
         /// Write per-second book tops here (JSONL).
         #[arg(long)]
         tops_out: Option<PathBuf>,
+        /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
+        #[arg(long)]
+        health_out: Option<PathBuf>,
         /// Stop after this many seconds and flush the open bars.
         #[arg(long)]
         seconds: Option<f64>,
@@ -112,7 +119,7 @@ enum Command {
         /// Bus directory (default: a private one under /dev/shm, removed at the end).
         #[arg(long)]
         shm: Option<PathBuf>,
-        /// Also write the run's bars.jsonl and tops.jsonl here.
+        /// Also write the run's bars.jsonl, tops.jsonl and health.jsonl here.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -186,17 +193,51 @@ enum Command {
     },
 }
 
-fn flush(
-    bars: &mut Option<BufWriter<File>>,
-    tops: &mut Option<BufWriter<File>>,
-) -> anyhow::Result<()> {
-    if let Some(w) = bars.as_mut() {
-        w.flush().context("writing bars")?;
+/// One line per feed (and the whole pipeline): its counters and lag over the whole run.
+fn print_health(rows: &[HealthRow]) {
+    for r in rows {
+        let l = &r.lag;
+        let lag = if l.samples == 0 {
+            "no lag samples".to_string()
+        } else {
+            format!(
+                "lag p50 {} p99 {} p99.9 {} max {} over {} messages ({} received before their \
+                 exchange time)",
+                human_ns(l.p50),
+                human_ns(l.p99),
+                human_ns(l.p999),
+                human_ns(l.max),
+                l.samples,
+                r.clock_behind,
+            )
+        };
+        eprintln!(
+            "  {}: {} messages, {} gaps, {} resyncs, {} reconnects ({} stalls, {} rotations), {} \
+             late trades, {} backfilled, {} crossed books, {} parse errors; {lag}",
+            r.source_name(),
+            r.feed.messages,
+            r.engine.gaps,
+            r.engine.resync_requests,
+            r.feed.reconnects,
+            r.feed.stalls,
+            r.feed.rotations,
+            r.late_trades,
+            r.engine.backfilled_trades,
+            r.engine.crossed_books,
+            r.feed.parse_errors,
+        );
     }
-    if let Some(w) = tops.as_mut() {
-        w.flush().context("writing tops")?;
+}
+
+/// A duration in ns with a unit that keeps it short.
+fn human_ns(ns: i64) -> String {
+    let v = ns as f64;
+    match ns.unsigned_abs() {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} us", v / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", v / 1e6),
+        _ => format!("{:.2} s", v / 1e9),
     }
-    Ok(())
 }
 
 fn load_table(instruments: &Option<PathBuf>) -> anyhow::Result<InstrumentTable> {
@@ -218,21 +259,12 @@ fn seconds(what: &str, s: Option<f64>) -> anyhow::Result<Option<std::time::Durat
     .transpose()
 }
 
-fn create(path: &Option<PathBuf>) -> anyhow::Result<Option<BufWriter<File>>> {
-    path.as_ref()
-        .map(|p| {
-            File::create(p)
-                .map(|f| BufWriter::with_capacity(1 << 16, f))
-                .with_context(|| format!("creating {}", p.display()))
-        })
-        .transpose()
-}
-
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Replay {
             bars_out,
             tops_out,
+            health_out,
             pace,
             shm,
             engine,
@@ -244,20 +276,19 @@ fn main() -> anyhow::Result<()> {
                 .map(|a| Input::parse_arg(a))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let imbalance = engine.imbalance()?;
-            let mut bars = create(&bars_out)?;
-            let mut tops = create(&tops_out)?;
+            let mut files = OutputFiles::create(
+                bars_out.as_deref(),
+                tops_out.as_deref(),
+                health_out.as_deref(),
+            )?;
             let started = Instant::now();
             let options = ReplayOptions {
                 pace,
                 shm: shm.map(BusConfig::new),
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
-            let s = replay(
-                options,
-                bars.as_mut().map(|w| w as &mut dyn Write),
-                tops.as_mut().map(|w| w as &mut dyn Write),
-            )?;
-            flush(&mut bars, &mut tops)?;
+            let s = replay(options, files.outputs())?;
+            files.flush()?;
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
                 "replay: {} messages, {} gaps, {} resyncs, {} late trades, {} parse errors, {:.0} msgs/s \
@@ -274,12 +305,14 @@ fn main() -> anyhow::Result<()> {
                 s.engine.ticker_mismatches,
                 s.engine.crossed_books,
             );
+            print_health(&s.health);
             Ok(())
         }
         Command::Run {
             config,
             bars_out,
             tops_out,
+            health_out,
             seconds: run_seconds,
             record,
             exit_on_close,
@@ -302,14 +335,13 @@ fn main() -> anyhow::Result<()> {
                 exit_on_close,
                 shm: shm.map(BusConfig::new),
             };
-            let mut bars = create(&bars_out)?;
-            let mut tops = create(&tops_out)?;
-            let s = flowcore_tools::run::run(
-                options,
-                bars.as_mut().map(|w| w as &mut dyn Write),
-                tops.as_mut().map(|w| w as &mut dyn Write),
+            let mut files = OutputFiles::create(
+                bars_out.as_deref(),
+                tops_out.as_deref(),
+                health_out.as_deref(),
             )?;
-            flush(&mut bars, &mut tops)?;
+            let s = flowcore_tools::run::run(options, files.outputs())?;
+            files.flush()?;
             let transport = match s.transport {
                 Some(TransportKind::IoUring) => "io_uring",
                 Some(TransportKind::Tokio) => "tokio",
@@ -341,6 +373,7 @@ fn main() -> anyhow::Result<()> {
                 s.bars,
                 s.tops,
             );
+            print_health(&s.health);
             Ok(())
         }
         Command::Demo {

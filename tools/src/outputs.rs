@@ -1,49 +1,59 @@
-//! Where the core thread's results go: JSONL files and, with `--shm DIR`, the shared-memory
+//! Where the core thread's results go: JSONL files, health records and, with `--shm DIR`, the shared-memory
 //! bus. Replay and run share this, so both publish exactly the same records.
 
+use crate::health::{HealthMonitor, HealthRow, VenueFeedCounters};
 use crate::jsonl::{JsonlSink, RowFormat};
 use anyhow::Context;
-use flowcore_core::bars::{second_of, Bar, BarSink};
+use flowcore_core::bars::{Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
-use flowcore_shm::abi::health;
+use flowcore_core::instrument::Venue;
 use flowcore_shm::{BusConfig, Publisher};
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
-/// Counters the engine does not know (messages and parse errors are counted upstream).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PipelineCounters {
-    /// Messages received or read.
-    pub messages: u64,
-    /// Messages that failed to parse.
-    pub parse_errors: u64,
-    /// Times a feed waited on a full ring.
-    pub ring_waits: u64,
-    /// Connections re-established.
-    pub reconnects: u64,
+/// Where rows go; each is optional.
+#[derive(Default)]
+pub struct Outputs<'w> {
+    /// Bar rows.
+    pub bars: Option<&'w mut dyn Write>,
+    /// Tops rows.
+    pub tops: Option<&'w mut dyn Write>,
+    /// Health rows, one per second per source.
+    pub health: Option<&'w mut dyn Write>,
 }
 
-/// The engine's sink: JSONL rows plus, optionally, the bus.
+impl std::fmt::Debug for Outputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("bars", &self.bars.is_some())
+            .field("tops", &self.tops.is_some())
+            .field("health", &self.health.is_some())
+            .finish()
+    }
+}
+
+/// The engine's sink: JSONL rows, health records and, optionally, the bus.
 #[derive(Debug)]
-pub struct CoreSink<'a, 'w> {
+pub struct CoreSink<'w> {
     /// JSONL rows.
-    pub jsonl: JsonlSink<'a, 'w>,
+    pub jsonl: JsonlSink<'w, 'w>,
     /// The bus, with `--shm`.
     pub shm: Option<Publisher>,
-    /// Last exchange second a health record was published for.
-    health_sec: i64,
+    health: HealthMonitor,
 }
 
-impl<'a, 'w> CoreSink<'a, 'w> {
-    /// Rows of `engine`'s instruments to `bars`/`tops`, and records to a new bus in
-    /// `shm` if given.
+impl<'w> CoreSink<'w> {
+    /// Rows of `engine`'s instruments to `outputs`, health records for the pipeline and
+    /// each of `venues`, and records to a new bus in `shm` if given.
     ///
     /// # Errors
     /// When the bus cannot be created (its directory named in the message).
     pub fn create(
         engine: &Engine,
-        bars: Option<&'a mut (dyn Write + 'w)>,
-        tops: Option<&'a mut (dyn Write + 'w)>,
+        venues: &[Venue],
+        outputs: Outputs<'w>,
         shm: Option<&BusConfig>,
     ) -> anyhow::Result<Self> {
         let shm = shm
@@ -54,53 +64,65 @@ impl<'a, 'w> CoreSink<'a, 'w> {
             .transpose()?;
         let format = RowFormat::new(engine.table(), engine.bars());
         Ok(Self {
-            jsonl: JsonlSink::new(format, bars, tops),
+            jsonl: JsonlSink::new(format, outputs.bars, outputs.tops).with_health(outputs.health),
             shm,
-            health_sec: i64::MIN,
+            health: HealthMonitor::new(venues),
         })
     }
 
-    /// Publishes what `ev` changed (after `engine` consumed it), and a health record each
-    /// time the exchange clock enters a new second.
+    /// Publishes what `ev` changed (after `engine` consumed it), and the health records
+    /// each time the exchange clock enters a new second (`feeds` is asked only then).
     #[inline]
     pub fn after_event(
         &mut self,
         ev: &MarketEvent,
         engine: &Engine,
-        counters: impl FnOnce() -> PipelineCounters,
+        feeds: impl FnOnce() -> VenueFeedCounters,
     ) {
-        let Some(shm) = &mut self.shm else { return };
-        shm.on_event(ev, engine);
-        let Some(exch) = ev.exch_ts() else { return };
-        let sec = second_of(exch);
-        if sec > self.health_sec {
-            if self.health_sec != i64::MIN {
-                shm.health(sec * 1000, health_counters(engine, counters()));
-            }
-            self.health_sec = sec;
+        if let Some(shm) = &mut self.shm {
+            shm.on_event(ev, engine);
         }
+        if let Some(ts_ms) = self.health.observe(ev, engine) {
+            self.close_health(ts_ms, engine, &feeds(), |_| {});
+        }
+    }
+
+    /// After `engine` finished: the last second's health records. Returns each source's
+    /// final counters with its lag over the whole run (the run summary's figures).
+    pub fn finish(&mut self, engine: &Engine, feeds: &VenueFeedCounters) -> Vec<HealthRow> {
+        let mut last = Vec::new();
+        match self.health.open_second_end() {
+            Some(ts_ms) => self.close_health(ts_ms, engine, feeds, |row| last.push(*row)),
+            // No message carried an exchange time: counters only, nothing to publish.
+            None => self
+                .health
+                .close_second(0, engine, feeds, |row| last.push(*row)),
+        }
+        for row in &mut last {
+            row.lag = self.health.run_lag(row.source);
+        }
+        last
+    }
+
+    fn close_health(
+        &mut self,
+        ts_ms: i64,
+        engine: &Engine,
+        feeds: &VenueFeedCounters,
+        mut also: impl FnMut(&HealthRow),
+    ) {
+        let (jsonl, shm) = (&mut self.jsonl, &mut self.shm);
+        self.health.close_second(ts_ms, engine, feeds, |row| {
+            jsonl.health(row);
+            if let Some(shm) = shm {
+                shm.health(row.to_record());
+            }
+            also(row);
+        });
     }
 }
 
-/// The health record's counter array.
-pub fn health_counters(engine: &Engine, p: PipelineCounters) -> [u64; 12] {
-    let e = engine.counters();
-    let mut c = [0u64; 12];
-    c[health::MESSAGES] = p.messages;
-    c[health::EVENTS] = e.events;
-    c[health::GAPS] = e.gaps;
-    c[health::RESYNCS] = e.resync_requests;
-    c[health::LATE_TRADES] = engine.bars().counters().late_trades;
-    c[health::PARSE_ERRORS] = p.parse_errors;
-    c[health::CROSSED_BOOKS] = e.crossed_books;
-    c[health::RING_FULL_WAITS] = p.ring_waits;
-    c[health::RECONNECTS] = p.reconnects;
-    c[health::BACKFILLED_TRADES] = e.backfilled_trades;
-    c[health::DUPLICATE_TRADES] = e.duplicate_trades;
-    c
-}
-
-impl BarSink for CoreSink<'_, '_> {
+impl BarSink for CoreSink<'_> {
     fn bar(&mut self, bar: &Bar) {
         self.jsonl.bar(bar);
         if let Some(shm) = &mut self.shm {
@@ -109,11 +131,71 @@ impl BarSink for CoreSink<'_, '_> {
     }
 }
 
-impl EngineSink for CoreSink<'_, '_> {
+impl EngineSink for CoreSink<'_> {
     fn top(&mut self, row: &TopRow) {
         self.jsonl.top(row);
         if let Some(shm) = &mut self.shm {
             shm.top(row);
         }
+    }
+}
+
+/// Buffered JSONL files for [`Outputs`], each optional.
+#[derive(Debug, Default)]
+pub struct OutputFiles {
+    bars: Option<BufWriter<File>>,
+    tops: Option<BufWriter<File>>,
+    health: Option<BufWriter<File>>,
+}
+
+impl OutputFiles {
+    /// Creates the files that have a path.
+    ///
+    /// # Errors
+    /// When one cannot be created (its path named).
+    pub fn create(
+        bars: Option<&Path>,
+        tops: Option<&Path>,
+        health: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let create = |path: Option<&Path>| {
+            path.map(|p| {
+                File::create(p)
+                    .map(|f| BufWriter::with_capacity(1 << 16, f))
+                    .with_context(|| format!("creating {}", p.display()))
+            })
+            .transpose()
+        };
+        Ok(Self {
+            bars: create(bars)?,
+            tops: create(tops)?,
+            health: create(health)?,
+        })
+    }
+
+    /// The files as outputs of a run or replay.
+    pub fn outputs(&mut self) -> Outputs<'_> {
+        Outputs {
+            bars: self.bars.as_mut().map(|w| w as &mut dyn Write),
+            tops: self.tops.as_mut().map(|w| w as &mut dyn Write),
+            health: self.health.as_mut().map(|w| w as &mut dyn Write),
+        }
+    }
+
+    /// Flushes every file.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        for (w, what) in [
+            (&mut self.bars, "bars"),
+            (&mut self.tops, "tops"),
+            (&mut self.health, "health"),
+        ] {
+            if let Some(w) = w {
+                w.flush().with_context(|| format!("writing {what}"))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,8 @@
 //! Single-threaded on purpose: replay is the reference the live pipeline must equal, and
 //! it is fast enough to replay the bundled day in well under a second.
 
-use crate::outputs::{CoreSink, PipelineCounters};
+use crate::health::{HealthRow, VenueFeedCounters};
+use crate::outputs::{CoreSink, Outputs};
 use crate::recording::RecordingReader;
 use crate::sim::Pace;
 use anyhow::{bail, Context};
@@ -16,7 +17,6 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
 use flowcore_shm::BusConfig;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ impl Input {
 }
 
 /// What a replay counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplaySummary {
     /// Lines read.
     pub messages: u64,
@@ -103,6 +103,9 @@ pub struct ReplaySummary {
     pub bars: u64,
     /// Tops rows written.
     pub tops: u64,
+    /// The last health record of the whole pipeline, then of each venue, with the lag
+    /// percentiles of the whole replay.
+    pub health: Vec<HealthRow>,
 }
 
 /// A file chain of one (venue, symbol), read in argument order.
@@ -215,11 +218,7 @@ impl Pacer {
 /// # Errors
 /// When a file cannot be read, a line has no timestamp, writing fails or the bus cannot be
 /// created. Malformed JSON is not an error: it is counted in [`ReplaySummary::parse_errors`].
-pub fn replay<'w>(
-    options: ReplayOptions,
-    bars_out: Option<&'w mut dyn Write>,
-    tops_out: Option<&'w mut dyn Write>,
-) -> anyhow::Result<ReplaySummary> {
+pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<ReplaySummary> {
     let ReplayOptions {
         table,
         imbalance,
@@ -257,9 +256,11 @@ pub fn replay<'w>(
     for chain in &mut chains {
         chain.advance()?;
     }
-    let mut out = CoreSink::create(&engine, bars_out, tops_out, shm.as_ref())?;
+    let venues: Vec<Venue> = chains.iter().map(|c| c.venue).collect();
+    let mut out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
     let mut pacer = Pacer { pace, start: None };
     let mut summary = ReplaySummary::default();
+    let mut feeds = VenueFeedCounters::default();
     loop {
         // Few chains: a linear scan for the smallest (local ts, argument index) head.
         let next = chains
@@ -276,21 +277,17 @@ pub fn replay<'w>(
             .expect("a head comes from a reader")
             .1
             .current();
-        summary.messages += 1;
+        let v = chain.venue.index();
+        feeds[v].messages += 1;
         pacer.wait_for(ts);
-        let counters = |s: &ReplaySummary| PipelineCounters {
-            messages: s.messages,
-            parse_errors: s.parse_errors,
-            ..Default::default()
-        };
         let result = parsers[i].parse(ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
             engine.on_event(&ev, &mut out);
-            out.after_event(&ev, &engine, || counters(&summary));
+            out.after_event(&ev, &engine, || feeds);
         });
         match result {
             Ok(flowcore_feeds::binance::Parsed::Events(_)) => {}
             Ok(flowcore_feeds::binance::Parsed::Control(_)) => summary.control_messages += 1,
-            Err(_) => summary.parse_errors += 1,
+            Err(_) => feeds[v].parse_errors += 1,
         }
         chain.advance()?;
         if let Some(e) = out.jsonl.take_error() {
@@ -298,9 +295,12 @@ pub fn replay<'w>(
         }
     }
     engine.finish(&mut out);
+    summary.health = out.finish(&engine, &feeds);
     if let Some(e) = out.jsonl.take_error() {
         return Err(e).context("writing output");
     }
+    let total: crate::health::FeedCounters = feeds.iter().copied().sum();
+    (summary.messages, summary.parse_errors) = (total.messages, total.parse_errors);
     let bar_counters = engine.bars().counters();
     summary.engine = engine.counters();
     summary.late_trades = bar_counters.late_trades;

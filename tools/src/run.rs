@@ -17,8 +17,9 @@
 
 use crate::backoff::Backoff;
 use crate::feed_uring::feed_main_uring;
+use crate::health::{FeedCounters, HealthRow, VenueFeedCounters};
 use crate::link::{Link, LinkAction, LinkCounters, LINK_TICK};
-use crate::outputs::{CoreSink, PipelineCounters};
+use crate::outputs::{CoreSink, Outputs};
 use crate::recorder::{RecordWriter, Recorder};
 use crate::rest::{fetch, RestAnswer, RestRequest};
 use crate::run_config::{FeedConfig, IdleStrategy, RunConfig, TransportKind, UringRecv};
@@ -26,7 +27,7 @@ use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
 use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
-use flowcore_core::instrument::{InstrumentId, InstrumentTable};
+use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::binance::session::combined_stream_url;
 use flowcore_feeds::binance::{Control, Parsed};
 use flowcore_feeds::marker_line;
@@ -38,7 +39,6 @@ use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -90,7 +90,7 @@ impl Default for EpochClock {
 }
 
 /// What a run counted.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     /// WebSocket messages and REST snapshots received.
     pub messages: u64,
@@ -134,6 +134,9 @@ pub struct RunSummary {
     pub tops: u64,
     /// The transport the feeds used (after any fallback).
     pub transport: Option<TransportKind>,
+    /// The last health record of the whole pipeline, then of each venue, with the lag
+    /// percentiles of the whole run.
+    pub health: Vec<HealthRow>,
 }
 
 /// Per feed thread counters, summed into [`RunSummary`].
@@ -156,36 +159,73 @@ pub(crate) struct FeedStats {
     pub(crate) shutdown_notices: u64,
 }
 
-/// A feed thread's counters as the core thread sees them, for the bus's health records:
-/// stored after every message with relaxed stores (a view a second old is all health
-/// needs), so the feed never waits on the core thread.
-#[derive(Debug, Default)]
+impl FeedStats {
+    /// The counters health records carry.
+    fn feed_counters(&self) -> FeedCounters {
+        FeedCounters {
+            messages: self.messages,
+            parse_errors: self.parse_errors,
+            ring_waits: self.ring_waits,
+            reconnects: self.disconnects,
+            stalls: self.stalls,
+            rotations: self.rotations,
+        }
+    }
+}
+
+/// A feed thread's counters as the core thread sees them, for the health records: stored
+/// after every message with relaxed stores (a view a second old is all health needs), so
+/// the feed never waits on the core thread.
+#[derive(Debug)]
 struct LiveCounters {
-    messages: AtomicU64,
-    parse_errors: AtomicU64,
-    ring_waits: AtomicU64,
-    disconnects: AtomicU64,
+    venue: Venue,
+    /// [`FeedCounters`] fields in declaration order.
+    counts: [AtomicU64; 6],
 }
 
 impl LiveCounters {
-    fn store(&self, s: &FeedStats) {
-        self.messages.store(s.messages, Ordering::Relaxed);
-        self.parse_errors.store(s.parse_errors, Ordering::Relaxed);
-        self.ring_waits.store(s.ring_waits, Ordering::Relaxed);
-        self.disconnects.store(s.disconnects, Ordering::Relaxed);
+    fn new(venue: Venue) -> Self {
+        Self {
+            venue,
+            counts: Default::default(),
+        }
     }
 
-    /// The sum over every feed.
-    fn total(all: &[Arc<LiveCounters>]) -> PipelineCounters {
-        let sum = |f: fn(&LiveCounters) -> &AtomicU64| {
-            all.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
-        };
-        PipelineCounters {
-            messages: sum(|c| &c.messages),
-            parse_errors: sum(|c| &c.parse_errors),
-            ring_waits: sum(|c| &c.ring_waits),
-            reconnects: sum(|c| &c.disconnects),
+    fn store(&self, s: &FeedStats) {
+        let c = s.feed_counters();
+        let values = [
+            c.messages,
+            c.parse_errors,
+            c.ring_waits,
+            c.reconnects,
+            c.stalls,
+            c.rotations,
+        ];
+        for (cell, v) in self.counts.iter().zip(values) {
+            cell.store(v, Ordering::Relaxed);
         }
+    }
+
+    fn load(&self) -> FeedCounters {
+        let [messages, parse_errors, ring_waits, reconnects, stalls, rotations] =
+            self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        FeedCounters {
+            messages,
+            parse_errors,
+            ring_waits,
+            reconnects,
+            stalls,
+            rotations,
+        }
+    }
+
+    /// The sum over every feed of each venue.
+    fn per_venue(all: &[Arc<LiveCounters>]) -> VenueFeedCounters {
+        let mut out = VenueFeedCounters::default();
+        for c in all {
+            out[c.venue.index()] += c.load();
+        }
+        out
     }
 }
 
@@ -219,11 +259,7 @@ pub struct RunOptions {
 ///
 /// # Errors
 /// When a thread cannot start, the output cannot be written or the recorder fails.
-pub fn run<'w>(
-    options: RunOptions,
-    bars_out: Option<&'w mut dyn Write>,
-    tops_out: Option<&'w mut dyn Write>,
-) -> anyhow::Result<RunSummary> {
+pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSummary> {
     let RunOptions {
         config,
         table,
@@ -248,7 +284,8 @@ pub fn run<'w>(
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
     // Before any thread starts: a bus that cannot be created ends the run here.
     let shm = shm.or_else(|| config.shm.clone().map(BusConfig::new));
-    let mut sink = CoreSink::create(&engine, bars_out, tops_out, shm.as_ref())?;
+    let venues: Vec<Venue> = config.feeds.iter().map(|f| f.venue).collect();
+    let mut sink = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
     let (recorder, mut record_writers) = match &record {
         Some(dir) => {
             let (r, w) = Recorder::start(dir, config.feeds.len())
@@ -273,7 +310,7 @@ pub fn run<'w>(
     for (i, feed) in config.feeds.iter().enumerate() {
         let (events_tx, events_rx) = rtrb::RingBuffer::<MarketEvent>::new(config.ring_capacity);
         let (requests_tx, requests_rx) = rtrb::RingBuffer::<FeedRequest>::new(1024);
-        let live = Arc::new(LiveCounters::default());
+        let live = Arc::new(LiveCounters::new(feed.venue));
         live_counters.push(live.clone());
         rings.push(CoreFeed {
             events: events_rx,
@@ -348,14 +385,13 @@ pub fn run<'w>(
         idle_rounds = idle_rounds.saturating_add(1);
     }
     engine.finish(&mut sink);
-    if let Some(e) = sink.jsonl.take_error() {
-        return Err(e).context("writing output");
-    }
     let mut summary = RunSummary::default();
-    for handle in feed_threads {
+    let mut feed_counters = VenueFeedCounters::default();
+    for (handle, feed) in feed_threads.into_iter().zip(&config.feeds) {
         let s = handle
             .join()
             .map_err(|_| anyhow::anyhow!("a feed thread panicked"))?;
+        feed_counters[feed.venue.index()] += s.feed_counters();
         summary.messages += s.messages;
         summary.parse_errors += s.parse_errors;
         summary.control_messages += s.control_messages;
@@ -374,6 +410,10 @@ pub fn run<'w>(
     }
     if let Some(recorder) = recorder {
         summary.recorded_lines = recorder.finish().context("--record")?;
+    }
+    summary.health = sink.finish(&engine, &feed_counters);
+    if let Some(e) = sink.jsonl.take_error() {
+        return Err(e).context("writing output");
     }
     summary.transport = Some(transport);
     summary.engine = engine.counters();
@@ -428,7 +468,7 @@ impl CoreFeed {
     fn drain(
         &mut self,
         engine: &mut Engine,
-        sink: &mut CoreSink<'_, '_>,
+        sink: &mut CoreSink<'_>,
         live: &[Arc<LiveCounters>],
     ) -> bool {
         self.unsent_requests
@@ -437,7 +477,7 @@ impl CoreFeed {
         while let Ok(ev) = self.events.pop() {
             moved = true;
             engine.on_event(&ev, sink);
-            sink.after_event(&ev, engine, || LiveCounters::total(live));
+            sink.after_event(&ev, engine, || LiveCounters::per_venue(live));
             // Requests concern the instrument of the event that raised them: this feed's.
             while let Some(request) = engine.pop_request() {
                 if self.requests.push(request).is_err() {
@@ -822,6 +862,8 @@ async fn connection(
                             &mut s.forwarder(&mut parser, inst, &mut forward_notice),
                             &mut |a| actions.push(a),
                         );
+                        s.count_link(link.take_counters());
+                        s.publish_stats();
                     }
                     for action in actions {
                         match action {
@@ -935,7 +977,7 @@ async fn connection(
         }
         tokio::time::sleep(backoff.next_delay()).await;
     }
-    shared.borrow_mut().count_link(link.counters());
+    shared.borrow_mut().count_link(link.take_counters());
 }
 
 /// The primary connection is gone and no standby replaces it: counts it and says the

@@ -3,15 +3,17 @@
 //! With `--json`, bars and tops print exactly as the JSONL rows of `flowcore replay`
 //! (docs/REPLAY.md): records are turned back into the engine's rows and printed by the
 //! same formatter, so a bus reader's view can be compared with the files byte for byte;
-//! trades, best bid/ask and health print as their own JSON objects.
+//! health prints as the rows of `--health-out`; trades and best bid/ask print as their own
+//! JSON objects.
 
-use crate::jsonl::{write_bar_row, write_top_row, RowScales};
+use crate::health::HealthRow;
+use crate::jsonl::{write_bar_row, write_health_row, write_top_row, RowScales};
 use flowcore_core::bars::BarKey;
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::instrument::InstrumentId;
 use flowcore_shm::abi::{
-    flags, health, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
+    flags, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
     OBI_SCALE,
 };
 use flowcore_shm::publish::{bar_from_record, top_from_record};
@@ -128,7 +130,7 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
         }
         if wants(Stream::Health) {
             while let Some(r) = bus.health.try_read() {
-                format_health(&mut line, &r);
+                format_health(&mut line, &r, options.json);
                 any = true;
             }
         }
@@ -275,24 +277,28 @@ fn format_bbo(out: &mut String, symbol: Option<&SymbolRecord>, r: &BboRecord) {
     );
 }
 
-fn format_health(out: &mut String, r: &HealthRecord) {
-    let c = &r.counters;
-    let _ = writeln!(
-        out,
-        "{{\"stream\":\"health\",\"ts\":{},\"messages\":{},\"events\":{},\"gaps\":{},\"resyncs\":{},\
-         \"late_trades\":{},\"parse_errors\":{},\"crossed_books\":{},\"reconnects\":{},\
-         \"backfilled_trades\":{},\"duplicate_trades\":{},\"published\":{}}}",
-        r.ts_ms,
-        c[health::MESSAGES],
-        c[health::EVENTS],
-        c[health::GAPS],
-        c[health::RESYNCS],
-        c[health::LATE_TRADES],
-        c[health::PARSE_ERRORS],
-        c[health::CROSSED_BOOKS],
-        c[health::RECONNECTS],
-        c[health::BACKFILLED_TRADES],
-        c[health::DUPLICATE_TRADES],
-        c[health::PUBLISHED],
-    );
+fn format_health(out: &mut String, r: &HealthRecord, json: bool) {
+    let Some(row) = HealthRow::from_record(r) else {
+        let _ = writeln!(out, "health {} from unknown source {}", r.ts_ms, r.source);
+        return;
+    };
+    if json {
+        write_health_row(out, &row);
+    } else {
+        let lag = if row.lag.samples == 0 {
+            "n/a".to_string()
+        } else {
+            format!("p50 {} ns p99 {} ns", row.lag.p50, row.lag.p99)
+        };
+        let _ = writeln!(
+            out,
+            "health {} {:>13} messages {} gaps {} reconnects {} parse errors {} lag {lag}",
+            row.ts_ms,
+            row.source_name(),
+            row.feed.messages,
+            row.engine.gaps,
+            row.feed.reconnects,
+            row.feed.parse_errors,
+        );
+    }
 }

@@ -1,0 +1,550 @@
+//! Health per feed, once a second: what each venue's feed counted and how late its
+//! messages arrived.
+//!
+//! A record closes each time the exchange clock (any venue's) enters a new second, like the
+//! bars, so a replay of a recording gives the same records as the run that made it. There
+//! is one record for the whole pipeline and one per venue taking part in the run (two
+//! `[[feed]]` tables of the same venue share one). Counters are cumulative; the lag
+//! percentiles are those of the second that closed.
+//!
+//! Lag is the local receive time minus the venue's event time `E`, one sample per message
+//! that carries one (trades, depth diffs, futures bookTickers). It mixes network delay and
+//! the offset between the two clocks: a local clock behind the venue's gives negative lags
+//! (messages received before they were sent), kept as they are and counted in
+//! [`HealthRow::clock_behind`]. Percentiles have two significant digits.
+//! Trades from a trade-history answer are old news, not delay, and are not sampled.
+
+use flowcore_core::bars::second_of;
+use flowcore_core::counters;
+use flowcore_core::engine::{Engine, EngineCounters};
+use flowcore_core::event::MarketEvent;
+use flowcore_core::instrument::Venue;
+use flowcore_shm::abi::{health, lag, HealthRecord, HEALTH_SOURCE_PIPELINE};
+use flowcore_shm::publish::{venue_code, venue_of_code};
+use hdrhistogram::Histogram;
+
+counters! {
+    /// What the feed side counts (the engine counts the rest): per feed thread, per venue,
+    /// or summed over the run.
+    pub struct FeedCounters {
+        /// Messages received or read.
+        pub messages: u64,
+        /// Messages that failed to parse.
+        pub parse_errors: u64,
+        /// Times a feed waited on a full ring.
+        pub ring_waits: u64,
+        /// Connections lost (and re-established unless stopping).
+        pub reconnects: u64,
+        /// Connections dropped because they fell silent.
+        pub stalls: u64,
+        /// Connections replaced make before break, in step.
+        pub rotations: u64,
+    }
+}
+
+/// Feed counters of each venue, indexed by [`Venue::index`].
+pub type VenueFeedCounters = [FeedCounters; Venue::ALL.len()];
+
+/// Percentiles of the exchange-to-local lag, ns (two significant digits; negative when the
+/// local clock is behind the venue's). All zero without samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LagSummary {
+    /// Messages sampled.
+    pub samples: u64,
+    /// Median.
+    pub p50: i64,
+    /// 99th percentile.
+    pub p99: i64,
+    /// 99.9th percentile.
+    pub p999: i64,
+    /// Largest (within the histogram's precision).
+    pub max: i64,
+}
+
+/// One health record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthRow {
+    /// The second these counters close (its end), ms since the epoch, exchange time.
+    pub ts_ms: i64,
+    /// The venue whose feed this is; `None` for the whole pipeline.
+    pub source: Option<Venue>,
+    /// Feed-side counters.
+    pub feed: FeedCounters,
+    /// Engine counters (gaps, resyncs, crossed books, backfill, duplicates...).
+    pub engine: EngineCounters,
+    /// Trades for an already final second.
+    pub late_trades: u64,
+    /// Messages received before their exchange time, cumulative.
+    pub clock_behind: u64,
+    /// Lag over the second that closed.
+    pub lag: LagSummary,
+}
+
+/// Largest lag magnitude the histograms tell apart from "at least this": 10^18 ns, about
+/// 31 years (a simulator replaying an old recording shows its age here).
+const MAX_LAG_NS: u64 = 1_000_000_000_000_000_000;
+
+/// Lags of either sign. hdrhistogram holds unsigned values, so a lag below zero (a local
+/// clock behind the venue's) goes to a mirror histogram of magnitudes.
+#[derive(Debug, Clone)]
+struct SignedHistogram {
+    at_or_above_zero: Histogram<u64>,
+    below_zero: Histogram<u64>,
+}
+
+impl SignedHistogram {
+    fn new() -> Self {
+        // Two significant digits keep a histogram at 56 KB: resetting one each second is
+        // a few microseconds, and recording never allocates (no auto-resize; magnitudes
+        // beyond the bound saturate).
+        let h = Histogram::new_with_bounds(1, MAX_LAG_NS, 2).expect("valid bounds");
+        Self {
+            at_or_above_zero: h.clone(),
+            below_zero: h,
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, v: i64) {
+        if v < 0 {
+            self.below_zero.saturating_record(v.unsigned_abs());
+        } else {
+            self.at_or_above_zero.saturating_record(v as u64);
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.at_or_above_zero.len() + self.below_zero.len()
+    }
+
+    /// The value at quantile `q` of both halves together.
+    fn quantile(&self, q: f64) -> i64 {
+        let (below, n) = (self.below_zero.len(), self.len());
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        if rank <= below {
+            // The rank-th smallest lag is the (below - rank + 1)-th smallest magnitude of
+            // the negative ones.
+            let k = below - rank + 1;
+            -(self.below_zero.value_at_quantile(k as f64 / below as f64) as i64)
+        } else {
+            let k = rank - below;
+            let above = self.at_or_above_zero.len();
+            self.at_or_above_zero
+                .value_at_quantile(k as f64 / above as f64) as i64
+        }
+    }
+
+    fn max(&self) -> i64 {
+        if self.at_or_above_zero.is_empty() {
+            -(self.below_zero.min() as i64)
+        } else {
+            self.at_or_above_zero.max() as i64
+        }
+    }
+
+    fn summary(&self) -> LagSummary {
+        if self.len() == 0 {
+            return LagSummary::default();
+        }
+        LagSummary {
+            samples: self.len(),
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+            max: self.max(),
+        }
+    }
+
+    /// Adds `other`'s samples (same bounds: never resizes, so it cannot fail).
+    fn add(&mut self, other: &Self) {
+        let _ = self.at_or_above_zero.add(&other.at_or_above_zero);
+        let _ = self.below_zero.add(&other.below_zero);
+    }
+
+    fn reset(&mut self) {
+        self.at_or_above_zero.reset();
+        self.below_zero.reset();
+    }
+}
+
+/// Lag histograms of one source: the open second, and the whole run.
+#[derive(Debug)]
+struct Lag {
+    second: SignedHistogram,
+    run: SignedHistogram,
+    clock_behind: u64,
+}
+
+impl Lag {
+    fn new() -> Self {
+        let h = SignedHistogram::new();
+        Self {
+            second: h.clone(),
+            run: h,
+            clock_behind: 0,
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, lag_ns: i64) {
+        self.clock_behind += u64::from(lag_ns < 0);
+        self.second.record(lag_ns);
+    }
+
+    /// The open second's summary; the second's samples move to the run's.
+    fn close_second(&mut self) -> LagSummary {
+        let summary = self.second.summary();
+        if summary.samples > 0 {
+            self.run.add(&self.second);
+            self.second.reset();
+        }
+        summary
+    }
+}
+
+/// Closes a health record per second for the whole pipeline and each venue in the run.
+#[derive(Debug)]
+pub struct HealthMonitor {
+    /// Venues taking part, in [`Venue::ALL`] order.
+    venues: Vec<Venue>,
+    /// Per venue index, and the whole pipeline last.
+    lag: Vec<Lag>,
+    /// The exchange second open now.
+    second: Option<i64>,
+    /// The lag sample of the message that closed a second, for the next one.
+    pending: Option<(usize, i64)>,
+}
+
+impl HealthMonitor {
+    /// A monitor for a run over `venues` (repeats and order do not matter).
+    pub fn new(venues: &[Venue]) -> Self {
+        Self {
+            venues: Venue::ALL
+                .into_iter()
+                .filter(|v| venues.contains(v))
+                .collect(),
+            lag: (0..=Venue::ALL.len()).map(|_| Lag::new()).collect(),
+            second: None,
+            pending: None,
+        }
+    }
+
+    /// Takes in `ev` after `engine` consumed it. Returns the end of the second that closed
+    /// (ms) when `ev` moved the exchange clock into a new second: the caller then takes its
+    /// records with [`HealthMonitor::close_second`], and `ev`'s lag counts in the new one.
+    #[inline]
+    pub fn observe(&mut self, ev: &MarketEvent, engine: &Engine) -> Option<i64> {
+        let exch = ev.exch_ts()?;
+        let sample = (!engine.is_backfilling(ev.inst)).then(|| {
+            let venue = engine.table().get(ev.inst).venue.index();
+            (venue, ev.local_ts - exch)
+        });
+        let sec = second_of(exch);
+        let closed = match self.second {
+            Some(open) if sec <= open => None,
+            Some(_) => Some(sec * 1000),
+            None => None,
+        };
+        if self.second.is_none_or(|open| sec > open) {
+            self.second = Some(sec);
+        }
+        match closed {
+            Some(_) => self.pending = sample,
+            None => self.record(sample),
+        }
+        closed
+    }
+
+    fn record(&mut self, sample: Option<(usize, i64)>) {
+        if let Some((venue, lag)) = sample {
+            self.lag[venue].record(lag);
+            self.lag[Venue::ALL.len()].record(lag);
+        }
+    }
+
+    /// The end of the open second (ms), for the last records of a run.
+    pub fn open_second_end(&self) -> Option<i64> {
+        self.second.map(|s| (s + 1) * 1000)
+    }
+
+    /// The records of the second ending at `ts_ms`: the whole pipeline's first, then one
+    /// per venue. `feeds` holds the feed-side counters of each venue.
+    pub fn close_second(
+        &mut self,
+        ts_ms: i64,
+        engine: &Engine,
+        feeds: &VenueFeedCounters,
+        mut out: impl FnMut(&HealthRow),
+    ) {
+        let total = Venue::ALL.len();
+        let lag = self.lag[total].close_second();
+        out(&HealthRow {
+            ts_ms,
+            source: None,
+            feed: feeds.iter().copied().sum(),
+            engine: engine.counters(),
+            late_trades: engine.bars().counters().late_trades,
+            clock_behind: self.lag[total].clock_behind,
+            lag,
+        });
+        for &venue in &self.venues {
+            let v = venue.index();
+            let lag = self.lag[v].close_second();
+            out(&HealthRow {
+                ts_ms,
+                source: Some(venue),
+                feed: feeds[v],
+                engine: engine.venue_counters(venue),
+                late_trades: engine.bars().venue_counters(venue).late_trades,
+                clock_behind: self.lag[v].clock_behind,
+                lag,
+            });
+        }
+        let pending = self.pending.take();
+        self.record(pending);
+    }
+
+    /// Lag over the whole run so far (closed seconds), of one venue or (`None`) all.
+    pub fn run_lag(&self, venue: Option<Venue>) -> LagSummary {
+        self.lag[venue.map_or(Venue::ALL.len(), Venue::index)]
+            .run
+            .summary()
+    }
+}
+
+impl HealthRow {
+    /// The bus record of this row (`publish_ns` and `published` are the publisher's).
+    pub fn to_record(&self) -> HealthRecord {
+        let mut c = [0u64; health::COUNT];
+        c[health::MESSAGES] = self.feed.messages;
+        c[health::EVENTS] = self.engine.events;
+        c[health::GAPS] = self.engine.gaps;
+        c[health::RESYNCS] = self.engine.resync_requests;
+        c[health::LATE_TRADES] = self.late_trades;
+        c[health::PARSE_ERRORS] = self.feed.parse_errors;
+        c[health::CROSSED_BOOKS] = self.engine.crossed_books;
+        c[health::RING_FULL_WAITS] = self.feed.ring_waits;
+        c[health::RECONNECTS] = self.feed.reconnects;
+        c[health::BACKFILLED_TRADES] = self.engine.backfilled_trades;
+        c[health::DUPLICATE_TRADES] = self.engine.duplicate_trades;
+        c[health::STALLS] = self.feed.stalls;
+        c[health::ROTATIONS] = self.feed.rotations;
+        c[health::UNFILLED_TRADE_GAPS] = self.engine.unfilled_trade_gaps;
+        c[health::CLOCK_BEHIND] = self.clock_behind;
+        let mut lag_ns = [0i64; 4];
+        lag_ns[lag::P50] = self.lag.p50;
+        lag_ns[lag::P99] = self.lag.p99;
+        lag_ns[lag::P999] = self.lag.p999;
+        lag_ns[lag::MAX] = self.lag.max;
+        HealthRecord {
+            ts_ms: self.ts_ms,
+            publish_ns: 0,
+            source: self
+                .source
+                .map_or(HEALTH_SOURCE_PIPELINE, |v| venue_code(v).into()),
+            flags: 0,
+            counters: c,
+            lag_samples: self.lag.samples,
+            lag_ns,
+        }
+    }
+
+    /// The row a bus record carries: the inverse of [`HealthRow::to_record`] over the
+    /// counters a record has (other engine counters read 0). `None` for an unknown source.
+    pub fn from_record(r: &HealthRecord) -> Option<Self> {
+        let source = match r.source {
+            HEALTH_SOURCE_PIPELINE => None,
+            code => Some(venue_of_code(u16::try_from(code).ok()?)?),
+        };
+        let c = &r.counters;
+        Some(Self {
+            ts_ms: r.ts_ms,
+            source,
+            feed: FeedCounters {
+                messages: c[health::MESSAGES],
+                parse_errors: c[health::PARSE_ERRORS],
+                ring_waits: c[health::RING_FULL_WAITS],
+                reconnects: c[health::RECONNECTS],
+                stalls: c[health::STALLS],
+                rotations: c[health::ROTATIONS],
+            },
+            engine: EngineCounters {
+                events: c[health::EVENTS],
+                gaps: c[health::GAPS],
+                resync_requests: c[health::RESYNCS],
+                crossed_books: c[health::CROSSED_BOOKS],
+                backfilled_trades: c[health::BACKFILLED_TRADES],
+                duplicate_trades: c[health::DUPLICATE_TRADES],
+                unfilled_trade_gaps: c[health::UNFILLED_TRADE_GAPS],
+                ..EngineCounters::default()
+            },
+            late_trades: c[health::LATE_TRADES],
+            clock_behind: c[health::CLOCK_BEHIND],
+            lag: LagSummary {
+                samples: r.lag_samples,
+                p50: r.lag_ns[lag::P50],
+                p99: r.lag_ns[lag::P99],
+                p999: r.lag_ns[lag::P999],
+                max: r.lag_ns[lag::MAX],
+            },
+        })
+    }
+
+    /// The source's name in rows: a venue, or `all` for the whole pipeline.
+    pub fn source_name(&self) -> &'static str {
+        self.source.map_or("all", Venue::name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowcore_core::event::{Aggressor, MarketEvent};
+    use flowcore_core::event::{EventKind, SessionEvent, Trade, TradeSource};
+    use flowcore_core::instrument::InstrumentTable;
+
+    /// The k-th smallest of `v` for quantile `q` (rank `ceil(q * n)`).
+    fn exact(v: &mut [i64], q: f64) -> i64 {
+        v.sort_unstable();
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    #[test]
+    fn quantiles_of_lags_of_both_signs_are_within_two_digits_of_the_exact_ones() {
+        // A clock a little behind the venue's: most lags negative, a tail above zero.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut lags = Vec::new();
+        let mut h = SignedHistogram::new();
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let lag = (state % 40_000_000) as i64 - 30_000_000;
+            lags.push(lag);
+            h.record(lag);
+        }
+        for q in [0.001, 0.25, 0.5, 0.75, 0.99, 0.999, 1.0] {
+            let want = exact(&mut lags, q);
+            let got = h.quantile(q);
+            let tolerance = want.unsigned_abs() / 100 + 1;
+            assert!(
+                got.abs_diff(want) <= tolerance,
+                "q {q}: {got} against exact {want}"
+            );
+        }
+        let max = *lags.iter().max().unwrap();
+        assert!(h.max().abs_diff(max) <= max.unsigned_abs() / 100 + 1);
+        // Only negatives: the largest is the smallest magnitude, negated.
+        let mut neg = SignedHistogram::new();
+        for v in [-5_000_000, -2_000_000, -3_000_000] {
+            neg.record(v);
+        }
+        let s = neg.summary();
+        assert_eq!(s.samples, 3);
+        assert!(s.max.abs_diff(-2_000_000) <= 20_000, "{s:?}");
+        assert!(s.p50.abs_diff(-3_000_000) <= 30_000, "{s:?}");
+    }
+
+    fn trade(id: u64, exch_ms: i64, local_ns: i64) -> MarketEvent {
+        MarketEvent {
+            inst: flowcore_core::instrument::InstrumentId(0),
+            local_ts: local_ns,
+            kind: EventKind::Trade(Trade {
+                trade_id: id,
+                px: 1,
+                qty: 1,
+                aggressor: Aggressor::Buy,
+                trade_ts: exch_ms * 1_000_000,
+                exch_ts: exch_ms * 1_000_000,
+                is_taker_flow: true,
+                source: TradeSource::Trade,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_second_closes_when_the_exchange_clock_leaves_it_and_backfill_is_not_lag() {
+        let table = InstrumentTable::binance_defaults();
+        let venue = table.get(flowcore_core::instrument::InstrumentId(0)).venue;
+        let mut engine = Engine::new(table, Default::default(), None).unwrap();
+        let mut monitor = HealthMonitor::new(&[venue]);
+        let mut sink = Vec::<flowcore_core::bars::Bar>::new();
+        struct Drop0<'a>(&'a mut Vec<flowcore_core::bars::Bar>);
+        impl flowcore_core::bars::BarSink for Drop0<'_> {
+            fn bar(&mut self, b: &flowcore_core::bars::Bar) {
+                self.0.push(*b);
+            }
+        }
+        impl flowcore_core::engine::EngineSink for Drop0<'_> {
+            fn top(&mut self, _: &flowcore_core::engine::TopRow) {}
+        }
+        let mut out = Drop0(&mut sink);
+        let mut feed = |ev: MarketEvent, engine: &mut Engine, m: &mut HealthMonitor| {
+            engine.on_event(&ev, &mut out);
+            m.observe(&ev, engine)
+        };
+        let t0 = 1_700_000_000_000i64;
+        // 2 ms and 4 ms late in the first second.
+        assert_eq!(
+            feed(
+                trade(1, t0, (t0 + 2) * 1_000_000),
+                &mut engine,
+                &mut monitor
+            ),
+            None
+        );
+        assert_eq!(
+            feed(
+                trade(2, t0 + 500, (t0 + 504) * 1_000_000),
+                &mut engine,
+                &mut monitor
+            ),
+            None
+        );
+        // The next second's first trade closes the first.
+        let closed = feed(
+            trade(3, t0 + 1_000, (t0 + 1_001) * 1_000_000),
+            &mut engine,
+            &mut monitor,
+        );
+        assert_eq!(closed, Some(t0 + 1_000));
+        let mut rows = Vec::new();
+        monitor.close_second(t0 + 1_000, &engine, &Default::default(), |r| rows.push(*r));
+        assert_eq!(rows.len(), 2, "the pipeline and one venue");
+        assert_eq!(rows[0].source, None);
+        assert_eq!(rows[1].source, Some(venue));
+        for r in &rows {
+            assert_eq!(r.lag.samples, 2);
+            assert!(r.lag.max.abs_diff(4_000_000) <= 40_000, "{:?}", r.lag);
+            assert!(r.lag.p50.abs_diff(2_000_000) <= 20_000, "{:?}", r.lag);
+        }
+        // A trade-history answer's trades are old: not sampled.
+        let inst = flowcore_core::instrument::InstrumentId(0);
+        let session = |s| MarketEvent {
+            inst,
+            local_ts: 0,
+            kind: EventKind::Session(s),
+        };
+        feed(
+            session(SessionEvent::BackfillBegin),
+            &mut engine,
+            &mut monitor,
+        );
+        feed(
+            trade(4, t0 + 1_100, (t0 + 9_000) * 1_000_000),
+            &mut engine,
+            &mut monitor,
+        );
+        feed(
+            session(SessionEvent::BackfillEnd { last_id: None }),
+            &mut engine,
+            &mut monitor,
+        );
+        let mut rows = Vec::new();
+        monitor.close_second(t0 + 2_000, &engine, &Default::default(), |r| rows.push(*r));
+        assert_eq!(rows[0].lag.samples, 1, "the live trade 3 only");
+        assert_eq!(monitor.run_lag(Some(venue)).samples, 3);
+        assert_eq!(rows[1].engine.events, 6);
+    }
+}
