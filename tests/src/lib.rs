@@ -472,3 +472,35 @@ pub fn check_health_rows(rows: &[String], venues: &[Venue]) -> usize {
     }
     rows.len() / sources.len()
 }
+
+/// Checks a run's health rows ([`check_health_rows`] over the BTC venues) and that its last
+/// records say what the run summary says, for the pipeline and summed over the venues.
+pub fn check_run_health(out: &LiveOutput) {
+    let venues = [Venue::BinanceSpot, Venue::BinanceUsdm, Venue::BinanceCoinm];
+    let seconds = check_health_rows(&out.health, &venues);
+    assert!(seconds > 100, "{seconds} seconds of health");
+    let s = &out.summary;
+    let last: serde_json::Value =
+        serde_json::from_str(&out.health[out.health.len() - 1 - venues.len()]).unwrap();
+    assert_eq!(last["source"], "all");
+    for (key, want) in [
+        ("messages", s.messages),
+        ("parse_errors", s.parse_errors),
+        ("reconnects", s.disconnects),
+        ("stalls", s.stalls),
+        ("rotations", s.rotations),
+        ("gaps", s.engine.gaps),
+        ("resyncs", s.engine.resync_requests),
+        ("backfilled_trades", s.engine.backfilled_trades),
+        ("duplicate_trades", s.engine.duplicate_trades),
+        ("unfilled_trade_gaps", s.engine.unfilled_trade_gaps),
+        ("late_trades", s.late_trades),
+        ("crossed_books", s.engine.crossed_books),
+    ] {
+        assert_eq!(last[key], want, "health {key} against the run summary");
+    }
+    let rows = &s.health;
+    assert_eq!(rows[0].source, None);
+    assert_eq!(rows[0].feed.reconnects, s.disconnects);
+    assert_eq!(rows[0].engine, s.engine);
+}

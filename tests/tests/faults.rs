@@ -6,9 +6,9 @@
 //! is refused, exactly the seconds of the hole are flagged incomplete.
 
 use flowcore_tests::{
-    assert_rows_eq, btc_inputs, expected_transport, golden, io_uring_here, live_run, local_ca,
-    recorded_inputs, run as replay_run, sim_config, sim_options, start_sim_with, temp_dir,
-    IO_URING, TOKIO,
+    assert_rows_eq, btc_inputs, check_run_health, expected_transport, golden, io_uring_here,
+    live_run, local_ca, recorded_inputs, run as replay_run, sim_config, sim_options,
+    start_sim_with, temp_dir, IO_URING, TOKIO,
 };
 use flowcore_tools::sim::Pace;
 use flowcore_tools::sim_faults::{FaultKind, FaultPlan};
@@ -107,6 +107,19 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let again = replay_run(recorded_inputs(&record));
     assert_rows_eq("replayed bars", &again.bars, &out.bars);
     assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    check_run_health(&out);
+    // The replay sees the same engine counters and, from the recorded receive times, the
+    // same lag; only connection counters are the live run's own.
+    for (live, replayed) in s.health.iter().zip(&again.summary.health) {
+        assert_eq!(live.source, replayed.source);
+        assert_eq!(live.engine, replayed.engine, "{:?}", live.source);
+        assert_eq!(live.lag, replayed.lag, "{:?}", live.source);
+        assert_eq!(
+            live.feed.messages, replayed.feed.messages,
+            "{:?}",
+            live.source
+        );
+    }
     std::fs::remove_dir_all(record).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -251,6 +264,11 @@ fn rotation_loses_and_doubles_nothing(transport: &str) {
     let again = replay_run(recorded_inputs(&record));
     assert_rows_eq("replayed bars", &again.bars, &out.bars);
     assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    check_run_health(&out);
+    assert!(
+        out.health.iter().any(|r| r.contains("\"rotations\":1")),
+        "rotations show in health as they happen"
+    );
     std::fs::remove_dir_all(record).unwrap();
 }
 
