@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A long run through every simulator fault mixed (issue 6's several-minute soak): the BTC
 # recordings played at PACE against `flowcore run`, with stalls, shutdown notices and a
-# connection lifetime that forces make-before-break rotations. Prints both summaries and
+# connection lifetime that forces make-before-break rotations. Prints both summaries (the
+# run's per feed too), writes the health rows to OUT_DIR/health.jsonl and
 # compares the run's bars with the golden bars of the full recordings (sorted rows).
 #
 #   scripts/fault-soak.sh [PACE] [OUT_DIR]      # defaults: 4x, a fresh temp dir
@@ -37,11 +38,14 @@ for line in open(sys.argv[1]):
 PY
 } > "$out/run.toml"
 start=$(date +%s.%N)
-"$bin" run --config "$out/run.toml" --exit-on-close --bars-out "$out/bars.jsonl" 2> "$out/run.log"
+"$bin" run --config "$out/run.toml" --exit-on-close --bars-out "$out/bars.jsonl" \
+    --health-out "$out/health.jsonl" 2> "$out/run.log"
 end=$(date +%s.%N)
 wait "$sim" || true
 grep '^sim:' "$out/sim.log" || tail -3 "$out/sim.log"
 grep '^run (' "$out/run.log" || tail -3 "$out/run.log"
+grep '^  [a-z-]*: ' "$out/run.log" || true
+echo "health: $(wc -l < "$out/health.jsonl") rows in $out/health.jsonl"
 echo "wall: $(python3 -c "print(round($end - $start, 1))") s"
 sort "$out/bars.jsonl" > "$out/bars.sorted"
 sort tests/golden/bars_btc.jsonl > "$out/golden.sorted"

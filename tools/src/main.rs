@@ -236,7 +236,9 @@ fn human_ns(ns: i64) -> String {
         0..1_000 => format!("{ns} ns"),
         1_000..1_000_000 => format!("{:.1} us", v / 1e3),
         1_000_000..1_000_000_000 => format!("{:.2} ms", v / 1e6),
-        _ => format!("{:.2} s", v / 1e9),
+        1_000_000_000..100_000_000_000_000 => format!("{:.2} s", v / 1e9),
+        // An old recording served by the simulator: its age.
+        _ => format!("{:.0} days", v / 86_400e9),
     }
 }
 
