@@ -64,6 +64,8 @@ fn scales(venue: Venue) -> (u8, u8) {
         Venue::BinanceSpot => (2, 8),
         Venue::BinanceUsdm => (2, 3),
         Venue::BinanceCoinm => (1, 0),
+        Venue::BybitSpot => (2, 6),
+        Venue::BybitLinear => (2, 3),
     }
 }
 

@@ -198,6 +198,7 @@ impl Engine {
                 seq: BookSequencer::new(match inst.venue {
                     Venue::BinanceSpot => SyncRule::BinanceSpot,
                     Venue::BinanceUsdm | Venue::BinanceCoinm => SyncRule::BinanceFutures,
+                    Venue::BybitSpot | Venue::BybitLinear => SyncRule::BybitTopic,
                 }),
                 batch: Batch::Idle,
                 pending: Vec::with_capacity(1024),
@@ -331,6 +332,13 @@ impl Engine {
     }
 
     fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl EngineSink) {
+        if !self.table.get(inst).venue.has_consecutive_trade_ids() {
+            // No continuity to check by id: every trade counts (a connection's replacement
+            // hands over in step, see tools/src/link.rs).
+            self.last_trade_counted = true;
+            self.bars.on_trade(inst, trade, sink);
+            return;
+        }
         let seq = &mut self.trades[inst.index()];
         let was_holding = seq.is_holding();
         let verdict = seq.on_trade(trade, self.in_backfill[inst.index()]);

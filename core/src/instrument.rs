@@ -16,11 +16,21 @@ pub enum Venue {
     BinanceUsdm,
     /// Binance COIN-M futures (`dstream.binance.com`).
     BinanceCoinm,
+    /// Bybit v5 spot (`stream.bybit.com/v5/public/spot`).
+    BybitSpot,
+    /// Bybit v5 linear (USDT) perpetuals (`stream.bybit.com/v5/public/linear`).
+    BybitLinear,
 }
 
 impl Venue {
     /// Every venue, in a stable order (indexes per-venue arrays).
-    pub const ALL: [Venue; 3] = [Venue::BinanceSpot, Venue::BinanceUsdm, Venue::BinanceCoinm];
+    pub const ALL: [Venue; 5] = [
+        Venue::BinanceSpot,
+        Venue::BinanceUsdm,
+        Venue::BinanceCoinm,
+        Venue::BybitSpot,
+        Venue::BybitLinear,
+    ];
 
     /// The name used in config, on the command line and in output.
     pub const fn name(self) -> &'static str {
@@ -28,7 +38,18 @@ impl Venue {
             Venue::BinanceSpot => "binance-spot",
             Venue::BinanceUsdm => "binance-usdm",
             Venue::BinanceCoinm => "binance-coinm",
+            Venue::BybitSpot => "bybit-spot",
+            Venue::BybitLinear => "bybit-linear",
         }
+    }
+
+    /// True where a symbol's trade ids are consecutive (Binance `t`/`a`), so that the ids
+    /// themselves show a missed trade. Bybit's are not (linear ids are UUIDs).
+    pub const fn has_consecutive_trade_ids(self) -> bool {
+        matches!(
+            self,
+            Venue::BinanceSpot | Venue::BinanceUsdm | Venue::BinanceCoinm
+        )
     }
 
     /// Parses [`Venue::name`].
@@ -213,86 +234,22 @@ impl InstrumentTable {
     /// The bundled defaults: every instrument of the shared Binance recordings, with
     /// scales that hold each of their prices and sizes exactly (checked by a test over the
     /// bundled files). Ticks and lots are Binance's filters of August 2024.
-    #[allow(clippy::type_complexity)] // a literal table reads best as one row per instrument
     pub fn binance_defaults() -> Self {
+        Self::from_rows(&BINANCE_ROWS)
+    }
+
+    /// Every bundled instrument: [`Self::binance_defaults`] (same ids), then Bybit spot and
+    /// linear BTCUSDT and ETHUSDT (scales from Bybit's instrument info: spot base precision
+    /// 0.000001 BTC / 0.00001 ETH, linear tick 0.10 / 0.01 and lot 0.001 / 0.01; prices at 2
+    /// digits hold mark and index prices too). The CLI's table when none is given.
+    pub fn bundled_defaults() -> Self {
+        Self::from_rows(BINANCE_ROWS.iter().chain(&BYBIT_ROWS))
+    }
+
+    fn from_rows<'a>(rows: impl IntoIterator<Item = &'a DefaultRow>) -> Self {
         let mut table = Self::new();
-        let rows: [(
-            Venue,
-            &str,
-            &str,
-            &str,
-            MarketKind,
-            i64,
-            i64,
-            u8,
-            u8,
-            ContractSize,
-        ); 5] = [
-            (
-                Venue::BinanceSpot,
-                "BTCUSDT",
-                "BTC",
-                "USDT",
-                MarketKind::Spot,
-                1,
-                1_000,
-                2,
-                8,
-                ContractSize::Base,
-            ),
-            (
-                Venue::BinanceSpot,
-                "ETHUSDT",
-                "ETH",
-                "USDT",
-                MarketKind::Spot,
-                1,
-                10_000,
-                2,
-                8,
-                ContractSize::Base,
-            ),
-            (
-                Venue::BinanceUsdm,
-                "BTCUSDT",
-                "BTC",
-                "USDT",
-                MarketKind::Perpetual,
-                10,
-                1,
-                2,
-                3,
-                ContractSize::Base,
-            ),
-            (
-                Venue::BinanceUsdm,
-                "ETHUSDT",
-                "ETH",
-                "USDT",
-                MarketKind::Perpetual,
-                1,
-                1,
-                2,
-                3,
-                ContractSize::Base,
-            ),
-            (
-                Venue::BinanceCoinm,
-                "BTCUSD_PERP",
-                "BTC",
-                "USD",
-                MarketKind::Perpetual,
-                1,
-                1,
-                1,
-                0,
-                ContractSize::Quote {
-                    mantissa: 100,
-                    scale: 0,
-                },
-            ),
-        ];
-        for (venue, symbol, base, quote, kind, tick, lot, price_scale, size_scale, contract) in rows
+        for &(venue, symbol, base, quote, kind, tick, lot, price_scale, size_scale, contract) in
+            rows
         {
             table
                 .add(Instrument {
@@ -312,6 +269,140 @@ impl InstrumentTable {
         table
     }
 }
+
+/// One bundled instrument: venue, symbol, base, quote, kind, tick, lot, price scale, size
+/// scale, contract size.
+type DefaultRow = (
+    Venue,
+    &'static str,
+    &'static str,
+    &'static str,
+    MarketKind,
+    i64,
+    i64,
+    u8,
+    u8,
+    ContractSize,
+);
+
+/// Binance's filters of August 2024, at scales that hold every value of the bundled files.
+const BINANCE_ROWS: [DefaultRow; 5] = [
+    (
+        Venue::BinanceSpot,
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        MarketKind::Spot,
+        1,
+        1_000,
+        2,
+        8,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BinanceSpot,
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        MarketKind::Spot,
+        1,
+        10_000,
+        2,
+        8,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BinanceUsdm,
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        MarketKind::Perpetual,
+        10,
+        1,
+        2,
+        3,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BinanceUsdm,
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        MarketKind::Perpetual,
+        1,
+        1,
+        2,
+        3,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BinanceCoinm,
+        "BTCUSD_PERP",
+        "BTC",
+        "USD",
+        MarketKind::Perpetual,
+        1,
+        1,
+        1,
+        0,
+        ContractSize::Quote {
+            mantissa: 100,
+            scale: 0,
+        },
+    ),
+];
+
+/// Bybit v5 (samples of August 2026 in data/samples).
+const BYBIT_ROWS: [DefaultRow; 4] = [
+    (
+        Venue::BybitSpot,
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        MarketKind::Spot,
+        1,
+        1,
+        2,
+        6,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BybitSpot,
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        MarketKind::Spot,
+        1,
+        1,
+        2,
+        5,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BybitLinear,
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        MarketKind::Perpetual,
+        10,
+        1,
+        2,
+        3,
+        ContractSize::Base,
+    ),
+    (
+        Venue::BybitLinear,
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        MarketKind::Perpetual,
+        1,
+        1,
+        2,
+        2,
+        ContractSize::Base,
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,10 @@ pub enum SyncRule {
     BinanceSpot,
     /// Binance USD-M and COIN-M: strict `u < lastUpdateId` drop, then the `pu` chain.
     BinanceFutures,
+    /// Bybit v5 `orderbook.N` topics: the stream itself sends snapshots (at subscribe, after
+    /// a venue restart with `u == 1`, and every few seconds on level 1), each a complete
+    /// book; every delta's `u` is exactly one above the previous message's.
+    BybitTopic,
 }
 
 /// Where a book stands.
@@ -122,6 +126,11 @@ impl BookSequencer {
         last_update_id: u64,
         first_buffered: Option<u64>,
     ) -> SnapshotAction {
+        if self.rule == SyncRule::BybitTopic {
+            // A snapshot in the stream is the book now: deltas buffered before it are older.
+            self.state = SyncState::Synced { last_update_id };
+            return SnapshotAction::Load;
+        }
         if first_buffered.is_some_and(|first| last_update_id < first) {
             self.state = SyncState::AwaitingSnapshot;
             return SnapshotAction::Reject;
@@ -165,6 +174,21 @@ impl BookSequencer {
             }
             (SyncRule::BinanceFutures, SyncState::Synced { last_update_id }) => {
                 if prev.map(NonZeroU64::get) == Some(last_update_id) {
+                    DiffAction::Apply
+                } else {
+                    DiffAction::Gap
+                }
+            }
+            (
+                SyncRule::BybitTopic,
+                SyncState::Synced { last_update_id }
+                | SyncState::AwaitingFirst {
+                    snapshot_id: last_update_id,
+                },
+            ) => {
+                if last <= last_update_id {
+                    DiffAction::Skip
+                } else if first == last_update_id + 1 {
                     DiffAction::Apply
                 } else {
                     DiffAction::Gap
@@ -272,7 +296,33 @@ mod tests {
                 (150, 160, Some(141), Gap),
             ],
         ),
+        (
+            "bybit: each delta's u is the last one's plus 1; repeats are skipped",
+            SyncRule::BybitTopic,
+            100,
+            &[
+                (101, 101, None, Apply),
+                (101, 101, None, Skip),
+                (102, 102, None, Apply),
+                (104, 104, None, Gap),
+                (105, 105, None, Buffer),
+            ],
+        ),
     ];
+
+    #[test]
+    fn a_bybit_snapshot_is_the_book_at_once_even_after_a_restart() {
+        let mut seq = BookSequencer::new(SyncRule::BybitTopic);
+        assert_eq!(seq.on_diff(7, 7, None), Buffer);
+        // Buffered deltas came before the snapshot: it loads whatever they were.
+        assert_eq!(seq.on_snapshot(50, Some(7)), SnapshotAction::Load);
+        assert!(seq.is_synced(), "a level-1 book repeats snapshots only");
+        assert_eq!(seq.on_diff(51, 51, None), Apply);
+        // The venue restarted: a snapshot with u == 1 starts the count again.
+        assert_eq!(seq.on_snapshot(1, None), SnapshotAction::Load);
+        assert_eq!(seq.on_diff(2, 2, None), Apply);
+        assert_eq!(seq.on_diff(2, 2, None), Skip);
+    }
 
     #[test]
     fn binance_procedures_table() {

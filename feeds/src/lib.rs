@@ -3,6 +3,8 @@
 #![deny(unsafe_code)]
 
 pub mod binance;
+mod book_batch;
+pub mod bybit;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;
@@ -49,7 +51,7 @@ pub enum ParseError {
 
 impl ParseError {
     /// Shifts a JSON error position found in a sub-slice to the whole message.
-    fn offset_by(self, base: usize) -> Self {
+    pub(crate) fn offset_by(self, base: usize) -> Self {
         use json::JsonError::*;
         match self {
             ParseError::Json(UnexpectedEnd(at)) => ParseError::Json(UnexpectedEnd(at + base)),

@@ -4,6 +4,9 @@ use crate::binance::coinm::BinanceCoinm;
 use crate::binance::spot::BinanceSpot;
 use crate::binance::usdm::BinanceUsdm;
 use crate::binance::{BinanceParser, Parsed};
+use crate::bybit::linear::BybitLinear;
+use crate::bybit::spot::BybitSpot;
+use crate::bybit::BybitParser;
 use crate::ParseError;
 use flowcore_core::event::{MarketEvent, Nanos};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -17,6 +20,10 @@ pub enum VenueParser {
     BinanceUsdm(BinanceParser<BinanceUsdm>),
     /// Binance COIN-M futures.
     BinanceCoinm(BinanceParser<BinanceCoinm>),
+    /// Bybit spot.
+    BybitSpot(BybitParser<BybitSpot>),
+    /// Bybit linear perpetuals.
+    BybitLinear(BybitParser<BybitLinear>),
 }
 
 impl VenueParser {
@@ -26,10 +33,12 @@ impl VenueParser {
             Venue::BinanceSpot => Self::BinanceSpot(BinanceParser::new(table)),
             Venue::BinanceUsdm => Self::BinanceUsdm(BinanceParser::new(table)),
             Venue::BinanceCoinm => Self::BinanceCoinm(BinanceParser::new(table)),
+            Venue::BybitSpot => Self::BybitSpot(BybitParser::new(table)),
+            Venue::BybitLinear => Self::BybitLinear(BybitParser::new(table)),
         }
     }
 
-    /// See [`BinanceParser::parse`].
+    /// See [`BinanceParser::parse`] and [`BybitParser::parse`].
     ///
     /// # Errors
     /// [`ParseError`] for a refused message; nothing was emitted then.
@@ -45,6 +54,8 @@ impl VenueParser {
             Self::BinanceSpot(p) => p.parse(local_ts, msg, snapshot_for, emit),
             Self::BinanceUsdm(p) => p.parse(local_ts, msg, snapshot_for, emit),
             Self::BinanceCoinm(p) => p.parse(local_ts, msg, snapshot_for, emit),
+            Self::BybitSpot(p) => p.parse(local_ts, msg, snapshot_for, emit),
+            Self::BybitLinear(p) => p.parse(local_ts, msg, snapshot_for, emit),
         }
     }
 }

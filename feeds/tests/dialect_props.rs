@@ -22,6 +22,8 @@ fn venue_symbol(venue: Venue) -> (&'static str, u8, u8) {
         Venue::BinanceSpot => ("BTCUSDT", 2, 8),
         Venue::BinanceUsdm => ("BTCUSDT", 2, 3),
         Venue::BinanceCoinm => ("BTCUSD_PERP", 1, 0),
+        Venue::BybitSpot => ("BTCUSDT", 2, 6),
+        Venue::BybitLinear => ("BTCUSDT", 2, 3),
     }
 }
 

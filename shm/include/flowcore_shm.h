@@ -96,6 +96,8 @@ enum fcshm_stream_id {
 #define FCSHM_VENUE_BINANCE_SPOT 1u
 #define FCSHM_VENUE_BINANCE_USDM 2u
 #define FCSHM_VENUE_BINANCE_COINM 3u
+#define FCSHM_VENUE_BYBIT_SPOT 4u
+#define FCSHM_VENUE_BYBIT_LINEAR 5u
 #define FCSHM_VENUE_AGG_SPOT 100u
 #define FCSHM_VENUE_AGG_PERP 101u
 
@@ -519,6 +521,8 @@ static inline const char *fcshm_venue_name(uint32_t venue) {
     case FCSHM_VENUE_BINANCE_SPOT: return "binance-spot";
     case FCSHM_VENUE_BINANCE_USDM: return "binance-usdm";
     case FCSHM_VENUE_BINANCE_COINM: return "binance-coinm";
+    case FCSHM_VENUE_BYBIT_SPOT: return "bybit-spot";
+    case FCSHM_VENUE_BYBIT_LINEAR: return "bybit-linear";
     case FCSHM_VENUE_AGG_SPOT: return "agg-spot";
     case FCSHM_VENUE_AGG_PERP: return "agg-perp";
     default: return NULL;

@@ -69,8 +69,8 @@ KIND_NAMES = {KIND_RING: "ring", KIND_TABLE: "table"}
 OFF_WRITE_SEQ = 128
 OFF_HEARTBEAT_NS = 136
 
-VENUES = {1: "binance-spot", 2: "binance-usdm", 3: "binance-coinm",
-          100: "agg-spot", 101: "agg-perp"}
+VENUES = {1: "binance-spot", 2: "binance-usdm", 3: "binance-coinm", 4: "bybit-spot",
+          5: "bybit-linear", 100: "agg-spot", 101: "agg-perp"}
 
 FNV_OFFSET_BASIS = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3

@@ -294,6 +294,10 @@ pub mod venue {
     pub const BINANCE_USDM: u16 = 2;
     /// Binance COIN-M futures.
     pub const BINANCE_COINM: u16 = 3;
+    /// Bybit spot.
+    pub const BYBIT_SPOT: u16 = 4;
+    /// Bybit linear perpetuals.
+    pub const BYBIT_LINEAR: u16 = 5;
     /// The cross-venue spot aggregate of one base asset.
     pub const AGG_SPOT: u16 = 100;
     /// The cross-venue perpetual aggregate of one base asset.

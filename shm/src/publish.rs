@@ -42,6 +42,8 @@ pub const fn venue_code(v: Venue) -> u16 {
         Venue::BinanceSpot => venue::BINANCE_SPOT,
         Venue::BinanceUsdm => venue::BINANCE_USDM,
         Venue::BinanceCoinm => venue::BINANCE_COINM,
+        Venue::BybitSpot => venue::BYBIT_SPOT,
+        Venue::BybitLinear => venue::BYBIT_LINEAR,
     }
 }
 

@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn bundled_file_equals_the_built_in_defaults() {
         let from_file = parse_instruments(BUNDLED).unwrap();
-        let defaults = InstrumentTable::binance_defaults();
+        let defaults = InstrumentTable::bundled_defaults();
         let a: Vec<_> = from_file.iter().map(|(_, i)| i.clone()).collect();
         let b: Vec<_> = defaults.iter().map(|(_, i)| i.clone()).collect();
         assert_eq!(a, b);

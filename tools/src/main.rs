@@ -249,7 +249,7 @@ fn load_table(instruments: &Option<PathBuf>) -> anyhow::Result<InstrumentTable> 
                 .with_context(|| format!("reading {}", path.display()))?;
             flowcore_tools::instruments::parse_instruments(&text)?
         }
-        None => InstrumentTable::binance_defaults(),
+        None => InstrumentTable::bundled_defaults(),
     })
 }
 

@@ -29,7 +29,7 @@
 
 use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_feeds::binance::session::market;
+use flowcore_feeds::binance::session::{market, BinanceMarket};
 use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use serde::Deserialize;
@@ -125,6 +125,8 @@ struct RawFeed {
 pub struct FeedConfig {
     /// The venue.
     pub venue: Venue,
+    /// The venue's endpoints and defaults.
+    pub market: BinanceMarket,
     /// Symbols, upper case, each known to the instrument table.
     pub symbols: Vec<String>,
     /// WebSocket base URL.
@@ -203,7 +205,13 @@ impl RunConfig {
                     );
                 }
             }
-            let m = market(venue);
+            let Some(m) = market(venue) else {
+                bail!(
+                    "{}: {venue} has no live session yet (Bybit recordings replay; live Bybit \
+                     comes with issue 7)",
+                    at("venue")
+                );
+            };
             let streams = match f.streams {
                 Some(s) if s.is_empty() => bail!("{}: empty", at("streams")),
                 Some(s) => s,
@@ -265,6 +273,7 @@ impl RunConfig {
                 );
             }
             feeds.push(FeedConfig {
+                market: m,
                 venue,
                 symbols,
                 ws_url: f.ws_url.unwrap_or_else(|| m.ws_url.to_string()),

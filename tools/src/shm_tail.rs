@@ -68,6 +68,8 @@ pub fn venue_name(code: u16) -> &'static str {
         venue::BINANCE_SPOT => "binance-spot",
         venue::BINANCE_USDM => "binance-usdm",
         venue::BINANCE_COINM => "binance-coinm",
+        venue::BYBIT_SPOT => "bybit-spot",
+        venue::BYBIT_LINEAR => "bybit-linear",
         venue::AGG_SPOT => "agg-spot",
         venue::AGG_PERP => "agg-perp",
         _ => "unknown",

@@ -314,6 +314,12 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
     let mut books = HashMap::new();
     let mut records = Vec::new();
     for input in &options.inputs {
+        if market(input.venue).is_none() {
+            anyhow::bail!(
+                "{}: the simulator serves Binance venues only (Bybit comes with issue 7)",
+                input.venue
+            );
+        }
         let v = match venues.iter().position(|s| s.venue == input.venue) {
             Some(v) => v,
             None => {
@@ -449,6 +455,8 @@ fn venue_heartbeat(venue: Venue) -> (Duration, Duration) {
         Venue::BinanceUsdm | Venue::BinanceCoinm => {
             (Duration::from_secs(180), Duration::from_secs(600))
         }
+        // Bybit's heartbeat is the client's ping; the sim does not serve Bybit yet.
+        Venue::BybitSpot | Venue::BybitLinear => (Duration::from_secs(20), Duration::from_secs(60)),
     }
 }
 
@@ -992,7 +1000,9 @@ fn rest_response(
     api_key: Option<&str>,
 ) -> (&'static str, String) {
     let venue = sim.venues[v].venue;
-    let m = market(venue);
+    let Some(m) = market(venue) else {
+        return ("404 Not Found", String::new());
+    };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let query = Query(query);
     if path == m.depth_path {

@@ -25,6 +25,7 @@ pub mod session;
 pub mod spot;
 pub mod usdm;
 
+use crate::book_batch::{emit_batch, read_levels};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::ParseError;
 use core::marker::PhantomData;
@@ -57,6 +58,8 @@ pub enum Control {
     /// `{"e":"serverShutdown","E":..}` (bare or in the combined wrapper): the server is
     /// about to go away; open a new connection now, before this one is cut.
     ServerShutdown,
+    /// A pong answering the client's ping (Bybit's heartbeat is the client's to send).
+    Pong,
     /// `{"error":{..},"id":N}`: a request was refused.
     RequestError {
         /// The request id, when given.
@@ -499,6 +502,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
 
     /// Parses both level arrays into the scratch buffer, then emits the framed batch.
     #[allow(clippy::too_many_arguments)] // one call site per batch kind; a struct would only rename them
+    #[allow(clippy::too_many_arguments)]
     fn batch(
         &mut self,
         inst: InstrumentId,
@@ -506,54 +510,17 @@ impl<D: BinanceDialect> BinanceParser<D> {
         begin: BookBegin,
         bids: Raw<'_>,
         asks: Raw<'_>,
-        (price_scale, size_scale): (u8, u8),
+        scales: (u8, u8),
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
         self.levels.clear();
-        for (side, raw, name) in [(BookSide::Bid, bids, "b"), (BookSide::Ask, asks, "a")] {
-            if raw.kind != Kind::Array {
-                return Err(ParseError::WrongType(name));
-            }
-            let levels = &mut self.levels;
-            let mut scanner = Scanner::new(raw.bytes);
-            scanner
-                .array::<ParseError>(|s| {
-                    let mut px = None;
-                    let mut qty = None;
-                    let mut n = 0;
-                    s.array::<ParseError>(|s| {
-                        let text = s.str_value().map_err(|_| ParseError::WrongType(name))?;
-                        let parsed = match n {
-                            0 => &mut px,
-                            1 => &mut qty,
-                            _ => return Err(ParseError::WrongType(name)),
-                        };
-                        let scale = if n == 0 { price_scale } else { size_scale };
-                        *parsed = Some(parse_mantissa(text, scale).map_err(|source| {
-                            ParseError::Decimal {
-                                field: name,
-                                source,
-                            }
-                        })?);
-                        n += 1;
-                        Ok(())
-                    })?;
-                    match (px, qty) {
-                        (Some(px), Some(qty)) if qty >= 0 => {
-                            levels.push(Level { side, px, qty });
-                            Ok(())
-                        }
-                        _ => Err(ParseError::WrongType(name)),
-                    }
-                })
-                .map_err(|e| e.offset_by(raw.at))?;
-        }
+        read_levels(&mut self.levels, BookSide::Bid, bids, "b", scales)?;
+        read_levels(&mut self.levels, BookSide::Ask, asks, "a", scales)?;
         self.emit_batch(inst, local_ts, begin, emit)
             .ok_or(ParseError::TooLarge)
     }
 
-    /// Emits `begin` (with its level count), the levels of the scratch buffer, and the
-    /// closing `BookEnd`; `None`, with nothing emitted, when the count does not fit a u32.
+    /// [`emit_batch`] of the scratch buffer.
     fn emit_batch(
         &self,
         inst: InstrumentId,
@@ -561,20 +528,6 @@ impl<D: BinanceDialect> BinanceParser<D> {
         begin: BookBegin,
         emit: &mut impl FnMut(MarketEvent),
     ) -> Option<Parsed> {
-        let begin = BookBegin {
-            levels: u32::try_from(self.levels.len()).ok()?,
-            ..begin
-        };
-        let event = |kind| MarketEvent {
-            inst,
-            local_ts,
-            kind,
-        };
-        emit(event(EventKind::BookBegin(begin)));
-        for level in &self.levels {
-            emit(event(EventKind::Level(*level)));
-        }
-        emit(event(EventKind::BookEnd));
-        Some(Parsed::Events(begin.levels + 2))
+        emit_batch(&self.levels, inst, local_ts, begin, emit)
     }
 }

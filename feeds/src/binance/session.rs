@@ -37,9 +37,9 @@ pub const ROTATE_AHEAD: Duration = Duration::from_secs(15 * 60);
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// The market of a Binance venue.
-pub const fn market(venue: Venue) -> BinanceMarket {
-    match venue {
+/// The market of a Binance venue; `None` for another venue's.
+pub const fn market(venue: Venue) -> Option<BinanceMarket> {
+    Some(match venue {
         Venue::BinanceSpot => BinanceMarket {
             venue,
             ws_url: "wss://stream.binance.com:9443",
@@ -70,7 +70,8 @@ pub const fn market(venue: Venue) -> BinanceMarket {
             default_streams: &["trade", "bookTicker", "depth@0ms"],
             connection_lifetime: DAY,
         },
-    }
+        Venue::BybitSpot | Venue::BybitLinear => return None,
+    })
 }
 
 /// A stream's name: lower-case symbol, `@`, the stream (`btcusdt@depth@100ms`).
