@@ -568,6 +568,12 @@ impl Engine {
                         slot.book.clear();
                         slot.batch = Batch::LoadSnapshot;
                     }
+                    SnapshotAction::Replace => {
+                        slot.book.clear();
+                        slot.pending.clear();
+                        slot.pending_levels.clear();
+                        slot.batch = Batch::LoadSnapshot;
+                    }
                     SnapshotAction::Reject => {
                         slot.batch = Batch::Skip;
                         self.count(inst).snapshots_rejected += 1;

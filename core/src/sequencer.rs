@@ -74,6 +74,9 @@ pub enum DiffAction {
 pub enum SnapshotAction {
     /// Load it, then replay the buffered diffs through [`BookSequencer::on_diff`].
     Load,
+    /// Load it and drop the buffered diffs: they came before it in the same stream (Bybit),
+    /// whatever their ids (a restarted venue counts from 1 again).
+    Replace,
     /// Older than the first buffered diff: ignore it and fetch another.
     Reject,
 }
@@ -129,7 +132,7 @@ impl BookSequencer {
         if self.rule == SyncRule::BybitTopic {
             // A snapshot in the stream is the book now: deltas buffered before it are older.
             self.state = SyncState::Synced { last_update_id };
-            return SnapshotAction::Load;
+            return SnapshotAction::Replace;
         }
         if first_buffered.is_some_and(|first| last_update_id < first) {
             self.state = SyncState::AwaitingSnapshot;
@@ -315,24 +318,25 @@ mod tests {
         let mut seq = BookSequencer::new(SyncRule::BybitTopic);
         assert_eq!(seq.on_diff(7, 7, None), Buffer);
         // Buffered deltas came before the snapshot: it loads whatever they were.
-        assert_eq!(seq.on_snapshot(50, Some(7)), SnapshotAction::Load);
+        assert_eq!(seq.on_snapshot(50, Some(7)), SnapshotAction::Replace);
         assert!(seq.is_synced(), "a level-1 book repeats snapshots only");
         assert_eq!(seq.on_diff(51, 51, None), Apply);
         // The venue restarted: a snapshot with u == 1 starts the count again.
-        assert_eq!(seq.on_snapshot(1, None), SnapshotAction::Load);
+        assert_eq!(seq.on_snapshot(1, None), SnapshotAction::Replace);
         assert_eq!(seq.on_diff(2, 2, None), Apply);
         assert_eq!(seq.on_diff(2, 2, None), Skip);
     }
 
     #[test]
-    fn binance_procedures_table() {
+    fn procedures_table() {
         for (label, rule, snapshot, diffs) in CASES {
             let mut seq = BookSequencer::new(*rule);
-            assert_eq!(
-                seq.on_snapshot(*snapshot, None),
-                SnapshotAction::Load,
-                "{label}"
-            );
+            let want = if *rule == SyncRule::BybitTopic {
+                SnapshotAction::Replace
+            } else {
+                SnapshotAction::Load
+            };
+            assert_eq!(seq.on_snapshot(*snapshot, None), want, "{label}");
             for (i, (first, last, prev, want)) in diffs.iter().enumerate() {
                 let prev = prev.and_then(NonZeroU64::new);
                 assert_eq!(
