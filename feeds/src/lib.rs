@@ -5,6 +5,7 @@
 pub mod binance;
 mod book_batch;
 pub mod bybit;
+mod fields;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;

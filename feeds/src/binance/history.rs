@@ -10,7 +10,8 @@
 //! trade in it is taker flow. It carries no event time: the trade time stands in for it.
 //! The answer is emitted framed as `BackfillBegin`, `Trade`..., `BackfillEnd`.
 
-use super::{boolean, decimal, time_ms, uint, BinanceDialect, BinanceParser, Parsed};
+use super::{boolean, BinanceDialect, BinanceParser, Parsed};
+use crate::fields::{decimal, time_ms, uint};
 use crate::json::{Raw, Scanner};
 use crate::ParseError;
 use core::num::NonZeroU64;

@@ -26,14 +26,14 @@ pub mod spot;
 pub mod usdm;
 
 use crate::book_batch::{emit_batch, read_levels};
+use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::ParseError;
 use core::marker::PhantomData;
 use core::num::NonZeroU64;
-use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{
-    maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level,
-    MarketEvent, MaybeNanos, Nanos, Trade, TradeSource,
+    maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
+    MaybeNanos, Nanos, Trade, TradeSource,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -183,30 +183,6 @@ enum MessageType {
     DepthUpdate,
 }
 
-fn required<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<Raw<'a>, ParseError> {
-    field.ok_or(ParseError::MissingField(name))
-}
-
-fn uint(field: Option<Raw<'_>>, name: &'static str) -> Result<u64, ParseError> {
-    let raw = required(field, name)?;
-    if raw.kind != Kind::Num {
-        return Err(ParseError::WrongType(name));
-    }
-    parse_u64(raw.bytes).ok_or(ParseError::BadInteger(name))
-}
-
-fn time_ms(field: Option<Raw<'_>>, name: &'static str) -> Result<Nanos, ParseError> {
-    exchange_ms_to_ns(uint(field, name)?).ok_or(ParseError::BadInteger(name))
-}
-
-/// An exchange time in ms as ns; `None` when the ns would not fit. Both paths use it.
-fn exchange_ms_to_ns(ms: u64) -> Option<Nanos> {
-    i64::try_from(ms)
-        .ok()
-        .filter(|ms| *ms < i64::MAX / 1_000_000)
-        .map(ms_to_ns)
-}
-
 /// Spot bookTicker carries no `e`: it is recognised by its stream name or by its shape
 /// (`u`, `B` and `A` present). Both paths classify with this.
 fn is_untagged_book_ticker(
@@ -223,17 +199,6 @@ fn optional_time(field: Option<Raw<'_>>) -> Result<MaybeNanos, ParseError> {
     field.map_or(Ok(None), |_| Ok(maybe_ns(time_ms(field, "E")?)))
 }
 
-fn decimal(field: Option<Raw<'_>>, name: &'static str, scale: u8) -> Result<i64, ParseError> {
-    let raw = required(field, name)?;
-    if raw.kind != Kind::Str {
-        return Err(ParseError::WrongType(name));
-    }
-    parse_mantissa(raw.bytes, scale).map_err(|source| ParseError::Decimal {
-        field: name,
-        source,
-    })
-}
-
 fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseError> {
     let raw = required(field, name)?;
     match (raw.kind, raw.bytes) {
@@ -243,21 +208,12 @@ fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseErro
     }
 }
 
-fn string<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<&'a [u8], ParseError> {
-    let raw = required(field, name)?;
-    if raw.kind != Kind::Str {
-        return Err(ParseError::WrongType(name));
-    }
-    Ok(raw.bytes)
-}
-
 /// Parser for one Binance dialect. Holds the instrument table and a reusable level buffer.
 #[derive(Debug)]
 pub struct BinanceParser<D: BinanceDialect> {
     table: InstrumentTable,
     levels: Vec<Level>,
-    /// Last symbol looked up: most messages repeat the previous symbol.
-    cached: Option<InstrumentId>,
+    symbols: SymbolCache,
     /// Scratch for a trade-history answer (checked whole before anything is emitted).
     history: Vec<Trade>,
     _dialect: PhantomData<D>,
@@ -273,7 +229,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         Self {
             table,
             levels: Vec::with_capacity(Self::RESERVED_LEVELS),
-            cached: None,
+            symbols: SymbolCache::default(),
             history: Vec::new(),
             _dialect: PhantomData,
         }
@@ -285,17 +241,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
     }
 
     fn instrument(&mut self, symbol: &[u8]) -> Result<InstrumentId, ParseError> {
-        if let Some(id) = self.cached {
-            if self.table.get(id).symbol.as_bytes() == symbol {
-                return Ok(id);
-            }
-        }
-        let id = self
-            .table
-            .find(D::VENUE, symbol)
-            .ok_or(ParseError::UnknownInstrument)?;
-        self.cached = Some(id);
-        Ok(id)
+        self.symbols.find(&self.table, D::VENUE, symbol)
     }
 
     /// Parses one message: a WebSocket text frame, a REST depth snapshot or trade-history
@@ -318,14 +264,8 @@ impl<D: BinanceDialect> BinanceParser<D> {
         if let Some(parsed) = self.parse_fast(local_ts, msg, emit) {
             return Ok(parsed);
         }
-        if let Some(session) = crate::session_marker(msg) {
-            let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
-            emit(MarketEvent {
-                inst,
-                local_ts,
-                kind: EventKind::Session(session),
-            });
-            return Ok(Parsed::Events(1));
+        if let Some(parsed) = crate::fields::session_marker(local_ts, msg, snapshot_for, emit) {
+            return parsed;
         }
         if msg.first() == Some(&b'[') {
             let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;

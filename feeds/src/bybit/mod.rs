@@ -26,13 +26,13 @@ pub mod spot;
 
 use crate::binance::{Control, Parsed};
 use crate::book_batch::{emit_batch, read_levels};
+use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::ParseError;
 use core::marker::PhantomData;
-use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{
-    maybe_ns, ms_to_ns, Aggressor, BatchKind, BookBegin, BookSide, EventKind, Level, MarketEvent,
-    Nanos, Trade, TradeSource,
+    maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, EventKind, Level, MarketEvent, Nanos,
+    Trade, TradeSource,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -103,41 +103,6 @@ struct TradeData<'a> {
     bt: Option<Raw<'a>>,
 }
 
-fn required<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<Raw<'a>, ParseError> {
-    field.ok_or(ParseError::MissingField(name))
-}
-
-fn string<'a>(field: Option<Raw<'a>>, name: &'static str) -> Result<&'a [u8], ParseError> {
-    let raw = required(field, name)?;
-    if raw.kind != Kind::Str {
-        return Err(ParseError::WrongType(name));
-    }
-    Ok(raw.bytes)
-}
-
-fn uint(field: Option<Raw<'_>>, name: &'static str) -> Result<u64, ParseError> {
-    let raw = required(field, name)?;
-    if raw.kind != Kind::Num {
-        return Err(ParseError::WrongType(name));
-    }
-    parse_u64(raw.bytes).ok_or(ParseError::BadInteger(name))
-}
-
-fn time_ms(field: Option<Raw<'_>>, name: &'static str) -> Result<Nanos, ParseError> {
-    i64::try_from(uint(field, name)?)
-        .ok()
-        .filter(|ms| *ms < i64::MAX / 1_000_000)
-        .map(ms_to_ns)
-        .ok_or(ParseError::BadInteger(name))
-}
-
-fn decimal(field: Option<Raw<'_>>, name: &'static str, scale: u8) -> Result<i64, ParseError> {
-    parse_mantissa(string(field, name)?, scale).map_err(|source| ParseError::Decimal {
-        field: name,
-        source,
-    })
-}
-
 /// A UUID (`a9188a0a-82bc-50de-be60-03eedbe3cdd7`: 32 hex digits, dashes anywhere) folded
 /// to 64 bits.
 fn uuid_id(text: &[u8]) -> Option<u64> {
@@ -163,7 +128,7 @@ pub struct BybitParser<D: BybitDialect> {
     table: InstrumentTable,
     levels: Vec<Level>,
     trades: Vec<Trade>,
-    cached: Option<InstrumentId>,
+    symbols: SymbolCache,
     /// Count block trades (`BT: true`) as taker flow; off by default.
     pub count_block_trades: bool,
     _dialect: PhantomData<D>,
@@ -181,24 +146,14 @@ impl<D: BybitDialect> BybitParser<D> {
             table,
             levels: Vec::with_capacity(Self::RESERVED_LEVELS),
             trades: Vec::with_capacity(Self::RESERVED_TRADES),
-            cached: None,
+            symbols: SymbolCache::default(),
             count_block_trades: false,
             _dialect: PhantomData,
         }
     }
 
     fn instrument(&mut self, symbol: &[u8]) -> Result<InstrumentId, ParseError> {
-        if let Some(id) = self.cached {
-            if self.table.get(id).symbol.as_bytes() == symbol {
-                return Ok(id);
-            }
-        }
-        let id = self
-            .table
-            .find(D::VENUE, symbol)
-            .ok_or(ParseError::UnknownInstrument)?;
-        self.cached = Some(id);
-        Ok(id)
+        self.symbols.find(&self.table, D::VENUE, symbol)
     }
 
     /// Parses one message: a WebSocket text frame or a session marker line
@@ -215,14 +170,8 @@ impl<D: BybitDialect> BybitParser<D> {
         marker_for: Option<InstrumentId>,
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
-        if let Some(session) = crate::session_marker(msg) {
-            let inst = marker_for.ok_or(ParseError::UnknownInstrument)?;
-            emit(MarketEvent {
-                inst,
-                local_ts,
-                kind: EventKind::Session(session),
-            });
-            return Ok(Parsed::Events(1));
+        if let Some(parsed) = crate::fields::session_marker(local_ts, msg, marker_for, emit) {
+            return parsed;
         }
         let e = Envelope::scan(msg)?;
         if e.op.is_some() {
