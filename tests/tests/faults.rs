@@ -34,7 +34,12 @@ const STALL_LINE: &str = "stall_timeout_ms = 1000\n";
 
 const KEY: &str = "flowcore-test-key";
 
+/// The mixed runs take turns: each plays three feeds at 60x with a 1 s stall timeout, and
+/// three at once on 2 cores (beside the other tests) starve them into timing-made outcomes.
+static MIXED_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
+    let _turn = MIXED_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("faults-tls");
     // A CA only where the run is over wss.
     let (ca, sim_tls) = match tls.then(|| local_ca(&dir)) {
@@ -91,7 +96,10 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
         "depth gaps and reconnects resync the books"
     );
     assert!(s.parse_errors > 0, "malformed frames are counted");
-    assert!(s.stalls > 0, "silent connections are found and dropped");
+    // Stalls are not asserted here: a client still reading a backlog (the core thread
+    // busy on 2 shared cores) reads through the sim's 20 s of silence and sees the drop
+    // that ends it, not the silence (seen in about one mixed run in four, before and after
+    // stop 14). `each_fault_alone_loses_and_doubles_nothing` asserts that stalls are found.
     assert!(
         s.shutdown_notices > 0 && s.rotations > 0,
         "a shutdown notice replaces the connection before it is cut"

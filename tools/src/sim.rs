@@ -134,6 +134,9 @@ pub struct SimOptions {
 /// How long REST keeps answering after the end of the recordings, at most.
 const REST_AFTER_END: Duration = Duration::from_secs(10);
 
+/// How long a connection the sim closes waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// The default of [`SimOptions::client_buffer`]: deep enough for a burst.
 pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
 
@@ -226,6 +229,24 @@ struct Sim {
     ended: bool,
     /// When the last REST request came.
     last_rest: Option<Instant>,
+    /// WebSocket connections open now (their tasks running).
+    open_connections: usize,
+}
+
+/// Counts a connection task as open while it lives, whichever way it ends.
+struct OpenConnection(Shared);
+
+impl OpenConnection {
+    fn new(sim: &Shared) -> Self {
+        sim.borrow_mut().open_connections += 1;
+        Self(sim.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.borrow_mut().open_connections -= 1;
+    }
 }
 
 type Shared = Rc<RefCell<Sim>>;
@@ -295,7 +316,9 @@ async fn serve(options: SimOptions, announce: &mut dyn FnMut(&str)) -> anyhow::R
             .borrow()
             .last_rest
             .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
-        if quiet || ended.elapsed() > REST_AFTER_END {
+        // Connections finish their close handshake first (at most CLOSE_GRACE each).
+        let closing = sim.borrow().open_connections > 0 && ended.elapsed() < CLOSE_GRACE * 2;
+        if (quiet && !closing) || ended.elapsed() > REST_AFTER_END {
             break;
         }
     }
@@ -435,6 +458,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             connection_lifetime: options.connection_lifetime,
             ended: false,
             last_rest: None,
+            open_connections: 0,
         },
     ))
 }
@@ -749,6 +773,7 @@ async fn ws_client(
     };
     let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback).await?;
     let (prefix, bare, requested) = routed.context("routed by the handshake")?;
+    let _open = OpenConnection::new(&sim);
     let streams = Rc::new(RefCell::new(BTreeSet::new()));
     // In paced modes a client that falls this far behind is dropped.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(sim.borrow().client_buffer);
@@ -819,6 +844,18 @@ async fn ws_client(
                 Some(Outgoing::Fault(_)) => {}
                 None => {
                     let _ = ws.close(None).await;
+                    // Wait for the client's close (or its end) before the socket goes: a
+                    // socket closed with the client's last frames unread answers them with a
+                    // reset, which can reach the client before it read our close frame, and
+                    // the clean end would look like a broken connection.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        while let Some(Ok(m)) = ws.next().await {
+                            if matches!(m, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
                     return Ok(());
                 }
             },
