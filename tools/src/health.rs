@@ -258,7 +258,6 @@ impl HealthMonitor {
     fn record(&mut self, sample: Option<(usize, i64)>) {
         if let Some((venue, lag)) = sample {
             self.lag[venue].record(lag);
-            self.lag[Venue::ALL.len()].record(lag);
         }
     }
 
@@ -277,6 +276,14 @@ impl HealthMonitor {
         mut out: impl FnMut(&HealthRow),
     ) {
         let total = Venue::ALL.len();
+        // The pipeline's second is the venues' seconds together: added once a second here
+        // instead of recording every message twice.
+        let (venues, pipeline) = self.lag.split_at_mut(total);
+        let pipeline = &mut pipeline[0];
+        pipeline.clock_behind = venues.iter().map(|l| l.clock_behind).sum();
+        for l in venues.iter().filter(|l| l.second.len() > 0) {
+            pipeline.second.add(&l.second);
+        }
         let lag = self.lag[total].close_second();
         out(&HealthRow {
             ts_ms,
@@ -299,6 +306,12 @@ impl HealthMonitor {
                 clock_behind: self.lag[v].clock_behind,
                 lag,
             });
+        }
+        // A venue outside the run has no record; its samples (if any) are not carried over.
+        for (v, l) in self.lag[..total].iter_mut().enumerate() {
+            if !self.venues.iter().any(|venue| venue.index() == v) {
+                l.close_second();
+            }
         }
         let pending = self.pending.take();
         self.record(pending);

@@ -179,43 +179,46 @@ impl FeedStats {
 #[derive(Debug)]
 struct LiveCounters {
     venue: Venue,
-    /// [`FeedCounters`] fields in declaration order.
-    counts: [AtomicU64; 6],
+    messages: AtomicU64,
+    parse_errors: AtomicU64,
+    ring_waits: AtomicU64,
+    reconnects: AtomicU64,
+    stalls: AtomicU64,
+    rotations: AtomicU64,
 }
 
 impl LiveCounters {
     fn new(venue: Venue) -> Self {
         Self {
             venue,
-            counts: Default::default(),
+            messages: AtomicU64::new(0),
+            parse_errors: AtomicU64::new(0),
+            ring_waits: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
         }
     }
 
     fn store(&self, s: &FeedStats) {
-        let c = s.feed_counters();
-        let values = [
-            c.messages,
-            c.parse_errors,
-            c.ring_waits,
-            c.reconnects,
-            c.stalls,
-            c.rotations,
-        ];
-        for (cell, v) in self.counts.iter().zip(values) {
-            cell.store(v, Ordering::Relaxed);
-        }
+        let store = |cell: &AtomicU64, v| cell.store(v, Ordering::Relaxed);
+        store(&self.messages, s.messages);
+        store(&self.parse_errors, s.parse_errors);
+        store(&self.ring_waits, s.ring_waits);
+        store(&self.reconnects, s.disconnects);
+        store(&self.stalls, s.stalls);
+        store(&self.rotations, s.rotations);
     }
 
     fn load(&self) -> FeedCounters {
-        let [messages, parse_errors, ring_waits, reconnects, stalls, rotations] =
-            self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed);
         FeedCounters {
-            messages,
-            parse_errors,
-            ring_waits,
-            reconnects,
-            stalls,
-            rotations,
+            messages: load(&self.messages),
+            parse_errors: load(&self.parse_errors),
+            ring_waits: load(&self.ring_waits),
+            reconnects: load(&self.reconnects),
+            stalls: load(&self.stalls),
+            rotations: load(&self.rotations),
         }
     }
 
