@@ -304,6 +304,11 @@ impl Engine {
         if let Some(ts) = ev.exch_ts() {
             let venue = self.table.get(ev.inst).venue;
             let ms = ts.div_euclid(1_000_000);
+            if self.holding > 0 && !self.in_backfill[ev.inst.index()] {
+                // A stream event (snapshots carry no exchange time here, history trades
+                // come inside a backfill): after a break, the stream is back.
+                self.trades[ev.inst.index()].on_stream_event(ms);
+            }
             self.bars.on_watermark(venue, ms, sink);
             if self.holding > 0 {
                 self.release_quiet(venue, sink);
@@ -438,8 +443,11 @@ impl Engine {
         };
         for i in 0..self.trades.len() {
             let inst = InstrumentId(i as u16);
-            if self.table.get(inst).venue == venue && self.trades[i].release_if_quiet(now_ms) {
-                self.release(inst, sink);
+            if self.table.get(inst).venue != venue {
+                continue;
+            }
+            if let Some(resolution) = self.trades[i].release_if_quiet(now_ms) {
+                self.resolve(inst, resolution, sink);
             }
         }
     }

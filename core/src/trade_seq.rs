@@ -24,10 +24,13 @@
 use crate::event::Trade;
 
 /// A quiet market after a break: once the venue's exchange time is this far past the
-/// break and the history's last answer was empty (every trade up to it is counted), the
+/// break, and the history answered empty to a request made after the stream came back
+/// (every trade up to the answer is counted, every later one comes by the stream), the
 /// bars stop waiting for a trade to prove continuity. A history that still brings trades
-/// keeps them waiting: the stream may be down, and the watermark of its successor would
-/// close seconds whose trades the history has not brought yet.
+/// keeps them waiting, and so does an empty answer asked for while the stream was down:
+/// trades made between that answer and the stream's return would be in neither (seen in
+/// a mixed-fault run: a quiet COIN-M lost 21 trades as late). Without a history, the
+/// seconds until the stream came back are flagged incomplete this long after it did.
 pub const QUIET_RELEASE_MS: i64 = 10_000;
 
 /// How often an empty history answer is asked again while a hole is open (the venue's
@@ -76,6 +79,18 @@ pub enum Resolution {
     },
 }
 
+/// What the trade history has said since a break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakHistory {
+    /// Nothing that proves the time between the break and the stream's return.
+    Unproven,
+    /// An answer asked for after the stream resumed held no trade: no trade was missed
+    /// (those made before the answer would be in it, those after come by the stream).
+    Quiet,
+    /// Refused: only the stream can tell, and the time before it resumed stays unknown.
+    Refused,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Continuous,
@@ -83,8 +98,11 @@ enum State {
     /// with each empty answer (the history is polled more slowly while nothing trades).
     AfterBreak {
         since_ms: i64,
-        /// The last answer held no trade (or the history was refused).
-        quiet: bool,
+        /// Venue time of the first stream event after the break: the successor connection
+        /// is up, and every trade from then on comes by the stream.
+        resumed_ms: Option<i64>,
+        /// What the history has proven of the time in between.
+        history: BreakHistory,
         retry: u8,
     },
     /// Trades are missing between `last_id` and the first held trade.
@@ -113,6 +131,10 @@ pub struct TradeSequencer {
     break_during_hole: Option<i64>,
     /// A history answer is on its way.
     in_flight: bool,
+    /// The request on its way was asked for after the stream resumed from a break: an
+    /// empty answer to it proves the quiet (one asked before proves nothing of the trades
+    /// made between its answer and the stream's return).
+    asked_after_resume: bool,
     /// Not yet taken by the session.
     request: Option<BackfillRequest>,
 }
@@ -136,6 +158,7 @@ impl TradeSequencer {
             backfilled: 0,
             break_during_hole: None,
             in_flight: false,
+            asked_after_resume: false,
             request: None,
         }
     }
@@ -231,10 +254,23 @@ impl TradeSequencer {
     fn after_break(&mut self, since_ms: i64, last: u64) {
         self.state = State::AfterBreak {
             since_ms,
-            quiet: false,
+            resumed_ms: None,
+            history: BreakHistory::Unproven,
             retry: 0,
         };
         self.ask(last + 1, 0);
+    }
+
+    /// An event of the stream itself (not a history answer, not a REST snapshot) at venue
+    /// time `exch_ms`: after a break, the first one says the successor connection is up.
+    pub fn on_stream_event(&mut self, exch_ms: i64) {
+        if let State::AfterBreak {
+            resumed_ms: resumed @ None,
+            ..
+        } = &mut self.state
+        {
+            *resumed = Some(exch_ms);
+        }
     }
 
     /// A hole is closed (filled or given up): the stream is continuous again, unless it
@@ -262,17 +298,27 @@ impl TradeSequencer {
         match self.state {
             State::Continuous => Resolution::Waiting,
             State::AfterBreak {
-                since_ms, retry, ..
+                since_ms,
+                resumed_ms,
+                retry,
+                ..
             } => {
-                // Still no stream: poll the history again, more slowly while it is empty.
+                // No stream trade has proven continuity yet: poll the history again, more
+                // slowly while it is empty.
                 let retry = if answer_last_id.is_some() {
                     1
                 } else {
                     (retry + 1).min(EMPTY_ANSWER_RETRIES)
                 };
+                let history = if answer_last_id.is_none() && self.asked_after_resume {
+                    BreakHistory::Quiet
+                } else {
+                    BreakHistory::Unproven
+                };
                 self.state = State::AfterBreak {
                     since_ms,
-                    quiet: answer_last_id.is_none(),
+                    resumed_ms,
+                    history,
                     retry,
                 };
                 self.ask(last + 1, retry);
@@ -361,12 +407,16 @@ impl TradeSequencer {
         match self.state {
             State::Hole { .. } => self.give_up(),
             State::AfterBreak {
-                since_ms, retry, ..
+                since_ms,
+                resumed_ms,
+                retry,
+                ..
             } => {
                 // No polling without a history; the stream alone decides from here.
                 self.state = State::AfterBreak {
                     since_ms,
-                    quiet: true,
+                    resumed_ms,
+                    history: BreakHistory::Refused,
                     retry,
                 };
                 Resolution::Waiting
@@ -375,20 +425,35 @@ impl TradeSequencer {
         }
     }
 
-    /// A quiet market after a break: at venue time `now_ms`, once the history answered
-    /// empty and [`QUIET_RELEASE_MS`] passed, the bars stop waiting. True when released.
-    pub fn release_if_quiet(&mut self, now_ms: i64) -> bool {
-        match self.state {
-            State::AfterBreak {
-                since_ms,
-                quiet: true,
-                ..
-            } if now_ms - since_ms >= QUIET_RELEASE_MS => {
-                self.state = State::Continuous;
-                true
+    /// A quiet market after a break, at venue time `now_ms`: the bars stop waiting for a
+    /// stream trade to prove continuity once [`QUIET_RELEASE_MS`] passed and
+    /// - the history, asked after the stream resumed, answered empty: nothing was missed
+    ///   ([`Resolution::Filled`]);
+    /// - or the history was refused: the seconds until the stream resumed may miss trades
+    ///   ([`Resolution::GaveUp`] through that second).
+    ///
+    /// `None` while the bars still wait.
+    pub fn release_if_quiet(&mut self, now_ms: i64) -> Option<Resolution> {
+        let State::AfterBreak {
+            since_ms,
+            resumed_ms: Some(resumed_ms),
+            history,
+            ..
+        } = self.state
+        else {
+            return None;
+        };
+        let resolution = match history {
+            BreakHistory::Quiet if now_ms - since_ms >= QUIET_RELEASE_MS => Resolution::Filled,
+            BreakHistory::Refused if now_ms - resumed_ms >= QUIET_RELEASE_MS => {
+                Resolution::GaveUp {
+                    through_ns: resumed_ms.saturating_mul(1_000_000),
+                }
             }
-            _ => false,
-        }
+            _ => return None,
+        };
+        self.state = State::Continuous;
+        Some(resolution)
     }
 
     /// The end of the input: an open hole is given up, a break stops waiting.
@@ -424,6 +489,13 @@ impl TradeSequencer {
     fn ask(&mut self, from_id: u64, retry: u8) {
         if !self.in_flight {
             self.in_flight = true;
+            self.asked_after_resume = matches!(
+                self.state,
+                State::AfterBreak {
+                    resumed_ms: Some(_),
+                    ..
+                }
+            );
             self.request = Some(BackfillRequest { from_id, retry });
         }
     }
@@ -677,18 +749,69 @@ mod tests {
         let mut s = TradeSequencer::new();
         s.on_trade(&trade(7), false);
         s.on_break(1_000);
-        assert!(
-            !s.release_if_quiet(1_000 + QUIET_RELEASE_MS),
-            "no answer yet"
-        );
-        s.on_backfill_end(Some(8));
-        assert!(
-            !s.release_if_quiet(1_000 + QUIET_RELEASE_MS),
-            "the history brings trades"
-        );
+        s.on_stream_event(1_200);
+        // The first request went out before the stream resumed: a new one is asked.
         s.on_backfill_end(None);
-        assert!(!s.release_if_quiet(1_000 + QUIET_RELEASE_MS - 1));
-        assert!(s.release_if_quiet(1_000 + QUIET_RELEASE_MS));
+        assert!(s.take_request().is_some());
+        let quiet = 1_000 + QUIET_RELEASE_MS;
+        assert_eq!(s.release_if_quiet(quiet), None, "no answer yet");
+        s.on_backfill_end(Some(8));
+        assert!(s.take_request().is_some());
+        assert_eq!(s.release_if_quiet(quiet), None, "the history brings trades");
+        s.on_backfill_end(None);
+        assert_eq!(s.release_if_quiet(quiet - 1), None);
+        assert_eq!(s.release_if_quiet(quiet), Some(Resolution::Filled));
+        assert!(!s.is_holding());
+    }
+
+    /// The mixed-fault run that lost 21 COIN-M trades: the history answered empty while
+    /// the connection was still down, trades were made before the stream came back, and
+    /// the quiet stream's book events then released the bars before any trade showed the
+    /// hole.
+    #[test]
+    fn an_empty_answer_from_before_the_stream_resumed_proves_nothing() {
+        let mut s = TradeSequencer::new();
+        s.on_trade(&trade(7), false);
+        s.on_break(1_000);
+        assert!(s.take_request().is_some());
+        assert_eq!(s.on_backfill_end(None), Resolution::Waiting);
+        // Trades 8 and 9 are made now, then the stream is back (book events only).
+        s.on_stream_event(3_000);
+        assert_eq!(s.release_if_quiet(1_000 + 2 * QUIET_RELEASE_MS), None);
+        assert!(s.is_holding());
+        // The next answer, asked after the stream resumed, brings them.
+        assert_eq!(s.take_request().map(|r| r.from_id), Some(8));
+        assert_eq!(s.on_trade(&trade(8), true), TradeVerdict::Count);
+        assert_eq!(s.on_trade(&trade(9), true), TradeVerdict::Count);
+        assert_eq!(s.on_backfill_end(Some(9)), Resolution::Waiting);
+        assert!(s.take_request().is_some());
+        assert_eq!(s.on_backfill_end(None), Resolution::Waiting);
+        assert_eq!(
+            s.release_if_quiet(1_000 + 2 * QUIET_RELEASE_MS),
+            Some(Resolution::Filled)
+        );
+    }
+
+    #[test]
+    fn a_refused_history_flags_the_seconds_until_the_stream_resumed() {
+        let mut s = TradeSequencer::new();
+        s.on_trade(&trade(7), false);
+        s.on_break(1_000);
+        assert!(s.take_request().is_some());
+        assert_eq!(s.on_backfill_refused(), Resolution::Waiting);
+        assert_eq!(
+            s.release_if_quiet(1_000 + 5 * QUIET_RELEASE_MS),
+            None,
+            "the stream is not back: nothing is known"
+        );
+        s.on_stream_event(4_000);
+        assert_eq!(s.release_if_quiet(4_000 + QUIET_RELEASE_MS - 1), None);
+        assert_eq!(
+            s.release_if_quiet(4_000 + QUIET_RELEASE_MS),
+            Some(Resolution::GaveUp {
+                through_ns: 4_000_000_000
+            })
+        );
         assert!(!s.is_holding());
     }
 }

@@ -35,6 +35,14 @@ pub fn file(venue: Venue, name: &str) -> Input {
     }
 }
 
+/// A `VENUE=FILE` input from a file under `data/` (`faults/coinm_quiet_break_1.txt.gz`).
+pub fn data_file(venue: Venue, relative: &str) -> Input {
+    Input {
+        venue,
+        source: Source::Path(repo().join("data").join(relative)),
+    }
+}
+
 /// An input from edited lines.
 pub fn memory(venue: Venue, lines: &[String]) -> Input {
     Input {

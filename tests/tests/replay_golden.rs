@@ -1,7 +1,9 @@
 //! `flowcore replay` against the independent Python `decimal` computation (tests/golden).
 
-use flowcore_core::instrument::Venue::{BinanceSpot, BinanceUsdm};
-use flowcore_tests::{assert_rows_eq, btc_inputs, file, golden, lines, memory, run, ts_of};
+use flowcore_core::instrument::Venue::{BinanceCoinm, BinanceSpot, BinanceUsdm};
+use flowcore_tests::{
+    assert_rows_eq, btc_inputs, data_file, file, golden, lines, memory, run, ts_of,
+};
 
 #[test]
 fn btc_bars_and_tops_equal_the_golden_computation() {
@@ -192,4 +194,54 @@ fn malformed_lines_are_counted_not_fatal() {
         &lines("spot_btcusdt_20240808.txt.gz"),
     )]);
     assert_eq!(out.bars, clean.bars);
+}
+
+/// A recorded mixed-fault run (data/faults, see PROVENANCE.md): COIN-M broke at
+/// 23:54:09.7, the trade history answered empty while the connection was still down, 21
+/// trades were made at 23:54:10-12, and the new connection's book tickers then carried the
+/// venue's clock past the quiet time before the history brought them. The bars must wait
+/// for an answer asked after the stream came back: every second equals the golden
+/// computation over the full recording, with no trade late.
+#[test]
+fn an_empty_history_answer_from_before_the_reconnect_does_not_close_the_bars() {
+    let inputs = (1..=4)
+        .map(|i| {
+            data_file(
+                BinanceCoinm,
+                &format!("faults/coinm_quiet_break_{i}.txt.gz"),
+            )
+        })
+        .collect();
+    let out = run(inputs);
+    assert_eq!(out.summary.late_trades, 0);
+    assert_eq!(out.summary.engine.unfilled_trade_gaps, 0);
+    assert!(out.summary.engine.backfilled_trades > 0);
+    // Every bar field but the CVD (which starts from zero here) equals the golden bar of the
+    // same second, between the first and the last, partly recorded, seconds.
+    let without_cvd = |row: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(row).unwrap();
+        let ts = v["ts"].as_i64().unwrap();
+        v.as_object_mut().unwrap().remove("cvd");
+        (ts, v)
+    };
+    let ours: Vec<_> = out
+        .bars
+        .iter()
+        .filter(|r| r.contains("\"venue\":\"binance-coinm\""))
+        .map(|r| without_cvd(r))
+        .collect();
+    let first = ours.iter().map(|(ts, _)| *ts).min().unwrap();
+    let last = ours.iter().map(|(ts, _)| *ts).max().unwrap();
+    let golden: std::collections::HashMap<i64, serde_json::Value> = golden("bars_btc.jsonl")
+        .iter()
+        .filter(|r| r.contains("\"venue\":\"binance-coinm\""))
+        .map(|r| without_cvd(r))
+        .collect();
+    let mut compared = 0;
+    for (ts, bar) in ours.iter().filter(|(ts, _)| *ts > first && *ts < last) {
+        assert_eq!(Some(bar), golden.get(ts), "second {ts}");
+        compared += 1;
+    }
+    // 23:52:30 to 23:54:24 less the 67 s the connection was refused.
+    assert!(compared > 100, "{compared} seconds compared");
 }
