@@ -35,6 +35,7 @@ use crate::imbalance::{obi_l1, ImbalanceConfig};
 use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 use crate::sequencer::{BookSequencer, DiffAction, SnapshotAction, SyncRule};
 use crate::trade_seq::{BackfillRequest, Resolution, TradeSequencer, TradeVerdict};
+use crate::trade_window::{TradeWindow, WindowVerdict};
 
 /// What the engine asks of the session that feeds an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,8 +161,10 @@ const EARLY_TICKERS: usize = 32;
 pub struct Engine {
     table: InstrumentTable,
     books: Vec<BookSlot>,
-    /// Trade continuity per instrument.
+    /// Trade continuity per instrument (venues with consecutive trade ids).
     trades: Vec<TradeSequencer>,
+    /// Trade continuity per instrument of the venues without (`None` for the others).
+    windows: Vec<Option<TradeWindow>>,
     /// Per instrument: inside a trade-history answer.
     in_backfill: Vec<bool>,
     /// Instruments whose bars are held open.
@@ -213,6 +216,10 @@ impl Engine {
             .collect();
         Ok(Self {
             trades: vec![TradeSequencer::new(); table.len()],
+            windows: table
+                .iter()
+                .map(|(_, inst)| (!inst.venue.has_consecutive_trade_ids()).then(TradeWindow::new))
+                .collect(),
             in_backfill: vec![false; table.len()],
             holding: 0,
             requests: Vec::with_capacity(64),
@@ -307,7 +314,10 @@ impl Engine {
             if self.holding > 0 && !self.in_backfill[ev.inst.index()] {
                 // A stream event (snapshots carry no exchange time here, history trades
                 // come inside a backfill): after a break, the stream is back.
-                self.trades[ev.inst.index()].on_stream_event(ms);
+                match &mut self.windows[ev.inst.index()] {
+                    Some(window) => window.on_stream_event(ms),
+                    None => self.trades[ev.inst.index()].on_stream_event(ms),
+                }
             }
             self.bars.on_watermark(venue, ms, sink);
             if self.holding > 0 {
@@ -322,6 +332,11 @@ impl Engine {
             // A hole still open at the end is given up; held bars close as far as the
             // watermark reached.
             let inst = InstrumentId(i as u16);
+            if let Some(window) = self.windows[i].as_mut().filter(|w| w.is_holding()) {
+                window.finish();
+                self.release(inst, sink);
+                continue;
+            }
             if self.trades[i].is_holding() {
                 let resolution = self.trades[i].finish();
                 self.resolve(inst, resolution, sink);
@@ -337,11 +352,20 @@ impl Engine {
     }
 
     fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl EngineSink) {
-        if !self.table.get(inst).venue.has_consecutive_trade_ids() {
-            // No continuity to check by id: every trade counts (a connection's replacement
-            // hands over in step, see tools/src/link.rs).
-            self.last_trade_counted = true;
-            self.bars.on_trade(inst, trade, sink);
+        if let Some(window) = &mut self.windows[inst.index()] {
+            let verdict = window.on_trade(trade);
+            self.last_trade_counted = verdict != WindowVerdict::Duplicate;
+            match verdict {
+                WindowVerdict::Count => self.bars.on_trade(inst, trade, sink),
+                WindowVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
+                WindowVerdict::CountAfterBreak { through_ns } => {
+                    // No history to fill the break from: its seconds may miss trades.
+                    self.count(inst).unfilled_trade_gaps += 1;
+                    self.bars.mark_incomplete(inst, second_of(through_ns));
+                    self.bars.on_trade(inst, trade, sink);
+                    self.release(inst, sink);
+                }
+            }
             return;
         }
         let seq = &mut self.trades[inst.index()];
@@ -377,8 +401,17 @@ impl Engine {
                 self.count(inst).stream_breaks += 1;
                 let venue = self.table.get(inst).venue;
                 let now_ms = self.bars.watermark_ms(venue).unwrap_or(0);
-                self.trades[inst.index()].on_break(now_ms);
-                if self.trades[inst.index()].is_holding() {
+                let holding = match &mut self.windows[inst.index()] {
+                    Some(window) => {
+                        window.on_break();
+                        window.is_holding()
+                    }
+                    None => {
+                        self.trades[inst.index()].on_break(now_ms);
+                        self.trades[inst.index()].is_holding()
+                    }
+                };
+                if holding {
                     self.hold(inst);
                 }
                 // The book missed diffs: it is unsynced (tops say so) until the successor
@@ -446,7 +479,13 @@ impl Engine {
             if self.table.get(inst).venue != venue {
                 continue;
             }
-            if let Some(resolution) = self.trades[i].release_if_quiet(now_ms) {
+            if let Some(window) = &mut self.windows[i] {
+                if let Some(through_ns) = window.release_if_quiet(now_ms) {
+                    self.count(inst).unfilled_trade_gaps += 1;
+                    self.bars.mark_incomplete(inst, second_of(through_ns));
+                    self.release(inst, sink);
+                }
+            } else if let Some(resolution) = self.trades[i].release_if_quiet(now_ms) {
                 self.resolve(inst, resolution, sink);
             }
         }

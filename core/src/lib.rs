@@ -17,3 +17,4 @@ pub mod imbalance;
 pub mod instrument;
 pub mod sequencer;
 pub mod trade_seq;
+pub mod trade_window;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
+pub mod bybit_synth;
 pub mod demo;
 mod feed_uring;
 pub mod health;
