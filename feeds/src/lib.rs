@@ -11,6 +11,7 @@ pub mod json;
 pub mod parser;
 mod swar;
 pub mod transport;
+pub mod venue_session;
 
 use flowcore_core::decimal::DecimalError;
 use flowcore_core::event::SessionEvent;

@@ -285,6 +285,79 @@ pub fn generate(options: &SynthOptions) -> anyhow::Result<SynthStream> {
     Ok(out)
 }
 
+/// A price or size as the category prints it: linear with every decimal, spot without
+/// trailing zeros (as in the samples: `65140`, `0.014`, `65114.20`).
+fn decimal_text(venue: Venue, mantissa: i64, scale: u8) -> String {
+    let fixed = Fixed::new(i128::from(mantissa), scale).to_string();
+    if venue == Venue::BybitLinear || !fixed.contains('.') {
+        return fixed;
+    }
+    fixed
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// `{topic, ts, type, ...}` on spot, `{topic, type, ts, ...}` on linear.
+fn envelope(venue: Venue, topic: &str, kind: &str, ts_ms: i64, data: &str, tail: &str) -> String {
+    match venue {
+        Venue::BybitLinear => format!(
+            "{{\"topic\":\"{topic}\",\"type\":\"{kind}\",\"ts\":{ts_ms},\"data\":{data}{tail}}}"
+        ),
+        _ => format!(
+            "{{\"topic\":\"{topic}\",\"ts\":{ts_ms},\"type\":\"{kind}\",\"data\":{data}{tail}}}"
+        ),
+    }
+}
+
+/// An `orderbook.N` message's contents (price and size mantissas at [`scales`], best first).
+#[derive(Debug, Clone, Copy)]
+pub struct BookMessage<'a> {
+    /// `orderbook.50.BTCUSDT`.
+    pub topic: &'a str,
+    /// `snapshot` or `delta`.
+    pub kind: &'a str,
+    /// The venue's `ts`.
+    pub ts_ms: i64,
+    /// `u`.
+    pub update_id: u64,
+    /// `seq`.
+    pub seq: u64,
+    /// Bid levels.
+    pub bids: &'a [(i64, i64)],
+    /// Ask levels.
+    pub asks: &'a [(i64, i64)],
+}
+
+/// An `orderbook.N` message of `venue`'s category, as Bybit writes it (the simulator
+/// answers a subscription with one).
+pub fn book_message(venue: Venue, m: &BookMessage<'_>) -> String {
+    let (px_scale, qty_scale) = scales(venue);
+    let levels = |levels: &[(i64, i64)]| {
+        let parts: Vec<String> = levels
+            .iter()
+            .map(|&(p, q)| {
+                format!(
+                    "[\"{}\",\"{}\"]",
+                    decimal_text(venue, p, px_scale),
+                    decimal_text(venue, q, qty_scale)
+                )
+            })
+            .collect();
+        format!("[{}]", parts.join(","))
+    };
+    let symbol = m.topic.rsplit('.').next().unwrap_or_default();
+    let data = format!(
+        "{{\"s\":\"{symbol}\",\"b\":{},\"a\":{},\"u\":{},\"seq\":{}}}",
+        levels(m.bids),
+        levels(m.asks),
+        m.update_id,
+        m.seq
+    );
+    let cts = format!(",\"cts\":{}", m.ts_ms - 3);
+    envelope(venue, m.topic, m.kind, m.ts_ms, &data, &cts)
+}
+
 fn decimal(v: &serde_json::Value, scale: u8) -> anyhow::Result<i64> {
     let text = v
         .as_str()
@@ -297,43 +370,8 @@ impl Market {
         "BTCUSDT"
     }
 
-    /// A price or size as the category prints it: linear with every decimal, spot without
-    /// trailing zeros (as in the samples: `65140`, `0.014`, `65114.20`).
     fn text(&self, mantissa: i64, scale: u8) -> String {
-        let fixed = Fixed::new(i128::from(mantissa), scale).to_string();
-        if self.venue == Venue::BybitLinear || !fixed.contains('.') {
-            return fixed;
-        }
-        fixed
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    }
-
-    fn levels_json(&self, levels: impl Iterator<Item = (i64, i64)>) -> String {
-        let (px_scale, qty_scale) = scales(self.venue);
-        let parts: Vec<String> = levels
-            .map(|(p, q)| {
-                format!(
-                    "[\"{}\",\"{}\"]",
-                    self.text(p, px_scale),
-                    self.text(q, qty_scale)
-                )
-            })
-            .collect();
-        format!("[{}]", parts.join(","))
-    }
-
-    /// `{topic, ts, type, ...}` on spot, `{topic, type, ts, ...}` on linear.
-    fn envelope(&self, topic: &str, kind: &str, ts_ms: i64, data: &str, tail: &str) -> String {
-        match self.venue {
-            Venue::BybitLinear => format!(
-                "{{\"topic\":\"{topic}\",\"type\":\"{kind}\",\"ts\":{ts_ms},\"data\":{data}{tail}}}"
-            ),
-            _ => format!(
-                "{{\"topic\":\"{topic}\",\"ts\":{ts_ms},\"type\":\"{kind}\",\"data\":{data}{tail}}}"
-            ),
-        }
+        decimal_text(self.venue, mantissa, scale)
     }
 
     /// The whole book as an `orderbook.N` snapshot at the current `u`.
@@ -348,17 +386,20 @@ impl Market {
         bids: &BTreeMap<i64, i64>,
         asks: &BTreeMap<i64, i64>,
     ) -> String {
-        let data = format!(
-            "{{\"s\":\"{}\",\"b\":{},\"a\":{},\"u\":{},\"seq\":{}}}",
-            self.symbol(),
-            self.levels_json(bids.iter().rev().map(|(p, q)| (*p, *q))),
-            self.levels_json(asks.iter().map(|(p, q)| (*p, *q))),
-            self.update_id,
-            self.seq
-        );
-        let topic = format!("orderbook.{}.{}", self.depth, self.symbol());
-        let cts = format!(",\"cts\":{}", ts_ms - 3);
-        self.envelope(&topic, kind, ts_ms, &data, &cts)
+        let bids: Vec<(i64, i64)> = bids.iter().rev().map(|(p, q)| (*p, *q)).collect();
+        let asks: Vec<(i64, i64)> = asks.iter().map(|(p, q)| (*p, *q)).collect();
+        book_message(
+            self.venue,
+            &BookMessage {
+                topic: &format!("orderbook.{}.{}", self.depth, self.symbol()),
+                kind,
+                ts_ms,
+                update_id: self.update_id,
+                seq: self.seq,
+                bids: &bids,
+                asks: &asks,
+            },
+        )
     }
 
     /// Writes a line received 0.8 to 2.3 ms after the venue's `ts`.
@@ -475,7 +516,8 @@ impl Market {
             return;
         }
         let topic = format!("publicTrade.{}", self.symbol());
-        let msg = self.envelope(
+        let msg = envelope(
+            self.venue,
             &topic,
             "snapshot",
             now_ms,

@@ -11,12 +11,14 @@
 use crate::backoff::Backoff;
 use crate::link::{Ended, Link, LinkAction, LINK_TICK};
 use crate::rest::{fetch, RestAnswer, RestRequest};
-use crate::run::{refused, FeedStats, FeedThread, SNAPSHOT_GRACE};
+use crate::run::{
+    bybit_subscriber, refused, subscriber_texts, FeedStats, FeedThread, SNAPSHOT_GRACE,
+};
 use crate::run_config::IdleStrategy;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::SessionEvent;
 use flowcore_core::instrument::InstrumentId;
-use flowcore_feeds::binance::session::combined_stream_url;
+use flowcore_feeds::bybit::session::BybitSubscriber;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::client_config;
 use flowcore_feeds::transport::uring::{ConnId, UringConfig, UringDriver, UringEvent};
@@ -41,6 +43,8 @@ struct Stream {
     backoff: Backoff,
     /// Closed cleanly by the server with `exit_on_close`: not reconnected.
     finished: bool,
+    /// Bybit: what the connection says to the venue.
+    subscriber: Option<BybitSubscriber>,
 }
 
 /// What the helper says of a REST request.
@@ -156,7 +160,9 @@ pub(crate) fn feed_main_uring(
             Some(Stream {
                 symbol: symbol.clone(),
                 inst,
-                url: combined_stream_url(&feed.ws_url, symbol, &feed.streams),
+                url: feed
+                    .session
+                    .connect_url(&feed.ws_url, symbol, &feed.streams),
                 parser: VenueParser::new(feed.venue, thread.table.clone()),
                 link: Link::new(feed.stall_timeout, feed.rotate_after),
                 opened: false,
@@ -164,6 +170,7 @@ pub(crate) fn feed_main_uring(
                 retry_at: now,
                 backoff: Backoff::new(Duration::from_millis(100)),
                 finished: false,
+                subscriber: bybit_subscriber(&feed, symbol),
             })
         })
         .collect();
@@ -174,6 +181,8 @@ pub(crate) fn feed_main_uring(
     // link ticks ask for: both empty in steady state.
     let mut retire: Vec<ConnId> = Vec::with_capacity(8);
     let mut actions: Vec<(usize, LinkAction<ConnId>)> = Vec::with_capacity(8);
+    // Texts to send once the poll lets go of the driver (Bybit subscriptions and pings).
+    let mut outbox: Vec<(ConnId, String)> = Vec::with_capacity(8);
     let mut next_tick = Instant::now();
     let mut rounds = 0u32;
     // The previous round moved nothing: the loop is idling (spinning or parked).
@@ -219,6 +228,12 @@ pub(crate) fn feed_main_uring(
                         s.ever_opened = true;
                         s.backoff.reset();
                         thread.open_record_file(s.inst, &s.symbol);
+                        if let Some(subscriber) = &mut s.subscriber {
+                            let texts = subscriber.on_open(Instant::now());
+                            outbox.extend(texts.into_iter().map(|t| (id, t)));
+                            // A resubscribe asked for meanwhile is answered by this one.
+                            thread.resubscribe.remove(&s.inst);
+                        }
                     }
                 }
                 UringEvent::Message(bytes) => {
@@ -268,6 +283,9 @@ pub(crate) fn feed_main_uring(
         for id in retire.drain(..) {
             driver.close(id);
         }
+        for (id, text) in outbox.drain(..) {
+            driver.send_text(id, &text);
+        }
         // Liveness and rotation: looked at every 100 ms, the clock read once per 256
         // rounds of a busy loop or per idle round (parked rounds included), never per
         // message.
@@ -288,6 +306,16 @@ pub(crate) fn feed_main_uring(
                         &mut |a| actions.push((i, a)),
                     );
                     thread.count_link(link.take_counters());
+                    if let (Some(subscriber), Some(id)) = (&mut s.subscriber, s.link.primary()) {
+                        if s.opened {
+                            let resubscribe = thread.resubscribe.remove(&s.inst);
+                            let texts = subscriber_texts(subscriber, resubscribe);
+                            outbox.extend(texts.into_iter().map(|t| (id, t)));
+                        }
+                    }
+                }
+                for (id, text) in outbox.drain(..) {
+                    driver.send_text(id, &text);
                 }
                 for (i, action) in actions.drain(..) {
                     let s = &mut streams[i];

@@ -10,7 +10,7 @@ use crate::backoff::Backoff;
 use crate::run_config::FeedConfig;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::instrument::InstrumentTable;
-use flowcore_feeds::binance::session::{snapshot_url, trade_history_url};
+use flowcore_feeds::binance::session::{snapshot_url, trade_history_url, BinanceMarket};
 use flowcore_feeds::transport::{http, TlsSettings, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,11 +34,11 @@ impl RestRequest {
     /// The request for `request` on `feed`'s venue.
     pub(crate) fn new(
         feed: &FeedConfig,
+        m: &BinanceMarket,
         table: &InstrumentTable,
         snapshot_limit: u32,
         request: FeedRequest,
     ) -> Self {
-        let m = &feed.market;
         let symbol = &table.get(request.inst()).symbol;
         let url = match request {
             FeedRequest::Snapshot(_) => snapshot_url(m, &feed.rest_url, symbol, snapshot_limit),

@@ -28,13 +28,14 @@ use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
 use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
-use flowcore_feeds::binance::session::combined_stream_url;
 use flowcore_feeds::binance::{Control, Parsed};
+use flowcore_feeds::bybit::session::BybitSubscriber;
 use flowcore_feeds::marker_line;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::uring::{self, UringConfig};
 use flowcore_feeds::transport::{TlsSettings, Transport, TransportError};
+use flowcore_feeds::venue_session::VenueSession;
 use flowcore_shm::BusConfig;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -347,6 +348,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
                     live,
                     files: Vec::new(),
                     fetching: HashSet::new(),
+                    resubscribe: HashSet::new(),
                 };
                 match transport {
                     TransportKind::IoUring => {
@@ -510,6 +512,8 @@ pub(crate) struct FeedThread {
     files: Vec<(InstrumentId, u32)>,
     /// REST requests in flight.
     pub(crate) fetching: HashSet<FeedRequest>,
+    /// Instruments whose book topics their connection is to subscribe again (Bybit).
+    pub(crate) resubscribe: HashSet<InstrumentId>,
 }
 
 impl FeedThread {
@@ -649,11 +653,25 @@ impl FeedThread {
         }
     }
 
-    /// The REST request for `request`, or `None` when the same one is in flight.
+    /// The REST request for `request`, or `None` when the same one is in flight or the
+    /// venue answers it on the stream: a Bybit book is resynced by subscribing again (see
+    /// [`Self::resubscribe`]).
     pub(crate) fn rest_request(&mut self, request: FeedRequest) -> Option<RestRequest> {
-        self.fetching
-            .insert(request)
-            .then(|| RestRequest::new(&self.feed, &self.table, self.snapshot_limit, request))
+        let VenueSession::Binance(market) = self.feed.session else {
+            if let FeedRequest::Snapshot(inst) = request {
+                self.resubscribe.insert(inst);
+            }
+            return None;
+        };
+        self.fetching.insert(request).then(|| {
+            RestRequest::new(
+                &self.feed,
+                &market,
+                &self.table,
+                self.snapshot_limit,
+                request,
+            )
+        })
     }
 }
 
@@ -763,7 +781,10 @@ async fn connection(
         let s = shared.borrow();
         (s.feed.clone(), s.table.clone(), s.max_message)
     };
-    let url = combined_stream_url(&feed.ws_url, &symbol, &feed.streams);
+    let url = feed
+        .session
+        .connect_url(&feed.ws_url, &symbol, &feed.streams);
+    let mut subscriber = bybit_subscriber(&feed, &symbol);
     let tls = TlsSettings {
         extra_ca_file: feed.tls_ca_file.clone(),
     };
@@ -796,6 +817,14 @@ async fn connection(
         backoff.reset();
         shared.borrow_mut().open_record_file(inst, &symbol);
         first_connection = false;
+        if let Some(subscriber) = &mut subscriber {
+            // A failed send shows as the connection's end on the next read.
+            for text in subscriber.on_open(Instant::now()) {
+                let _ = primary.send_text(&text).await;
+            }
+            // A resubscribe asked for meanwhile is answered by this subscription.
+            shared.borrow_mut().resubscribe.remove(&inst);
+        }
         let mut standby: Option<(u64, WsTransport)> = None;
         let mut connecting: Option<Pin<Box<dyn Future<Output = StandbyConnect>>>> = None;
         loop {
@@ -867,6 +896,12 @@ async fn connection(
                         );
                         s.count_link(link.take_counters());
                         s.publish_stats();
+                    }
+                    if let Some(subscriber) = &mut subscriber {
+                        let resubscribe = shared.borrow_mut().resubscribe.remove(&inst);
+                        for text in subscriber_texts(subscriber, resubscribe) {
+                            let _ = primary.send_text(&text).await;
+                        }
                     }
                     for action in actions {
                         match action {
@@ -981,6 +1016,30 @@ async fn connection(
         tokio::time::sleep(backoff.next_delay()).await;
     }
     shared.borrow_mut().count_link(link.take_counters());
+}
+
+/// The conversation of a Bybit connection for `symbol`; `None` for venues whose streams
+/// are named in the URL.
+pub(crate) fn bybit_subscriber(feed: &FeedConfig, symbol: &str) -> Option<BybitSubscriber> {
+    match feed.session {
+        VenueSession::Bybit(m) => Some(BybitSubscriber::new(
+            &m,
+            symbol,
+            &feed.streams,
+            feed.ping_interval,
+        )),
+        VenueSession::Binance(_) => None,
+    }
+}
+
+/// What a Bybit connection sends at a tick: its ping when due, and the book topics again
+/// when the engine asked for a fresh snapshot.
+pub(crate) fn subscriber_texts(subscriber: &mut BybitSubscriber, resubscribe: bool) -> Vec<String> {
+    let mut texts: Vec<String> = subscriber.ping_due(Instant::now()).into_iter().collect();
+    if resubscribe {
+        texts.extend(subscriber.resubscribe_books());
+    }
+    texts
 }
 
 /// The primary connection is gone and no standby replaces it: counts it and says the

@@ -11,12 +11,13 @@
 //! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
 //!
 //! [[feed]]
-//! venue = "binance-usdm"      # binance-spot | binance-usdm | binance-coinm
+//! venue = "binance-usdm"      # binance-spot | binance-usdm | binance-coinm | bybit-spot | bybit-linear
 //! symbols = ["BTCUSDT"]
 //! ws_url = "wss://fstream.binance.com/public"   # optional, the venue's by default
 //! rest_url = "https://fapi.binance.com"         # optional
 //! tls_ca_file = "local-ca.pem"                  # optional extra trusted CA
 //! streams = ["trade", "bookTicker", "depth@0ms"] # optional, these are the futures defaults
+//!                                               # (Bybit: topics, ["orderbook.50", "publicTrade"])
 //! cpu = 0                                       # optional pin of this feed's thread
 //! api_key_env = "BINANCE_API_KEY"  # optional: the trade history (backfill after a disconnect)
 //!                                  # needs a key on futures; or api_key = "..." in the file
@@ -24,14 +25,16 @@
 //!                                  # a connection is dropped; a ping probes it halfway
 //! rotate_after_ms = 85500000       # optional: replace each connection, make before break,
 //!                                  # this long after it opened (default: 15 min before the
-//!                                  # venue's 24 h limit)
+//!                                  # venue's 24 h limit; Bybit: never, it sets no limit)
+//! ping_interval_ms = 20000         # optional, Bybit: the client's {"op":"ping"} interval
 //! ```
 
 use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_feeds::binance::session::{market, BinanceMarket};
 use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
+use flowcore_feeds::bybit::session::PING_EVERY;
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
+use flowcore_feeds::venue_session::VenueSession;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -118,6 +121,7 @@ struct RawFeed {
     api_key_env: Option<String>,
     stall_timeout_ms: Option<u64>,
     rotate_after_ms: Option<u64>,
+    ping_interval_ms: Option<u64>,
 }
 
 /// One `[[feed]]`: a venue and its symbols, one connection per symbol.
@@ -125,8 +129,8 @@ struct RawFeed {
 pub struct FeedConfig {
     /// The venue.
     pub venue: Venue,
-    /// The venue's endpoints and defaults.
-    pub market: BinanceMarket,
+    /// The venue's endpoints and session.
+    pub session: VenueSession,
     /// Symbols, upper case, each known to the instrument table.
     pub symbols: Vec<String>,
     /// WebSocket base URL.
@@ -144,8 +148,10 @@ pub struct FeedConfig {
     pub api_key: Option<String>,
     /// Silence after which a connection is dropped as stalled.
     pub stall_timeout: Duration,
-    /// Age at which a connection is replaced, make before break.
+    /// Age at which a connection is replaced, make before break (`Duration::MAX`: never).
     pub rotate_after: Duration,
+    /// Interval of the client's own pings (Bybit).
+    pub ping_interval: Duration,
 }
 
 /// The whole run configuration.
@@ -205,17 +211,11 @@ impl RunConfig {
                     );
                 }
             }
-            let Some(m) = market(venue) else {
-                bail!(
-                    "{}: {venue} has no live session yet (Bybit recordings replay; live Bybit \
-                     comes with issue 7)",
-                    at("venue")
-                );
-            };
+            let m = VenueSession::of(venue);
             let streams = match f.streams {
                 Some(s) if s.is_empty() => bail!("{}: empty", at("streams")),
                 Some(s) => s,
-                None => m.default_streams.iter().map(|s| s.to_string()).collect(),
+                None => m.default_streams().iter().map(|s| s.to_string()).collect(),
             };
             for (key, url, schemes) in [
                 ("ws_url", &f.ws_url, ["ws://", "wss://"]),
@@ -260,30 +260,35 @@ impl RunConfig {
             if stall_timeout < Duration::from_millis(100) {
                 bail!("{}: at least 100 ms", at("stall_timeout_ms"));
             }
-            let rotate_after = f.rotate_after_ms.map_or(
-                m.connection_lifetime.saturating_sub(ROTATE_AHEAD),
-                Duration::from_millis,
-            );
-            if rotate_after < Duration::from_secs(1) || rotate_after >= m.connection_lifetime {
+            let lifetime = m.connection_lifetime().unwrap_or(Duration::MAX);
+            let rotate_after = f
+                .rotate_after_ms
+                .map_or(lifetime.saturating_sub(ROTATE_AHEAD), Duration::from_millis);
+            if rotate_after < Duration::from_secs(1) || rotate_after >= lifetime {
                 bail!(
                     "{}: {} ms is outside 1 s up to the venue's connection lifetime ({} s)",
                     at("rotate_after_ms"),
                     rotate_after.as_millis(),
-                    m.connection_lifetime.as_secs()
+                    lifetime.as_secs()
                 );
             }
+            let ping_interval = f.ping_interval_ms.map_or(PING_EVERY, Duration::from_millis);
+            if ping_interval < Duration::from_millis(100) {
+                bail!("{}: at least 100 ms", at("ping_interval_ms"));
+            }
             feeds.push(FeedConfig {
-                market: m,
+                session: m,
                 venue,
                 symbols,
-                ws_url: f.ws_url.unwrap_or_else(|| m.ws_url.to_string()),
-                rest_url: f.rest_url.unwrap_or_else(|| m.rest_url.to_string()),
+                ws_url: f.ws_url.unwrap_or_else(|| m.ws_url().to_string()),
+                rest_url: f.rest_url.unwrap_or_else(|| m.rest_url().to_string()),
                 tls_ca_file,
                 streams,
                 cpu: f.cpu,
                 api_key,
                 stall_timeout,
                 rotate_after,
+                ping_interval,
             });
         }
         let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);

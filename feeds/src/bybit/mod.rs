@@ -22,6 +22,7 @@
 //! unless [`BybitParser::count_block_trades`] is set.
 
 pub mod linear;
+pub mod session;
 pub mod spot;
 
 use crate::binance::{Control, Parsed};

@@ -73,6 +73,15 @@ impl WsTransport {
         Ok(())
     }
 
+    /// Sends a text message (a subscribe request, an application ping).
+    ///
+    /// # Errors
+    /// When the connection has failed.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), TransportError> {
+        self.ws.send(Message::text(text)).await?;
+        Ok(())
+    }
+
     /// Closes the connection politely (a close frame, then the socket).
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
