@@ -74,7 +74,7 @@ pub fn run(inputs: Vec<Input>) -> Output {
     };
     let summary = replay(
         ReplayOptions::new(
-            InstrumentTable::binance_defaults(),
+            InstrumentTable::bundled_defaults(),
             ImbalanceConfig::default(),
             inputs,
         ),
@@ -172,7 +172,7 @@ pub struct LiveOutput {
 /// safety limit, ending when the servers close the connections, no recording.
 pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
     use flowcore_tools::run_config::RunConfig;
-    let table = InstrumentTable::binance_defaults();
+    let table = InstrumentTable::bundled_defaults();
     let config = RunConfig::parse(config_text, Path::new("."), &table).expect("run config");
     flowcore_tools::run::RunOptions {
         config,
@@ -257,7 +257,7 @@ pub fn sim_options(
         pong_timeout: Some(std::time::Duration::from_secs(5)),
         wait_clients,
         tls,
-        table: InstrumentTable::binance_defaults(),
+        table: InstrumentTable::bundled_defaults(),
         stop: Default::default(),
         // Paced plays drop a client that lags this far. Several clients and engines share
         // 2 cores while the suite runs in parallel: a lag drop there would say something
@@ -351,14 +351,17 @@ pub fn sim_config(
         ("binance-spot", "BTCUSDT"),
         ("binance-usdm", "BTCUSDT"),
         ("binance-coinm", "BTCUSD_PERP"),
+        ("bybit-spot", "BTCUSDT"),
+        ("bybit-linear", "BTCUSDT"),
     ] {
         let Some((ws, rest)) = addresses.get(venue) else {
             continue;
         };
-        let ws = if venue == "binance-usdm" {
-            format!("{ws}/public")
-        } else {
-            ws.clone()
+        let ws = match venue {
+            "binance-usdm" => format!("{ws}/public"),
+            "bybit-spot" => format!("{ws}/v5/public/spot"),
+            "bybit-linear" => format!("{ws}/v5/public/linear"),
+            _ => ws.clone(),
         };
         text += &format!(
             "[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\n{feed_lines}"
@@ -368,6 +371,29 @@ pub fn sim_config(
         }
     }
     text
+}
+
+/// Synthetic Bybit spot and linear BTCUSDT streams beside the BTC recordings (same
+/// seconds, Bybit's book moved to Binance spot's first price), written to `dir` as
+/// recordings.
+pub fn bybit_synth_inputs(dir: &Path) -> Vec<Input> {
+    use flowcore_tools::bybit_synth::{generate, SynthOptions};
+    [(Venue::BybitSpot, 21), (Venue::BybitLinear, 22)]
+        .into_iter()
+        .map(|(venue, seed)| {
+            let options = SynthOptions {
+                best_bid: Some(6_183_763),
+                ..SynthOptions::new(venue, seed, 1_723_161_255_000, 650)
+            };
+            let stream = generate(&options).expect("synthetic stream");
+            let path = dir.join(format!("{}_btcusdt_synthetic.txt", venue.name()));
+            std::fs::write(&path, stream.lines.join("\n") + "\n").expect("write");
+            Input {
+                venue,
+                source: Source::Path(path),
+            }
+        })
+        .collect()
 }
 
 /// The recorded files of a run as replay inputs, each with its venue (from its name).

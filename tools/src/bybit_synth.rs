@@ -327,12 +327,14 @@ pub struct BookMessage<'a> {
     pub bids: &'a [(i64, i64)],
     /// Ask levels.
     pub asks: &'a [(i64, i64)],
+    /// Price and size scales of the mantissas.
+    pub scales: (u8, u8),
 }
 
 /// An `orderbook.N` message of `venue`'s category, as Bybit writes it (the simulator
 /// answers a subscription with one).
 pub fn book_message(venue: Venue, m: &BookMessage<'_>) -> String {
-    let (px_scale, qty_scale) = scales(venue);
+    let (px_scale, qty_scale) = m.scales;
     let levels = |levels: &[(i64, i64)]| {
         let parts: Vec<String> = levels
             .iter()
@@ -398,6 +400,7 @@ impl Market {
                 seq: self.seq,
                 bids: &bids,
                 asks: &asks,
+                scales: scales(self.venue),
             },
         )
     }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a recording comes from.
+#[derive(Clone)]
 pub enum Source {
     /// A file (gzip or plain).
     Path(PathBuf),
@@ -53,7 +54,7 @@ impl Source {
 }
 
 /// One `VENUE=FILE` argument.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Input {
     /// The dialect of the file.
     pub venue: Venue,

@@ -1,4 +1,5 @@
-//! `flowcore sim`: a Binance exchange simulator on loopback, serving recordings.
+//! `flowcore sim`: an exchange simulator on loopback, serving recordings: Binance here,
+//! Bybit in [`bybit`] (whose books come by subscription, not REST).
 //!
 //! ```text
 //! recordings --merge by local ts--> playback (paced) --> per-client queues --> WebSocket
@@ -22,6 +23,8 @@
 //! played so far; futures want an `X-MBX-APIKEY` header (security type MARKET_DATA), as
 //! Binance does. Faults ([`crate::sim_faults`]) are injected on request while the market
 //! keeps running.
+
+mod bybit;
 
 use crate::recording::RecordingReader;
 use crate::replay::Input;
@@ -182,6 +185,18 @@ struct SimBook {
     applying: bool,
 }
 
+impl SimBook {
+    fn new() -> Self {
+        Self {
+            book: OrderBook::new(),
+            last_update_id: 0,
+            last_event_ms: 0,
+            has_snapshot: false,
+            applying: false,
+        }
+    }
+}
+
 struct VenueState {
     venue: Venue,
     streams: Vec<String>,
@@ -337,12 +352,6 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
     let mut books = HashMap::new();
     let mut records = Vec::new();
     for input in &options.inputs {
-        if market(input.venue).is_none() {
-            anyhow::bail!(
-                "{}: the simulator serves Binance venues only (Bybit comes with issue 7)",
-                input.venue
-            );
-        }
         let v = match venues.iter().position(|s| s.venue == input.venue) {
             Some(v) => v,
             None => {
@@ -374,15 +383,31 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             };
             let mut inst = None;
             let mut is_diff = false;
+            let mut is_snapshot = false;
             let mut trade = None;
             let _ = parser.parse(ts, json, None, &mut |ev: MarketEvent| {
                 inst = Some(ev.inst);
                 match ev.kind {
-                    EventKind::BookBegin(b) => is_diff = b.kind == BatchKind::Diff,
+                    EventKind::BookBegin(b) => {
+                        is_diff = b.kind == BatchKind::Diff;
+                        is_snapshot = b.kind == BatchKind::Snapshot;
+                    }
                     EventKind::Trade(t) => trade = Some((ev.inst, t)),
                     _ => {}
                 }
             });
+            if let (true, Some(inst)) = (is_snapshot, inst) {
+                // A book snapshot in the stream (Bybit): it seeds the sim's book; clients
+                // get their own at subscription.
+                if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(inst) {
+                    let mut sim_book = SimBook::new();
+                    let _ = parser.parse(ts, json, None, &mut |ev: MarketEvent| {
+                        apply(&mut sim_book, &ev)
+                    });
+                    slot.insert(sim_book);
+                }
+                continue;
+            }
             file_inst = file_inst.or(inst);
             let text = std::str::from_utf8(json)
                 .with_context(|| format!("{:?}: a line that is not UTF-8", input.source))?;
@@ -398,13 +423,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
         if let (Some(inst), Some(snapshot)) = (file_inst, pending_snapshots.first()) {
             // The first recorded snapshot of an instrument seeds its book.
             if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(inst) {
-                let mut sim_book = SimBook {
-                    book: OrderBook::new(),
-                    last_update_id: 0,
-                    last_event_ms: 0,
-                    has_snapshot: false,
-                    applying: false,
-                };
+                let mut sim_book = SimBook::new();
                 let loaded = parser.parse(0, snapshot, Some(inst), &mut |ev: MarketEvent| {
                     apply(&mut sim_book, &ev)
                 });
@@ -484,9 +503,12 @@ fn venue_heartbeat(venue: Venue) -> (Duration, Duration) {
     }
 }
 
-/// The `stream` of a combined-stream message, `None` for anything else.
+/// The `stream` of a combined-stream message (the `topic` of a Bybit one), `None` for
+/// anything else.
 fn stream_of(json: &[u8]) -> Option<&str> {
-    let rest = json.strip_prefix(b"{\"stream\":\"")?;
+    let rest = json
+        .strip_prefix(b"{\"stream\":\"")
+        .or_else(|| json.strip_prefix(b"{\"topic\":\""))?;
     let end = rest.iter().position(|&b| b == b'"')?;
     std::str::from_utf8(&rest[..end]).ok()
 }
@@ -661,6 +683,9 @@ fn serves_on(venue: Venue, prefix: &str, stream: &str) -> bool {
 
 /// Splits a request path into (routing prefix, bare?, requested streams).
 fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec<String>)> {
+    if bybit::serves(venue) {
+        return bybit::route(venue, path);
+    }
     let (prefix, rest) = match venue {
         Venue::BinanceUsdm if path.starts_with("/public/") => ("/public", &path[7..]),
         Venue::BinanceUsdm if path.starts_with("/market/") => ("/market", &path[7..]),
@@ -787,19 +812,30 @@ async fn ws_client(
             bare,
             tx,
         });
-        s.venues[v].connected += 1;
+        if !bybit::serves(venue) {
+            s.venues[v].connected += 1;
+        }
         (s.ping_interval[v], s.pong_timeout[v])
     };
-    connected.notify_one();
+    // A Bybit client counts once it subscribed (play must not start before it listens).
+    let mut counted = !bybit::serves(venue);
+    if counted {
+        connected.notify_one();
+    }
     // The end of this connection's life: its lifetime, or a shutdown notice's grace.
     let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
     let mut cut_at = sim
         .borrow()
         .connection_lifetime
         .map_or(far, |l| Instant::now() + l);
+    let is_bybit = bybit::serves(venue);
+    // Bybit's server does not ping: it waits for the client's pings instead.
+    let ping_every = if is_bybit { pong_within } else { ping_every };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     // When the oldest unanswered ping went out.
     let mut awaiting_pong: Option<Instant> = None;
+    // Bybit: when the client last pinged.
+    let mut client_pinged = Instant::now();
     // Messages still to send fragmented, and the next fragment size.
     let (mut fragmented, mut size_at) = (0u32, 0usize);
     loop {
@@ -837,6 +873,8 @@ async fn ws_client(
                     }
                     break;
                 }
+                // Bybit sends no shutdown notice.
+                Some(Outgoing::Fault(FaultKind::Shutdown)) if is_bybit => {}
                 Some(Outgoing::Fault(FaultKind::Shutdown)) => {
                     ws.send(Message::text(server_shutdown_notice())).await?;
                     cut_at = cut_at.min(Instant::now() + SHUTDOWN_GRACE);
@@ -863,6 +901,23 @@ async fn ws_client(
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(_)) => break,
                 Some(Ok(Message::Pong(_))) => awaiting_pong = None,
+                Some(Ok(Message::Text(text))) if is_bybit => {
+                    let reply = {
+                        let mut s = sim.borrow_mut();
+                        bybit::control_reply(&mut s, v, text.as_str(), &streams)
+                    };
+                    if reply.pinged {
+                        client_pinged = Instant::now();
+                    }
+                    if !counted && !streams.borrow().is_empty() {
+                        counted = true;
+                        sim.borrow_mut().venues[v].connected += 1;
+                        connected.notify_one();
+                    }
+                    for text in reply.texts {
+                        ws.send(Message::text(text)).await?;
+                    }
+                }
                 Some(Ok(Message::Text(text))) => {
                     let reply = {
                         let mut s = sim.borrow_mut();
@@ -875,6 +930,13 @@ async fn ws_client(
             // As Binance at 24 h: the connection is dropped, no close frame.
             _ = tokio::time::sleep_until(cut_at) => break,
             _ = ping.tick() => {
+                if is_bybit {
+                    if client_pinged.elapsed() > pong_within {
+                        sim.borrow_mut().summary.dropped_clients += 1;
+                        break;
+                    }
+                    continue;
+                }
                 if awaiting_pong.is_some_and(|sent| sent.elapsed() > pong_within) {
                     sim.borrow_mut().summary.dropped_clients += 1;
                     break;

@@ -1,0 +1,69 @@
+//! `flowcore run` with Binance and Bybit feeds against `flowcore sim`: Binance plays the
+//! BTC recordings, Bybit a **synthetic** stream of the same seconds (tools/src/bybit_synth.rs;
+//! no Bybit recording is bundled). Every bar, per venue and aggregated across venues
+//! (spot: Binance + Bybit; perp: USD-M + COIN-M + Bybit linear), equals the replay of the
+//! recordings the simulator played, and the run's own recording replays to its output.
+
+use flowcore_tests::{
+    assert_rows_eq, btc_inputs, bybit_synth_inputs, expected_transport, io_uring_here, live_run,
+    recorded_inputs, run as replay_run, sim_config, sim_options, start_sim_with, temp_dir,
+    IO_URING, TOKIO,
+};
+use flowcore_tools::sim::Pace;
+
+fn binance_and_bybit_runs_equal_the_replay_of_what_was_played(transport: &str) {
+    let dir = temp_dir("bybit-synth");
+    let mut inputs = btc_inputs();
+    inputs.extend(bybit_synth_inputs(&dir));
+    let played = replay_run(inputs.clone());
+    let (addresses, sim) = start_sim_with(sim_options(inputs, Pace::Asap, 5, None));
+    let record = temp_dir("bybit-record");
+    let out = live_run(
+        &sim_config(&addresses, None, transport, "ping_interval_ms = 500\n"),
+        Some(record.clone()),
+    );
+    let sim = sim.join().unwrap();
+    let s = &out.summary;
+    eprintln!(
+        "{:?}: {} messages, {} bars, {} tops, sim: {} delivered, {} book snapshots, {} \
+         dropped",
+        s.transport,
+        s.messages,
+        out.bars.len(),
+        out.tops.len(),
+        sim.delivered,
+        sim.snapshots,
+        sim.dropped_clients
+    );
+    assert_eq!(s.transport, Some(expected_transport(transport)));
+    assert_eq!((s.parse_errors, s.engine.gaps), (0, 0));
+    assert_eq!(sim.dropped_clients, 0, "the clients ping in time");
+    // Books synced from the snapshots each subscription starts with.
+    assert!(sim.snapshots >= 2);
+    assert_eq!(s.engine.crossed_books, 0);
+    for venue in ["bybit-spot", "bybit-linear", "agg-spot", "agg-perp"] {
+        let rows = out
+            .bars
+            .iter()
+            .filter(|r| r.contains(&format!("\"venue\":\"{venue}\"")));
+        assert!(rows.count() >= 600, "{venue} bars");
+    }
+    assert_rows_eq("live bars", &out.bars, &played.bars);
+    let again = replay_run(recorded_inputs(&record));
+    assert_rows_eq("replayed bars", &again.bars, &out.bars);
+    assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    std::fs::remove_dir_all(record).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn over_io_uring_binance_and_bybit_runs_equal_the_replay_of_what_was_played() {
+    if io_uring_here() {
+        binance_and_bybit_runs_equal_the_replay_of_what_was_played(IO_URING);
+    }
+}
+
+#[test]
+fn over_tokio_binance_and_bybit_runs_equal_the_replay_of_what_was_played() {
+    binance_and_bybit_runs_equal_the_replay_of_what_was_played(TOKIO);
+}
