@@ -590,11 +590,11 @@ impl Engine {
                     DiffAction::Buffer => {
                         // The stream is open and buffering: now the snapshot.
                         self.request_snapshot(inst);
-                        Batch::Buffer
+                        self.buffer_or_skip(inst)
                     }
                     DiffAction::Gap => {
                         self.gap(inst);
-                        Batch::Buffer
+                        self.buffer_or_skip(inst)
                     }
                 };
                 let slot = &mut self.books[inst.index()];
@@ -629,6 +629,15 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// What becomes of a diff while the book waits for a snapshot.
+    fn buffer_or_skip(&self, inst: InstrumentId) -> Batch {
+        if self.books[inst.index()].seq.keeps_diffs_before_snapshot() {
+            Batch::Buffer
+        } else {
+            Batch::Skip
         }
     }
 

@@ -144,6 +144,13 @@ impl BookSequencer {
         SnapshotAction::Load
     }
 
+    /// Diffs that come before a snapshot are worth keeping: a Binance REST snapshot is
+    /// bridged by the diffs buffered meanwhile, a Bybit snapshot replaces the book whole
+    /// (buffering for it would only grow memory until it comes).
+    pub fn keeps_diffs_before_snapshot(&self) -> bool {
+        self.rule != SyncRule::BybitTopic
+    }
+
     /// Decides on a diff with ids `U` (`first`), `u` (`last`) and `pu` (`prev`, futures).
     pub fn on_diff(&mut self, first: u64, last: u64, prev: Option<NonZeroU64>) -> DiffAction {
         let action = match (self.rule, self.state) {

@@ -373,19 +373,14 @@ pub fn sim_config(
     text
 }
 
-/// Synthetic Bybit spot and linear BTCUSDT streams beside the BTC recordings (same
-/// seconds, Bybit's book moved to Binance spot's first price), written to `dir` as
-/// recordings.
+/// Synthetic Bybit spot and linear BTCUSDT streams beside the BTC recordings (see
+/// [`flowcore_tools::bybit_synth::beside_btc_recordings`]), written to `dir` as recordings.
 pub fn bybit_synth_inputs(dir: &Path) -> Vec<Input> {
-    use flowcore_tools::bybit_synth::{generate, SynthOptions};
-    [(Venue::BybitSpot, 21), (Venue::BybitLinear, 22)]
+    use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+    [Venue::BybitSpot, Venue::BybitLinear]
         .into_iter()
-        .map(|(venue, seed)| {
-            let options = SynthOptions {
-                best_bid: Some(6_183_763),
-                ..SynthOptions::new(venue, seed, 1_723_161_255_000, 650)
-            };
-            let stream = generate(&options).expect("synthetic stream");
+        .map(|venue| {
+            let stream = generate(&beside_btc_recordings(venue)).expect("synthetic stream");
             let path = dir.join(format!("{}_btcusdt_synthetic.txt", venue.name()));
             std::fs::write(&path, stream.lines.join("\n") + "\n").expect("write");
             Input {

@@ -189,3 +189,69 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
     drop(sink);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Bybit spot and linear (the synthetic stream): trades through the id window, deltas,
+/// and a repeated trade message and a stream break in the measured part.
+#[test]
+fn no_allocation_per_bybit_message_after_warm_up() {
+    use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let table = InstrumentTable::bundled_defaults();
+    let venues = [Venue::BybitSpot, Venue::BybitLinear];
+    let mut messages: Vec<Message> = Vec::new();
+    for (i, venue) in venues.into_iter().enumerate() {
+        let stream = generate(&beside_btc_recordings(venue)).unwrap();
+        for line in &stream.lines {
+            let (ts, json) = line.split_once(' ').unwrap();
+            messages.push((ts.parse().unwrap(), i, json.as_bytes().to_vec()));
+        }
+    }
+    messages.sort_by_key(|m| (m.0, m.1));
+    let at = messages.len() / 2;
+    let trade = messages[at..]
+        .iter()
+        .find(|m| m.2.starts_with(b"{\"topic\":\"publicTrade"))
+        .cloned()
+        .unwrap();
+    messages.insert(at, trade);
+    messages.insert(
+        at + 10,
+        (
+            messages[at].0,
+            0,
+            b"{\"flowcore\":\"stream_break\"}".to_vec(),
+        ),
+    );
+    let insts: Vec<_> = venues
+        .iter()
+        .map(|v| table.find(*v, b"BTCUSDT").unwrap())
+        .collect();
+    let mut parsers = venues.map(|v| VenueParser::new(v, table.clone()));
+    let mut engine = Engine::new(table, ImbalanceConfig::default(), Some(&insts)).unwrap();
+    let mut sink = CountingSink::default();
+    let warm_up = messages.len() / 5;
+    let mut run = |range: std::ops::Range<usize>, engine: &mut Engine| {
+        for (ts, i, json) in &messages[range] {
+            let marker = flowcore_feeds::session_marker(json).map(|_| insts[*i]);
+            let _ = parsers[*i].parse(*ts, json, marker, &mut |ev| {
+                engine.on_event(&ev, &mut sink);
+            });
+        }
+    };
+    run(0..warm_up, &mut engine);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(warm_up..messages.len(), &mut engine);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let c = engine.counters();
+    assert!(
+        c.duplicate_trades > 0 && c.stream_breaks == 1 && c.diffs_applied > 40_000,
+        "{c:?}"
+    );
+    assert!(sink.bars > 1000, "{} bars", sink.bars);
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations over {} messages",
+        messages.len() - warm_up
+    );
+}

@@ -65,6 +65,26 @@ impl SynthOptions {
     }
 }
 
+/// The BTC recordings' seconds (data/binance: 2024-08-08 23:54:15 to 2024-08-09 00:05:05
+/// UTC, venue time) and Binance spot's first best bid there.
+const BESIDE_BTC_START_MS: i64 = 1_723_161_255_000;
+const BESIDE_BTC_SECONDS: u32 = 650;
+const BESIDE_BTC_BEST_BID: i64 = 6_183_763;
+
+/// A stream of `venue` (Bybit spot or linear BTCUSDT) over the same seconds as the bundled
+/// BTC recordings, its book moved to Binance spot's first price, with a fixed seed per
+/// venue: what the demo and the cross-venue tests play beside the real Binance data.
+pub fn beside_btc_recordings(venue: Venue) -> SynthOptions {
+    let seed = match venue {
+        Venue::BybitSpot => 21,
+        _ => 22,
+    };
+    SynthOptions {
+        best_bid: Some(BESIDE_BTC_BEST_BID),
+        ..SynthOptions::new(venue, seed, BESIDE_BTC_START_MS, BESIDE_BTC_SECONDS)
+    }
+}
+
 /// One generated trade, as the truth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SynthTrade {
@@ -437,9 +457,9 @@ impl Market {
         let base = self.sizes[self.rng.below(self.sizes.len() as u64) as usize].max(1);
         // Mostly sample-sized, sometimes a few times larger: sweeps happen.
         let times = match self.rng.below(10) {
-            0..=5 => 1,
-            6..=8 => 1 + self.rng.below(4) as i64,
-            _ => 5 + self.rng.below(20) as i64,
+            0..=6 => 1,
+            7 | 8 => 1 + self.rng.below(3) as i64,
+            _ => 3 + self.rng.below(8) as i64,
         };
         base * times
     }
@@ -448,12 +468,12 @@ impl Market {
     fn push(&mut self, now_ms: i64, out: &mut SynthStream) {
         // The bias wanders (CVD trends), pulled back towards even.
         let step = self.rng.below(41) as i64 - 20;
-        self.bias = (self.bias + step + (500 - self.bias) / 50).clamp(150, 850);
+        self.bias = (self.bias + step + (500 - self.bias) / 50).clamp(300, 700);
         let mut changes = Changes::default();
         let trade_chance = if self.venue == Venue::BybitLinear {
-            450
+            250
         } else {
-            300
+            150
         };
         if self.rng.chance(trade_chance) {
             self.trades(now_ms, &mut changes, out);
@@ -471,7 +491,7 @@ impl Market {
 
     fn trades(&mut self, now_ms: i64, changes: &mut Changes, out: &mut SynthStream) {
         let buy = self.rng.below(1000) < self.bias as u64;
-        let count = 1 + self.rng.below(3) + self.rng.below(3) * self.rng.below(3);
+        let count = 1 + self.rng.below(3);
         let trade_ts = now_ms - self.rng.below(4) as i64;
         let (_, qty_scale) = scales(self.venue);
         let mut data = Vec::new();
@@ -530,9 +550,24 @@ impl Market {
         self.push_line(out, now_ms, &msg);
     }
 
-    /// Makers at work: sizes change, orders cancel, new levels appear (mostly near the
-    /// touch, sometimes inside the spread).
+    /// Makers at work: a spread that trades opened is closed again (a level one tick
+    /// inside it, on either side), sizes change, orders cancel, new levels appear near the
+    /// touch.
     fn noise(&mut self, changes: &mut Changes) {
+        if let (Some((bid, _)), Some((ask, _))) = (self.book.best(true), self.book.best(false)) {
+            let gap_ticks = (ask - bid) / self.tick;
+            if gap_ticks > 1 && self.rng.chance(900) {
+                let on_bid = self.rng.chance(500);
+                let k = 1 + self.rng.below(gap_ticks as u64 - 1) as i64;
+                let px = if on_bid {
+                    bid + k * self.tick
+                } else {
+                    ask - k * self.tick
+                };
+                let size = self.size();
+                changes.set(&mut self.book, on_bid, px, size);
+            }
+        }
         for _ in 0..1 + self.rng.below(4) {
             let bid = self.rng.chance(500);
             // Nearer the touch, more often.
@@ -627,6 +662,15 @@ mod tests {
                 assert!(b.bids[0].0 < b.asks[0].0, "crossed at u {}", b.update_id);
                 assert!(b.bids.iter().chain(&b.asks).all(|(_, q)| *q > 0));
             }
+            // Makers keep the spread tight: one or two ticks mostly (measured on spot: p50
+            // 0.10, p90 0.40, p99 1.80; a sweep opens it for a push or two).
+            let mut spreads: Vec<i64> = s.books.iter().map(|b| b.asks[0].0 - b.bids[0].0).collect();
+            spreads.sort_unstable();
+            let at = |q: usize| spreads[(spreads.len() - 1) * q / 100];
+            assert!(
+                at(50) <= 20 && at(99) <= 300,
+                "{venue}: spreads {spreads:?}"
+            );
             // The bias wanders both ways: some seconds net buy, some net sell.
             let net: i64 = s
                 .trades

@@ -1,14 +1,19 @@
 //! `flowcore demo`: the whole system offline, on the bundled recordings.
 //!
 //! ```text
-//! sim (recorded Binance spot + USD-M BTC, on loopback) --ws/http--> run (feeds, engine)
-//!     --shm bus--> this thread: one line per wall second of spot vs perp CVD and imbalance
+//! sim (recorded Binance spot + USD-M BTC, synthetic Bybit spot + linear, on loopback)
+//!     --ws/http--> run (feeds, engine) --shm bus--> this thread: one line per wall
+//!     second of cross-venue spot vs perp CVD and imbalance
 //! ```
-//! Nothing is faked: the engine connects to the simulator over real sockets, publishes to
-//! a real bus, and the table is read back from shared memory the way any client would.
+//! The engine connects to the simulator over real sockets, publishes to a real bus, and
+//! the table is read back from shared memory the way any client would. The Binance data
+//! is real (recorded); the Bybit streams are **synthetic** (tools/src/bybit_synth.rs: no
+//! Bybit recording is bundled), generated over the same seconds so that the aggregates
+//! cross venues.
 
+use crate::bybit_synth::{beside_btc_recordings, generate};
 use crate::outputs::OutputFiles;
-use crate::replay::Input;
+use crate::replay::{Input, Source};
 use crate::run::{run, RunOptions, RunSummary};
 use crate::run_config::RunConfig;
 use crate::shm_tail::open_bus;
@@ -16,7 +21,7 @@ use crate::sim::{run_sim, Pace, SimOptions, SimSummary, DEFAULT_CLIENT_BUFFER};
 use anyhow::Context;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::imbalance::ImbalanceConfig;
-use flowcore_core::instrument::InstrumentTable;
+use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_shm::abi::{flags, health, venue, BarRecord, HEALTH_SOURCE_PIPELINE, OBI_SCALE};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use std::fmt::Write as _;
@@ -97,6 +102,14 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         );
         inputs.push(Input::parse_arg(&format!("{venue}={}", path.display()))?);
     }
+    for venue in [Venue::BybitSpot, Venue::BybitLinear] {
+        let stream = generate(&beside_btc_recordings(venue))?;
+        inputs.push(Input {
+            venue,
+            source: Source::Memory((stream.lines.join("\n") + "\n").into_bytes().into()),
+        });
+    }
+    let venues = 4;
     let private_dir = options.shm.is_none();
     let shm_dir = options.shm.clone().unwrap_or_else(|| {
         let base = if std::path::Path::new("/dev/shm").is_dir() {
@@ -106,7 +119,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         };
         base.join(format!("flowcore-demo-{}", std::process::id()))
     });
-    let table = InstrumentTable::binance_defaults();
+    let table = InstrumentTable::bundled_defaults();
     let stop = Arc::new(AtomicBool::new(false));
 
     let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -116,7 +129,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         bind: "127.0.0.1".parse().expect("an address"),
         ping_interval: None,
         pong_timeout: None,
-        wait_clients: 2,
+        wait_clients: venues,
         tls: None,
         table: table.clone(),
         stop: stop.clone(),
@@ -129,7 +142,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         .name("flowcore-demo-sim".into())
         .spawn(move || run_sim(sim_options, |line| drop(tx.send(line.to_string()))))?;
     let mut config_text = String::from("[pipeline]\nidle = \"park\"\n");
-    for _ in 0..2 {
+    for _ in 0..venues {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .context("the simulator did not start")?;
@@ -139,10 +152,11 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
             v["ws"].as_str().unwrap_or_default(),
             v["rest"].as_str().unwrap_or_default(),
         );
-        let ws = if name == "binance-usdm" {
-            format!("{ws}/public")
-        } else {
-            ws.to_string()
+        let ws = match name {
+            "binance-usdm" => format!("{ws}/public"),
+            "bybit-spot" => format!("{ws}/v5/public/spot"),
+            "bybit-linear" => format!("{ws}/v5/public/linear"),
+            _ => ws.to_string(),
         };
         let _ = write!(
             config_text,
@@ -288,9 +302,10 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
         summary.tops += 1;
         let obi = (top.flags & flags::TOP_HAS_OBI != 0).then_some(top.obi);
         match bus.symbol(top.symbol_id).map(|s| s.venue) {
+            // The imbalance columns are Binance's (real recorded books).
             Some(venue::BINANCE_SPOT) => view.spot_obi = obi,
-            Some(_) => view.perp_obi = obi,
-            None => {}
+            Some(venue::BINANCE_USDM) => view.perp_obi = obi,
+            _ => {}
         }
     }
     while bus.trades.try_read().is_some() {

@@ -191,6 +191,26 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
+    /// Writes a SYNTHETIC Bybit BTCUSDT stream as a recording (for `flowcore sim`): a
+    /// seeded random market started from the real Bybit samples. Without --start-ms it
+    /// covers the bundled BTC recordings' seconds, beside them in price.
+    Synth {
+        /// bybit-spot or bybit-linear.
+        #[arg(long)]
+        venue: String,
+        /// The random seed: the same seed, the same stream (the venue's fixed one if absent).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Venue time of the first message (Unix ms).
+        #[arg(long)]
+        start_ms: Option<i64>,
+        /// Length in venue seconds.
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Write the recording here.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// One line per feed (and the whole pipeline): its counters and lag over the whole run.
@@ -418,6 +438,37 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "shm-tail: {} records, {} missed (lapped)",
                 s.records, s.lapped
+            );
+            Ok(())
+        }
+        Command::Synth {
+            venue,
+            seed,
+            start_ms,
+            seconds,
+            out,
+        } => {
+            use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+            let venue = flowcore_core::instrument::Venue::from_name(&venue)
+                .with_context(|| format!("--venue {venue}: not a venue"))?;
+            let mut options = beside_btc_recordings(venue);
+            if let Some(start_ms) = start_ms {
+                options.start_ms = start_ms;
+                options.best_bid = None;
+            }
+            options.seed = seed.unwrap_or(options.seed);
+            options.seconds = seconds.unwrap_or(options.seconds);
+            let stream = generate(&options)?;
+            std::fs::write(&out, stream.lines.join("\n") + "\n")
+                .with_context(|| format!("--out {}", out.display()))?;
+            eprintln!(
+                "synth: {} lines, {} trades, {} book deltas of synthetic {venue} BTCUSDT (seed {}) \
+                 in {}",
+                stream.lines.len(),
+                stream.trades.len(),
+                stream.books.len() - 1,
+                options.seed,
+                out.display()
             );
             Ok(())
         }

@@ -342,9 +342,13 @@ mod tests {
     #[test]
     fn bundled_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        for name in ["run-binance-btc-eth.toml", "run-sim-local.toml"] {
+        for name in [
+            "run-binance-btc-eth.toml",
+            "run-binance-bybit.toml",
+            "run-sim-local.toml",
+        ] {
             let text = std::fs::read_to_string(dir.join(name)).unwrap();
-            let c = RunConfig::parse(&text, &dir, &InstrumentTable::binance_defaults())
+            let c = RunConfig::parse(&text, &dir, &InstrumentTable::bundled_defaults())
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(!c.feeds.is_empty());
         }
