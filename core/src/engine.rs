@@ -29,7 +29,8 @@
 use crate::bars::{second_of, BarConfigError, BarEngine, BarSink};
 use crate::book::{OrderBook, PriceLevel};
 use crate::event::{
-    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent, Trade,
+    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent,
+    StatField, Trade, VenueStat,
 };
 use crate::imbalance::{obi_l1, ImbalanceConfig};
 use crate::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -156,6 +157,37 @@ struct BookSlot {
 /// bookTickers kept while the book catches up (spot sends ~10 per depth diff).
 const EARLY_TICKERS: usize = 32;
 
+/// The latest venue statistics of one instrument, each `None` until the venue sent it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VenueStats {
+    /// Mark price (price scale).
+    pub mark_px: Option<i64>,
+    /// Index price (price scale).
+    pub index_px: Option<i64>,
+    /// Open interest (size scale).
+    pub open_interest: Option<i64>,
+    /// Funding rate (at [`crate::event::FUNDING_RATE_SCALE`]).
+    pub funding_rate: Option<i64>,
+    /// Next funding time (Unix ms).
+    pub next_funding_ms: Option<i64>,
+    /// Local time of the last update.
+    pub updated_ns: Option<i64>,
+}
+
+impl VenueStats {
+    fn apply(&mut self, local_ts: i64, stat: &VenueStat) {
+        let slot = match stat.field {
+            StatField::MarkPrice => &mut self.mark_px,
+            StatField::IndexPrice => &mut self.index_px,
+            StatField::OpenInterest => &mut self.open_interest,
+            StatField::FundingRate => &mut self.funding_rate,
+            StatField::NextFundingMs => &mut self.next_funding_ms,
+        };
+        *slot = Some(stat.value);
+        self.updated_ns = Some(local_ts);
+    }
+}
+
 /// The engine. See the module docs.
 #[derive(Debug)]
 pub struct Engine {
@@ -165,6 +197,8 @@ pub struct Engine {
     trades: Vec<TradeSequencer>,
     /// Trade continuity per instrument of the venues without (`None` for the others).
     windows: Vec<Option<TradeWindow>>,
+    /// The venue's statistics per instrument (mark price, open interest, funding).
+    stats: Vec<VenueStats>,
     /// Per instrument: inside a trade-history answer.
     in_backfill: Vec<bool>,
     /// Instruments whose bars are held open.
@@ -221,6 +255,7 @@ impl Engine {
                 .map(|(_, inst)| (!inst.venue.has_consecutive_trade_ids()).then(TradeWindow::new))
                 .collect(),
             in_backfill: vec![false; table.len()],
+            stats: vec![VenueStats::default(); table.len()],
             holding: 0,
             requests: Vec::with_capacity(64),
             last_trade_counted: false,
@@ -230,6 +265,11 @@ impl Engine {
             imbalance,
             counters: [EngineCounters::default(); Venue::ALL.len()],
         })
+    }
+
+    /// The venue's latest statistics of `inst` (Bybit linear `tickers`).
+    pub fn stats(&self, inst: InstrumentId) -> &VenueStats {
+        &self.stats[inst.index()]
     }
 
     /// The instrument table.
@@ -307,6 +347,7 @@ impl Engine {
             EventKind::Level(level) => self.on_level(ev.inst, level),
             EventKind::BookEnd => self.on_book_end(ev.inst),
             EventKind::Session(session) => self.on_session(ev.inst, session, sink),
+            EventKind::Stat(stat) => self.stats[ev.inst.index()].apply(ev.local_ts, stat),
         }
         if let Some(ts) = ev.exch_ts() {
             let venue = self.table.get(ev.inst).venue;

@@ -155,6 +155,38 @@ pub enum SessionEvent {
     BackfillRefused,
 }
 
+/// Scale of [`VenueStat::value`] for [`StatField::FundingRate`]: `0.0001` is `10_000`.
+pub const FUNDING_RATE_SCALE: u8 = 8;
+
+/// Which venue statistic a [`VenueStat`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatField {
+    /// Mark price, at the instrument's price scale.
+    MarkPrice,
+    /// Index price, at the instrument's price scale.
+    IndexPrice,
+    /// Open interest, at the instrument's size scale (contracts or base units as the venue
+    /// counts them).
+    OpenInterest,
+    /// Funding rate per interval, at [`FUNDING_RATE_SCALE`].
+    FundingRate,
+    /// Next funding time, Unix ms.
+    NextFundingMs,
+}
+
+/// One venue statistic that is neither book nor trade (Bybit linear `tickers`: mark and
+/// index price, open interest, funding), carried for strategies. A ticker message brings
+/// only the fields that changed, one event each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueStat {
+    /// What it is.
+    pub field: StatField,
+    /// Its new value (scale: see [`StatField`]).
+    pub value: i64,
+    /// The venue's time of the message.
+    pub exch_ts: Option<NonZeroI64>,
+}
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -170,6 +202,8 @@ pub enum EventKind {
     BookEnd,
     /// Connection and backfill news.
     Session(SessionEvent),
+    /// A venue statistic (mark price, open interest, funding).
+    Stat(VenueStat),
 }
 
 /// A normalised event for one instrument.
@@ -191,6 +225,7 @@ impl MarketEvent {
             EventKind::Trade(t) => Some(t.exch_ts),
             EventKind::BookTicker(b) => b.exch_ts.map(NonZeroI64::get),
             EventKind::BookBegin(b) if b.kind == BatchKind::Diff => b.exch_ts.map(NonZeroI64::get),
+            EventKind::Stat(s) => s.exch_ts.map(NonZeroI64::get),
             _ => None,
         }
     }

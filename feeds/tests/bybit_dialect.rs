@@ -3,7 +3,9 @@
 //! key order, with whitespace and unknown fields; replies are control messages; malformed
 //! messages are refused whole.
 
-use flowcore_core::event::{Aggressor, BatchKind, BookSide, EventKind, MarketEvent};
+use flowcore_core::event::{
+    Aggressor, BatchKind, BookSide, EventKind, MarketEvent, StatField, VenueStat,
+};
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::binance::{Control, Parsed};
 use flowcore_feeds::parser::VenueParser;
@@ -100,6 +102,25 @@ fn expected(venue: Venue, msg: &Value) -> Vec<(EventKind, u16)> {
                 source: flowcore_core::event::TradeSource::Trade,
             }));
         }
+    } else if topic.starts_with("tickers.") {
+        // One event per statistic present, in this order; `""` is absent.
+        let d = &msg["data"];
+        for (key, field, scale) in [
+            ("markPrice", StatField::MarkPrice, ps),
+            ("indexPrice", StatField::IndexPrice, ps),
+            ("openInterest", StatField::OpenInterest, ss),
+            ("fundingRate", StatField::FundingRate, 8),
+            ("nextFundingTime", StatField::NextFundingMs, 0),
+        ] {
+            let Some(text) = d[key].as_str().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            out.push(EventKind::Stat(VenueStat {
+                field,
+                value: mantissa(text, scale),
+                exch_ts: flowcore_core::event::maybe_ns(ts_ns),
+            }));
+        }
     } else {
         let d = &msg["data"];
         let u = d["u"].as_u64().unwrap();
@@ -147,7 +168,7 @@ fn expected(venue: Venue, msg: &Value) -> Vec<(EventKind, u16)> {
     out.into_iter().map(|k| (k, inst)).collect()
 }
 
-const MARKET_SAMPLES: [(Venue, &str); 8] = [
+const MARKET_SAMPLES: [(Venue, &str); 10] = [
     (Venue::BybitSpot, "bybit_spot_publicTrade.json"),
     (Venue::BybitSpot, "bybit_spot_orderbook200_snapshot.json"),
     (Venue::BybitSpot, "bybit_spot_orderbook200_delta.json"),
@@ -159,6 +180,8 @@ const MARKET_SAMPLES: [(Venue, &str); 8] = [
     ),
     (Venue::BybitLinear, "bybit_linear_orderbook200_delta.json"),
     (Venue::BybitLinear, "bybit_doc_publicTrade.json"),
+    (Venue::BybitLinear, "bybit_linear_tickers_snapshot.json"),
+    (Venue::BybitLinear, "bybit_linear_tickers_delta.json"),
 ];
 
 #[test]
@@ -315,4 +338,37 @@ fn block_trades_are_excluded_unless_counted() {
         panic!("a trade")
     };
     assert!(t.is_taker_flow);
+}
+
+#[test]
+fn a_tickers_delta_carries_only_what_changed_and_a_bad_field_refuses_it_whole() {
+    let mut delta: Value =
+        serde_json::from_str(&sample("bybit_linear_tickers_delta.json")).unwrap();
+    delta["data"]["markPrice"] = "65120.05".into();
+    delta["data"]["fundingRate"] = "-0.00012".into();
+    delta["data"]["indexPrice"] = "".into();
+    let (parsed, events) = parse(Venue::BybitLinear, &delta.to_string()).unwrap();
+    assert_eq!(parsed, Parsed::Events(2));
+    let got: Vec<(StatField, i64)> = events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::Stat(s) => (s.field, s.value),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (StatField::MarkPrice, 6_512_005),
+            (StatField::FundingRate, -12_000)
+        ]
+    );
+    delta["data"]["openInterest"] = "59891.7321".into();
+    assert!(matches!(
+        parse(Venue::BybitLinear, &delta.to_string()),
+        Err(ParseError::Decimal {
+            field: "openInterest",
+            ..
+        })
+    ));
 }

@@ -190,7 +190,8 @@ impl Publisher {
                 return;
             }
             EventKind::BookEnd => self.book20(ev, engine),
-            EventKind::Level(_) | EventKind::Session(_) => return,
+            // Venue statistics are kept by the engine (`Engine::stats`), not on the bus yet.
+            EventKind::Level(_) | EventKind::Session(_) | EventKind::Stat(_) => return,
         }
         self.published += 1;
     }

@@ -130,6 +130,26 @@ fn bars_equal_the_generated_taker_flow() {
                 bar.ts_ms
             );
         }
+        if let Some(want) = stream.stats {
+            // The last `tickers` values, as the engine keeps them.
+            let got = fed.engine.stats(fed.inst);
+            assert_eq!(
+                (
+                    got.mark_px,
+                    got.index_px,
+                    got.open_interest,
+                    got.funding_rate,
+                    got.next_funding_ms
+                ),
+                (
+                    Some(want.mark_px),
+                    Some(want.index_px),
+                    Some(want.open_interest),
+                    Some(want.funding_rate),
+                    Some(want.next_funding_ms)
+                )
+            );
+        }
         let blocks = stream.trades.iter().filter(|t| t.block).count();
         assert!(
             blocks > 0,

@@ -24,6 +24,7 @@ const SPOT_SNAPSHOT: &str =
     include_str!("../../data/samples/bybit_spot_orderbook200_snapshot.json");
 const LINEAR_SNAPSHOT: &str =
     include_str!("../../data/samples/bybit_linear_orderbook200_snapshot.json");
+const LINEAR_TICKERS: &str = include_str!("../../data/samples/bybit_linear_tickers_snapshot.json");
 const SPOT_TRADES: &str = include_str!("../../data/samples/bybit_spot_publicTrade.json");
 const LINEAR_TRADES: &[&str] = &[
     include_str!("../../data/samples/bybit_linear_publicTrade.json"),
@@ -120,6 +121,24 @@ pub struct SynthStream {
     pub trades: Vec<SynthTrade>,
     /// The book after the snapshot and after every delta.
     pub books: Vec<SynthBook>,
+    /// Linear: the `tickers` statistics last sent (mark, index, open interest, funding
+    /// rate at scale 8, next funding ms).
+    pub stats: Option<SynthStats>,
+}
+
+/// The `tickers` statistics of a linear stream, as last sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthStats {
+    /// Mark price (scale 2).
+    pub mark_px: i64,
+    /// Index price (scale 2).
+    pub index_px: i64,
+    /// Open interest (size scale).
+    pub open_interest: i64,
+    /// Funding rate (scale 8).
+    pub funding_rate: i64,
+    /// Next funding time (ms).
+    pub next_funding_ms: i64,
 }
 
 /// Price and size scales of the generated BTCUSDT (the bundled instrument table's).
@@ -239,6 +258,9 @@ struct Market {
     next_trade_id: u64,
     /// Last local receive time written (lines never go back).
     last_local_ns: i64,
+    /// Linear: the statistics `tickers` carries.
+    stats: Option<SynthStats>,
+    pushes: u64,
 }
 
 /// Generates a stream. See the module docs.
@@ -288,20 +310,44 @@ pub fn generate(options: &SynthOptions) -> anyhow::Result<SynthStream> {
         seq: snapshot["data"]["seq"].as_u64().unwrap_or(1),
         next_trade_id: 2_290_000_001_189_048_101,
         last_local_ns: 0,
+        stats: None,
+        pushes: 0,
     };
+    if options.venue == Venue::BybitLinear {
+        let t: serde_json::Value = serde_json::from_str(LINEAR_TICKERS)?;
+        let d = &t["data"];
+        let best = market.book.best(true).map_or(0, |(p, _)| p);
+        let sample_best = decimal(&d["bid1Price"], px_scale)?;
+        market.stats = Some(SynthStats {
+            // Moved with the book.
+            mark_px: decimal(&d["markPrice"], px_scale)? - sample_best + best,
+            index_px: decimal(&d["indexPrice"], px_scale)? - sample_best + best,
+            open_interest: decimal(&d["openInterest"], qty_scale)?,
+            funding_rate: decimal(&d["fundingRate"], 8)?,
+            // The next 8-hourly funding after the start.
+            next_funding_ms: options.start_ms - options.start_ms.rem_euclid(8 * 3_600_000)
+                + 8 * 3_600_000,
+        });
+    }
     let mut out = SynthStream {
         lines: Vec::new(),
         trades: Vec::new(),
         books: vec![market.book.truth(market.update_id)],
+        stats: None,
     };
     let first = market.snapshot_message(options.start_ms);
     market.push_line(&mut out, options.start_ms, &first);
+    if market.stats.is_some() {
+        let tickers = market.tickers_message("snapshot", options.start_ms, true);
+        market.push_line(&mut out, options.start_ms, &tickers);
+    }
     let end_ms = options.start_ms + i64::from(options.seconds) * 1000;
     let mut now_ms = options.start_ms + PUSH_MS;
     while now_ms < end_ms {
         market.push(now_ms, &mut out);
         now_ms += PUSH_MS;
     }
+    out.stats = market.stats;
     Ok(out)
 }
 
@@ -425,6 +471,53 @@ impl Market {
         )
     }
 
+    /// A linear `tickers` message: `whole` sends every statistic (a snapshot); otherwise
+    /// mark and index move with the book and open interest or funding change sometimes.
+    fn tickers_message(&mut self, kind: &str, ts_ms: i64, whole: bool) -> String {
+        let (Some((bid, _)), Some((ask, _))) = (self.book.best(true), self.book.best(false)) else {
+            return String::new();
+        };
+        let mid = (bid + ask) / 2;
+        let mark = mid + self.rng.below(7) as i64 - 3;
+        let index = mid + self.rng.below(41) as i64 - 20;
+        let oi_moves = self.rng.chance(200);
+        let oi_step = self.rng.below(2001) as i64 - 1000;
+        let funding_moves = self.rng.chance(20);
+        let funding_step = self.rng.below(11) as i64 - 5;
+        let Some(stats) = self.stats.as_mut() else {
+            return String::new();
+        };
+        stats.mark_px = mark;
+        stats.index_px = index;
+        let mut fields = vec![
+            format!("\"markPrice\":\"{}\"", decimal_text(self.venue, mark, 2)),
+            format!("\"indexPrice\":\"{}\"", decimal_text(self.venue, index, 2)),
+        ];
+        if whole || oi_moves {
+            stats.open_interest = (stats.open_interest + oi_step).max(1);
+            fields.push(format!(
+                "\"openInterest\":\"{}\"",
+                decimal_text(self.venue, stats.open_interest, scales(self.venue).1)
+            ));
+        }
+        if whole || funding_moves {
+            stats.funding_rate += funding_step * 100;
+            let rate = Fixed::new(i128::from(stats.funding_rate), 8).to_string();
+            let rate = rate.trim_end_matches('0').trim_end_matches('.');
+            fields.push(format!("\"fundingRate\":\"{rate}\""));
+        }
+        if whole {
+            fields.push(format!("\"nextFundingTime\":\"{}\"", stats.next_funding_ms));
+        }
+        format!(
+            "{{\"topic\":\"tickers.{}\",\"type\":\"{kind}\",\"data\":{{\"symbol\":\"{}\",{}}},\"cs\":{},\"ts\":{ts_ms}}}",
+            self.symbol(),
+            self.symbol(),
+            fields.join(","),
+            self.seq
+        )
+    }
+
     /// Writes a line received 0.8 to 2.3 ms after the venue's `ts`.
     fn push_line(&mut self, out: &mut SynthStream, ts_ms: i64, json: &str) {
         let local = ts_ms * 1_000_000 + 800_000 + self.rng.below(1_500_000) as i64;
@@ -480,6 +573,12 @@ impl Market {
         }
         self.noise(&mut changes);
         self.keep_depth(&mut changes);
+        self.pushes += 1;
+        if self.stats.is_some() && self.pushes.is_multiple_of(5) {
+            // Linear `tickers`: mark and index every 100 ms, the rest now and then.
+            let msg = self.tickers_message("delta", now_ms, false);
+            self.push_line(out, now_ms, &msg);
+        }
         if !changes.is_empty() {
             self.update_id += 1;
             self.seq += 1 + self.rng.below(50);
@@ -504,7 +603,7 @@ impl Market {
             changes.set(&mut self.book, !buy, px, available - qty);
             data.push((px, qty, false));
         }
-        if self.rng.chance(4) {
+        if self.rng.chance(10) {
             // A block trade: negotiated off the book, at the touch.
             if let Some((px, _)) = self.book.best(!buy) {
                 data.push((px, self.size() * 40, true));

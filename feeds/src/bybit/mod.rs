@@ -33,7 +33,7 @@ use crate::ParseError;
 use core::marker::PhantomData;
 use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, EventKind, Level, MarketEvent, Nanos,
-    Trade, TradeSource,
+    StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -102,6 +102,17 @@ struct TradeData<'a> {
     p: Option<Raw<'a>>,
     i: Option<Raw<'a>>,
     bt: Option<Raw<'a>>,
+}
+
+/// The statistics of a `tickers` message's `data`.
+#[derive(Debug, Default, Clone, Copy)]
+struct TickerData<'a> {
+    symbol: Option<Raw<'a>>,
+    mark_price: Option<Raw<'a>>,
+    index_price: Option<Raw<'a>>,
+    open_interest: Option<Raw<'a>>,
+    funding_rate: Option<Raw<'a>>,
+    next_funding_time: Option<Raw<'a>>,
 }
 
 /// A UUID (`a9188a0a-82bc-50de-be60-03eedbe3cdd7`: 32 hex digits, dashes anywhere) folded
@@ -198,8 +209,103 @@ impl<D: BybitDialect> BybitParser<D> {
                 };
                 self.book(local_ts, exch_ts, kind, symbol, data, emit)
             }
+            b"tickers" => self.tickers(local_ts, exch_ts, symbol, data, emit),
             _ => Err(ParseError::UnknownMessage),
         }
+    }
+
+    /// `tickers.SYM`: the statistics present in `data` (a delta carries only what changed),
+    /// one [`VenueStat`] each. Fields that are not statistics (`bid1Price`, `lastPrice`,
+    /// 24 h figures) are skipped: the book and the trades carry them exactly.
+    fn tickers(
+        &mut self,
+        local_ts: Nanos,
+        exch_ts: Nanos,
+        topic_symbol: &[u8],
+        data: Raw<'_>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        if data.kind != Kind::Object {
+            return Err(ParseError::WrongType("data"));
+        }
+        let mut f = TickerData::default();
+        Scanner::new(data.bytes)
+            .object::<ParseError>(|key, value| {
+                let slot = match key {
+                    b"symbol" => &mut f.symbol,
+                    b"markPrice" => &mut f.mark_price,
+                    b"indexPrice" => &mut f.index_price,
+                    b"openInterest" => &mut f.open_interest,
+                    b"fundingRate" => &mut f.funding_rate,
+                    b"nextFundingTime" => &mut f.next_funding_time,
+                    _ => return Ok(()),
+                };
+                *slot = Some(value);
+                Ok(())
+            })
+            .map_err(|e| e.offset_by(data.at))?;
+        if f.symbol.is_some() && string(f.symbol, "symbol")? != topic_symbol {
+            return Err(ParseError::UnknownInstrument);
+        }
+        let inst = self.instrument(topic_symbol)?;
+        let (px_scale, size_scale) = {
+            let i = self.table.get(inst);
+            (i.price_scale, i.size_scale)
+        };
+        // Every present field is read before any is emitted: all or nothing.
+        fn present(raw: Option<Raw<'_>>) -> Option<Raw<'_>> {
+            // Bybit sends `""` for a statistic it has no value for.
+            raw.filter(|r| !(r.kind == Kind::Str && r.bytes.is_empty()))
+        }
+        let mut stats = [None; 5];
+        if let Some(raw) = present(f.mark_price) {
+            stats[0] = Some((
+                StatField::MarkPrice,
+                decimal(Some(raw), "markPrice", px_scale)?,
+            ));
+        }
+        if let Some(raw) = present(f.index_price) {
+            stats[1] = Some((
+                StatField::IndexPrice,
+                decimal(Some(raw), "indexPrice", px_scale)?,
+            ));
+        }
+        if let Some(raw) = present(f.open_interest) {
+            stats[2] = Some((
+                StatField::OpenInterest,
+                decimal(Some(raw), "openInterest", size_scale)?,
+            ));
+        }
+        if let Some(raw) = present(f.funding_rate) {
+            stats[3] = Some((
+                StatField::FundingRate,
+                decimal(Some(raw), "fundingRate", FUNDING_RATE_SCALE)?,
+            ));
+        }
+        if let Some(raw) = present(f.next_funding_time) {
+            // A string on Bybit (`"1786320000000"`), a number is taken too.
+            let ms = match raw.kind {
+                Kind::Str => parse_u64(raw.bytes),
+                _ => uint(Some(raw), "nextFundingTime").ok(),
+            }
+            .and_then(|ms| i64::try_from(ms).ok())
+            .ok_or(ParseError::BadInteger("nextFundingTime"))?;
+            stats[4] = Some((StatField::NextFundingMs, ms));
+        }
+        let mut n = 0;
+        for (field, value) in stats.into_iter().flatten() {
+            n += 1;
+            emit(MarketEvent {
+                inst,
+                local_ts,
+                kind: EventKind::Stat(VenueStat {
+                    field,
+                    value,
+                    exch_ts: maybe_ns(exch_ts),
+                }),
+            });
+        }
+        Ok(Parsed::Events(n))
     }
 
     /// A reply to one of the client's requests.

@@ -16,7 +16,8 @@ pub struct BybitMarket {
     /// REST base URL (not used by the session: books come by the stream).
     pub rest_url: &'static str,
     /// Topics per symbol when the configuration names none (`orderbook.50` and
-    /// `publicTrade` become `orderbook.50.BTCUSDT`, `publicTrade.BTCUSDT`).
+    /// `publicTrade` become `orderbook.50.BTCUSDT`, `publicTrade.BTCUSDT`; linear also
+    /// `tickers`: mark price, open interest, funding).
     pub default_streams: &'static [&'static str],
     /// Most args one subscribe request may carry.
     pub args_per_request: usize,
@@ -39,7 +40,7 @@ pub const fn market(venue: Venue) -> Option<BybitMarket> {
             venue,
             ws_url: "wss://stream.bybit.com/v5/public/linear",
             rest_url: "https://api.bybit.com",
-            default_streams: &["orderbook.50", "publicTrade"],
+            default_streams: &["orderbook.50", "publicTrade", "tickers"],
             // No documented limit on linear; kept as spot's, which every category takes.
             args_per_request: 10,
         },
