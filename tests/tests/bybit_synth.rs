@@ -70,6 +70,17 @@ fn truth_flow(stream: &SynthStream) -> BTreeMap<i64, (i128, i128, u32)> {
     flow
 }
 
+/// The bar's taker flow is the generator's for its second.
+fn assert_flow_is_truth(bar: &Bar, truth: &BTreeMap<i64, (i128, i128, u32)>, venue: Venue) {
+    let want = truth.get(&bar.ts_ms).copied().unwrap_or_default();
+    assert_eq!(
+        (bar.buy_qty, bar.sell_qty, bar.trades),
+        want,
+        "{venue} {}",
+        bar.ts_ms
+    );
+}
+
 fn instrument_bars(fed: &Fed) -> Vec<Bar> {
     fed.bars
         .0
@@ -122,13 +133,7 @@ fn bars_equal_the_generated_taker_flow() {
         let bars = instrument_bars(&fed);
         assert_eq!(bars.len(), 60, "{venue}: a bar a second");
         for bar in &bars {
-            let want = truth.get(&bar.ts_ms).copied().unwrap_or_default();
-            assert_eq!(
-                (bar.buy_qty, bar.sell_qty, bar.trades),
-                want,
-                "{venue} {}",
-                bar.ts_ms
-            );
+            assert_flow_is_truth(bar, &truth, venue);
         }
         if let Some(want) = stream.stats {
             // The last `tickers` values, as the engine keeps them.
@@ -225,13 +230,7 @@ fn a_break_flags_the_seconds_it_may_have_cost() {
         let hole = bar.ts_ms >= (cut_from / 1000) * 1000 && bar.ts_ms <= first_after;
         assert_eq!(bar.complete, !hole, "second {}", bar.ts_ms);
         if !hole {
-            let want = truth.get(&bar.ts_ms).copied().unwrap_or_default();
-            assert_eq!(
-                (bar.buy_qty, bar.sell_qty, bar.trades),
-                want,
-                "{}",
-                bar.ts_ms
-            );
+            assert_flow_is_truth(bar, &truth, venue);
         }
     }
 }

@@ -168,6 +168,22 @@ impl<D: BybitDialect> BybitParser<D> {
         self.symbols.find(&self.table, D::VENUE, symbol)
     }
 
+    /// The instrument of a topic's symbol, which the symbol `data` names (when it names
+    /// one) must equal, and its price and size scales.
+    fn topic_instrument(
+        &mut self,
+        named: Option<Raw<'_>>,
+        key: &'static str,
+        topic_symbol: &[u8],
+    ) -> Result<(InstrumentId, (u8, u8)), ParseError> {
+        if named.is_some() && string(named, key)? != topic_symbol {
+            return Err(ParseError::UnknownInstrument);
+        }
+        let inst = self.instrument(topic_symbol)?;
+        let i = self.table.get(inst);
+        Ok((inst, (i.price_scale, i.size_scale)))
+    }
+
     /// Parses one message: a WebSocket text frame or a session marker line
     /// ([`crate::session_marker`], for the instrument `marker_for`). Events go to `emit` in
     /// order, all of a message or none.
@@ -244,14 +260,8 @@ impl<D: BybitDialect> BybitParser<D> {
                 Ok(())
             })
             .map_err(|e| e.offset_by(data.at))?;
-        if f.symbol.is_some() && string(f.symbol, "symbol")? != topic_symbol {
-            return Err(ParseError::UnknownInstrument);
-        }
-        let inst = self.instrument(topic_symbol)?;
-        let (px_scale, size_scale) = {
-            let i = self.table.get(inst);
-            (i.price_scale, i.size_scale)
-        };
+        let (inst, (px_scale, size_scale)) =
+            self.topic_instrument(f.symbol, "symbol", topic_symbol)?;
         // Every present field is read before any is emitted: all or nothing.
         fn present(raw: Option<Raw<'_>>) -> Option<Raw<'_>> {
             // Bybit sends `""` for a statistic it has no value for.
@@ -444,14 +454,7 @@ impl<D: BybitDialect> BybitParser<D> {
                 Ok(())
             })
             .map_err(|e| e.offset_by(data.at))?;
-        if f.s.is_some() && string(f.s, "s")? != topic_symbol {
-            return Err(ParseError::UnknownInstrument);
-        }
-        let inst = self.instrument(topic_symbol)?;
-        let scales = {
-            let i = self.table.get(inst);
-            (i.price_scale, i.size_scale)
-        };
+        let (inst, scales) = self.topic_instrument(f.s, "s", topic_symbol)?;
         let update_id = uint(f.u, "u")?;
         self.levels.clear();
         read_levels(
