@@ -32,10 +32,21 @@ struct Fed {
 
 /// Feeds recording lines (`<local_ns> <json>`) through the venue's parser into an engine,
 /// calling `after(line index, engine)` after each.
-fn feed(venue: Venue, lines: &[String], mut after: impl FnMut(usize, &Engine)) -> Fed {
+fn feed(venue: Venue, lines: &[String], after: impl FnMut(usize, &Engine)) -> Fed {
+    feed_with(venue, lines, false, after)
+}
+
+/// [`feed`], with block trades counted as taker flow or not.
+fn feed_with(
+    venue: Venue,
+    lines: &[String],
+    count_block_trades: bool,
+    mut after: impl FnMut(usize, &Engine),
+) -> Fed {
     let table = InstrumentTable::bundled_defaults();
     let inst = table.find(venue, b"BTCUSDT").unwrap();
     let mut parser = VenueParser::new(venue, table.clone());
+    parser.count_block_trades(count_block_trades);
     let mut engine = Engine::new(table, Default::default(), Some(&[inst])).unwrap();
     let mut bars = Bars::default();
     for (n, line) in lines.iter().enumerate() {
@@ -55,8 +66,12 @@ fn feed(venue: Venue, lines: &[String], mut after: impl FnMut(usize, &Engine)) -
 /// Per second: (taker buy, taker sell, trades) of the generator's trades, block trades left
 /// out as the parser's default does.
 fn truth_flow(stream: &SynthStream) -> BTreeMap<i64, (i128, i128, u32)> {
+    truth_flow_with(stream, false)
+}
+
+fn truth_flow_with(stream: &SynthStream, blocks: bool) -> BTreeMap<i64, (i128, i128, u32)> {
     let mut flow = BTreeMap::new();
-    for t in stream.trades.iter().filter(|t| !t.block) {
+    for t in stream.trades.iter().filter(|t| blocks || !t.block) {
         let e = flow
             .entry(t.ts_ms.div_euclid(1000) * 1000)
             .or_insert((0, 0, 0));
@@ -160,6 +175,13 @@ fn bars_equal_the_generated_taker_flow() {
             blocks > 0,
             "{venue}: the stream has block trades to leave out"
         );
+        // Counted when asked for (`count_block_trades`, `--count-block-trades`).
+        let counted = feed_with(venue, &stream.lines, true, |_, _| {});
+        let with_blocks = truth_flow_with(&stream, true);
+        for bar in &instrument_bars(&counted) {
+            assert_flow_is_truth(bar, &with_blocks, venue);
+        }
+        assert_ne!(instrument_bars(&counted), bars);
         assert_eq!(fed.engine.counters().duplicate_trades, 0);
     }
 }

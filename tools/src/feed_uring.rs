@@ -163,7 +163,11 @@ pub(crate) fn feed_main_uring(
                 url: feed
                     .session
                     .connect_url(&feed.ws_url, symbol, &feed.streams),
-                parser: VenueParser::new(feed.venue, thread.table.clone()),
+                parser: {
+                    let mut parser = VenueParser::new(feed.venue, thread.table.clone());
+                    parser.count_block_trades(feed.count_block_trades);
+                    parser
+                },
                 link: Link::new(feed.stall_timeout, feed.rotate_after),
                 opened: false,
                 ever_opened: false,

@@ -67,9 +67,14 @@ enum Command {
         /// Also publish to the shared-memory bus in this directory (e.g. /dev/shm/flowcore).
         #[arg(long)]
         shm: Option<PathBuf>,
+        /// Count Bybit block trades (`BT: true`) as taker flow, as a run with
+        /// `count_block_trades = true` did.
+        #[arg(long)]
+        count_block_trades: bool,
         #[command(flatten)]
         engine: EngineArgs,
-        /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm).
+        /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm, bybit-spot,
+        /// bybit-linear).
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -289,6 +294,7 @@ fn main() -> anyhow::Result<()> {
             health_out,
             pace,
             shm,
+            count_block_trades,
             engine,
             inputs,
         } => {
@@ -307,6 +313,7 @@ fn main() -> anyhow::Result<()> {
             let options = ReplayOptions {
                 pace,
                 shm: shm.map(BusConfig::new),
+                count_block_trades,
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
             let s = replay(options, files.outputs())?;

@@ -178,6 +178,8 @@ pub struct ReplayOptions {
     pub pace: Pace,
     /// Publish to the shared-memory bus in this directory too.
     pub shm: Option<BusConfig>,
+    /// Count Bybit block trades as taker flow (as the run that recorded did).
+    pub count_block_trades: bool,
 }
 
 impl ReplayOptions {
@@ -189,6 +191,7 @@ impl ReplayOptions {
             inputs,
             pace: Pace::Asap,
             shm: None,
+            count_block_trades: false,
         }
     }
 }
@@ -226,6 +229,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         inputs,
         pace,
         shm,
+        count_block_trades,
     } = options;
     if inputs.is_empty() {
         bail!("no recordings given: expected VENUE=FILE arguments");
@@ -250,7 +254,11 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
     let mut parsers: Vec<VenueParser> = chains
         .iter()
-        .map(|c| VenueParser::new(c.venue, table.clone()))
+        .map(|c| {
+            let mut parser = VenueParser::new(c.venue, table.clone());
+            parser.count_block_trades(count_block_trades);
+            parser
+        })
         .collect();
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;

@@ -789,6 +789,7 @@ async fn connection(
         extra_ca_file: feed.tls_ca_file.clone(),
     };
     let mut parser = VenueParser::new(feed.venue, table);
+    parser.count_block_trades(feed.count_block_trades);
     let mut backoff = Backoff::new(Duration::from_millis(100));
     let mut link: Link<u64> = Link::new(feed.stall_timeout, feed.rotate_after);
     let mut keys = 0u64..;

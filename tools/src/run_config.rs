@@ -27,6 +27,8 @@
 //!                                  # this long after it opened (default: 15 min before the
 //!                                  # venue's 24 h limit; Bybit: never, it sets no limit)
 //! ping_interval_ms = 20000         # optional, Bybit: the client's {"op":"ping"} interval
+//! count_block_trades = false       # optional, Bybit: block trades (BT) in bars (replay
+//!                                  # the recording with --count-block-trades to match)
 //! ```
 
 use anyhow::{bail, Context};
@@ -122,6 +124,7 @@ struct RawFeed {
     stall_timeout_ms: Option<u64>,
     rotate_after_ms: Option<u64>,
     ping_interval_ms: Option<u64>,
+    count_block_trades: Option<bool>,
 }
 
 /// One `[[feed]]`: a venue and its symbols, one connection per symbol.
@@ -152,6 +155,8 @@ pub struct FeedConfig {
     pub rotate_after: Duration,
     /// Interval of the client's own pings (Bybit).
     pub ping_interval: Duration,
+    /// Count block trades (`BT: true`, Bybit) as taker flow in bars.
+    pub count_block_trades: bool,
 }
 
 /// The whole run configuration.
@@ -261,15 +266,27 @@ impl RunConfig {
                 bail!("{}: at least 100 ms", at("stall_timeout_ms"));
             }
             let lifetime = m.connection_lifetime().unwrap_or(Duration::MAX);
-            let rotate_after = f
-                .rotate_after_ms
-                .map_or(lifetime.saturating_sub(ROTATE_AHEAD), Duration::from_millis);
-            if rotate_after < Duration::from_secs(1) || rotate_after >= lifetime {
+            let rotate_after = match (f.rotate_after_ms, m.connection_lifetime()) {
+                (Some(ms), _) => Duration::from_millis(ms),
+                (None, Some(lifetime)) => lifetime.saturating_sub(ROTATE_AHEAD),
+                // No lifetime: never rotated.
+                (None, None) => Duration::MAX,
+            };
+            if rotate_after < Duration::from_secs(1)
+                || (rotate_after >= lifetime && lifetime != Duration::MAX)
+            {
                 bail!(
                     "{}: {} ms is outside 1 s up to the venue's connection lifetime ({} s)",
                     at("rotate_after_ms"),
                     rotate_after.as_millis(),
                     lifetime.as_secs()
+                );
+            }
+            let count_block_trades = f.count_block_trades.unwrap_or(false);
+            if count_block_trades && matches!(m, VenueSession::Binance(_)) {
+                bail!(
+                    "{}: {venue}'s trade stream has no block trades",
+                    at("count_block_trades")
                 );
             }
             let ping_interval = f.ping_interval_ms.map_or(PING_EVERY, Duration::from_millis);
@@ -289,6 +306,7 @@ impl RunConfig {
                 stall_timeout,
                 rotate_after,
                 ping_interval,
+                count_block_trades,
             });
         }
         let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);
@@ -340,6 +358,29 @@ mod tests {
     }
 
     #[test]
+    fn a_bybit_feed_subscribes_pings_and_never_rotates_by_default() {
+        let text = "[[feed]]\nvenue = \"bybit-linear\"\nsymbols = [\"btcusdt\"]\n";
+        let c =
+            RunConfig::parse(text, Path::new("."), &InstrumentTable::bundled_defaults()).unwrap();
+        let f = &c.feeds[0];
+        assert!(matches!(f.session, VenueSession::Bybit(_)));
+        assert_eq!(f.ws_url, "wss://stream.bybit.com/v5/public/linear");
+        assert_eq!(f.streams, ["orderbook.50", "publicTrade", "tickers"]);
+        assert_eq!(f.ping_interval, Duration::from_secs(20));
+        assert_eq!(f.rotate_after, Duration::MAX);
+        let with = format!("{text}rotate_after_ms = 3600000\nping_interval_ms = 5000\n");
+        let c =
+            RunConfig::parse(&with, Path::new("."), &InstrumentTable::bundled_defaults()).unwrap();
+        assert_eq!(c.feeds[0].rotate_after, Duration::from_secs(3600));
+        assert_eq!(c.feeds[0].ping_interval, Duration::from_secs(5));
+        assert!(!c.feeds[0].count_block_trades);
+        let with = format!("{text}count_block_trades = true\n");
+        let c =
+            RunConfig::parse(&with, Path::new("."), &InstrumentTable::bundled_defaults()).unwrap();
+        assert!(c.feeds[0].count_block_trades);
+    }
+
+    #[test]
     fn bundled_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
         for name in [
@@ -365,6 +406,7 @@ mod tests {
             ("[pipeline]\ntransport = \"epoll\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "transport"),
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nrotate_after_ms = 90000000\n", "feed[0].rotate_after_ms"),
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nstall_timeout_ms = 5\n", "feed[0].stall_timeout_ms"),
+            ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\ncount_block_trades = true\n", "feed[0].count_block_trades"),
             ("[pipeline]\nmax_message = 10\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.max_message"),
             ("", "no [[feed]]"),
         ];
