@@ -97,3 +97,35 @@ fn replay_lag_percentiles_per_venue_match_an_independent_computation() {
         assert_eq!(row["messages"], lines, "{venue}: every line read");
     }
 }
+
+/// A Bybit message of many trades (or a `tickers` of many fields) is one lag sample, as
+/// every other message: samples = the synthetic stream's messages less its book snapshot
+/// (which carries no stream time).
+#[test]
+fn a_message_of_many_events_is_one_lag_sample() {
+    use flowcore_tools::bybit_synth::{generate, SynthOptions};
+    let stream = generate(&SynthOptions::new(
+        Venue::BybitLinear,
+        5,
+        1_723_161_255_000,
+        20,
+    ))
+    .unwrap();
+    let many = stream
+        .lines
+        .iter()
+        .filter(|l| l.matches("\"i\":").count() > 1 || l.contains("\"openInterest\""))
+        .count();
+    assert!(many > 10, "{many} messages of several events");
+    let out = run(vec![flowcore_tests::memory(
+        Venue::BybitLinear,
+        &stream.lines,
+    )]);
+    let row = out
+        .summary
+        .health
+        .iter()
+        .find(|r| r.source == Some(Venue::BybitLinear))
+        .unwrap();
+    assert_eq!(row.lag.samples, stream.lines.len() as u64 - 1);
+}

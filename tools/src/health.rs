@@ -17,7 +17,7 @@
 use flowcore_core::bars::second_of;
 use flowcore_core::counters;
 use flowcore_core::engine::{Engine, EngineCounters};
-use flowcore_core::event::MarketEvent;
+use flowcore_core::event::{EventKind, MarketEvent};
 use flowcore_core::instrument::Venue;
 use flowcore_shm::abi::{health, lag, HealthRecord, HEALTH_SOURCE_PIPELINE};
 use flowcore_shm::publish::{venue_code, venue_of_code};
@@ -213,6 +213,10 @@ pub struct HealthMonitor {
     second: Option<i64>,
     /// The lag sample of the message that closed a second, for the next one.
     pending: Option<(usize, i64)>,
+    /// (local, exchange) time of the last trade or statistic seen: the events of one
+    /// message (the trades of a Bybit `publicTrade`, the fields of a `tickers`) share them
+    /// and are one sample.
+    last_part: (i64, i64),
 }
 
 impl HealthMonitor {
@@ -226,6 +230,7 @@ impl HealthMonitor {
             lag: (0..=Venue::ALL.len()).map(|_| Lag::new()).collect(),
             second: None,
             pending: None,
+            last_part: (i64::MIN, i64::MIN),
         }
     }
 
@@ -235,10 +240,18 @@ impl HealthMonitor {
     #[inline]
     pub fn observe(&mut self, ev: &MarketEvent, engine: &Engine) -> Option<i64> {
         let exch = ev.exch_ts()?;
-        let sample = (!engine.is_backfilling(ev.inst)).then(|| {
-            let venue = engine.table().get(ev.inst).venue.index();
-            (venue, ev.local_ts - exch)
-        });
+        // Only kinds that come several to a message are compared: two Binance messages can
+        // share a receive stamp in a recording, and are two samples.
+        let venue = engine.table().get(ev.inst).venue;
+        let part = match ev.kind {
+            EventKind::Stat(_) => true,
+            EventKind::Trade(_) => matches!(venue, Venue::BybitSpot | Venue::BybitLinear),
+            _ => false,
+        };
+        let same_message = part
+            && core::mem::replace(&mut self.last_part, (ev.local_ts, exch)) == (ev.local_ts, exch);
+        let sample = (!engine.is_backfilling(ev.inst) && !same_message)
+            .then(|| (venue.index(), ev.local_ts - exch));
         let sec = second_of(exch);
         let closed = match self.second {
             Some(open) if sec <= open => None,
