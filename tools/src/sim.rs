@@ -799,6 +799,7 @@ async fn ws_client(
     let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback).await?;
     let (prefix, bare, requested) = routed.context("routed by the handshake")?;
     let _open = OpenConnection::new(&sim);
+    let is_bybit = bybit::serves(venue);
     let streams = Rc::new(RefCell::new(BTreeSet::new()));
     // In paced modes a client that falls this far behind is dropped.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(sim.borrow().client_buffer);
@@ -812,13 +813,13 @@ async fn ws_client(
             bare,
             tx,
         });
-        if !bybit::serves(venue) {
+        if !is_bybit {
             s.venues[v].connected += 1;
         }
         (s.ping_interval[v], s.pong_timeout[v])
     };
     // A Bybit client counts once it subscribed (play must not start before it listens).
-    let mut counted = !bybit::serves(venue);
+    let mut counted = !is_bybit;
     if counted {
         connected.notify_one();
     }
@@ -828,7 +829,6 @@ async fn ws_client(
         .borrow()
         .connection_lifetime
         .map_or(far, |l| Instant::now() + l);
-    let is_bybit = bybit::serves(venue);
     // Bybit's server does not ping: it waits for the client's pings instead.
     let ping_every = if is_bybit { pong_within } else { ping_every };
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
