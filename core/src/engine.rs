@@ -119,6 +119,10 @@ crate::counters! {
         pub stream_breaks: u64,
         /// Trade-history requests the venue refused.
         pub backfills_refused: u64,
+        /// Times the diffs buffered for a snapshot that did not come filled the reserved
+        /// buffer and were dropped (the snapshot, when it comes, is then too old and asked
+        /// again).
+        pub buffer_overflows: u64,
     }
 }
 
@@ -216,6 +220,10 @@ pub struct Engine {
 /// Levels buffered per book before a snapshot, reserved up front.
 const RESERVED_PENDING_LEVELS: usize = 64 * 1024;
 
+/// Diffs buffered per book before a snapshot, reserved up front (100 s of spot's
+/// `depth@100ms`, 50 s of futures' `depth@0ms` at their average rates).
+const RESERVED_PENDING_DIFFS: usize = 1024;
+
 impl Engine {
     /// An engine over `table`. `members` restricts the aggregates to the instruments that
     /// take part in the run (every instrument of the table when `None`).
@@ -238,7 +246,7 @@ impl Engine {
                     Venue::BybitSpot | Venue::BybitLinear => SyncRule::BybitTopic,
                 }),
                 batch: Batch::Idle,
-                pending: Vec::with_capacity(1024),
+                pending: Vec::with_capacity(RESERVED_PENDING_DIFFS),
                 pending_levels: Vec::with_capacity(RESERVED_PENDING_LEVELS),
                 next_top_sec: None,
                 last_diff_sec: None,
@@ -641,6 +649,18 @@ impl Engine {
                 let slot = &mut self.books[inst.index()];
                 slot.batch = batch;
                 if slot.batch == Batch::Buffer {
+                    // A snapshot that does not come must not grow the buffer without end:
+                    // past what was reserved, the buffered diffs go (counted). The snapshot,
+                    // when it comes, is older than what is kept, and asked again.
+                    let full = slot.pending.len() == slot.pending.capacity()
+                        || slot.pending_levels.len() + begin.levels as usize
+                            > slot.pending_levels.capacity();
+                    if full {
+                        slot.pending.clear();
+                        slot.pending_levels.clear();
+                        self.count(inst).buffer_overflows += 1;
+                    }
+                    let slot = &mut self.books[inst.index()];
                     slot.pending.push(BookBegin {
                         levels: 0,
                         ..*begin

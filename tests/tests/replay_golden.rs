@@ -245,3 +245,28 @@ fn an_empty_history_answer_from_before_the_reconnect_does_not_close_the_bars() {
     // 23:52:30 to 23:54:24 less the 67 s the connection was refused.
     assert!(compared > 100, "{compared} seconds compared");
 }
+
+/// A snapshot that never comes: the diffs buffered for it stay within what was reserved
+/// (dropped and counted past it), and the bars, which need no book, are unchanged.
+#[test]
+fn diffs_buffered_for_a_snapshot_that_never_comes_stay_bounded() {
+    let all = lines("spot_btcusdt_20240808.txt.gz");
+    let without: Vec<String> = all
+        .iter()
+        .filter(|l| l.contains("\"stream\""))
+        .cloned()
+        .collect();
+    assert_eq!(
+        all.len() - without.len(),
+        1,
+        "one REST snapshot in the recording"
+    );
+    let out = run(vec![memory(BinanceSpot, &without)]);
+    let with = run(vec![memory(BinanceSpot, &all)]);
+    // Every 1,024 diffs buffered, the next one finds the buffer full.
+    let diffs = without.iter().filter(|l| l.contains("@depth")).count() as u64;
+    assert!(diffs > 3_000, "{diffs} diffs");
+    assert_eq!(out.summary.engine.buffer_overflows, (diffs - 1) / 1024);
+    assert_eq!(with.summary.engine.buffer_overflows, 0);
+    assert_eq!(out.bars, with.bars);
+}
