@@ -408,7 +408,9 @@ impl Engine {
                 WindowVerdict::Count => self.bars.on_trade(inst, trade, sink),
                 WindowVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
                 WindowVerdict::CountAfterBreak { through_ns } => {
-                    // No history to fill the break from: its seconds may miss trades.
+                    // No history to fill the break from: its seconds may miss trades. They
+                    // are flagged before this trade rolls the bars on, and the bars close
+                    // only once it is counted.
                     self.count(inst).unfilled_trade_gaps += 1;
                     self.bars.mark_incomplete(inst, second_of(through_ns));
                     self.bars.on_trade(inst, trade, sink);
@@ -485,8 +487,8 @@ impl Engine {
         self.collect_backfill_request(inst);
     }
 
-    /// Acts on a trade sequencer's resolution: counts the held trades and lets the bars
-    /// close, flagging the seconds of a given-up hole.
+    /// Acts on a trade sequencer's (or window's) resolution: counts the held trades and
+    /// lets the bars close, flagging the seconds of a given-up hole.
     fn resolve(&mut self, inst: InstrumentId, resolution: Resolution, sink: &mut impl EngineSink) {
         match resolution {
             Resolution::Waiting => return,
@@ -528,13 +530,11 @@ impl Engine {
             if self.table.get(inst).venue != venue {
                 continue;
             }
-            if let Some(window) = &mut self.windows[i] {
-                if let Some(through_ns) = window.release_if_quiet(now_ms) {
-                    self.count(inst).unfilled_trade_gaps += 1;
-                    self.bars.mark_incomplete(inst, second_of(through_ns));
-                    self.release(inst, sink);
-                }
-            } else if let Some(resolution) = self.trades[i].release_if_quiet(now_ms) {
+            let resolution = match &mut self.windows[i] {
+                Some(window) => window.release_if_quiet(now_ms),
+                None => self.trades[i].release_if_quiet(now_ms),
+            };
+            if let Some(resolution) = resolution {
                 self.resolve(inst, resolution, sink);
             }
         }

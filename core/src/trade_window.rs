@@ -13,7 +13,7 @@
 //! the bars.
 
 use crate::event::Trade;
-use crate::trade_seq::QUIET_RELEASE_MS;
+use crate::trade_seq::{Resolution, QUIET_RELEASE_MS};
 
 /// Trade ids remembered per instrument: far more than one connection overlap or resend
 /// repeats (Bybit sends at most 1024 trades a message).
@@ -206,15 +206,17 @@ impl TradeWindow {
     }
 
     /// A quiet market after a break, at venue time `now_ms`: [`QUIET_RELEASE_MS`] after
-    /// the stream came back with no trade, the bars stop waiting. `Some(through_ns)`: flag
-    /// the seconds through that time incomplete and release them.
-    pub fn release_if_quiet(&mut self, now_ms: i64) -> Option<i64> {
+    /// the stream came back with no trade, the bars stop waiting, the seconds through its
+    /// return given up ([`Resolution::GaveUp`]).
+    pub fn release_if_quiet(&mut self, now_ms: i64) -> Option<Resolution> {
         match self.state {
             State::AfterBreak {
                 resumed_ms: Some(resumed_ms),
             } if now_ms - resumed_ms >= QUIET_RELEASE_MS => {
                 self.state = State::Continuous;
-                Some(resumed_ms.saturating_mul(1_000_000))
+                Some(Resolution::GaveUp {
+                    through_ns: resumed_ms.saturating_mul(1_000_000),
+                })
             }
             _ => None,
         }
@@ -312,7 +314,9 @@ mod tests {
         w.on_stream_event(30_000);
         assert_eq!(
             w.release_if_quiet(30_000 + QUIET_RELEASE_MS),
-            Some(30_000_000_000)
+            Some(Resolution::GaveUp {
+                through_ns: 30_000_000_000
+            })
         );
         assert!(!w.is_holding());
     }
