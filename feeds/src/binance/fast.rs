@@ -113,50 +113,50 @@ impl<'a> Cursor<'a> {
         self.decimal_bytewise(scale)
     }
 
-    /// [`Self::decimal`] for the shape exchanges send: 1 to 7 integer digits, then
-    /// optionally `.` and 1 to 8 fraction digits (zeros past the scale). Each part is one
-    /// word: its digit count, its value and whether the digits past the scale are zeros
-    /// are a few word operations each, with no loop. `None` for anything else (longer
-    /// parts included), which the bytewise reader then decides with the full rules.
-    #[inline(always)]
+    /// [`Self::decimal`] for the shape exchanges send: 1 to 18 significant digits, then
+    /// optionally `.` and 1 or more fraction digits (zeros past the scale). One tight loop
+    /// per part, no overflow checks (18 digits always fit); `None` for anything else, which
+    /// the bytewise reader then decides with the full rules.
+    #[inline]
     fn decimal_plain(&self, scale: u8) -> Option<(i64, usize)> {
-        // The longest shape read here is `"` 7 digits `.` 8 digits `"`. A value in the
-        // last bytes of a message, with no room for the window, takes the bytewise path.
-        const WINDOW: usize = 18;
+        // A fixed window lets the loops run without a bounds check per byte; a value in the
+        // last bytes of a message takes the bytewise path instead.
+        const WINDOW: usize = 24;
         let w: &[u8; WINDOW] = self.buf.get(self.pos..self.pos + WINDOW)?.try_into().ok()?;
-        let word = |at: usize| swar::load(w, at);
         if w[0] != b'"' {
             return None;
         }
-        let int_word = word(1)?;
-        let int_digits = swar::digit_run(int_word);
-        if int_digits == 0 || int_digits == 8 {
+        let digit = |i: usize| w[i].wrapping_sub(b'0');
+        let mut v: u64 = 0;
+        let mut i = 1;
+        while i < WINDOW - 1 && digit(i) < 10 {
+            v = v.wrapping_mul(10).wrapping_add(digit(i) as u64);
+            i += 1;
+        }
+        let int_digits = i - 1;
+        let mut frac_digits = 0;
+        if w[i] == b'.' {
+            i += 1;
+            let frac_start = i;
+            let kept_end = (frac_start + scale as usize).min(WINDOW - 1);
+            while i < kept_end && digit(i) < 10 {
+                v = v.wrapping_mul(10).wrapping_add(digit(i) as u64);
+                i += 1;
+            }
+            frac_digits = i - frac_start;
+            // Digits past the scale must all be zero: never rounded.
+            while i < WINDOW - 1 && w[i] == b'0' {
+                i += 1;
+            }
+            if i == frac_start {
+                return None;
+            }
+        }
+        if int_digits == 0 || int_digits + frac_digits > 18 || w[i] != b'"' {
             return None;
         }
-        let int_value = swar::digits_value(int_word, int_digits);
-        let point = 1 + int_digits;
-        let (value, kept, end) = match w[point] {
-            b'"' => (int_value, 0, point),
-            b'.' => {
-                let frac_word = word(point + 1)?;
-                let frac_digits = swar::digit_run(frac_word);
-                let end = point + 1 + frac_digits;
-                let keep = frac_digits.min(scale as usize);
-                // Digits past the scale must all be zero: never rounded.
-                if frac_digits == 0
-                    || w[end] != b'"'
-                    || !swar::zeros_between(frac_word, keep, frac_digits)
-                {
-                    return None;
-                }
-                let value = int_value * POW10[keep] as u64 + swar::digits_value(frac_word, keep);
-                (value, keep, end)
-            }
-            _ => return None,
-        };
-        // At most 15 digits were read: `value` fits, only the padding can overflow.
-        let pad = *POW10.get(scale as usize - kept)?;
-        Some(((value as i64).checked_mul(pad)?, self.pos + end + 1))
+        let pad = *POW10.get(scale as usize - frac_digits)?;
+        Some(((v as i64).checked_mul(pad)?, self.pos + i + 1))
     }
 
     #[inline]
