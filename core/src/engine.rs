@@ -192,15 +192,76 @@ impl VenueStats {
     }
 }
 
+/// How an instrument's trades are known to be complete: by consecutive ids, a hole filled
+/// from the venue's trade history (Binance), or by a window of recent ids, with no history
+/// to ask (Bybit). What both do after a break goes through here, once.
+#[derive(Debug, Clone)]
+enum TradeContinuity {
+    ById(TradeSequencer),
+    Window(TradeWindow),
+}
+
+impl TradeContinuity {
+    fn for_venue(venue: Venue) -> Self {
+        if venue.has_consecutive_trade_ids() {
+            Self::ById(TradeSequencer::new())
+        } else {
+            Self::Window(TradeWindow::new())
+        }
+    }
+
+    fn is_holding(&self) -> bool {
+        match self {
+            Self::ById(seq) => seq.is_holding(),
+            Self::Window(window) => window.is_holding(),
+        }
+    }
+
+    fn on_break(&mut self, now_ms: i64) {
+        match self {
+            Self::ById(seq) => seq.on_break(now_ms),
+            Self::Window(window) => window.on_break(),
+        }
+    }
+
+    fn on_stream_event(&mut self, exch_ms: i64) {
+        match self {
+            Self::ById(seq) => seq.on_stream_event(exch_ms),
+            Self::Window(window) => window.on_stream_event(exch_ms),
+        }
+    }
+
+    fn release_if_quiet(&mut self, now_ms: i64) -> Option<Resolution> {
+        match self {
+            Self::ById(seq) => seq.release_if_quiet(now_ms),
+            Self::Window(window) => window.release_if_quiet(now_ms),
+        }
+    }
+
+    /// The end of the input: a hole still open is given up.
+    fn finish(&mut self) -> Resolution {
+        match self {
+            Self::ById(seq) => seq.finish(),
+            Self::Window(window) => window.finish(),
+        }
+    }
+
+    /// The sequencer by id: what only a trade history has (backfills, held trades).
+    fn by_id(&mut self) -> Option<&mut TradeSequencer> {
+        match self {
+            Self::ById(seq) => Some(seq),
+            Self::Window(_) => None,
+        }
+    }
+}
+
 /// The engine. See the module docs.
 #[derive(Debug)]
 pub struct Engine {
     table: InstrumentTable,
     books: Vec<BookSlot>,
-    /// Trade continuity per instrument (venues with consecutive trade ids).
-    trades: Vec<TradeSequencer>,
-    /// Trade continuity per instrument of the venues without (`None` for the others).
-    windows: Vec<Option<TradeWindow>>,
+    /// Trade continuity per instrument.
+    trades: Vec<TradeContinuity>,
     /// The venue's statistics per instrument (mark price, open interest, funding).
     stats: Vec<VenueStats>,
     /// Per instrument: inside a trade-history answer.
@@ -257,10 +318,9 @@ impl Engine {
             })
             .collect();
         Ok(Self {
-            trades: vec![TradeSequencer::new(); table.len()],
-            windows: table
+            trades: table
                 .iter()
-                .map(|(_, inst)| (!inst.venue.has_consecutive_trade_ids()).then(TradeWindow::new))
+                .map(|(_, inst)| TradeContinuity::for_venue(inst.venue))
                 .collect(),
             in_backfill: vec![false; table.len()],
             stats: vec![VenueStats::default(); table.len()],
@@ -299,7 +359,10 @@ impl Engine {
     pub fn venue_counters(&self, venue: Venue) -> EngineCounters {
         let backfilled_trades = (self.table.iter())
             .filter(|(_, inst)| inst.venue == venue)
-            .map(|(id, _)| self.trades[id.index()].backfilled())
+            .map(|(id, _)| match &self.trades[id.index()] {
+                TradeContinuity::ById(seq) => seq.backfilled(),
+                TradeContinuity::Window(_) => 0,
+            })
             .sum();
         EngineCounters {
             backfilled_trades,
@@ -363,10 +426,7 @@ impl Engine {
             if self.holding > 0 && !self.in_backfill[ev.inst.index()] {
                 // A stream event (snapshots carry no exchange time here, history trades
                 // come inside a backfill): after a break, the stream is back.
-                match &mut self.windows[ev.inst.index()] {
-                    Some(window) => window.on_stream_event(ms),
-                    None => self.trades[ev.inst.index()].on_stream_event(ms),
-                }
+                self.trades[ev.inst.index()].on_stream_event(ms);
             }
             self.bars.on_watermark(venue, ms, sink);
             if self.holding > 0 {
@@ -381,11 +441,6 @@ impl Engine {
             // A hole still open at the end is given up; held bars close as far as the
             // watermark reached.
             let inst = InstrumentId(i as u16);
-            if let Some(window) = self.windows[i].as_mut().filter(|w| w.is_holding()) {
-                window.finish();
-                self.release(inst, sink);
-                continue;
-            }
             if self.trades[i].is_holding() {
                 let resolution = self.trades[i].finish();
                 self.resolve(inst, resolution, sink);
@@ -401,44 +456,46 @@ impl Engine {
     }
 
     fn on_trade(&mut self, inst: InstrumentId, trade: &Trade, sink: &mut impl EngineSink) {
-        if let Some(window) = &mut self.windows[inst.index()] {
-            let verdict = window.on_trade(trade);
-            self.last_trade_counted = verdict != WindowVerdict::Duplicate;
-            match verdict {
-                WindowVerdict::Count => self.bars.on_trade(inst, trade, sink),
-                WindowVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
-                WindowVerdict::CountAfterBreak { through_ns } => {
-                    // No history to fill the break from: its seconds may miss trades. They
-                    // are flagged before this trade rolls the bars on, and the bars close
-                    // only once it is counted.
-                    self.count(inst).unfilled_trade_gaps += 1;
-                    self.bars.mark_incomplete(inst, second_of(through_ns));
-                    self.bars.on_trade(inst, trade, sink);
-                    self.release(inst, sink);
+        match &mut self.trades[inst.index()] {
+            TradeContinuity::Window(window) => {
+                let verdict = window.on_trade(trade);
+                self.last_trade_counted = verdict != WindowVerdict::Duplicate;
+                match verdict {
+                    WindowVerdict::Count => self.bars.on_trade(inst, trade, sink),
+                    WindowVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
+                    WindowVerdict::CountAfterBreak { through_ns } => {
+                        // No history to fill the break from: its seconds may miss trades.
+                        // They are flagged before this trade rolls the bars on, and the
+                        // bars close only once it is counted.
+                        self.count(inst).unfilled_trade_gaps += 1;
+                        self.bars.mark_incomplete(inst, second_of(through_ns));
+                        self.bars.on_trade(inst, trade, sink);
+                        self.release(inst, sink);
+                    }
                 }
             }
-            return;
-        }
-        let seq = &mut self.trades[inst.index()];
-        let was_holding = seq.is_holding();
-        let verdict = seq.on_trade(trade, self.in_backfill[inst.index()]);
-        self.last_trade_counted = verdict == TradeVerdict::Count;
-        match verdict {
-            TradeVerdict::Count => {
-                let still_holding = seq.is_holding();
-                self.bars.on_trade(inst, trade, sink);
-                if was_holding && !still_holding {
-                    self.release(inst, sink);
+            TradeContinuity::ById(seq) => {
+                let was_holding = seq.is_holding();
+                let verdict = seq.on_trade(trade, self.in_backfill[inst.index()]);
+                self.last_trade_counted = verdict == TradeVerdict::Count;
+                match verdict {
+                    TradeVerdict::Count => {
+                        let still_holding = seq.is_holding();
+                        self.bars.on_trade(inst, trade, sink);
+                        if was_holding && !still_holding {
+                            self.release(inst, sink);
+                        }
+                    }
+                    TradeVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
+                    TradeVerdict::Hole => {
+                        self.count(inst).trade_gaps += 1;
+                        self.hold(inst);
+                    }
+                    TradeVerdict::Held => {}
                 }
+                self.collect_backfill_request(inst);
             }
-            TradeVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
-            TradeVerdict::Hole => {
-                self.count(inst).trade_gaps += 1;
-                self.hold(inst);
-            }
-            TradeVerdict::Held => {}
         }
-        self.collect_backfill_request(inst);
     }
 
     fn on_session(
@@ -452,17 +509,8 @@ impl Engine {
                 self.count(inst).stream_breaks += 1;
                 let venue = self.table.get(inst).venue;
                 let now_ms = self.bars.watermark_ms(venue).unwrap_or(0);
-                let holding = match &mut self.windows[inst.index()] {
-                    Some(window) => {
-                        window.on_break();
-                        window.is_holding()
-                    }
-                    None => {
-                        self.trades[inst.index()].on_break(now_ms);
-                        self.trades[inst.index()].is_holding()
-                    }
-                };
-                if holding {
+                self.trades[inst.index()].on_break(now_ms);
+                if self.trades[inst.index()].is_holding() {
                     self.hold(inst);
                 }
                 // The book missed diffs: it is unsynced (tops say so) until the successor
@@ -474,14 +522,17 @@ impl Engine {
             SessionEvent::BackfillBegin => self.in_backfill[inst.index()] = true,
             SessionEvent::BackfillEnd { last_id } => {
                 self.in_backfill[inst.index()] = false;
-                let resolution =
-                    self.trades[inst.index()].on_backfill_end(last_id.map(|id| id.get()));
-                self.resolve(inst, resolution, sink);
+                if let Some(seq) = self.trades[inst.index()].by_id() {
+                    let resolution = seq.on_backfill_end(last_id.map(|id| id.get()));
+                    self.resolve(inst, resolution, sink);
+                }
             }
             SessionEvent::BackfillRefused => {
                 self.count(inst).backfills_refused += 1;
-                let resolution = self.trades[inst.index()].on_backfill_refused();
-                self.resolve(inst, resolution, sink);
+                if let Some(seq) = self.trades[inst.index()].by_id() {
+                    let resolution = seq.on_backfill_refused();
+                    self.resolve(inst, resolution, sink);
+                }
             }
         }
         self.collect_backfill_request(inst);
@@ -498,8 +549,10 @@ impl Engine {
                 self.bars.mark_incomplete(inst, second_of(through_ns));
             }
         }
-        for trade in self.trades[inst.index()].take_held() {
-            self.bars.on_trade(inst, &trade, sink);
+        if let Some(seq) = self.trades[inst.index()].by_id() {
+            for trade in seq.take_held() {
+                self.bars.on_trade(inst, &trade, sink);
+            }
         }
         if !self.trades[inst.index()].is_holding() {
             self.release(inst, sink);
@@ -530,18 +583,17 @@ impl Engine {
             if self.table.get(inst).venue != venue {
                 continue;
             }
-            let resolution = match &mut self.windows[i] {
-                Some(window) => window.release_if_quiet(now_ms),
-                None => self.trades[i].release_if_quiet(now_ms),
-            };
-            if let Some(resolution) = resolution {
+            if let Some(resolution) = self.trades[i].release_if_quiet(now_ms) {
                 self.resolve(inst, resolution, sink);
             }
         }
     }
 
     fn collect_backfill_request(&mut self, inst: InstrumentId) {
-        if let Some(request) = self.trades[inst.index()].take_request() {
+        let request = self.trades[inst.index()]
+            .by_id()
+            .and_then(|seq| seq.take_request());
+        if let Some(request) = request {
             self.requests.push(FeedRequest::Trades(inst, request));
         }
     }

@@ -537,6 +537,14 @@ mod tests {
         }
     }
 
+    /// A sequencer that counted trade 7, then lost its stream at venue time 1 s.
+    fn broken_after_trade_7() -> TradeSequencer {
+        let mut s = TradeSequencer::new();
+        s.on_trade(&trade(7), false);
+        s.on_break(1_000);
+        s
+    }
+
     #[test]
     fn duplicates_are_dropped_and_consecutive_ids_counted() {
         let mut s = TradeSequencer::new();
@@ -746,9 +754,7 @@ mod tests {
 
     #[test]
     fn a_quiet_market_releases_after_a_break_once_the_history_answered() {
-        let mut s = TradeSequencer::new();
-        s.on_trade(&trade(7), false);
-        s.on_break(1_000);
+        let mut s = broken_after_trade_7();
         s.on_stream_event(1_200);
         // The first request went out before the stream resumed: a new one is asked.
         s.on_backfill_end(None);
@@ -770,9 +776,7 @@ mod tests {
     /// hole.
     #[test]
     fn an_empty_answer_from_before_the_stream_resumed_proves_nothing() {
-        let mut s = TradeSequencer::new();
-        s.on_trade(&trade(7), false);
-        s.on_break(1_000);
+        let mut s = broken_after_trade_7();
         assert!(s.take_request().is_some());
         assert_eq!(s.on_backfill_end(None), Resolution::Waiting);
         // Trades 8 and 9 are made now, then the stream is back (book events only).
@@ -794,9 +798,7 @@ mod tests {
 
     #[test]
     fn a_refused_history_flags_the_seconds_until_the_stream_resumed() {
-        let mut s = TradeSequencer::new();
-        s.on_trade(&trade(7), false);
-        s.on_break(1_000);
+        let mut s = broken_after_trade_7();
         assert!(s.take_request().is_some());
         assert_eq!(s.on_backfill_refused(), Resolution::Waiting);
         assert_eq!(

@@ -222,9 +222,11 @@ impl TradeWindow {
         }
     }
 
-    /// The end of the input: a break stops waiting.
-    pub fn finish(&mut self) {
+    /// The end of the input: a break stops waiting, its seconds closed as they are (as
+    /// [`crate::trade_seq::TradeSequencer::finish`] closes a break without a hole).
+    pub fn finish(&mut self) -> Resolution {
         self.state = State::Continuous;
+        Resolution::Filled
     }
 }
 

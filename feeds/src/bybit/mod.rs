@@ -268,29 +268,26 @@ impl<D: BybitDialect> BybitParser<D> {
             raw.filter(|r| !(r.kind == Kind::Str && r.bytes.is_empty()))
         }
         let mut stats = [None; 5];
-        if let Some(raw) = present(f.mark_price) {
-            stats[0] = Some((
-                StatField::MarkPrice,
-                decimal(Some(raw), "markPrice", px_scale)?,
-            ));
-        }
-        if let Some(raw) = present(f.index_price) {
-            stats[1] = Some((
-                StatField::IndexPrice,
-                decimal(Some(raw), "indexPrice", px_scale)?,
-            ));
-        }
-        if let Some(raw) = present(f.open_interest) {
-            stats[2] = Some((
+        let decimals = [
+            (f.mark_price, StatField::MarkPrice, "markPrice", px_scale),
+            (f.index_price, StatField::IndexPrice, "indexPrice", px_scale),
+            (
+                f.open_interest,
                 StatField::OpenInterest,
-                decimal(Some(raw), "openInterest", size_scale)?,
-            ));
-        }
-        if let Some(raw) = present(f.funding_rate) {
-            stats[3] = Some((
+                "openInterest",
+                size_scale,
+            ),
+            (
+                f.funding_rate,
                 StatField::FundingRate,
-                decimal(Some(raw), "fundingRate", FUNDING_RATE_SCALE)?,
-            ));
+                "fundingRate",
+                FUNDING_RATE_SCALE,
+            ),
+        ];
+        for (slot, (raw, field, name, scale)) in stats.iter_mut().zip(decimals) {
+            if let Some(raw) = present(raw) {
+                *slot = Some((field, decimal(Some(raw), name, scale)?));
+            }
         }
         if let Some(raw) = present(f.next_funding_time) {
             // A string on Bybit (`"1786320000000"`), a number is taken too.
