@@ -1,5 +1,6 @@
 //! Whole-replay throughput on the same decompressed, merged input: flowcore's parsers and
-//! engine against a straightforward single-threaded implementation of the same work
+//! engine, on two threads as `flowcore replay` runs by default and on one, against a
+//! straightforward single-threaded implementation of the same work
 //! (serde_json::Value, rust_decimal, BTreeMap books, per-second bars and top-10 imbalance).
 //! Both first prove they agree: same trade count and same final CVD per instrument.
 
@@ -7,8 +8,11 @@ use flowcore_benches::{full_run, load, Message, BTC_FILES};
 use flowcore_core::bars::{Bar, BarKey, BarSink};
 use flowcore_core::decimal::Fixed;
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
+use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
+use flowcore_tools::handoff::{two_threads, Handoff, HandoffSink, HandoffWriter, ReadOutcome};
+use flowcore_tools::run_config::IdleStrategy;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -55,8 +59,51 @@ fn flowcore(
         });
     }
     engine.finish(&mut sink);
-    let cvd = sink
-        .cvd
+    (engine.bars().counters().trades, final_cvd(&table, &sink))
+}
+
+/// flowcore on two threads, as `flowcore replay` runs by default: the parsers on a reader
+/// thread, the engine on this one, events crossing in batches through the replay's ring.
+fn flowcore_two_threads(
+    messages: &[Message],
+    files: &[(Venue, InstrumentId)],
+) -> (u64, BTreeMap<String, String>, u64) {
+    let table = InstrumentTable::binance_defaults();
+    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
+    let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
+    let mut sink = LastCvd::default();
+    let read = |ring: &mut HandoffWriter| {
+        let mut parsers: Vec<VenueParser> = files
+            .iter()
+            .map(|(v, _)| VenueParser::new(*v, table.clone()))
+            .collect();
+        for m in messages {
+            let parsed = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
+                ring.event(ev)
+            });
+            let outcome = match parsed {
+                Ok(_) => ReadOutcome::Market,
+                Err(_) => ReadOutcome::Refused,
+            };
+            if !ring.read(m.file as u32, outcome) {
+                return;
+            }
+        }
+    };
+    let ((), full_waits) = two_threads(IdleStrategy::SpinYield, false, read, |h| {
+        if let Handoff::Event(ev) = h {
+            engine.on_event(ev, &mut sink);
+        }
+        true
+    });
+    engine.finish(&mut sink);
+    let (trades, cvd) = (engine.bars().counters().trades, final_cvd(&table, &sink));
+    (trades, cvd, full_waits)
+}
+
+/// Final CVD per instrument as `venue:symbol` -> decimal string.
+fn final_cvd(table: &InstrumentTable, sink: &LastCvd) -> BTreeMap<String, String> {
+    sink.cvd
         .iter()
         .map(|(id, cvd)| {
             let i = table.get(*id);
@@ -65,8 +112,7 @@ fn flowcore(
                 Fixed::new(*cvd, i.size_scale).to_string(),
             )
         })
-        .collect();
-    (engine.bars().counters().trades, cvd)
+        .collect()
 }
 
 /// flowcore's parsers alone, the events counted and dropped: the parse share of [`flowcore`].
@@ -233,12 +279,16 @@ fn main() {
     let ours = flowcore(&messages, &files);
     let theirs = reference(&messages, &files);
     assert_eq!(ours, theirs, "flowcore and the reference disagree");
+    let (trades, cvd, _) = flowcore_two_threads(&messages, &files);
+    assert_eq!((trades, cvd), ours, "flowcore on two threads disagrees");
     if !full_run() {
         println!("replay bench: smoke pass ok ({} trades)", ours.0);
         return;
     }
+    let events = pre_parsed(&messages, &files);
     let bytes: usize = messages.iter().map(|m| m.json.len()).sum();
-    let mut best = [f64::MAX; 3];
+    let mut best = [f64::MAX; 5];
+    let mut full_waits = 0;
     for _ in 0..5 {
         let t = Instant::now();
         black_box(flowcore(&messages, &files));
@@ -249,23 +299,68 @@ fn main() {
         let t = Instant::now();
         black_box(parse_only(&messages, &files));
         best[2] = best[2].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        full_waits = black_box(flowcore_two_threads(&messages, &files)).2;
+        best[3] = best[3].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(engine_only(&events, &files));
+        best[4] = best[4].min(t.elapsed().as_secs_f64());
     }
     let n = messages.len() as f64;
     println!(
-        "replay: {} messages, {:.1} MB decompressed, in memory, best of 5",
+        "replay: {} messages ({} events), {:.1} MB decompressed, in memory, best of 5",
         messages.len(),
+        events.len(),
         bytes as f64 / 1e6
     );
+    let row = |what: &str, secs: f64| {
+        println!(
+            "  {what:<38} {:>7.1} ms  {:>5.2} M msgs/s  {:>5.2}x",
+            secs * 1e3,
+            n / secs / 1e6,
+            best[1] / secs
+        )
+    };
+    row("flowcore, 2 threads (replay default)", best[3]);
+    row("flowcore, 1 thread", best[0]);
     println!(
-        "  flowcore                       {:>8.1} ms  {:>6.2} M msgs/s",
-        best[0] * 1e3,
-        n / best[0] / 1e6
+        "    parsing alone                        {:>7.1} ms",
+        best[2] * 1e3
     );
-    println!("    of which parsing alone       {:>8.1} ms", best[2] * 1e3);
     println!(
-        "  serde_json+rust_decimal+BTree  {:>8.1} ms  {:>6.2} M msgs/s",
-        best[1] * 1e3,
-        n / best[1] / 1e6
+        "    engine alone, events pre-parsed      {:>7.1} ms",
+        best[4] * 1e3
     );
-    println!("  ratio reference/flowcore: {:.2}x", best[1] / best[0]);
+    row("serde_json+rust_decimal+BTree, 1 thread", best[1]);
+    println!("  ratio = reference time / flowcore time; full-ring waits (last 2-thread run): {full_waits}");
+}
+
+/// Every event of `messages`, parsed once.
+fn pre_parsed(messages: &[Message], files: &[(Venue, InstrumentId)]) -> Vec<MarketEvent> {
+    let table = InstrumentTable::binance_defaults();
+    let mut parsers: Vec<VenueParser> = files
+        .iter()
+        .map(|(v, _)| VenueParser::new(*v, table.clone()))
+        .collect();
+    let mut events = Vec::new();
+    for m in messages {
+        let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
+            events.push(ev)
+        });
+    }
+    events
+}
+
+/// The engine alone over parsed events: the engine share of [`flowcore`], and the bound a
+/// two-thread replay can reach.
+fn engine_only(events: &[MarketEvent], files: &[(Venue, InstrumentId)]) -> u64 {
+    let table = InstrumentTable::binance_defaults();
+    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
+    let mut engine = Engine::new(table, Default::default(), Some(&members)).unwrap();
+    let mut sink = LastCvd::default();
+    for ev in events {
+        engine.on_event(ev, &mut sink);
+    }
+    engine.finish(&mut sink);
+    sink.tops
 }

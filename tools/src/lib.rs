@@ -5,6 +5,7 @@ mod backoff;
 pub mod bybit_synth;
 pub mod demo;
 mod feed_uring;
+pub mod handoff;
 pub mod health;
 pub mod instruments;
 pub mod jsonl;

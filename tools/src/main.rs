@@ -7,8 +7,8 @@ use flowcore_core::instrument::InstrumentTable;
 use flowcore_shm::BusConfig;
 use flowcore_tools::health::HealthRow;
 use flowcore_tools::outputs::OutputFiles;
-use flowcore_tools::replay::{replay, Input, ReplayOptions};
-use flowcore_tools::run_config::TransportKind;
+use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplayThreads};
+use flowcore_tools::run_config::{IdleStrategy, TransportKind};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -71,6 +71,10 @@ enum Command {
         /// `count_block_trades = true` did.
         #[arg(long)]
         count_block_trades: bool,
+        /// 2: read and parse on a second thread, as a live run does; 1: all on one thread
+        /// (same output).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+        threads: u8,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm, bybit-spot,
@@ -295,6 +299,7 @@ fn main() -> anyhow::Result<()> {
             pace,
             shm,
             count_block_trades,
+            threads,
             engine,
             inputs,
         } => {
@@ -314,6 +319,11 @@ fn main() -> anyhow::Result<()> {
                 pace,
                 shm: shm.map(BusConfig::new),
                 count_block_trades,
+                threads: if threads == 1 {
+                    ReplayThreads::One
+                } else {
+                    ReplayThreads::Two(IdleStrategy::SpinYield)
+                },
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
             let s = replay(options, files.outputs())?;

@@ -3,18 +3,23 @@
 //! ```text
 //! files --group by (venue, symbol)--> chains --merge by local ts--> VenueParser --> Engine --> JSONL
 //! ```
-//! Single-threaded on purpose: replay is the reference the live pipeline must equal, and
-//! it is fast enough to replay the bundled day in well under a second.
+//! By default on two threads like a live run, the reader and parser on one and the engine on
+//! the other ([`crate::handoff`]); [`ReplayThreads::One`] runs all on the calling thread.
+//! Both write the same bytes: the engine side counts messages from in-band records, never
+//! from the other thread's clock or counters.
 
+use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
 use crate::health::{HealthRow, VenueFeedCounters};
 use crate::outputs::{CoreSink, Outputs};
 use crate::recording::RecordingReader;
+use crate::run_config::IdleStrategy;
 use crate::sim::Pace;
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_shm::BusConfig;
 use std::path::PathBuf;
@@ -180,6 +185,18 @@ pub struct ReplayOptions {
     pub shm: Option<BusConfig>,
     /// Count Bybit block trades as taker flow (as the run that recorded did).
     pub count_block_trades: bool,
+    /// Two threads (the default) or one.
+    pub threads: ReplayThreads,
+}
+
+/// How many threads a replay uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayThreads {
+    /// Read, parse and run the engine on the calling thread.
+    One,
+    /// Read and parse on a second thread, as a live run's feed thread does; either side waits
+    /// for the other this way.
+    Two(IdleStrategy),
 }
 
 impl ReplayOptions {
@@ -192,6 +209,8 @@ impl ReplayOptions {
             pace: Pace::Asap,
             shm: None,
             count_block_trades: false,
+            // Spins briefly, then yields: fast on an idle machine, fair on a busy one.
+            threads: ReplayThreads::Two(IdleStrategy::SpinYield),
         }
     }
 }
@@ -216,6 +235,91 @@ impl Pacer {
     }
 }
 
+/// The reader's side: merges the chains by (local ts, argument index), paces, and parses into
+/// `sink`. Stops early, with `Ok`, when the sink says the engine side stopped.
+fn read_chains(
+    chains: &mut [Chain],
+    parsers: &mut [VenueParser],
+    pacer: &mut Pacer,
+    sink: &mut impl HandoffSink,
+) -> anyhow::Result<()> {
+    loop {
+        // Few chains: a linear scan for the smallest head.
+        let next = chains
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
+            .min();
+        let Some((_, i)) = next else { return Ok(()) };
+        let chain = &mut chains[i];
+        let (ts, _) = chain.head.expect("chosen for its head");
+        let json = chain
+            .reader
+            .as_ref()
+            .expect("a head comes from a reader")
+            .1
+            .current();
+        pacer.wait_for(ts);
+        let outcome = match parsers[i].parse(ts, json, Some(chain.inst), &mut |ev| sink.event(ev)) {
+            Ok(Parsed::Events(_)) => ReadOutcome::Market,
+            Ok(Parsed::Control(_)) => ReadOutcome::Control,
+            Err(_) => ReadOutcome::Refused,
+        };
+        if !sink.read(i as u32, outcome) {
+            return Ok(());
+        }
+        chain.advance()?;
+    }
+}
+
+/// The engine's side: events into the engine and the outputs, messages counted per venue.
+struct EngineSide<'w> {
+    engine: Engine,
+    out: CoreSink<'w>,
+    feeds: VenueFeedCounters,
+    /// The venue index of each chain (a handoff's `source`).
+    chain_venues: Vec<usize>,
+    control_messages: u64,
+    /// The first output error; the replay stops at it.
+    error: Option<std::io::Error>,
+}
+
+impl EngineSide<'_> {
+    #[inline]
+    fn apply(&mut self, handoff: &Handoff) -> bool {
+        match handoff {
+            Handoff::Event(ev) => {
+                self.engine.on_event(ev, &mut self.out);
+                self.out.after_event(ev, &self.engine, || self.feeds);
+                true
+            }
+            Handoff::Read { source, outcome } => {
+                let feed = &mut self.feeds[self.chain_venues[*source as usize]];
+                feed.messages += 1;
+                match outcome {
+                    ReadOutcome::Market => {}
+                    ReadOutcome::Control => self.control_messages += 1,
+                    ReadOutcome::Refused => feed.parse_errors += 1,
+                }
+                self.error = self.out.jsonl.take_error();
+                self.error.is_none()
+            }
+        }
+    }
+}
+
+impl HandoffSink for EngineSide<'_> {
+    #[inline]
+    fn event(&mut self, ev: MarketEvent) {
+        self.apply(&Handoff::Event(ev));
+    }
+
+    #[inline]
+    fn read(&mut self, source: u32, outcome: ReadOutcome) -> bool {
+        self.apply(&Handoff::Read { source, outcome })
+    }
+}
+
 /// Replays the recordings through the engine, writing bar and tops rows (and records to
 /// the bus with [`ReplayOptions::shm`]).
 ///
@@ -230,6 +334,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         pace,
         shm,
         count_block_trades,
+        threads,
     } = options;
     if inputs.is_empty() {
         bail!("no recordings given: expected VENUE=FILE arguments");
@@ -260,54 +365,57 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
             parser
         })
         .collect();
-    let mut engine =
+    let engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
     for chain in &mut chains {
         chain.advance()?;
     }
     let venues: Vec<Venue> = chains.iter().map(|c| c.venue).collect();
-    let mut out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    let out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    let paced = pace != Pace::Asap;
     let mut pacer = Pacer { pace, start: None };
-    let mut summary = ReplaySummary::default();
-    let mut feeds = VenueFeedCounters::default();
-    loop {
-        // Few chains: a linear scan for the smallest (local ts, argument index) head.
-        let next = chains
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        let chain = &mut chains[i];
-        let (ts, _) = chain.head.expect("chosen for its head");
-        let json = chain
-            .reader
-            .as_ref()
-            .expect("a head comes from a reader")
-            .1
-            .current();
-        let v = chain.venue.index();
-        feeds[v].messages += 1;
-        pacer.wait_for(ts);
-        let result = parsers[i].parse(ts, json, Some(chain.inst), &mut |ev: MarketEvent| {
-            engine.on_event(&ev, &mut out);
-            out.after_event(&ev, &engine, || feeds);
-        });
-        match result {
-            Ok(flowcore_feeds::binance::Parsed::Events(_)) => {}
-            Ok(flowcore_feeds::binance::Parsed::Control(_)) => summary.control_messages += 1,
-            Err(_) => feeds[v].parse_errors += 1,
+    let mut side = EngineSide {
+        engine,
+        out,
+        feeds: VenueFeedCounters::default(),
+        chain_venues: venues.iter().map(|v| v.index()).collect(),
+        control_messages: 0,
+        error: None,
+    };
+    let read = match threads {
+        ReplayThreads::One => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
+        ReplayThreads::Two(idle) => {
+            handoff::two_threads(
+                idle,
+                paced,
+                |ring| read_chains(&mut chains, &mut parsers, &mut pacer, ring),
+                |h| side.apply(h),
+            )
+            .0
         }
-        chain.advance()?;
-        if let Some(e) = out.jsonl.take_error() {
-            return Err(e).context("writing output");
-        }
+    };
+    let EngineSide {
+        mut engine,
+        mut out,
+        feeds,
+        control_messages,
+        error,
+        ..
+    } = side;
+    if let Some(e) = error.or_else(|| out.jsonl.take_error()) {
+        return Err(e).context("writing output");
     }
+    read?;
     engine.finish(&mut out);
-    summary.health = out.finish(&engine, &feeds);
+    let health = out.finish(&engine, &feeds);
     if let Some(e) = out.jsonl.take_error() {
         return Err(e).context("writing output");
     }
+    let mut summary = ReplaySummary {
+        control_messages,
+        health,
+        ..ReplaySummary::default()
+    };
     let total: crate::health::FeedCounters = feeds.iter().copied().sum();
     (summary.messages, summary.parse_errors) = (total.messages, total.parse_errors);
     let bar_counters = engine.bars().counters();
