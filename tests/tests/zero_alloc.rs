@@ -255,3 +255,61 @@ fn no_allocation_per_bybit_message_after_warm_up() {
         messages.len() - warm_up
     );
 }
+
+/// The two-thread replay's handoff (tools/src/handoff.rs): parsers on the reader thread,
+/// batches through the ring, the engine on this thread. The counter is global, so it sees
+/// both threads; it is read on the engine side at the first fifth's last message (the
+/// reader is by then at most a ring ahead, past its warm-up too) and at the last message.
+#[test]
+fn no_allocation_per_message_on_two_threads() {
+    use flowcore_tools::handoff::{two_threads, Handoff, HandoffSink, ReadOutcome};
+    use flowcore_tools::run_config::IdleStrategy;
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let messages = messages();
+    let table = InstrumentTable::binance_defaults();
+    let insts = [
+        table.find(Venue::BinanceSpot, b"BTCUSDT").unwrap(),
+        table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap(),
+    ];
+    let mut parsers = [
+        VenueParser::new(Venue::BinanceSpot, table.clone()),
+        VenueParser::new(Venue::BinanceUsdm, table.clone()),
+    ];
+    let mut engine = Engine::new(table, ImbalanceConfig::default(), Some(&insts)).unwrap();
+    let mut sink = CountingSink::default();
+    let warm_up = messages.len() / 5;
+    let (mut read, mut before, mut after) = (0, 0, 0);
+    two_threads(
+        IdleStrategy::SpinYield,
+        false,
+        |ring| {
+            for (ts, i, json) in &messages {
+                let _ = parsers[*i].parse(*ts, json, Some(insts[*i]), &mut |ev| ring.event(ev));
+                ring.read(*i as u32, ReadOutcome::Market);
+            }
+        },
+        |handoff| {
+            match handoff {
+                Handoff::Event(ev) => engine.on_event(ev, &mut sink),
+                Handoff::Read { .. } => {
+                    read += 1;
+                    if read == warm_up {
+                        before = ALLOCATIONS.load(Ordering::Relaxed);
+                    } else if read == messages.len() {
+                        after = ALLOCATIONS.load(Ordering::Relaxed);
+                    }
+                }
+            }
+            true
+        },
+    );
+    assert_eq!(read, messages.len(), "every message crossed");
+    assert!(sink.bars > 500 && sink.tops > 500 && engine.counters().diffs_applied > 5_000);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations over {} messages",
+        after - before,
+        messages.len() - warm_up
+    );
+}
