@@ -9,6 +9,7 @@ use flowcore_tools::health::HealthRow;
 use flowcore_tools::outputs::OutputFiles;
 use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplayThreads};
 use flowcore_tools::run_config::{IdleStrategy, TransportKind};
+use flowcore_tools::sim::Pace;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -319,10 +320,11 @@ fn main() -> anyhow::Result<()> {
                 pace,
                 shm: shm.map(BusConfig::new),
                 count_block_trades,
-                threads: if threads == 1 {
-                    ReplayThreads::One
-                } else {
-                    ReplayThreads::Two(IdleStrategy::SpinYield)
+                threads: match (threads, pace) {
+                    (1, _) => ReplayThreads::One,
+                    (_, Pace::Asap) => ReplayThreads::Two(IdleStrategy::SpinYield),
+                    // Paced, the engine side mostly waits: without a busy core for it.
+                    _ => ReplayThreads::Two(IdleStrategy::Park),
                 },
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
