@@ -11,7 +11,9 @@ use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
-use flowcore_tools::handoff::{two_threads, Handoff, HandoffSink, HandoffWriter, ReadOutcome};
+use flowcore_tools::handoff::{
+    producer_finished, two_threads, Handoff, HandoffSink, HandoffWriter, ReadOutcome, RING_CAPACITY,
+};
 use flowcore_tools::run_config::IdleStrategy;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -64,9 +66,11 @@ fn flowcore(
 
 /// flowcore on two threads, as `flowcore replay` runs by default: the parsers on a reader
 /// thread, the engine on this one, events crossing in batches through the replay's ring.
+/// `per_message` flushes each message's batch as it ends, as a live feed thread does.
 fn flowcore_two_threads(
     messages: &[Message],
     files: &[(Venue, InstrumentId)],
+    per_message: bool,
 ) -> (u64, BTreeMap<String, String>, u64) {
     let table = InstrumentTable::binance_defaults();
     let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
@@ -90,7 +94,7 @@ fn flowcore_two_threads(
             }
         }
     };
-    let ((), full_waits) = two_threads(IdleStrategy::SpinYield, false, read, |h| {
+    let ((), full_waits) = two_threads(IdleStrategy::SpinYield, per_message, read, |h| {
         if let Handoff::Event(ev) = h {
             engine.on_event(ev, &mut sink);
         }
@@ -99,6 +103,41 @@ fn flowcore_two_threads(
     engine.finish(&mut sink);
     let (trades, cvd) = (engine.bars().counters().trades, final_cvd(&table, &sink));
     (trades, cvd, full_waits)
+}
+
+/// Two threads with one rtrb push and pop per event: how live feed threads handed events to
+/// the core thread before 2026-11-22 (the baseline for batching).
+fn per_event_push_pop(messages: &[Message], files: &[(Venue, InstrumentId)]) -> u64 {
+    let table = InstrumentTable::binance_defaults();
+    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
+    let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
+    let mut sink = LastCvd::default();
+    let (mut tx, mut rx) = rtrb::RingBuffer::<MarketEvent>::new(RING_CAPACITY);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut parsers: Vec<VenueParser> = files
+                .iter()
+                .map(|(v, _)| VenueParser::new(*v, table.clone()))
+                .collect();
+            for m in messages {
+                let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
+                    let mut ev = ev;
+                    while let Err(rtrb::PushError::Full(back)) = tx.push(ev) {
+                        ev = back;
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+        });
+        while !producer_finished(&rx) {
+            match rx.pop() {
+                Ok(ev) => engine.on_event(&ev, &mut sink),
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+    });
+    engine.finish(&mut sink);
+    engine.bars().counters().trades
 }
 
 /// Final CVD per instrument as `venue:symbol` -> decimal string.
@@ -279,15 +318,18 @@ fn main() {
     let ours = flowcore(&messages, &files);
     let theirs = reference(&messages, &files);
     assert_eq!(ours, theirs, "flowcore and the reference disagree");
-    let (trades, cvd, _) = flowcore_two_threads(&messages, &files);
-    assert_eq!((trades, cvd), ours, "flowcore on two threads disagrees");
+    for per_message in [false, true] {
+        let (trades, cvd, _) = flowcore_two_threads(&messages, &files, per_message);
+        assert_eq!((trades, cvd), ours, "flowcore on two threads disagrees");
+    }
+    assert_eq!(per_event_push_pop(&messages, &files), ours.0);
     if !full_run() {
         println!("replay bench: smoke pass ok ({} trades)", ours.0);
         return;
     }
     let events = pre_parsed(&messages, &files);
     let bytes: usize = messages.iter().map(|m| m.json.len()).sum();
-    let mut best = [f64::MAX; 5];
+    let mut best = [f64::MAX; 7];
     let mut full_waits = 0;
     for _ in 0..5 {
         let t = Instant::now();
@@ -300,8 +342,14 @@ fn main() {
         black_box(parse_only(&messages, &files));
         best[2] = best[2].min(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        full_waits = black_box(flowcore_two_threads(&messages, &files)).2;
+        full_waits = black_box(flowcore_two_threads(&messages, &files, false)).2;
         best[3] = best[3].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(flowcore_two_threads(&messages, &files, true));
+        best[5] = best[5].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(per_event_push_pop(&messages, &files));
+        best[6] = best[6].min(t.elapsed().as_secs_f64());
         let t = Instant::now();
         black_box(engine_only(&events, &files));
         best[4] = best[4].min(t.elapsed().as_secs_f64());
@@ -322,6 +370,8 @@ fn main() {
         )
     };
     row("flowcore, 2 threads (replay default)", best[3]);
+    row("  batches flushed per message (as live)", best[5]);
+    row("  one push/pop per event (live before)", best[6]);
     row("flowcore, 1 thread", best[0]);
     println!(
         "    parsing alone                        {:>7.1} ms",

@@ -1,22 +1,27 @@
-//! Replay on two threads: one reads and parses, the other runs the engine, as in a live run.
+//! Handing events from a parsing thread to the engine's thread in batches, through an rtrb
+//! ring: replay on two threads ([`two_threads`]), and a live run's feed threads
+//! ([`BatchWriter`] with a batch per message, [`drain`] on the core thread).
 //!
 //! ```text
 //! reader thread: merge -> parse --Handoff batches--> rtrb ring --> engine thread: engine -> outputs
 //! ```
-//! Each message's events cross followed by a [`Handoff::Read`] that says where the message came
-//! from and how its parse went. The engine side counts messages from those records, so the
-//! counters it publishes sit at the same points of the event stream whatever the threads'
-//! timing: a one-thread and a two-thread replay write the same bytes (tested).
+//! In replay each message's events cross followed by a [`Handoff::Read`] that says where the
+//! message came from and how its parse went. The engine side counts messages from those
+//! records, so the counters it publishes sit at the same points of the event stream whatever
+//! the threads' timing: a one-thread and a two-thread replay write the same bytes (tested).
 //!
-//! Events cross in batches ([`BATCH`]), not one by one, and the ring is small on purpose.
-//! Measured on the BTC set (replay bench: 1.76 M events, parse ~47 ms, engine ~52 ms, one
-//! thread ~100 ms):
-//! - one `push`/`pop` per event through a 4,096-slot ring: 101 ms, no faster than one thread;
-//!   the ring's indices bounce between the cores at every event;
-//! - batches of 64 through a 16,384-slot ring (1.2 MB): 86 ms; slots come back from memory;
-//! - batches of 64 through a 4,096-slot ring (295 KB, stays in cache): 53-57 ms, the slower
-//!   side's time. The engine side taking a quarter of the ring at a time, not all that is
-//!   there, was slower (59-81 ms).
+//! Items cross in batches, not one by one, and the replay ring is small on purpose. Replay
+//! bench, BTC set (1.76 M events; parse ~47 ms, engine ~52 ms, one thread ~100 ms),
+//! 2026-11-22, 4,096-slot ring (295 KB, stays in cache):
+//! - one `push`/`pop` per event: 68-70 ms; the ring's indices bounce between the cores at
+//!   every event;
+//! - a batch per message (as live): 53-55 ms;
+//! - batches of [`BATCH`] (replay): 53-56 ms, the slower side's time; more robust than a
+//!   batch per message, which once measured 96 ms in a run where the others did not move.
+//!
+//! Measured once while choosing (not in the bench): batches of 64 through a 16,384-slot ring
+//! (1.2 MB) took 86 ms, the slots coming back from memory; the engine side taking a quarter
+//! of the ring at a time instead of all that is there, 59-81 ms.
 
 use crate::run_config::IdleStrategy;
 use flowcore_core::event::MarketEvent;
@@ -68,23 +73,57 @@ pub trait HandoffSink {
     fn read(&mut self, source: u32, outcome: ReadOutcome) -> bool;
 }
 
-/// The reader thread's end of the ring: batches handoffs, waits (counted) while the ring is
-/// full.
+/// A producer's end of a ring that writes in batches: the other core sees one index update
+/// per batch instead of one per item. Waits (counted) while the ring is full. Replay's reader
+/// ([`HandoffWriter`]) and a live run's feed threads (a batch per message) write through it.
 #[derive(Debug)]
-pub struct HandoffWriter {
-    ring: rtrb::Producer<Handoff>,
-    batch: Vec<Handoff>,
+pub struct BatchWriter<T> {
+    ring: rtrb::Producer<T>,
+    batch: Vec<T>,
     idle: IdleStrategy,
     /// Messages since the last flush.
     messages: usize,
-    /// Flush after this many messages (1 when paced, so nothing waits for a batch to fill).
+    /// Flush when this many messages ended, or the batch holds [`BATCH`] items.
     flush_every: usize,
     /// Times a flush found the ring full.
     pub full_waits: u64,
 }
 
-impl HandoffWriter {
-    /// Writes whatever is batched; false when the engine side is gone.
+/// The replay reader's writer.
+pub type HandoffWriter = BatchWriter<Handoff>;
+
+impl<T: Copy> BatchWriter<T> {
+    /// Writes to `ring`, flushing after every `flush_every` messages (1: each message is
+    /// visible as soon as it ends) or [`BATCH`] items, waiting with `idle` while it is full.
+    pub fn new(ring: rtrb::Producer<T>, idle: IdleStrategy, flush_every: usize) -> Self {
+        Self {
+            ring,
+            batch: Vec::with_capacity(4 * BATCH),
+            idle,
+            messages: 0,
+            flush_every: flush_every.max(1),
+            full_waits: 0,
+        }
+    }
+
+    /// Adds one item to the batch.
+    #[inline]
+    pub fn push(&mut self, item: T) {
+        // A depth message can carry thousands of levels: the batch grows to the largest once.
+        self.batch.push(item);
+    }
+
+    /// A message ended: flushes when due. False when the consumer is gone.
+    #[inline]
+    pub fn end_message(&mut self) -> bool {
+        self.messages += 1;
+        if self.batch.len() >= BATCH || self.messages >= self.flush_every {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Writes whatever is batched; false when the consumer is gone.
     pub fn flush(&mut self) -> bool {
         let mut rest = &self.batch[..];
         let mut rounds = 0u32;
@@ -92,6 +131,9 @@ impl HandoffWriter {
             let (_, unwritten) = self.ring.push_partial_slice(rest);
             if unwritten.len() == rest.len() {
                 if self.ring.is_abandoned() {
+                    // Nobody will read them.
+                    self.batch.clear();
+                    self.messages = 0;
                     return false;
                 }
                 self.full_waits += u64::from(rounds == 0);
@@ -111,19 +153,48 @@ impl HandoffWriter {
 impl HandoffSink for HandoffWriter {
     #[inline]
     fn event(&mut self, ev: MarketEvent) {
-        // A depth message can carry hundreds of levels: the batch grows to the largest once.
-        self.batch.push(Handoff::Event(ev));
+        self.push(Handoff::Event(ev));
     }
 
     #[inline]
     fn read(&mut self, source: u32, outcome: ReadOutcome) -> bool {
-        self.batch.push(Handoff::Read { source, outcome });
-        self.messages += 1;
-        if self.batch.len() >= BATCH || self.messages >= self.flush_every {
-            return self.flush();
-        }
-        true
+        self.push(Handoff::Read { source, outcome });
+        self.end_message()
     }
+}
+
+/// Applies the items waiting in `ring`, in order, and frees their slots, all in one read
+/// of the ring's indices. Stops at the first item `apply` refuses (returns false).
+/// Returns the items applied and whether one was refused.
+#[inline]
+pub fn drain<T>(ring: &mut rtrb::Consumer<T>, mut apply: impl FnMut(&T) -> bool) -> (usize, bool) {
+    let n = ring.slots();
+    if n == 0 {
+        return (0, false);
+    }
+    let chunk = ring.read_chunk(n).expect("n slots are there");
+    let (a, b) = chunk.as_slices();
+    let mut applied = 0;
+    for item in a.iter().chain(b) {
+        if !apply(item) {
+            chunk.commit(applied);
+            return (applied, true);
+        }
+        applied += 1;
+    }
+    chunk.commit_all();
+    (applied, false)
+}
+
+/// True once the producer is gone and all it wrote was consumed.
+pub fn producer_finished<T>(ring: &rtrb::Consumer<T>) -> bool {
+    if !ring.is_abandoned() {
+        return false;
+    }
+    // `is_abandoned` is a relaxed load of the Arc's count; the fence makes the producer's
+    // last writes visible before the emptiness check (rtrb's docs, mgeier/rtrb#114).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    ring.is_empty()
 }
 
 /// Runs `read` on a new thread and feeds each of its handoffs, in order, to `apply` on this
@@ -143,14 +214,8 @@ pub fn two_threads<T: Send>(
         let reader = std::thread::Builder::new()
             .name("flowcore-replay-reader".into())
             .spawn_scoped(scope, move || {
-                let mut writer = HandoffWriter {
-                    ring: producer,
-                    batch: Vec::with_capacity(4 * BATCH),
-                    idle,
-                    messages: 0,
-                    flush_every: if paced { 1 } else { usize::MAX },
-                    full_waits: 0,
-                };
+                let flush_every = if paced { 1 } else { usize::MAX };
+                let mut writer = HandoffWriter::new(producer, idle, flush_every);
                 let out = read(&mut writer);
                 writer.flush();
                 (out, writer.full_waits)
@@ -158,25 +223,16 @@ pub fn two_threads<T: Send>(
             })
             .expect("starting the replay reader thread");
         let mut rounds = 0u32;
-        'run: loop {
-            let n = consumer.slots();
-            if n == 0 {
-                if consumer.is_abandoned() && consumer.is_empty() {
-                    break;
+        loop {
+            match drain(&mut consumer, &mut apply) {
+                (_, true) => break,
+                (0, _) if producer_finished(&consumer) => break,
+                (0, _) => {
+                    idle.wait(rounds);
+                    rounds = rounds.saturating_add(1);
                 }
-                idle.wait(rounds);
-                rounds = rounds.saturating_add(1);
-                continue;
+                _ => rounds = 0,
             }
-            rounds = 0;
-            let chunk = consumer.read_chunk(n).expect("n slots are there");
-            let (a, b) = chunk.as_slices();
-            for handoff in a.iter().chain(b) {
-                if !apply(handoff) {
-                    break 'run;
-                }
-            }
-            chunk.commit_all();
         }
         // Dropping the consumer tells a reader still writing to stop.
         drop(consumer);

@@ -17,6 +17,7 @@
 
 use crate::backoff::Backoff;
 use crate::feed_uring::feed_main_uring;
+use crate::handoff::{drain, producer_finished, BatchWriter};
 use crate::health::{FeedCounters, HealthRow, VenueFeedCounters};
 use crate::link::{Link, LinkAction, LinkCounters, LINK_TICK};
 use crate::outputs::{CoreSink, Outputs};
@@ -338,7 +339,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
                 let thread = FeedThread {
                     feed: Rc::new(feed),
                     table,
-                    events: events_tx,
+                    events: BatchWriter::new(events_tx, idle, 1),
                     recorder,
                     clock,
                     idle,
@@ -380,10 +381,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop.store(true, Ordering::Relaxed);
         }
-        if rings
-            .iter()
-            .all(|f| f.events.is_abandoned() && f.events.is_empty())
-        {
+        if rings.iter().all(|f| producer_finished(&f.events)) {
             break;
         }
         config.idle.wait(idle_rounds);
@@ -478,19 +476,19 @@ impl CoreFeed {
     ) -> bool {
         self.unsent_requests
             .retain(|&request| self.requests.push(request).is_err());
-        let mut moved = false;
-        while let Ok(ev) = self.events.pop() {
-            moved = true;
-            engine.on_event(&ev, sink);
-            sink.after_event(&ev, engine, || LiveCounters::per_venue(live));
+        let (requests, unsent) = (&mut self.requests, &mut self.unsent_requests);
+        let (applied, _) = drain(&mut self.events, |ev| {
+            engine.on_event(ev, sink);
+            sink.after_event(ev, engine, || LiveCounters::per_venue(live));
             // Requests concern the instrument of the event that raised them: this feed's.
             while let Some(request) = engine.pop_request() {
-                if self.requests.push(request).is_err() {
-                    self.unsent_requests.push(request);
+                if requests.push(request).is_err() {
+                    unsent.push(request);
                 }
             }
-        }
-        moved
+            true
+        });
+        applied > 0
     }
 }
 
@@ -498,7 +496,8 @@ impl CoreFeed {
 pub(crate) struct FeedThread {
     pub(crate) feed: Rc<FeedConfig>,
     pub(crate) table: InstrumentTable,
-    events: rtrb::Producer<MarketEvent>,
+    /// Each message's events go out as one batch when it ends.
+    events: BatchWriter<MarketEvent>,
     recorder: Option<RecordWriter>,
     clock: EpochClock,
     pub(crate) idle: IdleStrategy,
@@ -547,22 +546,11 @@ impl FeedThread {
                 recorder.line(file, ts, bytes, self.idle);
             }
         }
-        let (events, idle, stats) = (&mut self.events, self.idle, &mut self.stats);
-        let result = parser.parse(ts, bytes, snapshot_for, &mut |ev: MarketEvent| {
-            let mut ev = ev;
-            let mut rounds = 0;
-            loop {
-                match events.push(ev) {
-                    Ok(()) => break,
-                    Err(rtrb::PushError::Full(back)) => {
-                        ev = back;
-                        stats.ring_waits += u64::from(rounds == 0);
-                        idle.wait(rounds);
-                        rounds = rounds.saturating_add(1);
-                    }
-                }
-            }
-        });
+        let events = &mut self.events;
+        let result = parser.parse(ts, bytes, snapshot_for, &mut |ev| events.push(ev));
+        // The core is gone only when the run ends: nothing to deliver to.
+        let _ = events.end_message();
+        self.stats.ring_waits = events.full_waits;
         let result = match result {
             Ok(parsed) => {
                 if let Parsed::Control(_) = parsed {
