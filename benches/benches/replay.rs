@@ -332,27 +332,18 @@ fn main() {
     let mut best = [f64::MAX; 7];
     let mut full_waits = 0;
     for _ in 0..5 {
-        let t = Instant::now();
-        black_box(flowcore(&messages, &files));
-        best[0] = best[0].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        black_box(reference(&messages, &files));
-        best[1] = best[1].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        black_box(parse_only(&messages, &files));
-        best[2] = best[2].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        full_waits = black_box(flowcore_two_threads(&messages, &files, false)).2;
-        best[3] = best[3].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        black_box(flowcore_two_threads(&messages, &files, true));
-        best[5] = best[5].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        black_box(per_event_push_pop(&messages, &files));
-        best[6] = best[6].min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        black_box(engine_only(&events, &files));
-        best[4] = best[4].min(t.elapsed().as_secs_f64());
+        timed(&mut best[0], || flowcore(&messages, &files));
+        timed(&mut best[1], || reference(&messages, &files));
+        timed(&mut best[2], || parse_only(&messages, &files));
+        full_waits = timed(&mut best[3], || {
+            flowcore_two_threads(&messages, &files, false)
+        })
+        .2;
+        timed(&mut best[5], || {
+            flowcore_two_threads(&messages, &files, true)
+        });
+        timed(&mut best[6], || per_event_push_pop(&messages, &files));
+        timed(&mut best[4], || engine_only(&events, &files));
     }
     let n = messages.len() as f64;
     println!(
@@ -383,6 +374,14 @@ fn main() {
     );
     row("serde_json+rust_decimal+BTree, 1 thread", best[1]);
     println!("  ratio = reference time / flowcore time; full-ring waits (last 2-thread run): {full_waits}");
+}
+
+/// Runs `run` once, keeping the fastest time in `best` (seconds).
+fn timed<R>(best: &mut f64, run: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let out = black_box(run());
+    *best = best.min(t.elapsed().as_secs_f64());
+    out
 }
 
 /// Every event of `messages`, parsed once.
