@@ -19,6 +19,9 @@
 //! - batches of [`BATCH`] (replay): 53-56 ms, the slower side's time; more robust than a
 //!   batch per message, which once measured 96 ms in a run where the others did not move.
 //!
+//! These are quiet runs. When the VM's second core is contended, two threads take 75-93 ms
+//! and a batch per message is no longer clearly ahead of a push per event.
+//!
 //! Measured once while choosing (not in the bench): batches of 64 through a 16,384-slot ring
 //! (1.2 MB) took 86 ms, the slots coming back from memory; the engine side taking a quarter
 //! of the ring at a time instead of all that is there, 59-81 ms.
