@@ -49,10 +49,7 @@ fn flowcore(
 ) -> (u64, BTreeMap<String, String>) {
     let table = InstrumentTable::binance_defaults();
     let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
-    let mut parsers: Vec<VenueParser> = files
-        .iter()
-        .map(|(v, _)| VenueParser::new(*v, table.clone()))
-        .collect();
+    let mut parsers = parsers_for(files, &table);
     let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
     let mut sink = LastCvd::default();
     for m in messages {
@@ -77,10 +74,7 @@ fn flowcore_two_threads(
     let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
     let mut sink = LastCvd::default();
     let read = |ring: &mut HandoffWriter| {
-        let mut parsers: Vec<VenueParser> = files
-            .iter()
-            .map(|(v, _)| VenueParser::new(*v, table.clone()))
-            .collect();
+        let mut parsers = parsers_for(files, &table);
         for m in messages {
             let parsed = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
                 ring.event(ev)
@@ -115,10 +109,7 @@ fn per_event_push_pop(messages: &[Message], files: &[(Venue, InstrumentId)]) -> 
     let (mut tx, mut rx) = rtrb::RingBuffer::<MarketEvent>::new(RING_CAPACITY);
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut parsers: Vec<VenueParser> = files
-                .iter()
-                .map(|(v, _)| VenueParser::new(*v, table.clone()))
-                .collect();
+            let mut parsers = parsers_for(files, &table);
             for m in messages {
                 let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
                     let mut ev = ev;
@@ -157,10 +148,7 @@ fn final_cvd(table: &InstrumentTable, sink: &LastCvd) -> BTreeMap<String, String
 /// flowcore's parsers alone, the events counted and dropped: the parse share of [`flowcore`].
 fn parse_only(messages: &[Message], files: &[(Venue, InstrumentId)]) -> u64 {
     let table = InstrumentTable::binance_defaults();
-    let mut parsers: Vec<VenueParser> = files
-        .iter()
-        .map(|(v, _)| VenueParser::new(*v, table.clone()))
-        .collect();
+    let mut parsers = parsers_for(files, &table);
     let mut events = 0u64;
     for m in messages {
         let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
@@ -376,6 +364,14 @@ fn main() {
     println!("  ratio = reference time / flowcore time; full-ring waits (last 2-thread run): {full_waits}");
 }
 
+/// One parser per input file.
+fn parsers_for(files: &[(Venue, InstrumentId)], table: &InstrumentTable) -> Vec<VenueParser> {
+    files
+        .iter()
+        .map(|(v, _)| VenueParser::new(*v, table.clone()))
+        .collect()
+}
+
 /// Runs `run` once, keeping the fastest time in `best` (seconds).
 fn timed<R>(best: &mut f64, run: impl FnOnce() -> R) -> R {
     let t = Instant::now();
@@ -387,10 +383,7 @@ fn timed<R>(best: &mut f64, run: impl FnOnce() -> R) -> R {
 /// Every event of `messages`, parsed once.
 fn pre_parsed(messages: &[Message], files: &[(Venue, InstrumentId)]) -> Vec<MarketEvent> {
     let table = InstrumentTable::binance_defaults();
-    let mut parsers: Vec<VenueParser> = files
-        .iter()
-        .map(|(v, _)| VenueParser::new(*v, table.clone()))
-        .collect();
+    let mut parsers = parsers_for(files, &table);
     let mut events = Vec::new();
     for m in messages {
         let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
