@@ -48,9 +48,8 @@ fn flowcore(
     files: &[(Venue, InstrumentId)],
 ) -> (u64, BTreeMap<String, String>) {
     let table = InstrumentTable::binance_defaults();
-    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
     let mut parsers = parsers_for(files, &table);
-    let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
+    let mut engine = engine_for(files, &table);
     let mut sink = LastCvd::default();
     for m in messages {
         let _ = parsers[m.file].parse(m.ts, &m.json, Some(files[m.file].1), &mut |ev| {
@@ -70,8 +69,7 @@ fn flowcore_two_threads(
     per_message: bool,
 ) -> (u64, BTreeMap<String, String>, u64) {
     let table = InstrumentTable::binance_defaults();
-    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
-    let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
+    let mut engine = engine_for(files, &table);
     let mut sink = LastCvd::default();
     let read = |ring: &mut HandoffWriter| {
         let mut parsers = parsers_for(files, &table);
@@ -103,8 +101,7 @@ fn flowcore_two_threads(
 /// the core thread before 2026-11-22 (the baseline for batching).
 fn per_event_push_pop(messages: &[Message], files: &[(Venue, InstrumentId)]) -> u64 {
     let table = InstrumentTable::binance_defaults();
-    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
-    let mut engine = Engine::new(table.clone(), Default::default(), Some(&members)).unwrap();
+    let mut engine = engine_for(files, &table);
     let mut sink = LastCvd::default();
     let (mut tx, mut rx) = rtrb::RingBuffer::<MarketEvent>::new(RING_CAPACITY);
     std::thread::scope(|scope| {
@@ -364,6 +361,12 @@ fn main() {
     println!("  ratio = reference time / flowcore time; full-ring waits (last 2-thread run): {full_waits}");
 }
 
+/// The engine over the input files' instruments.
+fn engine_for(files: &[(Venue, InstrumentId)], table: &InstrumentTable) -> Engine {
+    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
+    Engine::new(table.clone(), Default::default(), Some(&members)).unwrap()
+}
+
 /// One parser per input file.
 fn parsers_for(files: &[(Venue, InstrumentId)], table: &InstrumentTable) -> Vec<VenueParser> {
     files
@@ -397,8 +400,7 @@ fn pre_parsed(messages: &[Message], files: &[(Venue, InstrumentId)]) -> Vec<Mark
 /// two-thread replay can reach.
 fn engine_only(events: &[MarketEvent], files: &[(Venue, InstrumentId)]) -> u64 {
     let table = InstrumentTable::binance_defaults();
-    let members: Vec<InstrumentId> = files.iter().map(|f| f.1).collect();
-    let mut engine = Engine::new(table, Default::default(), Some(&members)).unwrap();
+    let mut engine = engine_for(files, &table);
     let mut sink = LastCvd::default();
     for ev in events {
         engine.on_event(ev, &mut sink);

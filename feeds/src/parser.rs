@@ -40,12 +40,14 @@ impl VenueParser {
 
     /// Counts Bybit block trades (`BT: true`, negotiated off the book) as taker flow in
     /// bars; off by default. Other venues' trade streams carry none.
-    pub fn count_block_trades(&mut self, on: bool) {
-        match self {
+    #[must_use]
+    pub fn counting_block_trades(mut self, on: bool) -> Self {
+        match &mut self {
             Self::BybitSpot(p) => p.count_block_trades = on,
             Self::BybitLinear(p) => p.count_block_trades = on,
             _ => {}
         }
+        self
     }
 
     /// See [`BinanceParser::parse`] and [`BybitParser::parse`].

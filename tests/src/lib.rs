@@ -64,28 +64,53 @@ pub struct Output {
     pub summary: ReplaySummary,
 }
 
-/// Replays with the bundled instrument table and default imbalance, rows sorted.
-pub fn run(inputs: Vec<Input>) -> Output {
+/// The bytes a replay wrote to each output, in the order written.
+#[derive(Debug)]
+pub struct Written {
+    /// Bar rows.
+    pub bars: Vec<u8>,
+    /// Tops rows.
+    pub tops: Vec<u8>,
+    /// Health rows.
+    pub health: Vec<u8>,
+    /// Counters.
+    pub summary: ReplaySummary,
+}
+
+/// Options with the bundled instrument table and default imbalance (and the other defaults).
+pub fn options(inputs: Vec<Input>) -> ReplayOptions {
+    ReplayOptions::new(
+        InstrumentTable::bundled_defaults(),
+        ImbalanceConfig::default(),
+        inputs,
+    )
+}
+
+/// Replays into memory.
+pub fn replay_written(options: ReplayOptions) -> Written {
     let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
     let outputs = Outputs {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
     };
-    let summary = replay(
-        ReplayOptions::new(
-            InstrumentTable::bundled_defaults(),
-            ImbalanceConfig::default(),
-            inputs,
-        ),
-        outputs,
-    )
-    .expect("replay");
-    Output {
-        bars: sorted_rows(bars),
-        tops: sorted_rows(tops),
-        health: rows(health),
+    let summary = replay(options, outputs).expect("replay");
+    Written {
+        bars,
+        tops,
+        health,
         summary,
+    }
+}
+
+/// Replays with the bundled instrument table and default imbalance, rows sorted.
+pub fn run(inputs: Vec<Input>) -> Output {
+    let written = replay_written(options(inputs));
+    Output {
+        bars: sorted_rows(written.bars),
+        tops: sorted_rows(written.tops),
+        health: rows(written.health),
+        summary: written.summary,
     }
 }
 

@@ -45,8 +45,8 @@ fn feed_with(
 ) -> Fed {
     let table = InstrumentTable::bundled_defaults();
     let inst = table.find(venue, b"BTCUSDT").unwrap();
-    let mut parser = VenueParser::new(venue, table.clone());
-    parser.count_block_trades(count_block_trades);
+    let mut parser =
+        VenueParser::new(venue, table.clone()).counting_block_trades(count_block_trades);
     let mut engine = Engine::new(table, Default::default(), Some(&[inst])).unwrap();
     let mut bars = Bars::default();
     for (n, line) in lines.iter().enumerate() {

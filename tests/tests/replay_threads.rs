@@ -3,43 +3,18 @@
 //! per-second message and error counts, and the summary. And a failed output stops both
 //! threads with the error.
 
-use flowcore_core::imbalance::ImbalanceConfig;
-use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_tests::{btc_inputs, lines, memory};
+use flowcore_core::instrument::Venue;
+use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, Written};
 use flowcore_tools::outputs::Outputs;
-use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplaySummary, ReplayThreads};
+use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplayThreads};
 use flowcore_tools::run_config::IdleStrategy;
 use std::io::Write;
 
-struct Written {
-    bars: Vec<u8>,
-    tops: Vec<u8>,
-    health: Vec<u8>,
-    summary: ReplaySummary,
-}
-
 fn replay_with(inputs: Vec<Input>, threads: ReplayThreads) -> Written {
-    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
-    let outputs = Outputs {
-        bars: Some(&mut bars),
-        tops: Some(&mut tops),
-        health: Some(&mut health),
-    };
-    let options = ReplayOptions {
+    replay_written(ReplayOptions {
         threads,
-        ..ReplayOptions::new(
-            InstrumentTable::bundled_defaults(),
-            ImbalanceConfig::default(),
-            inputs,
-        )
-    };
-    let summary = replay(options, outputs).expect("replay");
-    Written {
-        bars,
-        tops,
-        health,
-        summary,
-    }
+        ..options(inputs)
+    })
 }
 
 /// The BTC set, with the spot 0808 file edited: garbage lines and subscribe replies among the
@@ -115,11 +90,7 @@ fn a_failed_output_stops_either_replay_with_its_error() {
         };
         let options = ReplayOptions {
             threads,
-            ..ReplayOptions::new(
-                InstrumentTable::bundled_defaults(),
-                ImbalanceConfig::default(),
-                btc_inputs(),
-            )
+            ..options(btc_inputs())
         };
         let err = replay(options, outputs).expect_err("the tops output fails");
         assert!(

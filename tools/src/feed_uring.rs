@@ -163,11 +163,8 @@ pub(crate) fn feed_main_uring(
                 url: feed
                     .session
                     .connect_url(&feed.ws_url, symbol, &feed.streams),
-                parser: {
-                    let mut parser = VenueParser::new(feed.venue, thread.table.clone());
-                    parser.count_block_trades(feed.count_block_trades);
-                    parser
-                },
+                parser: VenueParser::new(feed.venue, thread.table.clone())
+                    .counting_block_trades(feed.count_block_trades),
                 link: Link::new(feed.stall_timeout, feed.rotate_after),
                 opened: false,
                 ever_opened: false,

@@ -62,7 +62,7 @@ pub enum ReadOutcome {
     Market,
     /// A subscribe reply or other control message.
     Control,
-    /// Refused: malformed, unknown instrument or type (no events were emitted).
+    /// Refused: malformed, unknown instrument or type.
     Refused,
 }
 
@@ -84,10 +84,8 @@ pub struct BatchWriter<T> {
     ring: rtrb::Producer<T>,
     batch: Vec<T>,
     idle: IdleStrategy,
-    /// Messages since the last flush.
-    messages: usize,
-    /// Flush when this many messages ended, or the batch holds [`BATCH`] items.
-    flush_every: usize,
+    /// Flush when each message ends; otherwise once the batch holds [`BATCH`] items.
+    per_message: bool,
     /// Times a flush found the ring full.
     pub full_waits: u64,
 }
@@ -96,15 +94,15 @@ pub struct BatchWriter<T> {
 pub type HandoffWriter = BatchWriter<Handoff>;
 
 impl<T: Copy> BatchWriter<T> {
-    /// Writes to `ring`, flushing after every `flush_every` messages (1: each message is
-    /// visible as soon as it ends) or [`BATCH`] items, waiting with `idle` while it is full.
-    pub fn new(ring: rtrb::Producer<T>, idle: IdleStrategy, flush_every: usize) -> Self {
+    /// Writes to `ring`, flushing at the end of each message with `per_message` (it is
+    /// visible as soon as it ends), else every [`BATCH`] items; waits with `idle` while the
+    /// ring is full.
+    pub fn new(ring: rtrb::Producer<T>, idle: IdleStrategy, per_message: bool) -> Self {
         Self {
             ring,
             batch: Vec::with_capacity(4 * BATCH),
             idle,
-            messages: 0,
-            flush_every: flush_every.max(1),
+            per_message,
             full_waits: 0,
         }
     }
@@ -119,8 +117,7 @@ impl<T: Copy> BatchWriter<T> {
     /// A message ended: flushes when due. False when the consumer is gone.
     #[inline]
     pub fn end_message(&mut self) -> bool {
-        self.messages += 1;
-        if self.batch.len() >= BATCH || self.messages >= self.flush_every {
+        if self.per_message || self.batch.len() >= BATCH {
             return self.flush();
         }
         true
@@ -136,7 +133,6 @@ impl<T: Copy> BatchWriter<T> {
                 if self.ring.is_abandoned() {
                     // Nobody will read them.
                     self.batch.clear();
-                    self.messages = 0;
                     return false;
                 }
                 self.full_waits += u64::from(rounds == 0);
@@ -148,7 +144,6 @@ impl<T: Copy> BatchWriter<T> {
             rest = unwritten;
         }
         self.batch.clear();
-        self.messages = 0;
         !self.ring.is_abandoned()
     }
 }
@@ -217,8 +212,7 @@ pub fn two_threads<T: Send>(
         let reader = std::thread::Builder::new()
             .name("flowcore-replay-reader".into())
             .spawn_scoped(scope, move || {
-                let flush_every = if paced { 1 } else { usize::MAX };
-                let mut writer = HandoffWriter::new(producer, idle, flush_every);
+                let mut writer = HandoffWriter::new(producer, idle, paced);
                 let out = read(&mut writer);
                 writer.flush();
                 (out, writer.full_waits)

@@ -359,11 +359,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
     let mut parsers: Vec<VenueParser> = chains
         .iter()
-        .map(|c| {
-            let mut parser = VenueParser::new(c.venue, table.clone());
-            parser.count_block_trades(count_block_trades);
-            parser
-        })
+        .map(|c| VenueParser::new(c.venue, table.clone()).counting_block_trades(count_block_trades))
         .collect();
     let engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
@@ -402,7 +398,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         error,
         ..
     } = side;
-    if let Some(e) = error.or_else(|| out.jsonl.take_error()) {
+    if let Some(e) = error {
         return Err(e).context("writing output");
     }
     read?;

@@ -339,7 +339,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
                 let thread = FeedThread {
                     feed: Rc::new(feed),
                     table,
-                    events: BatchWriter::new(events_tx, idle, 1),
+                    events: BatchWriter::new(events_tx, idle, true),
                     recorder,
                     clock,
                     idle,
@@ -776,8 +776,8 @@ async fn connection(
     let tls = TlsSettings {
         extra_ca_file: feed.tls_ca_file.clone(),
     };
-    let mut parser = VenueParser::new(feed.venue, table);
-    parser.count_block_trades(feed.count_block_trades);
+    let mut parser =
+        VenueParser::new(feed.venue, table).counting_block_trades(feed.count_block_trades);
     let mut backoff = Backoff::new(Duration::from_millis(100));
     let mut link: Link<u64> = Link::new(feed.stall_timeout, feed.rotate_after);
     let mut keys = 0u64..;
