@@ -11,10 +11,10 @@ use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
-use flowcore_tools::handoff::{
+use flowcore_runtime::config::IdleStrategy;
+use flowcore_runtime::handoff::{
     producer_finished, two_threads, Handoff, HandoffSink, HandoffWriter, ReadOutcome, RING_CAPACITY,
 };
-use flowcore_tools::run_config::IdleStrategy;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};

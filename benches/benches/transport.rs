@@ -31,7 +31,7 @@ use flowcore_feeds::transport::tungstenite::WsTransport;
 use flowcore_feeds::transport::uring::{UringConfig, UringDriver, UringEvent};
 use flowcore_feeds::transport::ws_frame::{encode_frame, Opcode};
 use flowcore_feeds::transport::{TlsSettings, Transport};
-use flowcore_tools::run::pin_current_thread;
+use flowcore_runtime::pin::pin_current_thread;
 use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use std::path::PathBuf;

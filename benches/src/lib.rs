@@ -45,7 +45,7 @@ pub fn load(files: &[(Venue, &str)]) -> Vec<Message> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/binance");
     let mut out = Vec::new();
     for (file, (venue, name)) in files.iter().enumerate() {
-        let bytes = flowcore_tools::recording::RecordingReader::read_all(&dir.join(name))
+        let bytes = flowcore_feeds::recording::RecordingReader::read_all(&dir.join(name))
             .expect("bundled recording");
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let space = line.iter().position(|&b| b == b' ').expect("ts");

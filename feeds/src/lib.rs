@@ -9,6 +9,7 @@ mod fields;
 pub mod fuzzing;
 pub mod json;
 pub mod parser;
+pub mod recording;
 mod swar;
 pub mod transport;
 pub mod venue_session;

@@ -289,6 +289,25 @@ impl BusReader {
         Ok(reader)
     }
 
+    /// [`Self::open`], retrying while a writer is creating the bus (files missing or of
+    /// mixed epochs) for up to `wait`; a file that is there but wrong fails at once.
+    ///
+    /// # Errors
+    /// The last [`ShmError`] once `wait` has passed, or at once for a malformed file.
+    pub fn open_waiting(dir: &Path, from: ReadFrom, wait: Duration) -> Result<Self, ShmError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match Self::open(dir, from) {
+                Err(ShmError::Io { .. } | ShmError::MixedEpochs(_))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// The writer epoch of the files opened.
     pub fn epoch(&self) -> u64 {
         self.bars.header().writer_epoch

@@ -2,9 +2,10 @@
 
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_tools::outputs::Outputs;
-use flowcore_tools::recording::RecordingReader;
-use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplaySummary, Source};
+use flowcore_feeds::recording::RecordingReader;
+use flowcore_feeds::recording::{Input, Source};
+use flowcore_outputs::Outputs;
+use flowcore_runtime::replay::{replay, ReplayOptions, ReplaySummary};
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -190,16 +191,16 @@ pub struct LiveOutput {
     /// Health rows, in the order written.
     pub health: Vec<String>,
     /// Counters.
-    pub summary: flowcore_tools::run::RunSummary,
+    pub summary: flowcore_runtime::live::RunSummary,
 }
 
 /// Run options for `config_text`: bundled instruments, default imbalance, a ten-minute
 /// safety limit, ending when the servers close the connections, no recording.
-pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
-    use flowcore_tools::run_config::RunConfig;
+pub fn run_options(config_text: &str) -> flowcore_runtime::live::RunOptions {
+    use flowcore_runtime::config::RunConfig;
     let table = InstrumentTable::bundled_defaults();
     let config = RunConfig::parse(config_text, Path::new("."), &table).expect("run config");
-    flowcore_tools::run::RunOptions {
+    flowcore_runtime::live::RunOptions {
         config,
         table,
         imbalance: ImbalanceConfig::default(),
@@ -214,7 +215,7 @@ pub fn run_options(config_text: &str) -> flowcore_tools::run::RunOptions {
 /// `flowcore run` with [`run_options`] (plus `record`), both outputs captured.
 pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
     let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
-    let options = flowcore_tools::run::RunOptions {
+    let options = flowcore_runtime::live::RunOptions {
         record,
         ..run_options(config_text)
     };
@@ -223,7 +224,7 @@ pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
         tops: Some(&mut tops),
         health: Some(&mut health),
     };
-    let summary = flowcore_tools::run::run(options, outputs).expect("run");
+    let summary = flowcore_runtime::live::run(options, outputs).expect("run");
     LiveOutput {
         bars: sorted_rows(bars),
         tops: sorted_rows(tops),
@@ -269,12 +270,12 @@ pub fn ts_of(row: &str) -> i64 {
 /// Options for a simulator on loopback: bundled instruments, fast heartbeats, no faults.
 pub fn sim_options(
     inputs: Vec<Input>,
-    pace: flowcore_tools::sim::Pace,
+    pace: flowcore_feeds::recording::Pace,
     wait_clients: usize,
     tls: Option<(PathBuf, PathBuf)>,
-) -> flowcore_tools::sim::SimOptions {
-    use flowcore_tools::sim::Pace;
-    flowcore_tools::sim::SimOptions {
+) -> flowcore_sim::SimOptions {
+    use flowcore_feeds::recording::Pace;
+    flowcore_sim::SimOptions {
         inputs,
         pace,
         bind: "127.0.0.1".parse().expect("an address"),
@@ -288,7 +289,7 @@ pub fn sim_options(
         // 2 cores while the suite runs in parallel: a lag drop there would say something
         // of the machine, not the code. (`asap` never drops, it waits for the client.)
         client_buffer: match pace {
-            Pace::Asap => flowcore_tools::sim::DEFAULT_CLIENT_BUFFER,
+            Pace::Asap => flowcore_sim::DEFAULT_CLIENT_BUFFER,
             _ => 1 << 16,
         },
         faults: Default::default(),
@@ -302,10 +303,10 @@ pub type SimAddresses = std::collections::HashMap<String, (String, String)>;
 
 /// A simulator on its own thread; returns its (ws, rest) base URLs per venue.
 pub fn start_sim_with(
-    options: flowcore_tools::sim::SimOptions,
+    options: flowcore_sim::SimOptions,
 ) -> (
     SimAddresses,
-    std::thread::JoinHandle<flowcore_tools::sim::SimSummary>,
+    std::thread::JoinHandle<flowcore_sim::SimSummary>,
 ) {
     let venues = {
         let mut v: Vec<Venue> = options.inputs.iter().map(|i| i.venue).collect();
@@ -314,8 +315,7 @@ pub fn start_sim_with(
     };
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let handle = std::thread::spawn(move || {
-        flowcore_tools::sim::run_sim(options, |line| tx.send(line.to_string()).unwrap())
-            .expect("sim")
+        flowcore_sim::run_sim(options, |line| tx.send(line.to_string()).unwrap()).expect("sim")
     });
     let mut addresses = SimAddresses::new();
     for _ in 0..venues {
@@ -354,11 +354,11 @@ pub fn io_uring_here() -> bool {
 }
 
 /// The transport a run should have used.
-pub fn expected_transport(transport: &str) -> flowcore_tools::run_config::TransportKind {
+pub fn expected_transport(transport: &str) -> flowcore_runtime::config::TransportKind {
     if transport.contains("tokio") {
-        flowcore_tools::run_config::TransportKind::Tokio
+        flowcore_runtime::config::TransportKind::Tokio
     } else {
-        flowcore_tools::run_config::TransportKind::IoUring
+        flowcore_runtime::config::TransportKind::IoUring
     }
 }
 
@@ -399,9 +399,9 @@ pub fn sim_config(
 }
 
 /// Synthetic Bybit spot and linear BTCUSDT streams beside the BTC recordings (see
-/// [`flowcore_tools::bybit_synth::beside_btc_recordings`]), written to `dir` as recordings.
+/// [`flowcore_sim::bybit_synth::beside_btc_recordings`]), written to `dir` as recordings.
 pub fn bybit_synth_inputs(dir: &Path) -> Vec<Input> {
-    use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+    use flowcore_sim::bybit_synth::{beside_btc_recordings, generate};
     [Venue::BybitSpot, Venue::BybitLinear]
         .into_iter()
         .map(|venue| {

@@ -8,7 +8,7 @@ use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::BookSide;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
-use flowcore_tools::bybit_synth::{generate, SynthOptions, SynthStream};
+use flowcore_sim::bybit_synth::{generate, SynthOptions, SynthStream};
 use std::collections::BTreeMap;
 
 #[derive(Default)]

@@ -5,13 +5,13 @@
 //! computation over the full recordings: nothing lost, nothing doubled. Where the history
 //! is refused, exactly the seconds of the hole are flagged incomplete.
 
+use flowcore_feeds::recording::Pace;
+use flowcore_sim::faults::{FaultKind, FaultPlan};
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, check_run_health, expected_transport, golden, io_uring_here,
     live_run, local_ca, recorded_inputs, run as replay_run, sim_config, sim_options,
     start_sim_with, temp_dir, IO_URING, TOKIO,
 };
-use flowcore_tools::sim::Pace;
-use flowcore_tools::sim_faults::{FaultKind, FaultPlan};
 
 /// Every fault, several times over the ~292k messages of the BTC recordings.
 fn mixed_plan() -> FaultPlan {

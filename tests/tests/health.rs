@@ -103,7 +103,7 @@ fn replay_lag_percentiles_per_venue_match_an_independent_computation() {
 /// (which carries no stream time).
 #[test]
 fn a_message_of_many_events_is_one_lag_sample() {
-    use flowcore_tools::bybit_synth::{generate, SynthOptions};
+    use flowcore_sim::bybit_synth::{generate, SynthOptions};
     let stream = generate(&SynthOptions::new(
         Venue::BybitLinear,
         5,

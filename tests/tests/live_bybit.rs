@@ -4,12 +4,12 @@
 //! (spot: Binance + Bybit; perp: USD-M + COIN-M + Bybit linear), equals the replay of the
 //! recordings the simulator played, and the run's own recording replays to its output.
 
+use flowcore_feeds::recording::Pace;
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, bybit_synth_inputs, expected_transport, io_uring_here, live_run,
     recorded_inputs, run as replay_run, sim_config, sim_options, start_sim_with, temp_dir,
     IO_URING, TOKIO,
 };
-use flowcore_tools::sim::Pace;
 
 fn binance_and_bybit_runs_equal_the_replay_of_what_was_played(transport: &str) {
     let dir = temp_dir("bybit-synth");
@@ -74,7 +74,7 @@ fn over_tokio_binance_and_bybit_runs_equal_the_replay_of_what_was_played() {
 /// bar still `complete` equals the bar of the replay of what was played.
 #[test]
 fn bybit_gaps_resubscribe_and_drops_flag_only_their_seconds() {
-    use flowcore_tools::sim_faults::{FaultKind, FaultPlan};
+    use flowcore_sim::faults::{FaultKind, FaultPlan};
     let dir = temp_dir("bybit-faults");
     let inputs = bybit_synth_inputs(&dir);
     let played = replay_run(inputs.clone());

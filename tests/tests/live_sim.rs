@@ -3,15 +3,16 @@
 //! output equals `flowcore replay` of the run's own `--record` output.
 
 use flowcore_core::instrument::Venue::{BinanceSpot, BinanceUsdm};
+use flowcore_feeds::recording::Input;
+use flowcore_feeds::recording::Pace;
+use flowcore_outputs::Outputs;
+use flowcore_runtime::live::{run, RunOptions};
+use flowcore_sim::SimSummary;
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, expected_transport, file, golden, io_uring_here, live_run,
     local_ca, recorded_inputs, run as replay_run, run_options, sim_config, sim_options,
     start_sim_with, temp_dir, SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
 };
-use flowcore_tools::outputs::Outputs;
-use flowcore_tools::replay::Input;
-use flowcore_tools::run::{run, RunOptions};
-use flowcore_tools::sim::{Pace, SimSummary};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;

@@ -4,10 +4,11 @@
 //! threads with the error.
 
 use flowcore_core::instrument::Venue;
+use flowcore_feeds::recording::Input;
+use flowcore_outputs::Outputs;
+use flowcore_runtime::config::IdleStrategy;
+use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, Written};
-use flowcore_tools::outputs::Outputs;
-use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplayThreads};
-use flowcore_tools::run_config::IdleStrategy;
 use std::io::Write;
 
 fn replay_with(inputs: Vec<Input>, threads: ReplayThreads) -> Written {

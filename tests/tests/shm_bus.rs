@@ -3,10 +3,10 @@
 
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_outputs::Outputs;
+use flowcore_runtime::replay::{replay, ReplayOptions};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use flowcore_tests::{assert_rows_eq, file, sorted_rows, temp_dir};
-use flowcore_tools::outputs::Outputs;
-use flowcore_tools::replay::{replay, ReplayOptions};
 use flowcore_tools::shm_tail::{tail, Stream, TailOptions};
 use std::time::Duration;
 

@@ -160,13 +160,13 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
     )
     .unwrap();
     let (mut bars, mut tops, mut health) = (std::io::sink(), std::io::sink(), std::io::sink());
-    let outputs = flowcore_tools::outputs::Outputs {
+    let outputs = flowcore_outputs::Outputs {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
     };
     let bus = flowcore_shm::BusConfig::new(&dir);
-    let mut sink = flowcore_tools::outputs::CoreSink::create(
+    let mut sink = flowcore_outputs::CoreSink::create(
         &engine,
         &[Venue::BinanceSpot, Venue::BinanceUsdm],
         outputs,
@@ -174,7 +174,7 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
     )
     .unwrap();
     drop(engine);
-    let feeds = flowcore_tools::health::VenueFeedCounters::default();
+    let feeds = flowcore_outputs::health::VenueFeedCounters::default();
     let (allocations, measured, _) = allocations_after_warm_up(&mut sink, |ev, engine, s| {
         s.after_event(ev, engine, || feeds)
     });
@@ -194,7 +194,7 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
 /// and a repeated trade message and a stream break in the measured part.
 #[test]
 fn no_allocation_per_bybit_message_after_warm_up() {
-    use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+    use flowcore_sim::bybit_synth::{beside_btc_recordings, generate};
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let table = InstrumentTable::bundled_defaults();
     let venues = [Venue::BybitSpot, Venue::BybitLinear];
@@ -262,8 +262,8 @@ fn no_allocation_per_bybit_message_after_warm_up() {
 /// reader is by then at most a ring ahead, past its warm-up too) and at the last message.
 #[test]
 fn no_allocation_per_message_on_two_threads() {
-    use flowcore_tools::handoff::{two_threads, Handoff, HandoffSink, ReadOutcome};
-    use flowcore_tools::run_config::IdleStrategy;
+    use flowcore_runtime::config::IdleStrategy;
+    use flowcore_runtime::handoff::{two_threads, Handoff, HandoffSink, ReadOutcome};
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let messages = messages();
     let table = InstrumentTable::binance_defaults();

@@ -11,19 +11,19 @@
 //! Bybit recording is bundled), generated over the same seconds so that the aggregates
 //! cross venues.
 
-use crate::bybit_synth::{beside_btc_recordings, generate};
-use crate::outputs::OutputFiles;
-use crate::replay::{Input, Source};
-use crate::run::{run, RunOptions, RunSummary};
-use crate::run_config::RunConfig;
-use crate::shm_tail::open_bus;
-use crate::sim::{run_sim, Pace, SimOptions, SimSummary, DEFAULT_CLIENT_BUFFER};
 use anyhow::Context;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_feeds::recording::Pace;
+use flowcore_feeds::recording::{Input, Source};
+use flowcore_outputs::OutputFiles;
+use flowcore_runtime::config::RunConfig;
+use flowcore_runtime::live::{run, RunOptions, RunSummary};
 use flowcore_shm::abi::{flags, health, venue, BarRecord, HEALTH_SOURCE_PIPELINE, OBI_SCALE};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
+use flowcore_sim::bybit_synth::{beside_btc_recordings, generate};
+use flowcore_sim::{run_sim, SimOptions, SimSummary, DEFAULT_CLIENT_BUFFER};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -233,7 +233,7 @@ fn show(
     out: &mut dyn Write,
 ) -> anyhow::Result<DemoSummary> {
     let mut bus = loop {
-        match open_bus(dir, ReadFrom::Oldest, Duration::from_millis(200)) {
+        match BusReader::open_waiting(dir, ReadFrom::Oldest, Duration::from_millis(200)) {
             Ok(bus) => break bus,
             Err(e) if engine.is_finished() => {
                 return Err(e).context("the engine never created the bus")

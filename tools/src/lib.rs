@@ -1,22 +1,13 @@
-//! The `flowcore` command-line tool, as a library so tests and benches drive the same code.
+//! The `flowcore` command-line tool: argument parsing and config loading (`main.rs`,
+//! [`instruments`]), and the commands that are only wiring and printing: [`demo`] (the
+//! simulator, a live run and a bus reader together) and [`shm_tail`] (a bus printed live).
+//! A library as well, so tests drive the same code.
+//!
+//! Owns nothing another crate needs: the pipeline is `flowcore-runtime`, the outputs
+//! `flowcore-outputs`, the simulator `flowcore-sim`. May depend on every crate; none
+//! depends on it except the tests and benches.
 #![forbid(unsafe_code)]
 
-mod backoff;
-pub mod bybit_synth;
 pub mod demo;
-mod feed_uring;
-pub mod handoff;
-pub mod health;
 pub mod instruments;
-pub mod jsonl;
-mod link;
-pub mod outputs;
-pub mod recorder;
-pub mod recording;
-pub mod replay;
-mod rest;
-pub mod run;
-pub mod run_config;
 pub mod shm_tail;
-pub mod sim;
-pub mod sim_faults;

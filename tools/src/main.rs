@@ -4,12 +4,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
+use flowcore_feeds::recording::Input;
+use flowcore_feeds::recording::Pace;
+use flowcore_outputs::health::HealthRow;
+use flowcore_outputs::OutputFiles;
+use flowcore_runtime::config::{IdleStrategy, TransportKind};
+use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_shm::BusConfig;
-use flowcore_tools::health::HealthRow;
-use flowcore_tools::outputs::OutputFiles;
-use flowcore_tools::replay::{replay, Input, ReplayOptions, ReplayThreads};
-use flowcore_tools::run_config::{IdleStrategy, TransportKind};
-use flowcore_tools::sim::Pace;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -64,7 +65,7 @@ enum Command {
         health_out: Option<PathBuf>,
         /// asap, recorded (real time) or a speed-up like 10x.
         #[arg(long, default_value = "asap")]
-        pace: flowcore_tools::sim::Pace,
+        pace: flowcore_feeds::recording::Pace,
         /// Also publish to the shared-memory bus in this directory (e.g. /dev/shm/flowcore).
         #[arg(long)]
         shm: Option<PathBuf>,
@@ -122,7 +123,7 @@ enum Command {
         seconds: Option<f64>,
         /// Simulator speed: recorded, or a speed-up like 30x.
         #[arg(long, default_value = "30x")]
-        pace: flowcore_tools::sim::Pace,
+        pace: flowcore_feeds::recording::Pace,
         /// The bundled recordings.
         #[arg(long, default_value = "data/binance")]
         data: PathBuf,
@@ -161,7 +162,7 @@ enum Command {
     Sim {
         /// recorded, asap (as fast as the slowest client reads), or a speed-up like 10x.
         #[arg(long, default_value = "recorded")]
-        pace: flowcore_tools::sim::Pace,
+        pace: flowcore_feeds::recording::Pace,
         /// Address to listen on (ports are chosen by the system).
         #[arg(long, default_value = "127.0.0.1")]
         bind: std::net::IpAddr,
@@ -175,7 +176,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait_clients: usize,
         /// Messages a client may fall behind before a paced play drops it.
-        #[arg(long, default_value_t = flowcore_tools::sim::DEFAULT_CLIENT_BUFFER)]
+        #[arg(long, default_value_t = flowcore_sim::DEFAULT_CLIENT_BUFFER)]
         client_buffer: usize,
         /// Serve wss/https with this PEM certificate chain (needs --tls-key).
         #[arg(long, requires = "tls_key")]
@@ -186,7 +187,7 @@ enum Command {
         /// Faults to inject, each with its period in played messages, e.g.
         /// `drop=20000,gap=5000,malformed=7000,utf8=30000,fragment=9000,pings=11000,rest=13000,refuse=40000,stall=25000,shutdown=30000`.
         #[arg(long, default_value = "")]
-        faults: flowcore_tools::sim_faults::FaultPlan,
+        faults: flowcore_sim::faults::FaultPlan,
         /// The API key futures trade history wants (any non-empty key when absent).
         #[arg(long)]
         api_key: Option<String>,
@@ -308,7 +309,7 @@ fn main() -> anyhow::Result<()> {
             let inputs = inputs
                 .iter()
                 .map(|a| Input::parse_arg(a))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
             let imbalance = engine.imbalance()?;
             let mut files = OutputFiles::create(
                 bars_out.as_deref(),
@@ -364,9 +365,9 @@ fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
             let base = config.parent().unwrap_or(std::path::Path::new("."));
-            let run_config = flowcore_tools::run_config::RunConfig::parse(&text, base, &table)
+            let run_config = flowcore_runtime::config::RunConfig::parse(&text, base, &table)
                 .with_context(|| format!("{}", config.display()))?;
-            let options = flowcore_tools::run::RunOptions {
+            let options = flowcore_runtime::live::RunOptions {
                 config: run_config,
                 table,
                 imbalance: engine.imbalance()?,
@@ -381,7 +382,7 @@ fn main() -> anyhow::Result<()> {
                 tops_out.as_deref(),
                 health_out.as_deref(),
             )?;
-            let s = flowcore_tools::run::run(options, files.outputs())?;
+            let s = flowcore_runtime::live::run(options, files.outputs())?;
             files.flush()?;
             let transport = match s.transport {
                 Some(TransportKind::IoUring) => "io_uring",
@@ -467,7 +468,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             out,
         } => {
-            use flowcore_tools::bybit_synth::{beside_btc_recordings, generate};
+            use flowcore_sim::bybit_synth::{beside_btc_recordings, generate};
             let venue = flowcore_core::instrument::Venue::from_name(&venue)
                 .with_context(|| format!("--venue {venue}: not a venue"))?;
             let mut options = beside_btc_recordings(venue);
@@ -506,11 +507,11 @@ fn main() -> anyhow::Result<()> {
             instruments,
             inputs,
         } => {
-            let options = flowcore_tools::sim::SimOptions {
+            let options = flowcore_sim::SimOptions {
                 inputs: inputs
                     .iter()
                     .map(|a| Input::parse_arg(a))
-                    .collect::<anyhow::Result<Vec<_>>>()?,
+                    .collect::<Result<Vec<_>, _>>()?,
                 pace,
                 bind,
                 ping_interval: seconds("--ping-interval", ping_interval)?,
@@ -524,7 +525,7 @@ fn main() -> anyhow::Result<()> {
                 api_key,
                 connection_lifetime: seconds("--connection-lifetime", connection_lifetime)?,
             };
-            let s = flowcore_tools::sim::run_sim(options, |line| {
+            let s = flowcore_sim::run_sim(options, |line| {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();

@@ -6,18 +6,18 @@
 //! health prints as the rows of `--health-out`; trades and best bid/ask print as their own
 //! JSON objects.
 
-use crate::health::HealthRow;
-use crate::jsonl::{write_bar_row, write_health_row, write_top_row, RowScales};
 use flowcore_core::bars::BarKey;
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::instrument::InstrumentId;
+use flowcore_outputs::health::HealthRow;
+use flowcore_outputs::jsonl::{write_bar_row, write_health_row, write_top_row, RowScales};
 use flowcore_shm::abi::{
     flags, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
     OBI_SCALE,
 };
 use flowcore_shm::publish::{bar_from_record, top_from_record};
-use flowcore_shm::{text, BusReader, ReadFrom, ShmError};
+use flowcore_shm::{text, BusReader, ReadFrom};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -76,28 +76,10 @@ pub fn venue_name(code: u16) -> &'static str {
     }
 }
 
-/// Opens the bus, retrying while a writer is creating it (files missing or of mixed
-/// epochs, up to `wait`); a file that is there but wrong fails at once.
-pub fn open_bus(dir: &Path, from: ReadFrom, wait: Duration) -> Result<BusReader, ShmError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        match BusReader::open(dir, from) {
-            Ok(bus) => return Ok(bus),
-            Err(e @ (ShmError::Io { .. } | ShmError::MixedEpochs(_)))
-                if Instant::now() < deadline =>
-            {
-                drop(e);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Prints records until the duration ends, or (without `follow`) the writer is gone and
 /// every record has been printed.
 pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::Result<TailSummary> {
-    let mut bus = open_bus(dir, options.from, Duration::from_secs(10))?;
+    let mut bus = BusReader::open_waiting(dir, options.from, Duration::from_secs(10))?;
     let started = Instant::now();
     let mut summary = TailSummary::default();
     let mut line = String::with_capacity(512);
@@ -157,7 +139,7 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
                 }
             } else if bus.bars.replaced() {
                 // A new writer start: every file and the symbol table are new.
-                bus = open_bus(dir, ReadFrom::Oldest, Duration::from_secs(10))?;
+                bus = BusReader::open_waiting(dir, ReadFrom::Oldest, Duration::from_secs(10))?;
             }
         }
         std::thread::sleep(Duration::from_micros(200));

@@ -8,12 +8,8 @@
 //! Both write the same bytes: the engine side counts messages from in-band records, never
 //! from the other thread's clock or counters.
 
+use crate::config::IdleStrategy;
 use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
-use crate::health::{HealthRow, VenueFeedCounters};
-use crate::outputs::{CoreSink, Outputs};
-use crate::recording::RecordingReader;
-use crate::run_config::IdleStrategy;
-use crate::sim::Pace;
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
@@ -21,74 +17,11 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::binance::Parsed;
 use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::recording::{Input, Pace, RecordingReader, Source};
+use flowcore_outputs::health::{FeedCounters, HealthRow, VenueFeedCounters};
+use flowcore_outputs::{CoreSink, Outputs};
 use flowcore_shm::BusConfig;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Where a recording comes from.
-#[derive(Clone)]
-pub enum Source {
-    /// A file (gzip or plain).
-    Path(PathBuf),
-    /// An in-memory recording (tests edit recordings this way).
-    Memory(Arc<[u8]>),
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Path(p) => write!(f, "{}", p.display()),
-            Source::Memory(m) => write!(f, "<{} bytes in memory>", m.len()),
-        }
-    }
-}
-
-impl Source {
-    /// Opens the recording for reading from its first line.
-    pub(crate) fn open(&self) -> anyhow::Result<RecordingReader> {
-        match self {
-            Source::Path(p) => {
-                RecordingReader::open(p).with_context(|| format!("opening {}", p.display()))
-            }
-            Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(
-                std::io::Cursor::new(Arc::clone(m)),
-            ))),
-        }
-    }
-}
-
-/// One `VENUE=FILE` argument.
-#[derive(Debug, Clone)]
-pub struct Input {
-    /// The dialect of the file.
-    pub venue: Venue,
-    /// The file.
-    pub source: Source,
-}
-
-impl Input {
-    /// Parses `binance-spot=path/to/file.txt.gz`.
-    ///
-    /// # Errors
-    /// When the venue is unknown or the `=` is missing.
-    pub fn parse_arg(arg: &str) -> anyhow::Result<Self> {
-        let Some((venue, path)) = arg.split_once('=') else {
-            bail!("expected VENUE=FILE, got {arg:?}");
-        };
-        let Some(venue) = Venue::from_name(venue) else {
-            let names: Vec<_> = Venue::ALL.iter().map(|v| v.name()).collect();
-            bail!(
-                "unknown venue {venue:?} in {arg:?}: expected one of {}",
-                names.join(", ")
-            );
-        };
-        Ok(Self {
-            venue,
-            source: Source::Path(PathBuf::from(path)),
-        })
-    }
-}
 
 /// What a replay counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -412,7 +345,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         health,
         ..ReplaySummary::default()
     };
-    let total: crate::health::FeedCounters = feeds.iter().copied().sum();
+    let total: FeedCounters = feeds.iter().copied().sum();
     (summary.messages, summary.parse_errors) = (total.messages, total.parse_errors);
     let bar_counters = engine.bars().counters();
     summary.engine = engine.counters();

@@ -7,7 +7,7 @@
 //! wait (counted), it never drops a line. Opening a file (once per connection) goes through
 //! a channel, off the per-message path.
 
-use crate::run_config::IdleStrategy;
+use crate::config::IdleStrategy;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -21,14 +21,15 @@ use flowcore_core::instrument::Venue;
 use std::collections::BTreeMap;
 
 const SPOT_SNAPSHOT: &str =
-    include_str!("../../data/samples/bybit_spot_orderbook200_snapshot.json");
+    include_str!("../../../data/samples/bybit_spot_orderbook200_snapshot.json");
 const LINEAR_SNAPSHOT: &str =
-    include_str!("../../data/samples/bybit_linear_orderbook200_snapshot.json");
-const LINEAR_TICKERS: &str = include_str!("../../data/samples/bybit_linear_tickers_snapshot.json");
-const SPOT_TRADES: &str = include_str!("../../data/samples/bybit_spot_publicTrade.json");
+    include_str!("../../../data/samples/bybit_linear_orderbook200_snapshot.json");
+const LINEAR_TICKERS: &str =
+    include_str!("../../../data/samples/bybit_linear_tickers_snapshot.json");
+const SPOT_TRADES: &str = include_str!("../../../data/samples/bybit_spot_publicTrade.json");
 const LINEAR_TRADES: &[&str] = &[
-    include_str!("../../data/samples/bybit_linear_publicTrade.json"),
-    include_str!("../../data/samples/bybit_linear_publicTrade_multi.json"),
+    include_str!("../../../data/samples/bybit_linear_publicTrade.json"),
+    include_str!("../../../data/samples/bybit_linear_publicTrade_multi.json"),
 ];
 
 /// Bybit pushes `orderbook.50` every 20 ms when it changed.

@@ -5,9 +5,10 @@
 //! client's `{"op":"ping"}` answered with the category's pong. Bybit does not ping: a
 //! client that sends no ping within the venue's `pong_timeout` is dropped.
 
-use super::{Sim, Venue};
 use crate::bybit_synth::{book_message, BookMessage};
+use crate::state::Sim;
 use flowcore_core::event::BookSide;
+use flowcore_core::instrument::Venue;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -16,12 +17,12 @@ use std::rc::Rc;
 const SPOT_ARGS_PER_REQUEST: usize = 10;
 
 /// True for the venues served here.
-pub(super) fn serves(venue: Venue) -> bool {
+pub(crate) fn serves(venue: Venue) -> bool {
     matches!(venue, Venue::BybitSpot | Venue::BybitLinear)
 }
 
 /// The category path of `venue`: no streams in the URL, no bare payloads.
-pub(super) fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec<String>)> {
+pub(crate) fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec<String>)> {
     let want = match venue {
         Venue::BybitSpot => "/v5/public/spot",
         _ => "/v5/public/linear",
@@ -30,13 +31,13 @@ pub(super) fn route(venue: Venue, path: &str) -> Option<(&'static str, bool, Vec
 }
 
 /// What a client's message brings: the texts to send back, and whether it was a ping.
-pub(super) struct Reply {
-    pub(super) texts: Vec<String>,
-    pub(super) pinged: bool,
+pub(crate) struct Reply {
+    pub(crate) texts: Vec<String>,
+    pub(crate) pinged: bool,
 }
 
 /// Answers a client's `op` message.
-pub(super) fn control_reply(
+pub(crate) fn control_reply(
     sim: &mut Sim,
     v: usize,
     text: &str,

@@ -26,7 +26,7 @@
 //! (1.2 MB) took 86 ms, the slots coming back from memory; the engine side taking a quarter
 //! of the ring at a time instead of all that is there, 59-81 ms.
 
-use crate::run_config::IdleStrategy;
+use crate::config::IdleStrategy;
 use flowcore_core::event::MarketEvent;
 
 /// Ring slots: small enough that the ring stays in cache (see the module doc).

@@ -6,8 +6,8 @@
 //! failure ends in [`RestAnswer::Refused`], which the engine turns into bars flagged
 //! incomplete: a hole is never waited on forever.
 
-use crate::backoff::Backoff;
-use crate::run_config::FeedConfig;
+use super::backoff::Backoff;
+use crate::config::FeedConfig;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_feeds::binance::session::{snapshot_url, trade_history_url, BinanceMarket};

@@ -8,13 +8,12 @@
 //! helper thread (tokio, off the hot path): REST GET with retries -> channel -> feed thread
 //! ```
 
-use crate::backoff::Backoff;
-use crate::link::{Ended, Link, LinkAction, LINK_TICK};
-use crate::rest::{fetch, RestAnswer, RestRequest};
-use crate::run::{
-    bybit_subscriber, refused, subscriber_texts, FeedStats, FeedThread, SNAPSHOT_GRACE,
-};
-use crate::run_config::IdleStrategy;
+use super::backoff::Backoff;
+use super::link::{Ended, Link, LinkAction, LINK_TICK};
+use super::rest::{fetch, RestAnswer, RestRequest};
+use super::stats::FeedStats;
+use super::thread::{bybit_subscriber, refused, subscriber_texts, FeedThread, SNAPSHOT_GRACE};
+use crate::config::IdleStrategy;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::SessionEvent;
 use flowcore_core::instrument::InstrumentId;

@@ -1,5 +1,5 @@
 //! `flowcore sim`: an exchange simulator on loopback, serving recordings: Binance here,
-//! Bybit in [`bybit`] (whose books come by subscription, not REST).
+//! Bybit in [`crate::bybit`] (whose books come by subscription, not REST).
 //!
 //! ```text
 //! recordings --merge by local ts--> playback (paced) --> per-client queues --> WebSocket
@@ -21,24 +21,24 @@
 //!
 //! REST also serves the trade history by id (`historicalTrades?fromId=`) of the trades
 //! played so far; futures want an `X-MBX-APIKEY` header (security type MARKET_DATA), as
-//! Binance does. Faults ([`crate::sim_faults`]) are injected on request while the market
+//! Binance does. Faults ([`crate::faults`]) are injected on request while the market
 //! keeps running.
 
-mod bybit;
-
-use crate::recording::RecordingReader;
-use crate::replay::Input;
-use crate::sim_faults::{
-    FaultCounts, FaultKind, FaultPlan, FRAGMENTED_MESSAGES, FRAGMENT_SIZES, REFUSE_FOR,
-    REST_FAILURES, SHUTDOWN_GRACE, SLOW_REST, STALL_FOR, STORM_PINGS,
+use crate::bybit;
+use crate::faults::{
+    FaultKind, FaultPlan, FRAGMENTED_MESSAGES, FRAGMENT_SIZES, REFUSE_FOR, REST_FAILURES,
+    SHUTDOWN_GRACE, SLOW_REST, STALL_FOR, STORM_PINGS,
+};
+use crate::state::{
+    Client, OpenConnection, Outgoing, Record, Shared, Sim, SimBook, SimSummary, VenueState,
 };
 use anyhow::{bail, Context};
-use flowcore_core::book::OrderBook;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::event::{Aggressor, BatchKind, BookSide, EventKind, MarketEvent, Trade};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_feeds::binance::session::market;
 use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::recording::{Input, Pace, RecordingReader};
 use flowcore_feeds::transport::net::{accept, server_config, NetStream};
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
@@ -59,48 +59,6 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-
-/// How fast the recording is played.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pace {
-    /// At the recorded inter-arrival times.
-    Recorded,
-    /// This many times faster than recorded.
-    Faster(f64),
-    /// As fast as the slowest connected client reads: nothing is ever dropped.
-    Asap,
-}
-
-impl Pace {
-    /// When a message recorded at `ts` is due, counted from the start of play at
-    /// `first_ts`; `None` for `asap`.
-    pub fn offset(self, first_ts: i64, ts: i64) -> Option<Duration> {
-        let speed = match self {
-            Pace::Recorded => 1.0,
-            Pace::Faster(f) => f,
-            Pace::Asap => return None,
-        };
-        Some(Duration::from_secs_f64(
-            (ts - first_ts).max(0) as f64 / 1e9 / speed,
-        ))
-    }
-}
-
-impl std::str::FromStr for Pace {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "recorded" => Ok(Pace::Recorded),
-            "asap" => Ok(Pace::Asap),
-            _ => match s.strip_suffix('x').map(str::parse::<f64>) {
-                Some(Ok(f)) if f > 0.0 && f.is_finite() => Ok(Pace::Faster(f)),
-                _ => Err(format!(
-                    "pace {s:?}: expected recorded, asap or a speed-up like 10x"
-                )),
-            },
-        }
-    }
-}
 
 /// Everything `flowcore sim` is told.
 #[derive(Debug)]
@@ -142,129 +100,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The default of [`SimOptions::client_buffer`]: deep enough for a burst.
 pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
-
-/// What the simulator did, printed when it ends.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SimSummary {
-    /// Messages played.
-    pub played: u64,
-    /// Messages handed to clients.
-    pub delivered: u64,
-    /// Clients dropped for not keeping up (paced modes) or not answering pings.
-    pub dropped_clients: u64,
-    /// REST snapshots served.
-    pub snapshots: u64,
-    /// REST trade-history answers served.
-    pub histories: u64,
-    /// Faults injected, by kind.
-    pub faults: FaultCounts,
-}
-
-/// One recorded stream message.
-struct Record {
-    ts: i64,
-    venue: usize,
-    /// Index into that venue's stream names.
-    stream: usize,
-    /// The combined-stream message as recorded.
-    wrapped: Utf8Bytes,
-    /// Set when the message is a depth diff: the instrument whose sim book it moves.
-    book: Option<InstrumentId>,
-    /// Set when the message is a trade (taken into [`Sim::trades`] after loading).
-    trade: Option<(InstrumentId, Trade)>,
-}
-
-/// The sim's own book of one instrument.
-struct SimBook {
-    book: OrderBook,
-    last_update_id: u64,
-    /// Exchange time of the last diff played (futures snapshots carry it as `E`/`T`).
-    last_event_ms: i64,
-    has_snapshot: bool,
-    /// Inside a batch that applies (between its `BookBegin` and `BookEnd`).
-    applying: bool,
-}
-
-impl SimBook {
-    fn new() -> Self {
-        Self {
-            book: OrderBook::new(),
-            last_update_id: 0,
-            last_event_ms: 0,
-            has_snapshot: false,
-            applying: false,
-        }
-    }
-}
-
-struct VenueState {
-    venue: Venue,
-    streams: Vec<String>,
-    clients: Vec<Client>,
-    connected: usize,
-}
-
-struct Client {
-    /// Streams delivered (indices into the venue's names).
-    streams: Rc<RefCell<BTreeSet<usize>>>,
-    /// Bare payloads (`/ws`) instead of the combined wrapper (`/stream`).
-    bare: bool,
-    tx: mpsc::Sender<Outgoing>,
-}
-
-/// What the market hands a client's connection task.
-enum Outgoing {
-    /// A stream message.
-    Text(Utf8Bytes),
-    /// A fault to act out on this connection.
-    Fault(FaultKind),
-}
-
-struct Sim {
-    venues: Vec<VenueState>,
-    books: HashMap<InstrumentId, SimBook>,
-    table: InstrumentTable,
-    summary: SimSummary,
-    ping_interval: Vec<Duration>,
-    pong_timeout: Vec<Duration>,
-    client_buffer: usize,
-    /// Messages played so far.
-    played: usize,
-    /// Per instrument, its trades in id order with the index of the record that carries
-    /// each: history serves those already played.
-    trades: HashMap<InstrumentId, Vec<(usize, Trade)>>,
-    faults: FaultPlan,
-    /// Per venue: connections are refused until then.
-    refuse_until: Vec<Option<Instant>>,
-    /// REST requests still to fail (odd: 503, even: slow).
-    rest_failures: u32,
-    api_key: Option<String>,
-    connection_lifetime: Option<Duration>,
-    /// The recordings are played: WebSocket connections are refused, REST still answers.
-    ended: bool,
-    /// When the last REST request came.
-    last_rest: Option<Instant>,
-    /// WebSocket connections open now (their tasks running).
-    open_connections: usize,
-}
-
-/// Counts a connection task as open while it lives, whichever way it ends.
-struct OpenConnection(Shared);
-
-impl OpenConnection {
-    fn new(sim: &Shared) -> Self {
-        sim.borrow_mut().open_connections += 1;
-        Self(sim.clone())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.borrow_mut().open_connections -= 1;
-    }
-}
-
-type Shared = Rc<RefCell<Sim>>;
 
 /// Runs the simulator until the recordings are played and the clients are closed. The
 /// listening addresses are written to `announce` as one JSON line per venue before play.
@@ -1281,7 +1116,5 @@ mod tests {
         assert_eq!(stream_of(wrapped.as_bytes()), Some("btcusdt@trade"));
         assert_eq!(bare_payload(wrapped), Some(r#"{"e":"trade","t":1}"#));
         assert_eq!(stream_of(br#"{"lastUpdateId":1}"#), None);
-        assert_eq!("10x".parse::<Pace>(), Ok(Pace::Faster(10.0)));
-        assert!("0x".parse::<Pace>().is_err() && "fast".parse::<Pace>().is_err());
     }
 }

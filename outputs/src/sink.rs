@@ -3,15 +3,43 @@
 
 use crate::health::{HealthMonitor, HealthRow, VenueFeedCounters};
 use crate::jsonl::{JsonlSink, RowFormat};
-use anyhow::Context;
 use flowcore_core::bars::{Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::Venue;
-use flowcore_shm::{BusConfig, Publisher};
+use flowcore_shm::{BusConfig, Publisher, ShmError};
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Why an output could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The shared-memory bus could not be created.
+    #[error("shared memory bus {}: {source}", dir.display())]
+    Bus {
+        /// The bus directory.
+        dir: PathBuf,
+        /// Why.
+        source: ShmError,
+    },
+    /// A JSONL file could not be created.
+    #[error("creating {}: {source}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Writing rows failed.
+    #[error("writing {what}: {source}")]
+    Write {
+        /// Which rows: bars, tops or health.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+}
 
 /// Where rows go; each is optional.
 #[derive(Default)]
@@ -55,11 +83,13 @@ impl<'w> CoreSink<'w> {
         venues: &[Venue],
         outputs: Outputs<'w>,
         shm: Option<&BusConfig>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, OutputError> {
         let shm = shm
             .map(|c| {
-                Publisher::create(c, engine)
-                    .with_context(|| format!("shared memory bus {}", c.dir.display()))
+                Publisher::create(c, engine).map_err(|source| OutputError::Bus {
+                    dir: c.dir.clone(),
+                    source,
+                })
             })
             .transpose()?;
         let format = RowFormat::new(engine.table(), engine.bars());
@@ -157,12 +187,15 @@ impl OutputFiles {
         bars: Option<&Path>,
         tops: Option<&Path>,
         health: Option<&Path>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, OutputError> {
         let create = |path: Option<&Path>| {
             path.map(|p| {
                 File::create(p)
                     .map(|f| BufWriter::with_capacity(1 << 16, f))
-                    .with_context(|| format!("creating {}", p.display()))
+                    .map_err(|source| OutputError::Create {
+                        path: p.to_path_buf(),
+                        source,
+                    })
             })
             .transpose()
         };
@@ -186,14 +219,15 @@ impl OutputFiles {
     ///
     /// # Errors
     /// When writing fails.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
+    pub fn flush(&mut self) -> Result<(), OutputError> {
         for (w, what) in [
             (&mut self.bars, "bars"),
             (&mut self.tops, "tops"),
             (&mut self.health, "health"),
         ] {
             if let Some(w) = w {
-                w.flush().with_context(|| format!("writing {what}"))?;
+                w.flush()
+                    .map_err(|source| OutputError::Write { what, source })?;
             }
         }
         Ok(())

@@ -1,0 +1,298 @@
+//! The shared recording format: one message per line, `<local_receive_ns> <raw JSON>`,
+//! plain or gzip (by the `.gz` suffix or the gzip magic bytes); where a recording comes
+//! from ([`Input`], a `VENUE=FILE` argument) and how fast it is played back ([`Pace`]).
+//! Replay, the simulator and the benches read recordings through this module.
+
+use flate2::read::MultiGzDecoder;
+use flowcore_core::instrument::Venue;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a recording line was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// Reading failed.
+    #[error("reading recording: {0}")]
+    Io(#[from] io::Error),
+    /// A line without a leading integer timestamp and a space.
+    #[error("line {line}: expected `<local_receive_ns> <json>`")]
+    BadLine {
+        /// 1-based line number.
+        line: u64,
+    },
+    /// The file could not be opened.
+    #[error("opening {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Reads one recording line by line into a reused buffer.
+pub struct RecordingReader {
+    inner: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    /// Where the last line's JSON sits in `buf`.
+    json: std::ops::Range<usize>,
+    line: u64,
+}
+
+impl std::fmt::Debug for RecordingReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingReader")
+            .field("line", &self.line)
+            .finish()
+    }
+}
+
+impl RecordingReader {
+    /// Opens a file, decompressing gzip when the file starts with the gzip magic.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or read.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+        let gz = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let inner: Box<dyn BufRead + Send> = if gz {
+            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file)))
+        } else {
+            Box::new(file)
+        };
+        Ok(Self::from_reader(inner))
+    }
+
+    /// Reads a recording from any buffered reader (tests feed edited recordings this way).
+    pub fn from_reader(inner: Box<dyn BufRead + Send>) -> Self {
+        Self {
+            inner,
+            buf: Vec::with_capacity(1 << 16),
+            json: 0..0,
+            line: 0,
+        }
+    }
+
+    /// Reads a whole (possibly gzipped) file into memory.
+    ///
+    /// # Errors
+    /// When the file cannot be read or decompressed.
+    pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut reader = Self::open(path)?;
+        reader.inner.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// The next line as `(local_receive_ns, json)`, or `None` at the end. Blank lines are
+    /// skipped.
+    ///
+    /// # Errors
+    /// [`RecordingError`] for I/O failures and lines without a timestamp.
+    pub fn next_line(&mut self) -> Result<Option<(i64, &[u8])>, RecordingError> {
+        loop {
+            self.buf.clear();
+            if self.inner.read_until(b'\n', &mut self.buf)? == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let line = trim_end(&self.buf);
+            if line.is_empty() {
+                continue;
+            }
+            let space = line
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or(RecordingError::BadLine { line: self.line })?;
+            let ts = std::str::from_utf8(&line[..space])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or(RecordingError::BadLine { line: self.line })?;
+            self.json = space + 1..line.len();
+            return Ok(Some((ts, &self.buf[self.json.clone()])));
+        }
+    }
+
+    /// The JSON of the last line [`Self::next_line`] returned (empty before the first),
+    /// so a caller can hold a line without copying it.
+    pub fn current(&self) -> &[u8] {
+        &self.buf[self.json.clone()]
+    }
+
+    /// 1-based number of the last line read.
+    pub fn line_number(&self) -> u64 {
+        self.line
+    }
+}
+
+fn trim_end(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Where a recording comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// A file (gzip or plain).
+    Path(PathBuf),
+    /// An in-memory recording (tests edit recordings this way).
+    Memory(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Path(p) => write!(f, "{}", p.display()),
+            Source::Memory(m) => write!(f, "<{} bytes in memory>", m.len()),
+        }
+    }
+}
+
+impl Source {
+    /// Opens the recording for reading from its first line.
+    ///
+    /// # Errors
+    /// [`RecordingError::Open`] when the file cannot be opened.
+    pub fn open(&self) -> Result<RecordingReader, RecordingError> {
+        match self {
+            Source::Path(p) => RecordingReader::open(p).map_err(|source| RecordingError::Open {
+                path: p.clone(),
+                source,
+            }),
+            Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(
+                std::io::Cursor::new(Arc::clone(m)),
+            ))),
+        }
+    }
+}
+
+/// One `VENUE=FILE` argument: a recording and the dialect it is in.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The dialect of the file.
+    pub venue: Venue,
+    /// The file.
+    pub source: Source,
+}
+
+/// Why a `VENUE=FILE` argument was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// No `=` between venue and file.
+    #[error("expected VENUE=FILE, got {0:?}")]
+    NoVenue(String),
+    /// A venue name flowcore does not know.
+    #[error("unknown venue {venue:?} in {arg:?}: expected one of {known}")]
+    UnknownVenue {
+        /// The name given.
+        venue: String,
+        /// The whole argument.
+        arg: String,
+        /// The names known, comma-separated.
+        known: String,
+    },
+}
+
+impl Input {
+    /// Parses `binance-spot=path/to/file.txt.gz`.
+    ///
+    /// # Errors
+    /// When the venue is unknown or the `=` is missing.
+    ///
+    /// # Examples
+    /// ```
+    /// use flowcore_feeds::recording::Input;
+    /// let input = Input::parse_arg("binance-usdm=data/usdm.txt.gz").unwrap();
+    /// assert_eq!(input.venue.name(), "binance-usdm");
+    /// assert!(Input::parse_arg("nasdaq=x.txt").is_err());
+    /// ```
+    pub fn parse_arg(arg: &str) -> Result<Self, InputError> {
+        let Some((venue, path)) = arg.split_once('=') else {
+            return Err(InputError::NoVenue(arg.to_owned()));
+        };
+        let Some(venue) = Venue::from_name(venue) else {
+            let names: Vec<_> = Venue::ALL.iter().map(|v| v.name()).collect();
+            return Err(InputError::UnknownVenue {
+                venue: venue.to_owned(),
+                arg: arg.to_owned(),
+                known: names.join(", "),
+            });
+        };
+        Ok(Self {
+            venue,
+            source: Source::Path(PathBuf::from(path)),
+        })
+    }
+}
+
+/// How fast a recording is played back (the simulator, a paced replay).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// At the recorded inter-arrival times.
+    Recorded,
+    /// This many times faster than recorded.
+    Faster(f64),
+    /// As fast as the consumer takes it (the simulator: as its slowest client reads).
+    Asap,
+}
+
+impl Pace {
+    /// When a message recorded at `ts` is due, counted from the start of play at
+    /// `first_ts`; `None` for `asap`.
+    pub fn offset(self, first_ts: i64, ts: i64) -> Option<Duration> {
+        let speed = match self {
+            Pace::Recorded => 1.0,
+            Pace::Faster(f) => f,
+            Pace::Asap => return None,
+        };
+        Some(Duration::from_secs_f64(
+            (ts - first_ts).max(0) as f64 / 1e9 / speed,
+        ))
+    }
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "recorded" => Ok(Pace::Recorded),
+            "asap" => Ok(Pace::Asap),
+            _ => match s.strip_suffix('x').map(str::parse::<f64>) {
+                Some(Ok(f)) if f > 0.0 && f.is_finite() => Ok(Pace::Faster(f)),
+                _ => Err(format!(
+                    "pace {s:?}: expected recorded, asap or a speed-up like 10x"
+                )),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paces_parse_and_refuse() {
+        assert_eq!("10x".parse::<Pace>(), Ok(Pace::Faster(10.0)));
+        assert_eq!("asap".parse::<Pace>(), Ok(Pace::Asap));
+        assert!("0x".parse::<Pace>().is_err() && "fast".parse::<Pace>().is_err());
+        assert_eq!(
+            Pace::Faster(2.0).offset(1_000, 2_000_001_000),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn lines_without_a_timestamp_are_refused_with_their_number() {
+        let text: &[u8] = b"1 {}\n\nnope {}\n";
+        let mut reader = RecordingReader::from_reader(Box::new(text));
+        assert_eq!(reader.next_line().unwrap(), Some((1, &b"{}"[..])));
+        let e = reader.next_line().unwrap_err();
+        assert!(matches!(e, RecordingError::BadLine { line: 3 }), "{e}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The live feed runtime: one thread per `[[feed]]`, reading its venue's WebSockets on
+//! io_uring ([`uring_feed`], the default) or tokio ([`tokio_feed`]), each message stamped,
+//! recorded, parsed and handed to the core thread as one batch ([`thread`]); one symbol's
+//! connections kept alive and rotated ([`link`]); REST snapshots and trade history off the
+//! hot path ([`rest`]), retried with [`backoff`].
+
+mod backoff;
+mod link;
+mod rest;
+mod stats;
+mod thread;
+mod tokio_feed;
+mod uring_feed;
+
+pub(crate) use stats::LiveCounters;
+pub(crate) use thread::{spawn_feed, FeedHandle, FeedSpawn};

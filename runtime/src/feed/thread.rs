@@ -1,0 +1,317 @@
+//! A feed thread's state, shared by its connection tasks, and how one is started: both
+//! transports ([`super::tokio_feed`], [`super::uring_feed`]) stamp, record, parse and hand
+//! on each message through [`FeedThread::on_message`], so they produce the same events.
+
+use super::link::LinkCounters;
+use super::rest::{RestAnswer, RestRequest};
+use super::stats::{FeedStats, LiveCounters};
+use super::tokio_feed::feed_main;
+use super::uring_feed::feed_main_uring;
+use crate::clock::EpochClock;
+use crate::config::{FeedConfig, IdleStrategy, TransportKind};
+use crate::handoff::BatchWriter;
+use crate::pin::pin;
+use crate::recorder::RecordWriter;
+use flowcore_core::engine::FeedRequest;
+use flowcore_core::event::{MarketEvent, SessionEvent};
+use flowcore_core::instrument::{InstrumentId, InstrumentTable};
+use flowcore_feeds::binance::{Control, Parsed};
+use flowcore_feeds::bybit::session::BybitSubscriber;
+use flowcore_feeds::marker_line;
+use flowcore_feeds::parser::VenueParser;
+use flowcore_feeds::transport::uring::UringConfig;
+use flowcore_feeds::transport::TransportError;
+use flowcore_feeds::venue_session::VenueSession;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a feed thread is started with.
+#[derive(Debug)]
+pub(crate) struct FeedSpawn {
+    /// The feed's place in the run's `[[feed]]` list (names the thread).
+    pub(crate) index: usize,
+    pub(crate) feed: FeedConfig,
+    pub(crate) table: InstrumentTable,
+    /// The transport after any fallback.
+    pub(crate) transport: TransportKind,
+    pub(crate) uring: UringConfig,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) snapshot_limit: u32,
+    /// Largest WebSocket message accepted.
+    pub(crate) max_message: usize,
+    /// Events in the ring to the core thread.
+    pub(crate) ring_capacity: usize,
+    pub(crate) clock: EpochClock,
+    /// With `--record`: this feed's end of the recorder.
+    pub(crate) recorder: Option<RecordWriter>,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// See [`crate::live::RunOptions::exit_on_close`].
+    pub(crate) exit_on_close: bool,
+}
+
+/// The core thread's end of a running feed thread.
+#[derive(Debug)]
+pub(crate) struct FeedHandle {
+    /// The feed's events, a batch per message.
+    pub(crate) events: rtrb::Consumer<MarketEvent>,
+    /// The engine's requests (snapshots, trade history) to the feed.
+    pub(crate) requests: rtrb::Producer<FeedRequest>,
+    /// The feed's counters as the health records show them.
+    pub(crate) live: Arc<LiveCounters>,
+    /// Joined at the end of the run: the feed's counters.
+    pub(crate) thread: JoinHandle<FeedStats>,
+}
+
+/// Starts a feed thread (pinned where its config says) on the chosen transport.
+///
+/// # Errors
+/// When the thread cannot be spawned.
+pub(crate) fn spawn_feed(spawn: FeedSpawn) -> std::io::Result<FeedHandle> {
+    let (events_tx, events) = rtrb::RingBuffer::<MarketEvent>::new(spawn.ring_capacity);
+    let (requests, requests_rx) = rtrb::RingBuffer::<FeedRequest>::new(1024);
+    let live = Arc::new(LiveCounters::new(spawn.feed.venue));
+    let thread_live = live.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("flowcore-feed-{}", spawn.index))
+        .spawn(move || {
+            pin(spawn.feed.cpu, "feed");
+            let thread = FeedThread {
+                feed: Rc::new(spawn.feed),
+                table: spawn.table,
+                events: BatchWriter::new(events_tx, spawn.idle, true),
+                recorder: spawn.recorder,
+                clock: spawn.clock,
+                idle: spawn.idle,
+                snapshot_limit: spawn.snapshot_limit,
+                max_message: spawn.max_message,
+                stats: FeedStats::default(),
+                live: thread_live,
+                files: Vec::new(),
+                fetching: HashSet::new(),
+                resubscribe: HashSet::new(),
+            };
+            let (stop, exit_on_close) = (spawn.stop, spawn.exit_on_close);
+            match spawn.transport {
+                TransportKind::IoUring => {
+                    feed_main_uring(thread, requests_rx, stop, exit_on_close, spawn.uring)
+                }
+                TransportKind::Tokio => feed_main(thread, requests_rx, stop, exit_on_close),
+            }
+        })?;
+    Ok(FeedHandle {
+        events,
+        requests,
+        live,
+        thread,
+    })
+}
+
+/// A feed thread's state, shared by its connection tasks (one thread, no locks).
+pub(crate) struct FeedThread {
+    pub(crate) feed: Rc<FeedConfig>,
+    pub(crate) table: InstrumentTable,
+    /// Each message's events go out as one batch when it ends.
+    events: BatchWriter<MarketEvent>,
+    recorder: Option<RecordWriter>,
+    clock: EpochClock,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) snapshot_limit: u32,
+    /// Largest WebSocket message accepted.
+    pub(crate) max_message: usize,
+    pub(crate) stats: FeedStats,
+    /// `stats` as the core thread sees them.
+    live: Arc<LiveCounters>,
+    /// Record file of each instrument's current connection.
+    files: Vec<(InstrumentId, u32)>,
+    /// REST requests in flight.
+    pub(crate) fetching: HashSet<FeedRequest>,
+    /// Instruments whose book topics their connection is to subscribe again (Bybit).
+    pub(crate) resubscribe: HashSet<InstrumentId>,
+}
+
+impl FeedThread {
+    /// Starts a record file for `inst`'s new connection (with `--record`).
+    pub(crate) fn open_record_file(&mut self, inst: InstrumentId, symbol: &str) {
+        let name = format!("{}_{}", self.feed.venue.name(), symbol.to_ascii_lowercase());
+        if let Some(file) = self.recorder.as_mut().map(|r| r.open(&name)) {
+            self.files.retain(|(i, _)| *i != inst);
+            self.files.push((inst, file));
+        }
+    }
+
+    /// Makes the counters visible to the core thread's health records.
+    pub(crate) fn publish_stats(&self) {
+        self.live.store(&self.stats);
+    }
+
+    /// Stamps, records, parses and hands on one message; `None` when the parser refused it
+    /// (counted).
+    pub(crate) fn on_message(
+        &mut self,
+        parser: &mut VenueParser,
+        inst: InstrumentId,
+        bytes: &[u8],
+        snapshot_for: Option<InstrumentId>,
+    ) -> Option<Parsed> {
+        let ts = self.clock.now();
+        self.stats.messages += 1;
+        if let Some(recorder) = &mut self.recorder {
+            if let Some(&(_, file)) = self.files.iter().find(|(i, _)| *i == inst) {
+                recorder.line(file, ts, bytes, self.idle);
+            }
+        }
+        let events = &mut self.events;
+        let result = parser.parse(ts, bytes, snapshot_for, &mut |ev| events.push(ev));
+        // The core is gone only when the run ends: nothing to deliver to.
+        let _ = events.end_message();
+        self.stats.ring_waits = events.full_waits;
+        let result = match result {
+            Ok(parsed) => {
+                if let Parsed::Control(_) = parsed {
+                    self.stats.control_messages += 1;
+                }
+                Some(parsed)
+            }
+            Err(_) => {
+                self.stats.parse_errors += 1;
+                None
+            }
+        };
+        self.live.store(&self.stats);
+        result
+    }
+
+    /// [`Self::on_message`] for a [`Link`]'s forwarded messages: sets `notice` when one is
+    /// the venue's `serverShutdown`.
+    pub(crate) fn forwarder<'a>(
+        &'a mut self,
+        parser: &'a mut VenueParser,
+        inst: InstrumentId,
+        notice: &'a mut bool,
+    ) -> impl FnMut(&[u8]) + 'a {
+        move |bytes| {
+            // A stream break the link forwards is a marker line, like the transports'.
+            let marker = flowcore_feeds::session_marker(bytes).map(|_| inst);
+            let parsed = self.on_message(parser, inst, bytes, marker);
+            *notice |= parsed == Some(Parsed::Control(Control::ServerShutdown));
+        }
+    }
+
+    /// Adds a link's counters to the thread's.
+    pub(crate) fn count_link(&mut self, c: LinkCounters) {
+        self.stats.rotations += c.rotations;
+        self.stats.rotation_breaks += c.rotation_breaks;
+        self.stats.stalls += c.stalls;
+        self.stats.shutdown_notices += c.shutdown_notices;
+    }
+
+    /// Passes a session event that no venue message carries (as its marker line, so that
+    /// the recording has it too).
+    pub(crate) fn on_session(
+        &mut self,
+        parser: &mut VenueParser,
+        inst: InstrumentId,
+        event: SessionEvent,
+    ) {
+        if let Some(line) = marker_line(event) {
+            self.on_message(parser, inst, line, Some(inst));
+        }
+    }
+
+    /// Counts a failed REST attempt.
+    pub(crate) fn on_rest_error(&mut self, request: FeedRequest) {
+        match request {
+            FeedRequest::Snapshot(_) => self.stats.snapshot_errors += 1,
+            FeedRequest::Trades(..) => self.stats.history_errors += 1,
+        }
+    }
+
+    /// Applies the answer to a REST request.
+    pub(crate) fn on_rest_answer(
+        &mut self,
+        parser: &mut VenueParser,
+        request: FeedRequest,
+        answer: RestAnswer,
+    ) {
+        self.fetching.remove(&request);
+        let inst = request.inst();
+        match answer {
+            RestAnswer::Body(body) => {
+                let applied = self.on_message(parser, inst, &body, Some(inst)).is_some();
+                match (request, applied) {
+                    (FeedRequest::Snapshot(_), true) => self.stats.snapshots += 1,
+                    (FeedRequest::Snapshot(_), false) => self.stats.snapshot_errors += 1,
+                    (FeedRequest::Trades(..), true) => self.stats.histories += 1,
+                    (FeedRequest::Trades(..), false) => {
+                        // An answer that cannot be read fills nothing: say so, or the
+                        // engine would wait for it.
+                        self.stats.history_errors += 1;
+                        self.on_session(parser, inst, SessionEvent::BackfillRefused);
+                    }
+                }
+            }
+            RestAnswer::Refused => self.on_session(parser, inst, SessionEvent::BackfillRefused),
+            RestAnswer::Stopped => {}
+        }
+    }
+
+    /// The REST request for `request`, or `None` when the same one is in flight or the
+    /// venue answers it on the stream: a Bybit book is resynced by subscribing again (see
+    /// [`Self::resubscribe`]).
+    pub(crate) fn rest_request(&mut self, request: FeedRequest) -> Option<RestRequest> {
+        let VenueSession::Binance(market) = self.feed.session else {
+            if let FeedRequest::Snapshot(inst) = request {
+                self.resubscribe.insert(inst);
+            }
+            return None;
+        };
+        self.fetching.insert(request).then(|| {
+            RestRequest::new(
+                &self.feed,
+                &market,
+                &self.table,
+                self.snapshot_limit,
+                request,
+            )
+        })
+    }
+}
+
+pub(crate) type Shared = Rc<RefCell<FeedThread>>;
+
+/// How long a feed whose connections have all ended waits for snapshots still in flight.
+pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_secs(15);
+
+/// A connection refused: nobody listens there (any more).
+pub(crate) fn refused(e: &TransportError) -> bool {
+    matches!(e, TransportError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+/// The conversation of a Bybit connection for `symbol`; `None` for venues whose streams
+/// are named in the URL.
+pub(crate) fn bybit_subscriber(feed: &FeedConfig, symbol: &str) -> Option<BybitSubscriber> {
+    match feed.session {
+        VenueSession::Bybit(m) => Some(BybitSubscriber::new(
+            &m,
+            symbol,
+            &feed.streams,
+            feed.ping_interval,
+        )),
+        VenueSession::Binance(_) => None,
+    }
+}
+
+/// What a Bybit connection sends at a tick: its ping when due, and the book topics again
+/// when the engine asked for a fresh snapshot.
+pub(crate) fn subscriber_texts(subscriber: &mut BybitSubscriber, resubscribe: bool) -> Vec<String> {
+    let mut texts: Vec<String> = subscriber.ping_due(Instant::now()).into_iter().collect();
+    if resubscribe {
+        texts.extend(subscriber.resubscribe_books());
+    }
+    texts
+}

@@ -1,0 +1,305 @@
+//! A live run (`flowcore run`): feed threads ([`crate::feed`]) into the core thread, which
+//! drives the engine and writes the outputs.
+//!
+//! ```text
+//! feed thread (per [[feed]]):  WebSocket per symbol --> dialect parse --+--> rtrb ring --> core thread:
+//!   REST snapshots and trade history (as the engine asks) -------------+     books, bars, imbalance --> JSONL
+//!   stream breaks (marker lines) --------------------------------------+          |
+//!   every frame, answer and marker --> byte ring --> recorder thread (--record)   |
+//!                  ^--------------- engine requests: snapshot, history (rtrb) <---+
+//! ```
+//! The core thread is the same [`Engine`] replay drives, fed the same events in the same
+//! per-venue order, so `flowcore replay` of the `--record` output reproduces the run's bars
+//! and tops bit for bit. Feed threads stamp each message on arrival with a TSC clock
+//! (quanta) converted to epoch nanoseconds, strictly increasing within a thread.
+//!
+//! Nothing is dropped between threads: a full ring makes the producer wait, and the wait is
+//! counted.
+
+use crate::clock::EpochClock;
+use crate::config::{RunConfig, TransportKind, UringRecv};
+use crate::feed::{spawn_feed, FeedHandle, FeedSpawn, LiveCounters};
+use crate::handoff::{drain, producer_finished};
+use crate::pin::pin;
+use crate::recorder::Recorder;
+use anyhow::Context;
+use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
+use flowcore_core::event::MarketEvent;
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_feeds::transport::uring::{self, UringConfig};
+use flowcore_outputs::health::{HealthRow, VenueFeedCounters};
+use flowcore_outputs::{CoreSink, Outputs};
+use flowcore_shm::BusConfig;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a run counted.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// WebSocket messages and REST snapshots received.
+    pub messages: u64,
+    /// Messages refused by the dialect parser (counted, skipped).
+    pub parse_errors: u64,
+    /// Subscribe replies and other control messages.
+    pub control_messages: u64,
+    /// REST snapshots applied.
+    pub snapshots: u64,
+    /// Failed snapshot requests (retried).
+    pub snapshot_errors: u64,
+    /// Trade-history answers applied.
+    pub histories: u64,
+    /// Failed trade-history requests (retried a few times, then refused).
+    pub history_errors: u64,
+    /// Connections lost (reconnected unless stopping).
+    pub disconnects: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Times a feed waited for room in its event ring.
+    pub ring_waits: u64,
+    /// Times a feed waited for room in its record ring.
+    pub record_waits: u64,
+    /// Connections replaced make before break, in step (nothing lost or doubled).
+    pub rotations: u64,
+    /// Replacements that could not get in step and ended as a stream break.
+    pub rotation_breaks: u64,
+    /// Connections dropped because they fell silent (no data, ping or pong).
+    pub stalls: u64,
+    /// `serverShutdown` notices received (each starts a replacement).
+    pub shutdown_notices: u64,
+    /// Lines written by the recorder.
+    pub recorded_lines: u64,
+    /// Engine counters.
+    pub engine: EngineCounters,
+    /// Trades for an already final second.
+    pub late_trades: u64,
+    /// Bar rows and tops rows written.
+    pub bars: u64,
+    /// Tops rows written.
+    pub tops: u64,
+    /// The transport the feeds used (after any fallback).
+    pub transport: Option<TransportKind>,
+    /// The last health record of the whole pipeline, then of each venue, with the lag
+    /// percentiles of the whole run.
+    pub health: Vec<HealthRow>,
+}
+
+/// Everything a run needs besides its outputs.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// Feeds and pipeline settings.
+    pub config: RunConfig,
+    /// Instruments.
+    pub table: InstrumentTable,
+    /// Imbalance settings for tops.
+    pub imbalance: ImbalanceConfig,
+    /// Stop after this long (then flush open bars); `None`: until every feed has ended.
+    pub duration: Option<Duration>,
+    /// Record every frame and snapshot here.
+    pub record: Option<PathBuf>,
+    /// Set to stop the run from outside (a signal handler, a test).
+    pub stop: Arc<AtomicBool>,
+    /// End a connection for good when its server closes it cleanly, or refuses the
+    /// reconnect after a disconnect (the server is gone), instead of reconnecting: for a
+    /// simulator that closes at the end of its recordings. (Its close frame can be lost to a
+    /// reset when our last pong reaches a socket it has already closed.)
+    pub exit_on_close: bool,
+    /// Publish to the shared-memory bus too (`--shm DIR`, or `pipeline.shm` in the config).
+    pub shm: Option<BusConfig>,
+}
+
+/// Runs the pipeline until `options.duration` passes, `options.stop` is set, or every
+/// connection has been closed by its server for good (a simulator at the end of its
+/// recordings, with [`RunOptions::exit_on_close`]), writing bar and tops rows as they happen.
+///
+/// # Errors
+/// When a thread cannot start, the output cannot be written or the recorder fails.
+pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSummary> {
+    let RunOptions {
+        config,
+        table,
+        imbalance,
+        duration,
+        record,
+        stop,
+        exit_on_close: options_exit_on_close,
+        shm,
+    } = options;
+    let mut members = Vec::new();
+    for feed in &config.feeds {
+        for symbol in &feed.symbols {
+            members.push(
+                table
+                    .find(feed.venue, symbol.as_bytes())
+                    .context("symbols are checked with the configuration")?,
+            );
+        }
+    }
+    let mut engine =
+        Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    // Before any thread starts: a bus that cannot be created ends the run here.
+    let shm = shm.or_else(|| config.shm.clone().map(BusConfig::new));
+    let venues: Vec<Venue> = config.feeds.iter().map(|f| f.venue).collect();
+    let mut sink = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    let (recorder, mut record_writers) = match &record {
+        Some(dir) => {
+            let (r, w) = Recorder::start(dir, config.feeds.len())
+                .with_context(|| format!("--record {}", dir.display()))?;
+            (Some(r), w.into_iter().map(Some).collect())
+        }
+        None => (
+            None,
+            (0..config.feeds.len()).map(|_| None).collect::<Vec<_>>(),
+        ),
+    };
+    let transport = choose_transport(config.transport);
+    let uring_config = UringConfig {
+        multishot: config.uring_recv == UringRecv::Multishot,
+        max_message: config.max_message,
+        ..UringConfig::default()
+    };
+    let clock = EpochClock::new();
+    let mut rings = Vec::new();
+    let mut live_counters = Vec::new();
+    let mut feed_threads: Vec<JoinHandle<_>> = Vec::new();
+    for (index, feed) in config.feeds.iter().enumerate() {
+        let FeedHandle {
+            events,
+            requests,
+            live,
+            thread,
+        } = spawn_feed(FeedSpawn {
+            index,
+            feed: feed.clone(),
+            table: table.clone(),
+            transport,
+            uring: uring_config.clone(),
+            idle: config.idle,
+            snapshot_limit: config.snapshot_limit,
+            max_message: config.max_message,
+            ring_capacity: config.ring_capacity,
+            clock: clock.clone(),
+            recorder: record_writers[index].take(),
+            stop: stop.clone(),
+            exit_on_close: options_exit_on_close,
+        })
+        .context("starting a feed thread")?;
+        live_counters.push(live);
+        rings.push(CoreFeed {
+            events,
+            requests,
+            unsent_requests: Vec::new(),
+        });
+        feed_threads.push(thread);
+    }
+    drop(record_writers);
+    pin(config.core_cpu, "core");
+    let deadline = duration.map(|d| Instant::now() + d);
+    let mut idle_rounds = 0u32;
+    loop {
+        let mut moved = false;
+        for feed in &mut rings {
+            moved |= feed.drain(&mut engine, &mut sink, &live_counters);
+        }
+        if let Some(e) = sink.jsonl.take_error() {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e).context("writing output");
+        }
+        if moved {
+            idle_rounds = 0;
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if rings.iter().all(|f| producer_finished(&f.events)) {
+            break;
+        }
+        config.idle.wait(idle_rounds);
+        idle_rounds = idle_rounds.saturating_add(1);
+    }
+    engine.finish(&mut sink);
+    let mut summary = RunSummary::default();
+    let mut feed_counters = VenueFeedCounters::default();
+    for (handle, feed) in feed_threads.into_iter().zip(&config.feeds) {
+        let s = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("a feed thread panicked"))?;
+        feed_counters[feed.venue.index()] += s.feed_counters();
+        summary.messages += s.messages;
+        summary.parse_errors += s.parse_errors;
+        summary.control_messages += s.control_messages;
+        summary.snapshots += s.snapshots;
+        summary.snapshot_errors += s.snapshot_errors;
+        summary.histories += s.histories;
+        summary.history_errors += s.history_errors;
+        summary.disconnects += s.disconnects;
+        summary.connect_errors += s.connect_errors;
+        summary.ring_waits += s.ring_waits;
+        summary.record_waits += s.record_waits;
+        summary.rotations += s.rotations;
+        summary.rotation_breaks += s.rotation_breaks;
+        summary.stalls += s.stalls;
+        summary.shutdown_notices += s.shutdown_notices;
+    }
+    if let Some(recorder) = recorder {
+        summary.recorded_lines = recorder.finish().context("--record")?;
+    }
+    summary.health = sink.finish(&engine, &feed_counters);
+    if let Some(e) = sink.jsonl.take_error() {
+        return Err(e).context("writing output");
+    }
+    summary.transport = Some(transport);
+    summary.engine = engine.counters();
+    summary.late_trades = engine.bars().counters().late_trades;
+    (summary.bars, summary.tops) = sink.jsonl.rows();
+    Ok(summary)
+}
+
+/// The configured transport, or tokio with a log line where io_uring cannot be used here.
+fn choose_transport(wanted: TransportKind) -> TransportKind {
+    if wanted == TransportKind::IoUring {
+        if let Err(e) = uring::probe() {
+            eprintln!("run: io_uring is unavailable here ({e}); using the tokio transport");
+            return TransportKind::Tokio;
+        }
+    }
+    wanted
+}
+
+/// The core thread's end of one feed.
+struct CoreFeed {
+    events: rtrb::Consumer<MarketEvent>,
+    requests: rtrb::Producer<FeedRequest>,
+    /// Requests the ring had no room for, sent on the next pass.
+    unsent_requests: Vec<FeedRequest>,
+}
+
+impl CoreFeed {
+    /// Applies every event waiting in the ring; true when there was any.
+    fn drain(
+        &mut self,
+        engine: &mut Engine,
+        sink: &mut CoreSink<'_>,
+        live: &[Arc<LiveCounters>],
+    ) -> bool {
+        self.unsent_requests
+            .retain(|&request| self.requests.push(request).is_err());
+        let (requests, unsent) = (&mut self.requests, &mut self.unsent_requests);
+        let (applied, _) = drain(&mut self.events, |ev| {
+            engine.on_event(ev, sink);
+            sink.after_event(ev, engine, || LiveCounters::per_venue(live));
+            // Requests concern the instrument of the event that raised them: this feed's.
+            while let Some(request) = engine.pop_request() {
+                if requests.push(request).is_err() {
+                    unsent.push(request);
+                }
+            }
+            true
+        });
+        applied > 0
+    }
+}
