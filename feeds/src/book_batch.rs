@@ -1,8 +1,8 @@
 //! Depth levels as venues send them (`[["price","qty"], ...]` per side) and the framed
 //! batch the engine consumes: the parts every dialect shares.
 
-use crate::binance::Parsed;
 use crate::json::{Kind, Raw, Scanner};
+use crate::parsed::Parsed;
 use crate::ParseError;
 use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{BookBegin, BookSide, EventKind, Level, MarketEvent, Nanos};

@@ -1,8 +1,8 @@
 //! Reading the fields every dialect reads the same way: required values of a type, exchange
 //! milliseconds, exact decimals, symbols resolved with a one-entry cache, session markers.
 
-use crate::binance::Parsed;
 use crate::json::{parse_u64, Kind, Raw};
+use crate::parsed::Parsed;
 use crate::ParseError;
 use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{ms_to_ns, EventKind, MarketEvent, Nanos};

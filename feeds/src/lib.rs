@@ -8,6 +8,7 @@ pub mod bybit;
 mod fields;
 pub mod fuzzing;
 pub mod json;
+pub mod parsed;
 pub mod parser;
 pub mod recording;
 mod swar;

@@ -3,10 +3,11 @@
 use crate::binance::coinm::BinanceCoinm;
 use crate::binance::spot::BinanceSpot;
 use crate::binance::usdm::BinanceUsdm;
-use crate::binance::{BinanceParser, Parsed};
+use crate::binance::BinanceParser;
 use crate::bybit::linear::BybitLinear;
 use crate::bybit::spot::BybitSpot;
 use crate::bybit::BybitParser;
+use crate::parsed::Parsed;
 use crate::ParseError;
 use flowcore_core::event::{MarketEvent, Nanos};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};

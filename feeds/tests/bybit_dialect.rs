@@ -7,7 +7,7 @@ use flowcore_core::event::{
     Aggressor, BatchKind, BookSide, EventKind, MarketEvent, StatField, VenueStat,
 };
 use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_feeds::binance::{Control, Parsed};
+use flowcore_feeds::parsed::{Control, Parsed};
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::ParseError;
 use serde_json::Value;

@@ -15,7 +15,7 @@ use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
-use flowcore_feeds::binance::Parsed;
+use flowcore_feeds::parsed::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::recording::{Input, Pace, RecordingReader, Source};
 use flowcore_outputs::health::{FeedCounters, HealthRow, VenueFeedCounters};

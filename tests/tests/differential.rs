@@ -226,12 +226,9 @@ fn newer_real_messages_with_unknown_fields_parse() {
             // Symbols outside the bundled table are refused as unknown instruments, not as
             // malformed messages.
             match r {
-                Ok(flowcore_feeds::binance::Parsed::Events(k)) => assert!(k > 0 && k == n),
-                Ok(flowcore_feeds::binance::Parsed::Control(c)) => {
-                    assert_eq!(
-                        c,
-                        flowcore_feeds::binance::Control::SubscribeReply { id: 1 }
-                    )
+                Ok(flowcore_feeds::parsed::Parsed::Events(k)) => assert!(k > 0 && k == n),
+                Ok(flowcore_feeds::parsed::Parsed::Control(c)) => {
+                    assert_eq!(c, flowcore_feeds::parsed::Control::SubscribeReply { id: 1 })
                 }
                 Err(e) => assert_eq!(
                     e,
@@ -258,8 +255,8 @@ fn server_shutdown_notices_are_control_messages() {
             let r = parser.parse(0, line.as_bytes(), None, &mut |_| events += 1);
             assert_eq!(
                 r,
-                Ok(flowcore_feeds::binance::Parsed::Control(
-                    flowcore_feeds::binance::Control::ServerShutdown
+                Ok(flowcore_feeds::parsed::Parsed::Control(
+                    flowcore_feeds::parsed::Control::ServerShutdown
                 )),
                 "{venue:?}: {line}"
             );

@@ -1,4 +1,6 @@
-//! `flowcore`: replay recordings (and, in later issues, run live, simulate and demo).
+//! `flowcore`: the command line. Parses arguments and config files, wires the crates
+//! together (flowcore-runtime, flowcore-sim, flowcore-outputs) and prints what they did.
+#![forbid(unsafe_code)]
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

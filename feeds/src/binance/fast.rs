@@ -9,8 +9,9 @@
 //! returns `None` before emitting anything and the generic path decides, with its precise
 //! error. The differential tests hold the two paths to the same output.
 
-use super::{is_untagged_book_ticker, BinanceDialect, BinanceParser, Parsed};
+use super::{is_untagged_book_ticker, BinanceDialect, BinanceParser};
 use crate::fields::exchange_ms_to_ns;
+use crate::parsed::Parsed;
 use crate::swar;
 use core::num::NonZeroU64;
 use flowcore_core::decimal::POW10;

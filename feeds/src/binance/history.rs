@@ -10,9 +10,10 @@
 //! trade in it is taker flow. It carries no event time: the trade time stands in for it.
 //! The answer is emitted framed as `BackfillBegin`, `Trade`..., `BackfillEnd`.
 
-use super::{boolean, BinanceDialect, BinanceParser, Parsed};
+use super::{boolean, BinanceDialect, BinanceParser};
 use crate::fields::{decimal, time_ms, uint};
 use crate::json::{Raw, Scanner};
+use crate::parsed::Parsed;
 use crate::ParseError;
 use core::num::NonZeroU64;
 use flowcore_core::event::{

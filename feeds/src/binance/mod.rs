@@ -28,6 +28,7 @@ pub mod usdm;
 use crate::book_batch::{emit_batch, read_levels};
 use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
+use crate::parsed::{Control, Parsed};
 use crate::ParseError;
 use core::marker::PhantomData;
 use core::num::NonZeroU64;
@@ -45,35 +46,6 @@ pub trait BinanceDialect: core::fmt::Debug {
     const HAS_PREV_UPDATE_ID: bool;
     /// Trades carry `X`; only `MARKET` counts as taker flow.
     const HAS_EXECUTION_TYPE: bool;
-}
-
-/// A message that is not market data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// `{"result":null,"id":N}`: a (un)subscribe was accepted.
-    SubscribeReply {
-        /// The request id.
-        id: u64,
-    },
-    /// `{"e":"serverShutdown","E":..}` (bare or in the combined wrapper): the server is
-    /// about to go away; open a new connection now, before this one is cut.
-    ServerShutdown,
-    /// A pong answering the client's ping (Bybit's heartbeat is the client's to send).
-    Pong,
-    /// `{"error":{..},"id":N}`: a request was refused.
-    RequestError {
-        /// The request id, when given.
-        id: Option<u64>,
-    },
-}
-
-/// What a message turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
-    /// Market data: this many events were emitted.
-    Events(u32),
-    /// A control message (no events).
-    Control(Control),
 }
 
 /// Raw values of every key any Binance market message uses; filled in one pass.

@@ -25,10 +25,10 @@ pub mod linear;
 pub mod session;
 pub mod spot;
 
-use crate::binance::{Control, Parsed};
 use crate::book_batch::{emit_batch, read_levels};
 use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
+use crate::parsed::{Control, Parsed};
 use crate::ParseError;
 use core::marker::PhantomData;
 use flowcore_core::event::{

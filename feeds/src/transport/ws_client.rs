@@ -17,11 +17,11 @@
 //! towards its 5 messages/s limit, so a ping storm answered one for one would get the
 //! connection cut; RFC 6455 5.5.3 allows answering only the most recent ping.
 
+use super::endpoint::Endpoint;
 use super::outbox::Outbox;
 use super::ws_frame::{close_payload, encode_frame, Opcode, WsEvent, WsFrameDecoder};
 use super::ws_frame::{WsFrameCounters, WsProtocolError};
 use super::ws_handshake::{check_upgrade_response, upgrade_request, HandshakeError};
-use super::Endpoint;
 
 /// Where the connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@
 //! assert_eq!(check_upgrade_response(answer, key).unwrap(), Some(answer.len() - 3));
 //! ```
 
-use super::Endpoint;
+use super::endpoint::Endpoint;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 

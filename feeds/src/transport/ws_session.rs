@@ -10,10 +10,10 @@
 //! [`WsSession::on_received`], call [`WsSession::after_batch`] once per batch, then send
 //! [`WsSession::outgoing`] and report what went with [`WsSession::consume_outgoing`].
 
+use super::endpoint::Endpoint;
 use super::tls_client::{TlsClient, TlsCounters, TlsError, TlsState};
 use super::ws_client::{WsClient, WsControlCounters, WsError, WsState};
 use super::ws_frame::WsFrameCounters;
-use super::Endpoint;
 use std::sync::Arc;
 
 /// Why a connection failed above the socket.

@@ -7,10 +7,11 @@
 mod backoff;
 mod link;
 mod rest;
+mod spawn;
 mod stats;
 mod thread;
 mod tokio_feed;
 mod uring_feed;
 
+pub(crate) use spawn::{spawn_feed, FeedHandle, FeedSpawn};
 pub(crate) use stats::LiveCounters;
-pub(crate) use thread::{spawn_feed, FeedHandle, FeedSpawn};

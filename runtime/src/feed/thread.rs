@@ -1,133 +1,46 @@
-//! A feed thread's state, shared by its connection tasks, and how one is started: both
-//! transports ([`super::tokio_feed`], [`super::uring_feed`]) stamp, record, parse and hand
-//! on each message through [`FeedThread::on_message`], so they produce the same events.
+//! A feed thread's state, shared by its connection tasks: both transports
+//! ([`super::tokio_feed`], [`super::uring_feed`]) stamp, record, parse and hand on each
+//! message through [`FeedThread::on_message`], so they produce the same events.
 
 use super::link::LinkCounters;
 use super::rest::{RestAnswer, RestRequest};
 use super::stats::{FeedStats, LiveCounters};
-use super::tokio_feed::feed_main;
-use super::uring_feed::feed_main_uring;
 use crate::clock::EpochClock;
-use crate::config::{FeedConfig, IdleStrategy, TransportKind};
+use crate::config::{FeedConfig, IdleStrategy};
 use crate::handoff::BatchWriter;
-use crate::pin::pin;
 use crate::recorder::RecordWriter;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable};
-use flowcore_feeds::binance::{Control, Parsed};
 use flowcore_feeds::bybit::session::BybitSubscriber;
 use flowcore_feeds::marker_line;
+use flowcore_feeds::parsed::{Control, Parsed};
 use flowcore_feeds::parser::VenueParser;
-use flowcore_feeds::transport::uring::UringConfig;
 use flowcore_feeds::transport::TransportError;
 use flowcore_feeds::venue_session::VenueSession;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// What a feed thread is started with.
-#[derive(Debug)]
-pub(crate) struct FeedSpawn {
-    /// The feed's place in the run's `[[feed]]` list (names the thread).
-    pub(crate) index: usize,
-    pub(crate) feed: FeedConfig,
-    pub(crate) table: InstrumentTable,
-    /// The transport after any fallback.
-    pub(crate) transport: TransportKind,
-    pub(crate) uring: UringConfig,
-    pub(crate) idle: IdleStrategy,
-    pub(crate) snapshot_limit: u32,
-    /// Largest WebSocket message accepted.
-    pub(crate) max_message: usize,
-    /// Events in the ring to the core thread.
-    pub(crate) ring_capacity: usize,
-    pub(crate) clock: EpochClock,
-    /// With `--record`: this feed's end of the recorder.
-    pub(crate) recorder: Option<RecordWriter>,
-    pub(crate) stop: Arc<AtomicBool>,
-    /// See [`crate::live::RunOptions::exit_on_close`].
-    pub(crate) exit_on_close: bool,
-}
-
-/// The core thread's end of a running feed thread.
-#[derive(Debug)]
-pub(crate) struct FeedHandle {
-    /// The feed's events, a batch per message.
-    pub(crate) events: rtrb::Consumer<MarketEvent>,
-    /// The engine's requests (snapshots, trade history) to the feed.
-    pub(crate) requests: rtrb::Producer<FeedRequest>,
-    /// The feed's counters as the health records show them.
-    pub(crate) live: Arc<LiveCounters>,
-    /// Joined at the end of the run: the feed's counters.
-    pub(crate) thread: JoinHandle<FeedStats>,
-}
-
-/// Starts a feed thread (pinned where its config says) on the chosen transport.
-///
-/// # Errors
-/// When the thread cannot be spawned.
-pub(crate) fn spawn_feed(spawn: FeedSpawn) -> std::io::Result<FeedHandle> {
-    let (events_tx, events) = rtrb::RingBuffer::<MarketEvent>::new(spawn.ring_capacity);
-    let (requests, requests_rx) = rtrb::RingBuffer::<FeedRequest>::new(1024);
-    let live = Arc::new(LiveCounters::new(spawn.feed.venue));
-    let thread_live = live.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("flowcore-feed-{}", spawn.index))
-        .spawn(move || {
-            pin(spawn.feed.cpu, "feed");
-            let thread = FeedThread {
-                feed: Rc::new(spawn.feed),
-                table: spawn.table,
-                events: BatchWriter::new(events_tx, spawn.idle, true),
-                recorder: spawn.recorder,
-                clock: spawn.clock,
-                idle: spawn.idle,
-                snapshot_limit: spawn.snapshot_limit,
-                max_message: spawn.max_message,
-                stats: FeedStats::default(),
-                live: thread_live,
-                files: Vec::new(),
-                fetching: HashSet::new(),
-                resubscribe: HashSet::new(),
-            };
-            let (stop, exit_on_close) = (spawn.stop, spawn.exit_on_close);
-            match spawn.transport {
-                TransportKind::IoUring => {
-                    feed_main_uring(thread, requests_rx, stop, exit_on_close, spawn.uring)
-                }
-                TransportKind::Tokio => feed_main(thread, requests_rx, stop, exit_on_close),
-            }
-        })?;
-    Ok(FeedHandle {
-        events,
-        requests,
-        live,
-        thread,
-    })
-}
 
 /// A feed thread's state, shared by its connection tasks (one thread, no locks).
 pub(crate) struct FeedThread {
     pub(crate) feed: Rc<FeedConfig>,
     pub(crate) table: InstrumentTable,
     /// Each message's events go out as one batch when it ends.
-    events: BatchWriter<MarketEvent>,
-    recorder: Option<RecordWriter>,
-    clock: EpochClock,
+    pub(super) events: BatchWriter<MarketEvent>,
+    pub(super) recorder: Option<RecordWriter>,
+    pub(super) clock: EpochClock,
     pub(crate) idle: IdleStrategy,
     pub(crate) snapshot_limit: u32,
     /// Largest WebSocket message accepted.
     pub(crate) max_message: usize,
     pub(crate) stats: FeedStats,
     /// `stats` as the core thread sees them.
-    live: Arc<LiveCounters>,
+    pub(super) live: Arc<LiveCounters>,
     /// Record file of each instrument's current connection.
-    files: Vec<(InstrumentId, u32)>,
+    pub(super) files: Vec<(InstrumentId, u32)>,
     /// REST requests in flight.
     pub(crate) fetching: HashSet<FeedRequest>,
     /// Instruments whose book topics their connection is to subscribe again (Bybit).

@@ -14,7 +14,7 @@
 //! [`UringDriver`], so on drop the kernel lets go of everything before it is freed.
 
 use super::buf_ring::ProvidedBuffers;
-use super::UringConfig;
+use super::config::UringConfig;
 use crate::transport::ws_client::WsState;
 use crate::transport::ws_session::WsSession;
 use crate::transport::{Endpoint, TransportError};
@@ -203,7 +203,7 @@ impl UringDriver {
     /// A ring with room for `UringConfig::buffers` buffers.
     ///
     /// # Errors
-    /// When io_uring is unavailable (see [`super::probe`]) or memory runs out.
+    /// When io_uring is unavailable (see [`probe`]) or memory runs out.
     pub fn new(config: UringConfig) -> std::io::Result<Self> {
         let uring = new_ring(256)?;
         let cq_entries = uring.params().cq_entries() as usize;
@@ -742,4 +742,24 @@ fn add_session_counters(to: &mut UringCounters, c: &UringCounters) {
     to.pings += c.pings;
     to.pongs += c.pongs;
     to.tls_records += c.tls_records;
+}
+
+/// Checks that this process may use io_uring with what the driver needs (setup, a buffer
+/// ring, a submit): false under `kernel.io_uring_disabled`, a seccomp filter that blocks
+/// it, or a kernel older than 5.19.
+///
+/// # Errors
+/// The reason, for the log line that announces the fallback.
+pub fn probe() -> std::io::Result<()> {
+    let mut uring = new_ring(8)?;
+    let buffers = ProvidedBuffers::register(&uring, 0, 2, 64)?;
+    let nop = io_uring::opcode::Nop::new().build().user_data(1);
+    // SAFETY: a Nop points at no memory.
+    unsafe { uring.submission().push(&nop) }
+        .map_err(|_| std::io::Error::other("submission queue full"))?;
+    let result = uring.submit_and_wait(1).map(drop);
+    // The ring first: the kernel lets go of the buffers before they are unmapped.
+    drop(uring);
+    drop(buffers);
+    result
 }

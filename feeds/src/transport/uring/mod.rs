@@ -21,57 +21,9 @@
 //! in published tests. Kernels that refuse the flags get a plain ring.
 
 mod buf_ring;
+mod config;
 mod driver;
 
 pub use buf_ring::ProvidedBuffers;
-pub use driver::{ConnId, UringCounters, UringDriver, UringEvent};
-
-use std::time::Duration;
-
-/// How a driver receives.
-#[derive(Debug, Clone)]
-pub struct UringConfig {
-    /// Multishot receives into a shared ring of provided buffers (the default). `false`
-    /// forces the plain path: one receive at a time into each connection's own buffer.
-    pub multishot: bool,
-    /// Provided buffers (a power of two, at most 32768).
-    pub buffers: u16,
-    /// Bytes per provided buffer, and of a connection's own buffer on the plain path.
-    pub buffer_size: usize,
-    /// Largest WebSocket message accepted.
-    pub max_message: usize,
-    /// A connection attempt (TCP, TLS and upgrade) longer than this fails.
-    pub connect_timeout: Duration,
-}
-
-impl Default for UringConfig {
-    fn default() -> Self {
-        Self {
-            multishot: true,
-            buffers: 256,
-            buffer_size: 16 * 1024,
-            max_message: super::tungstenite::MAX_MESSAGE,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Checks that this process may use io_uring with what the driver needs (setup, a buffer
-/// ring, a submit): false under `kernel.io_uring_disabled`, a seccomp filter that blocks
-/// it, or a kernel older than 5.19.
-///
-/// # Errors
-/// The reason, for the log line that announces the fallback.
-pub fn probe() -> std::io::Result<()> {
-    let mut uring = driver::new_ring(8)?;
-    let buffers = ProvidedBuffers::register(&uring, 0, 2, 64)?;
-    let nop = io_uring::opcode::Nop::new().build().user_data(1);
-    // SAFETY: a Nop points at no memory.
-    unsafe { uring.submission().push(&nop) }
-        .map_err(|_| std::io::Error::other("submission queue full"))?;
-    let result = uring.submit_and_wait(1).map(drop);
-    // The ring first: the kernel lets go of the buffers before they are unmapped.
-    drop(uring);
-    drop(buffers);
-    result
-}
+pub use config::UringConfig;
+pub use driver::{probe, ConnId, UringCounters, UringDriver, UringEvent};
