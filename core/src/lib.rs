@@ -5,6 +5,9 @@
 //! one-second CVD bars ([`bars`]), imbalance ([`imbalance`]) and the engine that ties them
 //! together on the core thread ([`engine`]). Everything here takes events and returns
 //! events, so live and replay runs compute the same thing.
+//!
+//! May depend on no other crate of ours, and on computation crates only (`fixed`,
+//! `thiserror`): no sockets, files, threads or clocks (checked by `tests/tests/layout.rs`).
 #![forbid(unsafe_code)]
 
 pub mod bars;

@@ -1,5 +1,9 @@
 //! Venue dialects: sans-IO parsers from exchange bytes to [`flowcore_core::event`] events.
-//! [`transport`] gets the bytes off the network (io_uring by default, tokio-tungstenite).
+//! [`transport`] gets the bytes off the network (io_uring by default, tokio-tungstenite);
+//! [`recording`] reads them back from the shared recording format.
+//!
+//! May depend on `flowcore-core` only: never on the bus (`flowcore-shm`), the outputs or
+//! the runtime. Unsafe code only in the io_uring transport, where each block says why.
 #![deny(unsafe_code)]
 
 pub mod binance;

@@ -7,6 +7,8 @@
 //! read without locks and without ever writing shared memory. The byte-level contract is
 //! `shm/ABI.md`; [`abi`] is the same as code, checked at compile time.
 //!
+//! May depend on `flowcore-core` only (the engine it publishes from): never on the feeds.
+//!
 //! ```no_run
 //! use flowcore_shm::{BusReader, Idle, ReadFrom};
 //! let mut bus = BusReader::open("/dev/shm/flowcore".as_ref(), ReadFrom::Latest)?;

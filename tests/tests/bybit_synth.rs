@@ -1,5 +1,5 @@
 //! Bybit through the parser and the engine on the **synthetic** stream
-//! (tools/src/bybit_synth.rs), against the truth the generator made it from: the book after
+//! (tools/sim/src/bybit_synth.rs), against the truth the generator made it from: the book after
 //! every delta, level by level, and every second's taker flow. A break flags exactly the
 //! seconds it may have cost; repeated trades are dropped.
 

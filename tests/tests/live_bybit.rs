@@ -1,5 +1,5 @@
 //! `flowcore run` with Binance and Bybit feeds against `flowcore sim`: Binance plays the
-//! BTC recordings, Bybit a **synthetic** stream of the same seconds (tools/src/bybit_synth.rs;
+//! BTC recordings, Bybit a **synthetic** stream of the same seconds (tools/sim/src/bybit_synth.rs;
 //! no Bybit recording is bundled). Every bar, per venue and aggregated across venues
 //! (spot: Binance + Bybit; perp: USD-M + COIN-M + Bybit linear), equals the replay of the
 //! recordings the simulator played, and the run's own recording replays to its output.

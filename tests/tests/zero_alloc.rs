@@ -256,7 +256,7 @@ fn no_allocation_per_bybit_message_after_warm_up() {
     );
 }
 
-/// The two-thread replay's handoff (tools/src/handoff.rs): parsers on the reader thread,
+/// The two-thread replay's handoff (runtime/src/handoff.rs): parsers on the reader thread,
 /// batches through the ring, the engine on this thread. The counter is global, so it sees
 /// both threads; it is read on the engine side at the first fifth's last message (the
 /// reader is by then at most a ring ahead, past its warm-up too) and at the last message.

@@ -7,7 +7,7 @@
 //! ```
 //! The engine connects to the simulator over real sockets, publishes to a real bus, and
 //! the table is read back from shared memory the way any client would. The Binance data
-//! is real (recorded); the Bybit streams are **synthetic** (tools/src/bybit_synth.rs: no
+//! is real (recorded); the Bybit streams are **synthetic** (tools/sim/src/bybit_synth.rs: no
 //! Bybit recording is bundled), generated over the same seconds so that the aggregates
 //! cross venues.
 
