@@ -17,6 +17,7 @@ pub mod decimal;
 pub mod engine;
 pub mod event;
 pub mod imbalance;
+pub mod indicators;
 pub mod instrument;
 pub mod sequencer;
 pub mod trade_seq;

@@ -1,0 +1,328 @@
+//! Incremental indicators and rolling statistics for strategies: O(1) work and no
+//! allocation per value once built.
+//!
+//! ```text
+//! bar close (mantissa) --> Ema / Rsi / Macd / Rolling::push --> Option<value> once warm
+//! ```
+//!
+//! Values are binary fixed point ([`Value`], `I80F48` from the `fixed` crate), never
+//! `f64`: every step is integer arithmetic in a fixed order, so a replay gives the same
+//! bits on every run and machine. Inputs are integer mantissas (a price at its scale, a CVD
+//! at the aggregate scale); outputs are in the same units (an EMA of price mantissas is a
+//! price mantissa with 48 fractional bits), ratios (RSI, z-score) are plain numbers.
+//!
+//! The definitions are the usual ones, stated so a test can recompute them from scratch:
+//! - [`Ema`] of period `n`: `alpha = 2 / (n + 1)`, seeded with the mean of the first `n`
+//!   values, then `ema += alpha * (x - ema)`; warm from the `n`-th value.
+//! - [`Rsi`] of period `n` (Wilder): the first averages of gains and losses are the means
+//!   of the first `n` changes, then `avg = (avg * (n - 1) + change) / n`;
+//!   `rsi = 100 * gain / (gain + loss)` (50 when both are 0); warm after `n` changes.
+//! - [`Macd`] `(fast, slow, signal)`: `line = ema_fast - ema_slow` once the slow EMA is
+//!   warm, `signal = ema_signal(line)`, `histogram = line - signal`.
+//! - [`Rolling`] over the last `n` values: mean, population standard deviation, the
+//!   z-score of the newest value, and the least-squares slope per step; sums are exact
+//!   `i128`, so the window never drifts however long it slides.
+
+use fixed::types::I80F48;
+
+/// A derived value: 80 integer bits, 48 fractional bits.
+pub type Value = I80F48;
+
+/// Why an indicator was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IndicatorError {
+    /// A period of 0 (or, for a window, of 1: no spread or slope from one value).
+    #[error("period must be at least {min}, got {got}")]
+    Period {
+        /// The smallest period allowed.
+        min: usize,
+        /// The period given.
+        got: usize,
+    },
+    /// A MACD whose fast period is not shorter than its slow one.
+    #[error("MACD fast period {fast} must be shorter than slow period {slow}")]
+    MacdOrder {
+        /// The fast period.
+        fast: usize,
+        /// The slow period.
+        slow: usize,
+    },
+}
+
+fn check_period(got: usize, min: usize) -> Result<(), IndicatorError> {
+    if got < min {
+        return Err(IndicatorError::Period { min, got });
+    }
+    Ok(())
+}
+
+/// Exponential moving average.
+///
+/// # Examples
+/// ```
+/// use flowcore_core::indicators::{Ema, Value};
+/// let mut ema = Ema::new(3).unwrap();
+/// assert_eq!(ema.push(Value::from_num(1)), None);
+/// assert_eq!(ema.push(Value::from_num(2)), None);
+/// assert_eq!(ema.push(Value::from_num(3)), Some(Value::from_num(2)));
+/// assert_eq!(ema.push(Value::from_num(4)), Some(Value::from_num(3)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ema {
+    period: usize,
+    alpha: Value,
+    /// Values seen while warming up (`0 ..= period`), then `period`.
+    seen: usize,
+    /// The sum of the first values while warming up, then the average.
+    value: Value,
+}
+
+impl Ema {
+    /// An EMA of `period` values.
+    ///
+    /// # Errors
+    /// [`IndicatorError::Period`] for a period of 0.
+    pub fn new(period: usize) -> Result<Self, IndicatorError> {
+        check_period(period, 1)?;
+        Ok(Self {
+            period,
+            alpha: Value::from_num(2) / Value::from_num(period + 1),
+            seen: 0,
+            value: Value::ZERO,
+        })
+    }
+
+    /// Takes the next value; the average once `period` values have been seen.
+    pub fn push(&mut self, x: Value) -> Option<Value> {
+        if self.seen < self.period {
+            self.value += x;
+            self.seen += 1;
+            if self.seen < self.period {
+                return None;
+            }
+            self.value /= Value::from_num(self.period);
+            return Some(self.value);
+        }
+        self.value += self.alpha * (x - self.value);
+        Some(self.value)
+    }
+
+    /// The average, once warm.
+    pub fn value(&self) -> Option<Value> {
+        (self.seen == self.period).then_some(self.value)
+    }
+}
+
+/// Wilder's relative strength index, 0 to 100.
+#[derive(Debug, Clone)]
+pub struct Rsi {
+    period: usize,
+    last: Option<Value>,
+    /// Changes seen while warming up (`0 ..= period`).
+    changes: usize,
+    gain: Value,
+    loss: Value,
+}
+
+impl Rsi {
+    /// An RSI over `period` changes.
+    ///
+    /// # Errors
+    /// [`IndicatorError::Period`] for a period of 0.
+    pub fn new(period: usize) -> Result<Self, IndicatorError> {
+        check_period(period, 1)?;
+        Ok(Self {
+            period,
+            last: None,
+            changes: 0,
+            gain: Value::ZERO,
+            loss: Value::ZERO,
+        })
+    }
+
+    /// Takes the next value; the RSI once `period` changes have been seen.
+    pub fn push(&mut self, x: Value) -> Option<Value> {
+        let last = self.last.replace(x)?;
+        let change = x - last;
+        let (up, down) = if change > 0 {
+            (change, Value::ZERO)
+        } else {
+            (Value::ZERO, -change)
+        };
+        let n = Value::from_num(self.period);
+        if self.changes < self.period {
+            self.gain += up;
+            self.loss += down;
+            self.changes += 1;
+            if self.changes < self.period {
+                return None;
+            }
+            self.gain /= n;
+            self.loss /= n;
+        } else {
+            let keep = Value::from_num(self.period - 1);
+            self.gain = (self.gain * keep + up) / n;
+            self.loss = (self.loss * keep + down) / n;
+        }
+        Some(self.value_now())
+    }
+
+    fn value_now(&self) -> Value {
+        let total = self.gain + self.loss;
+        if total == 0 {
+            return Value::from_num(50);
+        }
+        Value::from_num(100) * self.gain / total
+    }
+}
+
+/// One MACD reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacdValue {
+    /// Fast EMA minus slow EMA.
+    pub line: Value,
+    /// EMA of the line.
+    pub signal: Value,
+    /// `line - signal`.
+    pub histogram: Value,
+}
+
+/// Moving average convergence/divergence.
+#[derive(Debug, Clone)]
+pub struct Macd {
+    fast: Ema,
+    slow: Ema,
+    signal: Ema,
+}
+
+impl Macd {
+    /// The classic MACD is `Macd::new(12, 26, 9)`.
+    ///
+    /// # Errors
+    /// A period of 0, or `fast >= slow`.
+    pub fn new(fast: usize, slow: usize, signal: usize) -> Result<Self, IndicatorError> {
+        if fast >= slow {
+            return Err(IndicatorError::MacdOrder { fast, slow });
+        }
+        Ok(Self {
+            fast: Ema::new(fast)?,
+            slow: Ema::new(slow)?,
+            signal: Ema::new(signal)?,
+        })
+    }
+
+    /// Takes the next value; a reading once the slow EMA and the signal line are warm.
+    pub fn push(&mut self, x: Value) -> Option<MacdValue> {
+        let fast = self.fast.push(x);
+        let slow = self.slow.push(x)?;
+        // The fast EMA is warm whenever the slow one is.
+        let line = fast? - slow;
+        let signal = self.signal.push(line)?;
+        Some(MacdValue {
+            line,
+            signal,
+            histogram: line - signal,
+        })
+    }
+}
+
+/// Statistics of the last `n` values of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollingStats {
+    /// The mean.
+    pub mean: Value,
+    /// The population standard deviation.
+    pub std_dev: Value,
+    /// `(newest - mean) / std_dev`; 0 when every value is the same.
+    pub z_score: Value,
+    /// Least-squares slope of value against step (units per value).
+    pub slope: Value,
+}
+
+/// The last `n` integer values, with exact running sums.
+///
+/// Exact for `|x| <= 10^13` and `n <= 10^5` (then `n * sum(x^2)` stays inside `i128`):
+/// a price mantissa or a CVD at the aggregate scale over a day of seconds.
+#[derive(Debug, Clone)]
+pub struct Rolling {
+    /// The window, oldest at `head` once full; capacity `n`, allocated once.
+    values: Vec<i128>,
+    head: usize,
+    n: usize,
+    sum: i128,
+    sum_sq: i128,
+    /// `sum of i * x_i` with `i = 0` for the oldest value in the window.
+    sum_ix: i128,
+}
+
+impl Rolling {
+    /// A window of `n` values.
+    ///
+    /// # Errors
+    /// [`IndicatorError::Period`] for `n < 2`.
+    pub fn new(n: usize) -> Result<Self, IndicatorError> {
+        check_period(n, 2)?;
+        Ok(Self {
+            values: Vec::with_capacity(n),
+            head: 0,
+            n,
+            sum: 0,
+            sum_sq: 0,
+            sum_ix: 0,
+        })
+    }
+
+    /// True once `n` values are in the window.
+    pub fn is_full(&self) -> bool {
+        self.values.len() == self.n
+    }
+
+    /// Takes the next value; the window's statistics once it is full.
+    pub fn push(&mut self, x: i128) -> Option<RollingStats> {
+        if self.values.len() < self.n {
+            self.sum_ix += self.values.len() as i128 * x;
+            self.values.push(x);
+            self.sum += x;
+            self.sum_sq += x * x;
+        } else {
+            let oldest = std::mem::replace(&mut self.values[self.head], x);
+            self.head = (self.head + 1) % self.n;
+            // Every value left moves one step older; the new one is at n - 1.
+            self.sum_ix -= self.sum - oldest;
+            self.sum_ix += (self.n as i128 - 1) * x;
+            self.sum += x - oldest;
+            self.sum_sq += x * x - oldest * oldest;
+        }
+        self.stats(x)
+    }
+
+    /// The statistics with `newest` as the last value, once full.
+    fn stats(&self, newest: i128) -> Option<RollingStats> {
+        if !self.is_full() {
+            return None;
+        }
+        let n = self.n as i128;
+        let nv = Value::from_num(n);
+        // n^2 * variance, exact; its root is n * std_dev.
+        let spread = (n * self.sum_sq - self.sum * self.sum).max(0) as u128;
+        // Its root with as many fractional bits as u128 leaves room for (an even shift).
+        let shift = (spread.leading_zeros() & !1).min(96);
+        let root = Value::saturating_from_num((spread << shift).isqrt()) >> (shift / 2);
+        let z_score = if root == 0 {
+            Value::ZERO
+        } else {
+            Value::saturating_from_num(n * newest - self.sum) / root
+        };
+        // Slope = (n sum(ix) - sum(i) sum(x)) / (n sum(i^2) - sum(i)^2), i in 0..n.
+        let sum_i = n * (n - 1) / 2;
+        let sum_ii = (n - 1) * n * (2 * n - 1) / 6;
+        let slope = Value::saturating_from_num(n * self.sum_ix - sum_i * self.sum)
+            / Value::from_num(n * sum_ii - sum_i * sum_i);
+        Some(RollingStats {
+            mean: Value::saturating_from_num(self.sum) / nv,
+            std_dev: root / nv,
+            z_score,
+            slope,
+        })
+    }
+}
