@@ -277,6 +277,11 @@ impl Rolling {
         self.values.len() == self.n
     }
 
+    /// The oldest value in the window, once it is full.
+    pub fn oldest(&self) -> Option<i128> {
+        self.is_full().then(|| self.values[self.head])
+    }
+
     /// Takes the next value; the window's statistics once it is full.
     pub fn push(&mut self, x: i128) -> Option<RollingStats> {
         if self.values.len() < self.n {

@@ -20,5 +20,7 @@ pub mod imbalance;
 pub mod indicators;
 pub mod instrument;
 pub mod sequencer;
+pub mod strategy;
+pub mod timeframe;
 pub mod trade_seq;
 pub mod trade_window;

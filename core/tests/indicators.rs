@@ -31,7 +31,11 @@ fn rsi_ref(xs: &[f64], n: usize) -> Option<f64> {
         g = (g * (n as f64 - 1.0) + d.max(0.0)) / n as f64;
         l = (l * (n as f64 - 1.0) + (-d).max(0.0)) / n as f64;
     }
-    Some(if g + l == 0.0 { 50.0 } else { 100.0 * g / (g + l) })
+    Some(if g + l == 0.0 {
+        50.0
+    } else {
+        100.0 * g / (g + l)
+    })
 }
 
 fn macd_ref(xs: &[f64], fast: usize, slow: usize, signal: usize) -> Option<(f64, f64)> {
@@ -50,7 +54,11 @@ fn rolling_ref(xs: &[f64], n: usize) -> Option<(f64, f64, f64, f64)> {
     let mean = w.iter().sum::<f64>() / n as f64;
     let var = w.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
     let std = var.sqrt();
-    let z = if std == 0.0 { 0.0 } else { (w[n - 1] - mean) / std };
+    let z = if std == 0.0 {
+        0.0
+    } else {
+        (w[n - 1] - mean) / std
+    };
     let i_mean = (n as f64 - 1.0) / 2.0;
     let cov: f64 = w
         .iter()
@@ -72,8 +80,11 @@ fn close(got: Value, want: f64, scale: f64, what: &str) {
 
 /// A price path of mantissas: a start and steps, some of them zero (flat seconds).
 fn prices() -> impl Strategy<Value = Vec<i64>> {
-    (1_000_000i64..10_000_000, prop::collection::vec(-500i64..=500, 1..160)).prop_map(
-        |(start, steps)| {
+    (
+        1_000_000i64..10_000_000,
+        prop::collection::vec(-500i64..=500, 1..160),
+    )
+        .prop_map(|(start, steps)| {
             steps
                 .iter()
                 .scan(start, |p, s| {
@@ -81,8 +92,7 @@ fn prices() -> impl Strategy<Value = Vec<i64>> {
                     Some(*p)
                 })
                 .collect()
-        },
-    )
+        })
 }
 
 proptest! {
@@ -138,7 +148,10 @@ proptest! {
 fn a_flat_window_has_no_spread_and_a_zero_z_score() {
     let mut rolling = Rolling::new(3).unwrap();
     let stats = [5, 5, 5].map(|x| rolling.push(x)).last().unwrap().unwrap();
-    assert_eq!((stats.std_dev, stats.z_score, stats.slope), (Value::ZERO, Value::ZERO, Value::ZERO));
+    assert_eq!(
+        (stats.std_dev, stats.z_score, stats.slope),
+        (Value::ZERO, Value::ZERO, Value::ZERO)
+    );
 }
 
 #[test]

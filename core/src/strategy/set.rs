@@ -1,0 +1,229 @@
+//! The strategies of a run: built from their configuration through the registry, fed
+//! every bar and book row on the core thread, their signals numbered, stamped with the
+//! base asset's spot and perp CVD, deduplicated and cooled down per instance.
+//!
+//! ```text
+//! Engine --bars, tops--> StrategySet --by symbol--> instances --> dedup, cooldown --> Signal
+//! ```
+
+use super::classic::{EmaCross, MacdCross, Momentum, RsiReversal};
+use super::params::{ParamError, ParamValue, Params};
+use super::signal::{Action, Signal, Strategy, StrategyId};
+use crate::bars::{Aggregate, Bar, BarKey};
+use crate::engine::TopRow;
+use crate::instrument::{InstrumentTable, MarketKind};
+use std::collections::BTreeMap;
+
+/// Builds a strategy for one symbol from its settings.
+pub type Constructor = fn(BarKey, &Params<'_>) -> Result<Box<dyn Strategy>, ParamError>;
+
+/// Every strategy a configuration can name.
+pub const REGISTRY: &[(&str, Constructor)] = &[
+    ("ema_cross", |k, p| Ok(Box::new(EmaCross::new(k, p)?))),
+    ("rsi", |k, p| Ok(Box::new(RsiReversal::new(k, p)?))),
+    ("macd", |k, p| Ok(Box::new(MacdCross::new(k, p)?))),
+    ("momentum", |k, p| Ok(Box::new(Momentum::new(k, p)?))),
+];
+
+/// One configured instance: a registered strategy on one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategySpec {
+    /// The registered name (see [`REGISTRY`]).
+    pub name: String,
+    /// The symbol.
+    pub key: BarKey,
+    /// Any signal within this many seconds of the instance's last one is dropped (and
+    /// counted); so is, at any time, a repeat of the instance's last action.
+    pub cooldown_s: u32,
+    /// The strategy's own settings.
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+crate::counters! {
+    /// What the set did with the signals its instances made.
+    pub struct SignalCounters {
+        /// Signals passed on.
+        pub emitted: u64,
+        /// Dropped: the same action as the instance's last signal (nothing changed).
+        pub duplicates: u64,
+        /// Dropped: within the instance's cooldown after its last signal.
+        pub cooled_down: u64,
+    }
+}
+
+#[derive(Debug)]
+struct Instance {
+    name: &'static str,
+    key: BarKey,
+    strategy: Box<dyn Strategy>,
+    cooldown_ns: i64,
+    /// The last signal passed on: its action and exchange time.
+    last: Option<(Action, i64)>,
+}
+
+/// The run's strategy instances.
+#[derive(Debug)]
+pub struct StrategySet {
+    instances: Vec<Instance>,
+    /// Per symbol index (instruments, then aggregates), the instances on it.
+    by_symbol: Vec<Vec<u32>>,
+    instruments: usize,
+    /// Per symbol index, its base asset's spot and perp aggregates.
+    base_aggregates: Vec<(Option<usize>, Option<usize>)>,
+    /// Per aggregate, the CVD of its last bar.
+    aggregate_cvd: Vec<i128>,
+    next_id: u64,
+    counters: SignalCounters,
+}
+
+impl StrategySet {
+    /// Builds every instance of `specs`.
+    ///
+    /// # Errors
+    /// [`ParamError`] naming the strategy and the key for an unknown strategy, an unknown
+    /// key or a bad value.
+    pub fn new(
+        specs: &[StrategySpec],
+        table: &InstrumentTable,
+        aggregates: &[Aggregate],
+    ) -> Result<Self, ParamError> {
+        let instruments = table.len();
+        let base_of = |key: usize| -> &str {
+            match key.checked_sub(instruments) {
+                None => &table.get(crate::instrument::InstrumentId(key as u16)).base,
+                Some(a) => &aggregates[a].base,
+            }
+        };
+        let find = |base: &str, kind| {
+            aggregates
+                .iter()
+                .position(|a| a.base == base && a.kind == kind)
+        };
+        let symbols = instruments + aggregates.len();
+        let base_aggregates = (0..symbols)
+            .map(|k| {
+                let base = base_of(k);
+                (
+                    find(base, MarketKind::Spot),
+                    find(base, MarketKind::Perpetual),
+                )
+            })
+            .collect();
+        let mut set = Self {
+            instances: Vec::new(),
+            by_symbol: vec![Vec::new(); symbols],
+            instruments,
+            base_aggregates,
+            aggregate_cvd: vec![0; aggregates.len()],
+            next_id: 1,
+            counters: SignalCounters::default(),
+        };
+        for spec in specs {
+            let Some(&(name, build)) = REGISTRY.iter().find(|(n, _)| *n == spec.name) else {
+                let known: Vec<_> = REGISTRY.iter().map(|(n, _)| *n).collect();
+                return Err(ParamError::UnknownStrategy {
+                    name: spec.name.clone(),
+                    known: known.join(", "),
+                });
+            };
+            let params = Params::new(name, &spec.params);
+            let strategy = build(spec.key, &params)?;
+            params.finish()?;
+            let index = set.symbol_index(spec.key);
+            set.by_symbol[index].push(set.instances.len() as u32);
+            set.instances.push(Instance {
+                name,
+                key: spec.key,
+                strategy,
+                cooldown_ns: i64::from(spec.cooldown_s) * 1_000_000_000,
+                last: None,
+            });
+        }
+        Ok(set)
+    }
+
+    fn symbol_index(&self, key: BarKey) -> usize {
+        match key {
+            BarKey::Instrument(id) => usize::from(id.0),
+            BarKey::Aggregate(a) => self.instruments + usize::from(a.0),
+        }
+    }
+
+    /// The instances: their strategy names and symbols, by [`StrategyId`].
+    pub fn instances(&self) -> impl Iterator<Item = (StrategyId, &'static str, BarKey)> + '_ {
+        self.instances
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (StrategyId(i as u32), s.name, s.key))
+    }
+
+    /// True when there is no instance.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// What happened to the signals so far.
+    pub fn counters(&self) -> SignalCounters {
+        self.counters
+    }
+
+    /// Feeds one final bar to the instances on its symbol.
+    pub fn on_bar(&mut self, bar: &Bar, out: &mut impl FnMut(&Signal)) {
+        if let BarKey::Aggregate(a) = bar.key {
+            if let Some(cvd) = self.aggregate_cvd.get_mut(usize::from(a.0)) {
+                *cvd = bar.cvd;
+            }
+        }
+        let index = self.symbol_index(bar.key);
+        self.dispatch(index, out, |s, emit| s.on_bar(bar, emit));
+    }
+
+    /// Feeds one per-second book row to the instances on its instrument.
+    pub fn on_top(&mut self, row: &TopRow, out: &mut impl FnMut(&Signal)) {
+        let index = self.symbol_index(BarKey::Instrument(row.inst));
+        self.dispatch(index, out, |s, emit| s.on_top(row, emit));
+    }
+
+    fn dispatch(
+        &mut self,
+        index: usize,
+        out: &mut impl FnMut(&Signal),
+        mut call: impl FnMut(&mut dyn Strategy, &mut dyn FnMut(Signal)),
+    ) {
+        let Some(ids) = self.by_symbol.get(index) else {
+            return;
+        };
+        let (spot, perp) = self.base_aggregates[index];
+        let Self {
+            instances,
+            aggregate_cvd,
+            next_id,
+            counters,
+            ..
+        } = self;
+        for &id in ids {
+            let instance = &mut instances[id as usize];
+            let (cooldown_ns, last) = (instance.cooldown_ns, &mut instance.last);
+            call(instance.strategy.as_mut(), &mut |mut signal: Signal| {
+                if let Some((action, at)) = *last {
+                    if signal.exch_ns - at < cooldown_ns {
+                        counters.cooled_down += 1;
+                        return;
+                    }
+                    if action == signal.action {
+                        counters.duplicates += 1;
+                        return;
+                    }
+                }
+                *last = Some((signal.action, signal.exch_ns));
+                signal.id = *next_id;
+                *next_id += 1;
+                signal.strategy = StrategyId(id);
+                signal.spot_cvd = spot.map_or(0, |a| aggregate_cvd[a]);
+                signal.perp_cvd = perp.map_or(0, |a| aggregate_cvd[a]);
+                counters.emitted += 1;
+                out(&signal);
+            });
+        }
+    }
+}
