@@ -1,5 +1,5 @@
-//! JSONL rows for bars, tops and health (docs/REPLAY.md "Output"): decimals as strings at their
-//! instrument's scale, keys in a fixed order.
+//! JSONL rows for bars, tops, health and signals (docs/REPLAY.md "Output"): decimals as
+//! strings at their instrument's scale, keys in a fixed order.
 
 use crate::health::HealthRow;
 use flowcore_core::bars::{Bar, BarEngine, BarKey, BarSink, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
@@ -8,6 +8,7 @@ use flowcore_core::decimal::Fixed;
 use flowcore_core::engine::{EngineSink, TopRow};
 use flowcore_core::imbalance::OBI_SCALE;
 use flowcore_core::instrument::InstrumentTable;
+use flowcore_core::strategy::{fraction_mantissa, Signal, SIGNAL_FRACTION_SCALE};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -65,6 +66,96 @@ impl RowFormat {
     /// Appends one tops row (with newline) to `out`.
     pub fn top(&self, out: &mut String, row: &TopRow) {
         write_top(out, &self.table, row);
+    }
+
+    /// Appends one signal row (with newline) to `out`: `strategy` is the instance's name,
+    /// `local_ns` the receive time of the message that triggered it.
+    pub fn signal(&self, out: &mut String, strategy: Option<&str>, local_ns: i64, s: &Signal) {
+        let (venue, symbol, scales) = match s.key {
+            BarKey::Instrument(id) => {
+                let i = self.table.get(id);
+                (i.venue.name(), i.symbol.as_str(), RowScales::of(i.price_scale, i.size_scale))
+            }
+            BarKey::Aggregate(a) => {
+                let (label, base) = &self.aggregates[a.0 as usize];
+                let scales = RowScales {
+                    price: 0,
+                    size: AGG_QTY_SCALE,
+                    notional: AGG_NOTIONAL_SCALE,
+                };
+                (*label, base.as_str(), scales)
+            }
+        };
+        SignalRow {
+            venue,
+            symbol,
+            scales,
+            strategy,
+            local_ns,
+            confidence: fraction_mantissa(s.confidence),
+            score: fraction_mantissa(s.score),
+            signal: s,
+        }
+        .write(out);
+    }
+}
+
+/// One signal row's contents: the signal, where it is about, and its fractions as the
+/// mantissas that leave the core (so a bus reader, which has only those, prints the same).
+#[derive(Debug)]
+pub struct SignalRow<'a> {
+    /// Venue name, or `agg-spot`/`agg-perp`.
+    pub venue: &'a str,
+    /// Venue symbol, or the base asset for aggregates.
+    pub symbol: &'a str,
+    /// The symbol's scales (aggregates have no prices: theirs are 0 and print as null).
+    pub scales: RowScales,
+    /// The instance's name; left out when not known (a bus reader knows only the id).
+    pub strategy: Option<&'a str>,
+    /// Local receive time of the message that triggered it.
+    pub local_ns: i64,
+    /// Confidence at [`SIGNAL_FRACTION_SCALE`].
+    pub confidence: i64,
+    /// Score at [`SIGNAL_FRACTION_SCALE`].
+    pub score: i64,
+    /// The rest of the signal (its own `confidence` and `score` are not read).
+    pub signal: &'a Signal,
+}
+
+impl SignalRow<'_> {
+    /// Appends the row (docs/REPLAY.md "Signals") with a newline.
+    pub fn write(&self, out: &mut String) {
+        let s = self.signal;
+        let scales = self.scales;
+        let px = |v: i64| Opt((v != 0).then(|| Fixed::new(v as i128, scales.price)));
+        let fraction = |v: i64| Fixed::new(v as i128, SIGNAL_FRACTION_SCALE);
+        let cvd = |v: i128| Fixed::new(v, AGG_QTY_SCALE);
+        let _ = write!(out, "{{\"id\":{},\"strategy_id\":{},", s.id, s.strategy.0);
+        if let Some(name) = self.strategy {
+            let _ = write!(out, "\"strategy\":\"{name}\",");
+        }
+        let _ = writeln!(
+            out,
+            "\"venue\":\"{}\",\"symbol\":\"{}\",\"exch_ns\":{},\"local_ns\":{},\
+             \"action\":\"{}\",\"tier\":\"{}\",\"reason_bits\":{},\"entry\":{},\"stop\":{},\
+             \"target\":{},\"confidence\":\"{}\",\"score\":\"{}\",\"size\":{},\"spot_cvd\":\"{}\",\
+             \"perp_cvd\":\"{}\"}}",
+            self.venue,
+            self.symbol,
+            s.exch_ns,
+            self.local_ns,
+            s.action.name(),
+            s.tier.name(),
+            s.reason_bits,
+            px(s.entry_px),
+            px(s.stop_px),
+            px(s.target_px),
+            fraction(self.confidence),
+            fraction(self.score),
+            Opt((s.size != 0).then(|| Fixed::new(s.size as i128, scales.size))),
+            cvd(s.spot_cvd),
+            cvd(s.perp_cvd),
+        );
     }
 }
 
@@ -219,6 +310,7 @@ pub struct JsonlSink<'a, 'w> {
     bars: Option<&'a mut (dyn Write + 'w)>,
     tops: Option<&'a mut (dyn Write + 'w)>,
     health: Option<&'a mut (dyn Write + 'w)>,
+    signals: Option<&'a mut (dyn Write + 'w)>,
     line: String,
     /// Rows produced: bars, tops.
     rows: (u64, u64),
@@ -246,6 +338,7 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
             bars,
             tops,
             health: None,
+            signals: None,
             line: String::with_capacity(512),
             rows: (0, 0),
             error: None,
@@ -256,6 +349,23 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
     pub fn with_health(mut self, health: Option<&'a mut (dyn Write + 'w)>) -> Self {
         self.health = health;
         self
+    }
+
+    /// Signal rows to `signals`.
+    pub fn with_signals(mut self, signals: Option<&'a mut (dyn Write + 'w)>) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Writes one signal row.
+    pub fn signal(&mut self, strategy: Option<&str>, local_ns: i64, s: &Signal) {
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.signals.as_deref_mut(),
+            &mut self.error,
+            |l| format.signal(l, strategy, local_ns, s),
+        );
     }
 
     /// Writes one health row.

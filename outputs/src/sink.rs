@@ -7,6 +7,7 @@ use flowcore_core::bars::{Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::Venue;
+use flowcore_core::strategy::{Signal, StrategySet};
 use flowcore_shm::{BusConfig, Publisher, ShmError};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -50,6 +51,8 @@ pub struct Outputs<'w> {
     pub tops: Option<&'w mut dyn Write>,
     /// Health rows, one per second per source.
     pub health: Option<&'w mut dyn Write>,
+    /// Signal rows.
+    pub signals: Option<&'w mut dyn Write>,
 }
 
 impl std::fmt::Debug for Outputs<'_> {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for Outputs<'_> {
             .field("bars", &self.bars.is_some())
             .field("tops", &self.tops.is_some())
             .field("health", &self.health.is_some())
+            .field("signals", &self.signals.is_some())
             .finish()
     }
 }
@@ -70,6 +74,14 @@ pub struct CoreSink<'w> {
     /// The bus, with `--shm`.
     pub shm: Option<Publisher>,
     health: HealthMonitor,
+    /// The run's strategies, fed the bars and tops.
+    strategies: Option<StrategySet>,
+    /// Their names, by strategy id.
+    names: Vec<&'static str>,
+    /// Signals made while the engine consumed the current event (reserved once).
+    pending: Vec<Signal>,
+    /// Local receive time of the last event seen.
+    last_local_ns: i64,
 }
 
 impl<'w> CoreSink<'w> {
@@ -94,10 +106,41 @@ impl<'w> CoreSink<'w> {
             .transpose()?;
         let format = RowFormat::new(engine.table(), engine.bars());
         Ok(Self {
-            jsonl: JsonlSink::new(format, outputs.bars, outputs.tops).with_health(outputs.health),
+            jsonl: JsonlSink::new(format, outputs.bars, outputs.tops)
+                .with_health(outputs.health)
+                .with_signals(outputs.signals),
             shm,
             health: HealthMonitor::new(venues),
+            strategies: None,
+            names: Vec::new(),
+            pending: Vec::new(),
+            last_local_ns: 0,
         })
+    }
+
+    /// Runs `strategies` on the bars and tops: their signals go to the signal rows and the
+    /// bus, stamped with the receive time of the message whose event triggered them.
+    pub fn with_strategies(mut self, strategies: StrategySet) -> Self {
+        self.names = strategies.instances().map(|(_, name, _)| name).collect();
+        self.pending = Vec::with_capacity(64);
+        self.strategies = Some(strategies);
+        self
+    }
+
+    /// The strategies, when there are any: their counters.
+    pub fn strategies(&self) -> Option<&StrategySet> {
+        self.strategies.as_ref()
+    }
+
+    /// Hands on the signals made while the engine consumed the last event.
+    fn flush_signals(&mut self, local_ns: i64) {
+        for s in self.pending.drain(..) {
+            let name = self.names.get(s.strategy.0 as usize).copied();
+            self.jsonl.signal(name, local_ns, &s);
+            if let Some(shm) = &mut self.shm {
+                shm.signal(&s, local_ns);
+            }
+        }
     }
 
     /// Publishes what `ev` changed (after `engine` consumed it), and the health records
@@ -112,6 +155,10 @@ impl<'w> CoreSink<'w> {
         if let Some(shm) = &mut self.shm {
             shm.on_event(ev, engine);
         }
+        self.last_local_ns = ev.local_ts;
+        if !self.pending.is_empty() {
+            self.flush_signals(ev.local_ts);
+        }
         if let Some(ts_ms) = self.health.observe(ev, engine) {
             self.close_health(ts_ms, engine, &feeds(), |_| {});
         }
@@ -120,6 +167,8 @@ impl<'w> CoreSink<'w> {
     /// After `engine` finished: the last second's health records. Returns each source's
     /// final counters with its lag over the whole run (the run summary's figures).
     pub fn finish(&mut self, engine: &Engine, feeds: &VenueFeedCounters) -> Vec<HealthRow> {
+        // Bars flushed at the end of input: no event triggered them, the last one did.
+        self.flush_signals(self.last_local_ns);
         let mut last = Vec::new();
         match self.health.open_second_end() {
             Some(ts_ms) => self.close_health(ts_ms, engine, feeds, |row| last.push(*row)),
@@ -158,6 +207,10 @@ impl BarSink for CoreSink<'_> {
         if let Some(shm) = &mut self.shm {
             shm.bar(bar);
         }
+        if let Some(strategies) = &mut self.strategies {
+            let pending = &mut self.pending;
+            strategies.on_bar(bar, &mut |s| pending.push(*s));
+        }
     }
 }
 
@@ -166,6 +219,10 @@ impl EngineSink for CoreSink<'_> {
         self.jsonl.top(row);
         if let Some(shm) = &mut self.shm {
             shm.top(row);
+        }
+        if let Some(strategies) = &mut self.strategies {
+            let pending = &mut self.pending;
+            strategies.on_top(row, &mut |s| pending.push(*s));
         }
     }
 }
@@ -176,6 +233,7 @@ pub struct OutputFiles {
     bars: Option<BufWriter<File>>,
     tops: Option<BufWriter<File>>,
     health: Option<BufWriter<File>>,
+    signals: Option<BufWriter<File>>,
 }
 
 impl OutputFiles {
@@ -187,6 +245,7 @@ impl OutputFiles {
         bars: Option<&Path>,
         tops: Option<&Path>,
         health: Option<&Path>,
+        signals: Option<&Path>,
     ) -> Result<Self, OutputError> {
         let create = |path: Option<&Path>| {
             path.map(|p| {
@@ -203,6 +262,7 @@ impl OutputFiles {
             bars: create(bars)?,
             tops: create(tops)?,
             health: create(health)?,
+            signals: create(signals)?,
         })
     }
 
@@ -212,6 +272,7 @@ impl OutputFiles {
             bars: self.bars.as_mut().map(|w| w as &mut dyn Write),
             tops: self.tops.as_mut().map(|w| w as &mut dyn Write),
             health: self.health.as_mut().map(|w| w as &mut dyn Write),
+            signals: self.signals.as_mut().map(|w| w as &mut dyn Write),
         }
     }
 
@@ -224,6 +285,7 @@ impl OutputFiles {
             (&mut self.bars, "bars"),
             (&mut self.tops, "tops"),
             (&mut self.health, "health"),
+            (&mut self.signals, "signals"),
         ] {
             if let Some(w) = w {
                 w.flush()

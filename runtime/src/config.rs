@@ -37,6 +37,7 @@ use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
 use flowcore_feeds::bybit::session::PING_EVERY;
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use flowcore_feeds::venue_session::VenueSession;
+use crate::strategies::{parse_strategies, StrategyConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,6 +95,9 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     feed: Vec<RawFeed>,
+    /// Read by [`crate::strategies::parse_strategies`].
+    #[serde(default)]
+    strategy: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +184,8 @@ pub struct RunConfig {
     pub uring_recv: UringRecv,
     /// Largest WebSocket message accepted, in bytes.
     pub max_message: usize,
+    /// The `[[strategy]]` tables.
+    pub strategies: Vec<StrategyConfig>,
 }
 
 impl RunConfig {
@@ -189,6 +195,7 @@ impl RunConfig {
     /// A message that names the key and the problem.
     pub fn parse(text: &str, base_dir: &Path, table: &InstrumentTable) -> anyhow::Result<Self> {
         let raw: RawConfig = toml::from_str(text).context("run configuration")?;
+        let strategies = parse_strategies(&raw.strategy).context("run configuration")?;
         if raw.feed.is_empty() {
             bail!("run configuration: no [[feed]]: at least one feed is needed");
         }
@@ -324,6 +331,7 @@ impl RunConfig {
         Ok(Self {
             feeds,
             max_message,
+            strategies,
             idle: raw.pipeline.idle.unwrap_or(IdleStrategy::Spin),
             core_cpu: raw.pipeline.core_cpu,
             ring_capacity,

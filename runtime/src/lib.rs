@@ -25,3 +25,4 @@ pub mod live;
 pub mod pin;
 pub mod recorder;
 pub mod replay;
+pub mod strategies;

@@ -22,6 +22,8 @@ use crate::feed::{spawn_feed, FeedHandle, FeedSpawn, LiveCounters};
 use crate::handoff::{drain, producer_finished};
 use crate::pin::pin;
 use crate::recorder::Recorder;
+use crate::strategies::strategy_set;
+use flowcore_core::strategy::SignalCounters;
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
 use flowcore_core::event::MarketEvent;
@@ -85,6 +87,8 @@ pub struct RunSummary {
     /// The last health record of the whole pipeline, then of each venue, with the lag
     /// percentiles of the whole run.
     pub health: Vec<HealthRow>,
+    /// What the strategies' signals came to.
+    pub signals: SignalCounters,
 }
 
 /// Everything a run needs besides its outputs.
@@ -144,6 +148,9 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     let shm = shm.or_else(|| config.shm.clone().map(BusConfig::new));
     let venues: Vec<Venue> = config.feeds.iter().map(|f| f.venue).collect();
     let mut sink = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    if !config.strategies.is_empty() {
+        sink = sink.with_strategies(strategy_set(&config.strategies, &engine)?);
+    }
     let (recorder, mut record_writers) = match &record {
         Some(dir) => {
             let (r, w) = Recorder::start(dir, config.feeds.len())
@@ -256,6 +263,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     summary.engine = engine.counters();
     summary.late_trades = engine.bars().counters().late_trades;
     (summary.bars, summary.tops) = sink.jsonl.rows();
+    summary.signals = sink.strategies().map(|s| s.counters()).unwrap_or_default();
     Ok(summary)
 }
 

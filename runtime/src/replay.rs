@@ -10,6 +10,8 @@
 
 use crate::config::IdleStrategy;
 use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
+use crate::strategies::{strategy_set, StrategyConfig};
+use flowcore_core::strategy::SignalCounters;
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
@@ -45,6 +47,8 @@ pub struct ReplaySummary {
     /// The last health record of the whole pipeline, then of each venue, with the lag
     /// percentiles of the whole replay.
     pub health: Vec<HealthRow>,
+    /// What the strategies' signals came to.
+    pub signals: SignalCounters,
 }
 
 /// A file chain of one (venue, symbol), read in argument order.
@@ -120,6 +124,8 @@ pub struct ReplayOptions {
     pub count_block_trades: bool,
     /// Two threads (the default) or one.
     pub threads: ReplayThreads,
+    /// Strategies run on the bars and tops (`--strategies FILE`); none by default.
+    pub strategies: Vec<StrategyConfig>,
 }
 
 /// How many threads a replay uses.
@@ -144,6 +150,7 @@ impl ReplayOptions {
             count_block_trades: false,
             // Spins briefly, then yields: fast on an idle machine, fair on a busy one.
             threads: ReplayThreads::Two(IdleStrategy::SpinYield),
+            strategies: Vec::new(),
         }
     }
 }
@@ -268,6 +275,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         shm,
         count_block_trades,
         threads,
+        strategies,
     } = options;
     if inputs.is_empty() {
         bail!("no recordings given: expected VENUE=FILE arguments");
@@ -300,7 +308,10 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         chain.advance()?;
     }
     let venues: Vec<Venue> = chains.iter().map(|c| c.venue).collect();
-    let out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    let mut out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
+    if !strategies.is_empty() {
+        out = out.with_strategies(strategy_set(&strategies, &engine)?);
+    }
     let paced = pace != Pace::Asap;
     let mut pacer = Pacer { pace, start: None };
     let mut side = EngineSide {
@@ -352,5 +363,6 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     summary.late_trades = bar_counters.late_trades;
     summary.non_taker_trades = bar_counters.non_taker_trades;
     (summary.bars, summary.tops) = out.jsonl.rows();
+    summary.signals = out.strategies().map(|s| s.counters()).unwrap_or_default();
     Ok(summary)
 }

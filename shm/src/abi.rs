@@ -307,7 +307,7 @@ pub mod venue {
 /// Scale of [`TopRecord::obi_l1`], [`TopRecord::obi`] (the engine's OBI scale).
 pub const OBI_SCALE: u8 = flowcore_core::imbalance::OBI_SCALE;
 /// Scale of the signal's fractions ([`SignalRecord::confidence`], [`SignalRecord::score`]).
-pub const SIGNAL_FRACTION_SCALE: u8 = 9;
+pub const SIGNAL_FRACTION_SCALE: u8 = flowcore_core::strategy::SIGNAL_FRACTION_SCALE;
 
 abi_record! {
     /// What a symbol id means: one per instrument, then one per cross-venue aggregate.

@@ -5,7 +5,7 @@
 //! instrument ids, then aggregate ids after the last instrument.
 
 use crate::abi::{
-    flags, health, venue, BarRecord, BboRecord, Book20Record, HealthRecord, SymbolRecord,
+    action, flags, health, tier, venue, BarRecord, BboRecord, Book20Record, HealthRecord, SignalRecord, SymbolRecord,
     TopRecord, TradeRecord, BOOK_DEPTH, HEALTH_SOURCE_PIPELINE,
 };
 use crate::bus::{padded, BusConfig, BusWriter};
@@ -15,6 +15,7 @@ use flowcore_core::book::PriceLevel;
 use flowcore_core::engine::{Engine, EngineSink, TopRow, TopSample};
 use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSource};
 use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
+use flowcore_core::strategy::{fraction_mantissa, Action, Signal, Tier};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Publishes the engine's outputs on a bus.
@@ -235,12 +236,59 @@ impl Publisher {
     }
 }
 
-impl BarSink for Publisher {
-    fn bar(&mut self, bar: &Bar) {
-        let symbol_id = match bar.key {
+/// [`SignalRecord::reason_bits`] bit the bus sets when a CVD did not fit an `i64`.
+pub const SIGNAL_CVD_SATURATED: u32 = 1 << 31;
+
+impl Publisher {
+    /// The symbol id of a bar key: instruments first, then aggregates.
+    fn symbol_id(&self, key: BarKey) -> u32 {
+        match key {
             BarKey::Instrument(id) => id.0.into(),
             BarKey::Aggregate(a) => self.instruments + u32::from(a.0),
-        };
+        }
+    }
+
+    /// Publishes a strategy's signal; `local_ns` is the local receive time of the message
+    /// whose event triggered it (the recording's in replay).
+    pub fn signal(&mut self, s: &Signal, local_ns: i64) {
+        let mut f = 0;
+        let (spot_cvd, perp_cvd) = (narrow(s.spot_cvd, &mut f), narrow(s.perp_cvd, &mut f));
+        let saturated = if f != 0 { SIGNAL_CVD_SATURATED } else { 0 };
+        self.bus.signals.publish(&SignalRecord {
+            signal_id: s.id,
+            exch_ns: s.exch_ns,
+            local_ns,
+            symbol_id: self.symbol_id(s.key),
+            strategy_id: s.strategy.0,
+            action: match s.action {
+                Action::EnterLong => action::ENTER_LONG,
+                Action::EnterShort => action::ENTER_SHORT,
+                Action::Exit => action::EXIT,
+            },
+            tier: match s.tier {
+                Tier::Fast => tier::FAST,
+                Tier::Tactical => tier::TACTICAL,
+                Tier::Strategic => tier::STRATEGIC,
+            },
+            record_version: 1,
+            reason_bits: s.reason_bits | saturated,
+            entry_px: s.entry_px,
+            stop_px: s.stop_px,
+            take_profit_px: s.target_px,
+            confidence: fraction_mantissa(s.confidence),
+            score: fraction_mantissa(s.score),
+            size: s.size,
+            spot_cvd,
+            perp_cvd,
+            ..bytemuck::Zeroable::zeroed()
+        });
+        self.published += 1;
+    }
+}
+
+impl BarSink for Publisher {
+    fn bar(&mut self, bar: &Bar) {
+        let symbol_id = self.symbol_id(bar.key);
         let mut f = 0;
         if bar.complete {
             f |= flags::BAR_COMPLETE;

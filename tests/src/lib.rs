@@ -74,6 +74,8 @@ pub struct Written {
     pub tops: Vec<u8>,
     /// Health rows.
     pub health: Vec<u8>,
+    /// Signal rows.
+    pub signals: Vec<u8>,
     /// Counters.
     pub summary: ReplaySummary,
 }
@@ -89,17 +91,20 @@ pub fn options(inputs: Vec<Input>) -> ReplayOptions {
 
 /// Replays into memory.
 pub fn replay_written(options: ReplayOptions) -> Written {
-    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health, mut signals) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let outputs = Outputs {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
+        signals: Some(&mut signals),
     };
     let summary = replay(options, outputs).expect("replay");
     Written {
         bars,
         tops,
         health,
+        signals,
         summary,
     }
 }
@@ -223,6 +228,7 @@ pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
+        signals: None,
     };
     let summary = flowcore_runtime::live::run(options, outputs).expect("run");
     LiveOutput {

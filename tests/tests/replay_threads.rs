@@ -88,6 +88,7 @@ fn a_failed_output_stops_either_replay_with_its_error() {
             bars: None,
             tops: Some(&mut tops),
             health: None,
+            signals: None,
         };
         let options = ReplayOptions {
             threads,

@@ -56,6 +56,7 @@ fn replay_published_bars_tops_and_health_read_back_as_the_jsonl_rows() {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
+        signals: None,
     };
     let summary = replay(options, outputs).unwrap();
     let (bars, tops, health) = (sorted_rows(bars), sorted_rows(tops), sorted_rows(health));

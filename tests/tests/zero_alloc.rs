@@ -164,6 +164,7 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
+        signals: None,
     };
     let bus = flowcore_shm::BusConfig::new(&dir);
     let mut sink = flowcore_outputs::CoreSink::create(

@@ -184,7 +184,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
             let (bars, tops, health) =
                 (path("bars.jsonl"), path("tops.jsonl"), path("health.jsonl"));
             let mut files =
-                OutputFiles::create(bars.as_deref(), tops.as_deref(), health.as_deref())?;
+                OutputFiles::create(bars.as_deref(), tops.as_deref(), health.as_deref(), None)?;
             let summary = run(run_options, files.outputs())?;
             files.flush()?;
             Ok(summary)

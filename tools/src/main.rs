@@ -6,12 +6,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
+use flowcore_core::strategy::SignalCounters;
 use flowcore_feeds::recording::Input;
 use flowcore_feeds::recording::Pace;
 use flowcore_outputs::health::HealthRow;
 use flowcore_outputs::OutputFiles;
 use flowcore_runtime::config::{IdleStrategy, TransportKind};
 use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
+use flowcore_runtime::strategies::load_strategies;
 use flowcore_shm::BusConfig;
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,6 +81,12 @@ enum Command {
         /// (same output).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
         threads: u8,
+        /// Run the strategies of this file (`[[strategy]]` tables; see config/strategies/).
+        #[arg(long)]
+        strategies: Option<PathBuf>,
+        /// Write the strategies' signals here (JSONL).
+        #[arg(long)]
+        signals_out: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm, bybit-spot,
@@ -100,6 +108,9 @@ enum Command {
         /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
         #[arg(long)]
         health_out: Option<PathBuf>,
+        /// Write the signals of the config's `[[strategy]]` tables here (JSONL).
+        #[arg(long)]
+        signals_out: Option<PathBuf>,
         /// Stop after this many seconds and flush the open bars.
         #[arg(long)]
         seconds: Option<f64>,
@@ -227,6 +238,16 @@ enum Command {
 }
 
 /// One line per feed (and the whole pipeline): its counters and lag over the whole run.
+/// The strategies' signals, when any strategy ran.
+fn print_signals(c: &SignalCounters) {
+    if *c != SignalCounters::default() {
+        eprintln!(
+            "signals: {} emitted, {} repeats dropped, {} dropped in cooldown",
+            c.emitted, c.duplicates, c.cooled_down
+        );
+    }
+}
+
 fn print_health(rows: &[HealthRow]) {
     for r in rows {
         let l = &r.lag;
@@ -304,9 +325,19 @@ fn main() -> anyhow::Result<()> {
             shm,
             count_block_trades,
             threads,
+            strategies,
+            signals_out,
             engine,
             inputs,
         } => {
+            let strategies = match &strategies {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    load_strategies(&text).with_context(|| format!("{}", path.display()))?
+                }
+                None => Vec::new(),
+            };
             let table = engine.table()?;
             let inputs = inputs
                 .iter()
@@ -317,6 +348,7 @@ fn main() -> anyhow::Result<()> {
                 bars_out.as_deref(),
                 tops_out.as_deref(),
                 health_out.as_deref(),
+                signals_out.as_deref(),
             )?;
             let started = Instant::now();
             let options = ReplayOptions {
@@ -329,6 +361,7 @@ fn main() -> anyhow::Result<()> {
                     // Paced, the engine side mostly waits: without a busy core for it.
                     _ => ReplayThreads::Two(IdleStrategy::Park),
                 },
+                strategies,
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
             let s = replay(options, files.outputs())?;
@@ -349,6 +382,7 @@ fn main() -> anyhow::Result<()> {
                 s.engine.ticker_mismatches,
                 s.engine.crossed_books,
             );
+            print_signals(&s.signals);
             print_health(&s.health);
             Ok(())
         }
@@ -357,6 +391,7 @@ fn main() -> anyhow::Result<()> {
             bars_out,
             tops_out,
             health_out,
+            signals_out,
             seconds: run_seconds,
             record,
             exit_on_close,
@@ -383,6 +418,7 @@ fn main() -> anyhow::Result<()> {
                 bars_out.as_deref(),
                 tops_out.as_deref(),
                 health_out.as_deref(),
+                signals_out.as_deref(),
             )?;
             let s = flowcore_runtime::live::run(options, files.outputs())?;
             files.flush()?;
@@ -417,6 +453,7 @@ fn main() -> anyhow::Result<()> {
                 s.bars,
                 s.tops,
             );
+            print_signals(&s.signals);
             print_health(&s.health);
             Ok(())
         }

@@ -10,4 +10,6 @@ mod signal;
 
 pub use params::{ParamError, ParamValue, Params};
 pub use set::{Constructor, SignalCounters, StrategySet, StrategySpec, REGISTRY};
-pub use signal::{Action, Signal, Strategy, StrategyId, Tier};
+pub use signal::{
+    fraction_mantissa, Action, Signal, Strategy, StrategyId, Tier, SIGNAL_FRACTION_SCALE,
+};

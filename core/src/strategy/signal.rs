@@ -49,6 +49,17 @@ impl Tier {
     }
 }
 
+/// Decimal digits of a signal's confidence and score in JSONL and on the bus.
+pub const SIGNAL_FRACTION_SCALE: u8 = 9;
+
+/// `v` as a mantissa at [`SIGNAL_FRACTION_SCALE`], rounded to nearest (ties away from 0),
+/// saturating at the `i64` range: how confidence and score leave the core.
+pub fn fraction_mantissa(v: Value) -> i64 {
+    v.saturating_mul(Value::from_num(1_000_000_000i64))
+        .round()
+        .saturating_to_num::<i64>()
+}
+
 /// The index of a strategy instance in its [`super::StrategySet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StrategyId(pub u32);
