@@ -74,7 +74,11 @@ impl RowFormat {
         let (venue, symbol, scales) = match s.key {
             BarKey::Instrument(id) => {
                 let i = self.table.get(id);
-                (i.venue.name(), i.symbol.as_str(), RowScales::of(i.price_scale, i.size_scale))
+                (
+                    i.venue.name(),
+                    i.symbol.as_str(),
+                    RowScales::of(i.price_scale, i.size_scale),
+                )
             }
             BarKey::Aggregate(a) => {
                 let (label, base) = &self.aggregates[a.0 as usize];

@@ -31,13 +31,13 @@
 //!                                  # the recording with --count-block-trades to match)
 //! ```
 
+use crate::strategies::{parse_strategies, StrategyConfig};
 use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
 use flowcore_feeds::bybit::session::PING_EVERY;
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use flowcore_feeds::venue_session::VenueSession;
-use crate::strategies::{parse_strategies, StrategyConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

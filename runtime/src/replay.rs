@@ -11,12 +11,12 @@
 use crate::config::IdleStrategy;
 use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
 use crate::strategies::{strategy_set, StrategyConfig};
-use flowcore_core::strategy::SignalCounters;
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+use flowcore_core::strategy::SignalCounters;
 use flowcore_feeds::parsed::Parsed;
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::recording::{Input, Pace, RecordingReader, Source};

@@ -77,7 +77,12 @@ fn strategy_table(at: String, t: &toml::Table) -> anyhow::Result<StrategyConfig>
         }
     };
     let name = text("name")?.with_context(|| format!("{at}.name: missing"))?;
-    let symbol = match (text("venue")?, text("symbol")?, text("aggregate")?, text("base")?) {
+    let symbol = match (
+        text("venue")?,
+        text("symbol")?,
+        text("aggregate")?,
+        text("base")?,
+    ) {
         (Some(venue), Some(symbol), None, None) => SymbolRef::Instrument {
             venue: Venue::from_name(&venue)
                 .with_context(|| format!("{at}.venue: unknown venue {venue:?}"))?,
@@ -95,8 +100,9 @@ fn strategy_table(at: String, t: &toml::Table) -> anyhow::Result<StrategyConfig>
     };
     let cooldown_s = match t.get("cooldown_s") {
         None => 0,
-        Some(toml::Value::Integer(v)) => u32::try_from(*v)
-            .with_context(|| format!("{at}.cooldown_s: {v} is out of range"))?,
+        Some(toml::Value::Integer(v)) => {
+            u32::try_from(*v).with_context(|| format!("{at}.cooldown_s: {v} is out of range"))?
+        }
         Some(other) => bail!("{at}.cooldown_s: expected a whole number, got {other}"),
     };
     let mut params = BTreeMap::new();
@@ -144,8 +150,9 @@ pub fn strategy_set(configs: &[StrategyConfig], engine: &Engine) -> anyhow::Resu
                 aggregates
                     .iter()
                     .position(|a| a.base == *base && a.kind == *kind)
-                    .with_context(|| format!("{}: this run has no {kind:?} aggregate of {base}", c.at))?
-                    as u16,
+                    .with_context(|| {
+                        format!("{}: this run has no {kind:?} aggregate of {base}", c.at)
+                    })? as u16,
             )),
         };
         let spec = StrategySpec {

@@ -755,6 +755,34 @@ def top_json(r, sym):
         "true" if f & 1 else "false")
 
 
+SIGNAL_ACTIONS = {1: "enter_long", 2: "enter_short", 3: "exit"}
+SIGNAL_TIERS = {1: "fast", 2: "tactical", 3: "strategic"}
+# Scales of a signal's confidence and score, and of its CVDs (the aggregate qty scale).
+SIGNAL_FRACTION_SCALE = 9
+AGG_QTY_SCALE = 8
+# reason_bits bit the bus sets when a CVD did not fit an i64 (not part of the strategy's).
+SIGNAL_CVD_SATURATED = 1 << 31
+
+
+def signal_json(r, sym):
+    """A signal exactly as `flowcore replay --signals-out` writes it, less the strategy's
+    name (the bus carries its id: the index of its [[strategy]] table)."""
+    ps, ss = sym.price_scale, sym.size_scale
+    return ('{"id":%d,"strategy_id":%d,"venue":%s,"symbol":%s,"exch_ns":%d,"local_ns":%d,'
+            '"action":%s,"tier":%s,"reason_bits":%d,"entry":%s,"stop":%s,"target":%s,'
+            '"confidence":%s,"score":%s,"size":%s,"spot_cvd":%s,"perp_cvd":%s}') % (
+        r["signal_id"], r["strategy_id"], _jstr(sym.venue), _jstr(sym.symbol),
+        r["exch_ns"], r["local_ns"],
+        _jstr(SIGNAL_ACTIONS.get(r["action"], "unknown")),
+        _jstr(SIGNAL_TIERS.get(r["tier"], "unknown")),
+        r["reason_bits"] & ~SIGNAL_CVD_SATURATED,
+        _opt(r["entry_px"], r["entry_px"], ps), _opt(r["stop_px"], r["stop_px"], ps),
+        _opt(r["take_profit_px"], r["take_profit_px"], ps),
+        _q(r["confidence"], SIGNAL_FRACTION_SCALE), _q(r["score"], SIGNAL_FRACTION_SCALE),
+        _opt(r["size"], r["size"], ss),
+        _q(r["spot_cvd"], AGG_QTY_SCALE), _q(r["perp_cvd"], AGG_QTY_SCALE))
+
+
 def _plain(v):
     if isinstance(v, bytes):
         return _cstr(v)
@@ -762,7 +790,7 @@ def _plain(v):
 
 
 def generic_json(stream, r, sym):
-    """JSON line for streams without a replay row format (trades, bbo, health, signals):
+    """JSON line for streams without a replay row format (trades, bbo, health):
     stream, venue, symbol, then every record field raw (mantissas as integers)."""
     out = {"stream": stream}
     if sym is not None:
@@ -886,6 +914,8 @@ def main(argv=None):
                             line = bar_json(rec, sym)
                         elif name == "tops":
                             line = top_json(rec, sym)
+                        elif name == "signals":
+                            line = signal_json(rec, sym)
                         else:
                             line = generic_json(name, rec, sym)
                     else:

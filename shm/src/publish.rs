@@ -5,8 +5,8 @@
 //! instrument ids, then aggregate ids after the last instrument.
 
 use crate::abi::{
-    action, flags, health, tier, venue, BarRecord, BboRecord, Book20Record, HealthRecord, SignalRecord, SymbolRecord,
-    TopRecord, TradeRecord, BOOK_DEPTH, HEALTH_SOURCE_PIPELINE,
+    action, flags, health, tier, venue, BarRecord, BboRecord, Book20Record, HealthRecord,
+    SignalRecord, SymbolRecord, TopRecord, TradeRecord, BOOK_DEPTH, HEALTH_SOURCE_PIPELINE,
 };
 use crate::bus::{padded, BusConfig, BusWriter};
 use crate::error::ShmError;
@@ -14,8 +14,9 @@ use flowcore_core::bars::{Bar, BarKey, BarSink, Ohlc, AGG_NOTIONAL_SCALE, AGG_QT
 use flowcore_core::book::PriceLevel;
 use flowcore_core::engine::{Engine, EngineSink, TopRow, TopSample};
 use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSource};
+use flowcore_core::indicators::Value;
 use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
-use flowcore_core::strategy::{fraction_mantissa, Action, Signal, Tier};
+use flowcore_core::strategy::{fraction_mantissa, Action, Signal, StrategyId, Tier};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Publishes the engine's outputs on a bus.
@@ -377,6 +378,40 @@ pub fn bar_from_record(r: &BarRecord, key: BarKey) -> Bar {
         sell_notional: r.sell_notional.into(),
         complete: has(flags::BAR_COMPLETE),
     }
+}
+
+/// The signal a [`SignalRecord`] carries: the inverse of [`Publisher::signal`] (`key` is
+/// the caller's). Confidence and score come back as the nearest [`Value`] of their
+/// mantissas at [`crate::abi::SIGNAL_FRACTION_SCALE`]; print the record's mantissas, not these, to
+/// show exactly what was published. [`SIGNAL_CVD_SATURATED`] is cleared from the reasons.
+pub fn signal_from_record(r: &SignalRecord, key: BarKey) -> Signal {
+    let fraction = |m: i64| Value::from_num(m) / Value::from_num(1_000_000_000i64);
+    let mut s = Signal::new(
+        key,
+        r.exch_ns,
+        match r.action {
+            action::ENTER_LONG => Action::EnterLong,
+            action::ENTER_SHORT => Action::EnterShort,
+            _ => Action::Exit,
+        },
+        match r.tier {
+            tier::FAST => Tier::Fast,
+            tier::STRATEGIC => Tier::Strategic,
+            _ => Tier::Tactical,
+        },
+    );
+    s.id = r.signal_id;
+    s.strategy = StrategyId(r.strategy_id);
+    s.reason_bits = r.reason_bits & !SIGNAL_CVD_SATURATED;
+    s.entry_px = r.entry_px;
+    s.stop_px = r.stop_px;
+    s.target_px = r.take_profit_px;
+    s.confidence = fraction(r.confidence);
+    s.score = fraction(r.score);
+    s.size = r.size;
+    s.spot_cvd = r.spot_cvd.into();
+    s.perp_cvd = r.perp_cvd.into();
+    s
 }
 
 /// The engine's tops row a [`TopRecord`] carries: the inverse of [`Publisher`]'s tops.

@@ -10,13 +10,16 @@ use flowcore_core::bars::BarKey;
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::instrument::InstrumentId;
+use flowcore_core::strategy::SIGNAL_FRACTION_SCALE;
 use flowcore_outputs::health::HealthRow;
-use flowcore_outputs::jsonl::{write_bar_row, write_health_row, write_top_row, RowScales};
-use flowcore_shm::abi::{
-    flags, venue, BarRecord, BboRecord, HealthRecord, SymbolRecord, TopRecord, TradeRecord,
-    OBI_SCALE,
+use flowcore_outputs::jsonl::{
+    write_bar_row, write_health_row, write_top_row, RowScales, SignalRow,
 };
-use flowcore_shm::publish::{bar_from_record, top_from_record};
+use flowcore_shm::abi::{
+    flags, venue, BarRecord, BboRecord, HealthRecord, SignalRecord, SymbolRecord, TopRecord,
+    TradeRecord, OBI_SCALE,
+};
+use flowcore_shm::publish::{bar_from_record, signal_from_record, top_from_record};
 use flowcore_shm::{text, BusReader, ReadFrom};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -36,6 +39,8 @@ pub enum Stream {
     Bbo,
     /// Pipeline health.
     Health,
+    /// Strategy signals.
+    Signals,
 }
 
 /// What `shm-tail` is told.
@@ -118,6 +123,12 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
                 any = true;
             }
         }
+        if wants(Stream::Signals) {
+            while let Some(r) = bus.signals.try_read() {
+                format_signal(&mut line, bus.symbol(r.symbol_id), &r, options.json);
+                any = true;
+            }
+        }
         if any {
             summary.records += line.lines().count() as u64;
             out.write_all(line.as_bytes())?;
@@ -150,6 +161,7 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
         bus.trades.stats(),
         bus.bbo.stats(),
         bus.health.stats(),
+        bus.signals.stats(),
     ];
     summary.lapped = s.iter().map(|s| s.lapped).sum();
     Ok(summary)
@@ -163,6 +175,7 @@ fn drained(bus: &BusReader, streams: &[Stream]) -> bool {
         Stream::Trades => bus.trades.position() >= bus.trades.published(),
         Stream::Bbo => bus.bbo.position() >= bus.bbo.published(),
         Stream::Health => bus.health.position() >= bus.health.published(),
+        Stream::Signals => bus.signals.position() >= bus.signals.published(),
     })
 }
 
@@ -180,6 +193,39 @@ fn scales(symbol: Option<&SymbolRecord>) -> RowScales {
         size: s.size_scale,
         notional: s.notional_scale,
     })
+}
+
+/// A signal as the `--signals-out` row (without the strategy's name, which the bus does
+/// not carry: `strategy_id` is its `[[strategy]]` table's index), or a table line.
+fn format_signal(out: &mut String, symbol: Option<&SymbolRecord>, r: &SignalRecord, json: bool) {
+    let (venue, name) = names(symbol);
+    let signal = signal_from_record(r, BarKey::Instrument(InstrumentId(r.symbol_id as u16)));
+    let row = SignalRow {
+        venue,
+        symbol: name,
+        scales: scales(symbol),
+        strategy: None,
+        local_ns: r.local_ns,
+        confidence: r.confidence,
+        score: r.score,
+        signal: &signal,
+    };
+    if json {
+        row.write(out);
+    } else {
+        let px = signal.entry_px;
+        let _ = writeln!(
+            out,
+            "sig  {} {venue:>13} {name:<11} #{} strategy {} {:<11} at {:>12} confidence {} score {}",
+            signal.exch_ns / 1_000_000,
+            signal.id,
+            signal.strategy.0,
+            signal.action.name(),
+            Fixed::new(px.into(), row.scales.price),
+            Fixed::new(r.confidence.into(), SIGNAL_FRACTION_SCALE),
+            Fixed::new(r.score.into(), SIGNAL_FRACTION_SCALE),
+        );
+    }
 }
 
 fn format_bar(out: &mut String, symbol: Option<&SymbolRecord>, r: &BarRecord, json: bool) {
