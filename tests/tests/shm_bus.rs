@@ -142,6 +142,7 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
         duration: Some(Duration::from_secs(5)),
         shm: None,
         out_dir: Some(out_dir.clone()),
+        strategies: Some(flowcore_tests::repo().join("config/strategies/classic-short.toml")),
     };
     let s = flowcore_tools::demo::demo(options, &mut screen).expect("demo");
     let screen = String::from_utf8(screen).unwrap();
@@ -153,6 +154,15 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
     assert_eq!(s.tops, tops.lines().count() as u64);
     assert_eq!(s.lapped, 0);
     assert!(s.lines >= 2, "{screen}");
+    // Every signal the engine wrote was shown as the bus published it.
+    let signals = std::fs::read_to_string(out_dir.join("signals.jsonl")).unwrap();
+    assert!(s.signals >= 1, "no signal in the demo's first minutes: {screen}");
+    assert_eq!(s.signals, signals.lines().count() as u64);
+    assert_eq!(
+        screen.matches("  signal #").count() as u64,
+        s.signals,
+        "{screen}"
+    );
     assert!(s.trades > 1000 && s.run.parse_errors == 0 && s.run.engine.gaps == 0);
     // Health records carry the feed threads' message counts.
     assert!(

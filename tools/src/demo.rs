@@ -20,7 +20,10 @@ use flowcore_feeds::recording::{Input, Source};
 use flowcore_outputs::OutputFiles;
 use flowcore_runtime::config::RunConfig;
 use flowcore_runtime::live::{run, RunOptions, RunSummary};
-use flowcore_shm::abi::{flags, health, venue, BarRecord, HEALTH_SOURCE_PIPELINE, OBI_SCALE};
+use flowcore_shm::abi::{
+    action, flags, health, venue, BarRecord, SignalRecord, HEALTH_SOURCE_PIPELINE, OBI_SCALE,
+    SIGNAL_FRACTION_SCALE,
+};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use flowcore_sim::bybit_synth::{beside_btc_recordings, generate};
 use flowcore_sim::{run_sim, SimOptions, SimSummary, DEFAULT_CLIENT_BUFFER};
@@ -44,6 +47,8 @@ pub struct DemoOptions {
     pub shm: Option<PathBuf>,
     /// Also write the run's bars and tops as JSONL here.
     pub out_dir: Option<PathBuf>,
+    /// Strategies to run (`[[strategy]]` tables), their signals shown as published.
+    pub strategies: Option<PathBuf>,
 }
 
 /// What the demo saw.
@@ -57,6 +62,8 @@ pub struct DemoSummary {
     pub tops: u64,
     /// Trades read from the bus.
     pub trades: u64,
+    /// Signals read from the bus (each printed as it came).
+    pub signals: u64,
     /// Records the bus reader missed (lapped).
     pub lapped: u64,
     /// Messages received as the last health record read from the bus counted them.
@@ -163,6 +170,11 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
             "[[feed]]\nvenue = \"{name}\"\nsymbols = [\"BTCUSDT\"]\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\n"
         );
     }
+    if let Some(path) = &options.strategies {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config_text.push_str(&text);
+    }
     let run_options = RunOptions {
         config: RunConfig::parse(&config_text, std::path::Path::new("."), &table)?,
         table,
@@ -181,10 +193,18 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
                 std::fs::create_dir_all(dir)?;
             }
             let path = |name: &str| out_dir.as_ref().map(|d| d.join(name));
-            let (bars, tops, health) =
-                (path("bars.jsonl"), path("tops.jsonl"), path("health.jsonl"));
-            let mut files =
-                OutputFiles::create(bars.as_deref(), tops.as_deref(), health.as_deref(), None)?;
+            let (bars, tops, health, signals) = (
+                path("bars.jsonl"),
+                path("tops.jsonl"),
+                path("health.jsonl"),
+                path("signals.jsonl"),
+            );
+            let mut files = OutputFiles::create(
+                bars.as_deref(),
+                tops.as_deref(),
+                health.as_deref(),
+                signals.as_deref(),
+            )?;
             let summary = run(run_options, files.outputs())?;
             files.flush()?;
             Ok(summary)
@@ -207,7 +227,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
     writeln!(
         out,
         "\ndemo: {} messages over loopback ({} snapshots, {} gaps, {} parse errors); read back from \
-         shared memory: {} bars, {} tops, {} trades, {} missed",
+         shared memory: {} bars, {} tops, {} trades, {} signals, {} missed",
         summary.run.messages,
         summary.run.snapshots,
         summary.run.engine.gaps,
@@ -215,6 +235,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         summary.bars,
         summary.tops,
         summary.trades,
+        summary.signals,
         summary.lapped,
     )?;
     writeln!(
@@ -260,6 +281,10 @@ fn show(
     loop {
         let finished = engine.is_finished();
         drain(&mut bus, &mut view, &mut summary);
+        while let Some(signal) = bus.signals.try_read() {
+            summary.signals += 1;
+            print_signal(out, &bus, &signal)?;
+        }
         if Instant::now() >= next_line || finished {
             next_line += Duration::from_secs(1);
             if view.market_ts.is_some() && view.market_ts != shown.market_ts {
@@ -278,6 +303,7 @@ fn show(
         bus.tops.stats(),
         bus.trades.stats(),
         bus.health.stats(),
+        bus.signals.stats(),
     ];
     summary.lapped = s.iter().map(|s| s.lapped).sum();
     summary.health_messages = view.messages;
@@ -319,6 +345,32 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
         view.events = h.counters[health::EVENTS];
         view.messages = h.counters[health::MESSAGES];
     }
+}
+
+/// One signal, as it is read from the bus.
+fn print_signal(out: &mut dyn Write, bus: &BusReader, s: &SignalRecord) -> std::io::Result<()> {
+    let symbol = bus.symbol(s.symbol_id);
+    let (venue_name, name) = symbol.map_or(("?", "?"), |sym| {
+        (
+            crate::shm_tail::venue_name(sym.venue),
+            flowcore_shm::text(&sym.symbol),
+        )
+    });
+    let price_scale = symbol.map_or(0, |sym| sym.price_scale);
+    let action = match s.action {
+        action::ENTER_LONG => "enter long",
+        action::ENTER_SHORT => "enter short",
+        _ => "exit",
+    };
+    writeln!(
+        out,
+        "  signal #{} (strategy {}) {action} {venue_name} {name} at {} (confidence {}, score {})",
+        s.signal_id,
+        s.strategy_id,
+        Fixed::new(s.entry_px.into(), price_scale),
+        Fixed::new(s.confidence.into(), SIGNAL_FRACTION_SCALE),
+        Fixed::new(s.score.into(), SIGNAL_FRACTION_SCALE),
+    )
 }
 
 fn cvd_text(bus: &BusReader, bar: &BarRecord) -> String {

@@ -143,9 +143,16 @@ enum Command {
         /// Bus directory (default: a private one under /dev/shm, removed at the end).
         #[arg(long)]
         shm: Option<PathBuf>,
-        /// Also write the run's bars.jsonl, tops.jsonl and health.jsonl here.
+        /// Also write the run's bars.jsonl, tops.jsonl, health.jsonl and signals.jsonl here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Strategies the engine runs (`[[strategy]]` tables); their signals are shown as
+        /// the bus publishes them.
+        #[arg(long, default_value = "config/strategies/classic-short.toml")]
+        strategies: PathBuf,
+        /// Run no strategy.
+        #[arg(long)]
+        no_strategies: bool,
     },
     /// Prints what a shared-memory bus carries as it arrives (bars and tops by default).
     /// Ends when the writer is gone and everything was printed, unless --follow.
@@ -463,6 +470,8 @@ fn main() -> anyhow::Result<()> {
             data,
             shm,
             out,
+            strategies,
+            no_strategies,
         } => {
             let options = flowcore_tools::demo::DemoOptions {
                 data,
@@ -470,6 +479,7 @@ fn main() -> anyhow::Result<()> {
                 duration: seconds("--seconds", demo_seconds)?,
                 shm,
                 out_dir: out,
+                strategies: (!no_strategies).then_some(strategies),
             };
             flowcore_tools::demo::demo(options, &mut std::io::stdout().lock())?;
             Ok(())
