@@ -156,7 +156,10 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
     assert!(s.lines >= 2, "{screen}");
     // Every signal the engine wrote was shown as the bus published it.
     let signals = std::fs::read_to_string(out_dir.join("signals.jsonl")).unwrap();
-    assert!(s.signals >= 1, "no signal in the demo's first minutes: {screen}");
+    assert!(
+        s.signals >= 1,
+        "no signal in the demo's first minutes: {screen}"
+    );
     assert_eq!(s.signals, signals.lines().count() as u64);
     assert_eq!(
         screen.matches("  signal #").count() as u64,

@@ -150,7 +150,7 @@ fn no_allocation_per_message_while_publishing_to_the_shm_bus() {
 }
 
 #[test]
-fn no_allocation_per_message_with_every_output_and_health_records() {
+fn no_allocation_per_message_with_every_output_strategies_and_health_records() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = flowcore_tests::temp_dir("zero-alloc-outputs");
     let engine = Engine::new(
@@ -160,20 +160,30 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
     )
     .unwrap();
     let (mut bars, mut tops, mut health) = (std::io::sink(), std::io::sink(), std::io::sink());
+    let mut signals = std::io::sink();
     let outputs = flowcore_outputs::Outputs {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
-        signals: None,
+        signals: Some(&mut signals),
     };
     let bus = flowcore_shm::BusConfig::new(&dir);
+    // The classic strategies on 1 s bars, so that every bar reaches their indicators.
+    let text = std::fs::read_to_string(
+        flowcore_tests::repo().join("config/strategies/classic-short.toml"),
+    )
+    .unwrap()
+    .replace("timeframe_s = 5", "timeframe_s = 1");
+    let configs = flowcore_runtime::strategies::load_strategies(&text).unwrap();
+    let strategies = flowcore_runtime::strategies::strategy_set(&configs, &engine).unwrap();
     let mut sink = flowcore_outputs::CoreSink::create(
         &engine,
         &[Venue::BinanceSpot, Venue::BinanceUsdm],
         outputs,
         Some(&bus),
     )
-    .unwrap();
+    .unwrap()
+    .with_strategies(strategies);
     drop(engine);
     let feeds = flowcore_outputs::health::VenueFeedCounters::default();
     let (allocations, measured, _) = allocations_after_warm_up(&mut sink, |ev, engine, s| {
@@ -181,11 +191,13 @@ fn no_allocation_per_message_with_every_output_and_health_records() {
     });
     let (bar_rows, top_rows) = sink.jsonl.rows();
     let published = sink.shm.as_ref().unwrap().published();
-    // Rows, bus records and a health record per source every second went out.
+    // Rows, bus records, signals and a health record per source every second went out.
     assert!(bar_rows > 500 && top_rows > 500 && published > 100_000);
+    let emitted = sink.strategies().unwrap().counters().emitted;
+    assert!(emitted > 10, "{emitted} signals");
     assert_eq!(
         allocations, 0,
-        "{allocations} allocations over {measured} messages with rows, bus and health"
+        "{allocations} allocations over {measured} messages with rows, bus, signals and health"
     );
     drop(sink);
     let _ = std::fs::remove_dir_all(&dir);

@@ -93,6 +93,23 @@ impl SignalMaker {
     }
 }
 
+/// Which side of its line an indicator is on; a change of side is an entry.
+#[derive(Debug, Clone, Default)]
+struct Side(Option<bool>);
+
+impl Side {
+    /// Takes the indicator's side now; the entry when it crossed (nothing on the first).
+    fn cross(&mut self, above: bool) -> Option<Action> {
+        let crossed = self.0.is_some_and(|was| was != above);
+        self.0 = Some(above);
+        crossed.then_some(if above {
+            Action::EnterLong
+        } else {
+            Action::EnterShort
+        })
+    }
+}
+
 fn bp(num: Value, den: Value) -> Value {
     if den == 0 {
         return Value::ZERO;
@@ -111,7 +128,7 @@ pub struct EmaCross {
     fast: Ema,
     slow: Ema,
     confidence_bp: Value,
-    above: Option<bool>,
+    side: Side,
 }
 
 impl EmaCross {
@@ -130,7 +147,7 @@ impl EmaCross {
             fast: Ema::new(fast as usize).map_err(|e| p.invalid("fast", e))?,
             slow: Ema::new(slow as usize).map_err(|e| p.invalid("slow", e))?,
             confidence_bp: p.number("confidence_bp", 10.0, 0.001, 10_000.0)?,
-            above: None,
+            side: Side::default(),
         })
     }
 }
@@ -142,22 +159,17 @@ impl Strategy for EmaCross {
             fast,
             slow,
             confidence_bp,
-            above,
+            side,
         } = self;
         series.on_bar(bar, |period, close, maker| {
             let x = Value::from_num(close);
             let (Some(f), Some(s)) = (fast.push(x), slow.push(x)) else {
                 return;
             };
-            let now = f > s;
-            let crossed = above.is_some_and(|was| was != now) && f != s;
-            *above = Some(now);
-            if crossed {
-                let action = if now {
-                    Action::EnterLong
-                } else {
-                    Action::EnterShort
-                };
+            if f == s {
+                return;
+            }
+            if let Some(action) = side.cross(f > s) {
                 let mut signal = maker.signal(period, close, action);
                 signal.score = bp(f - s, s);
                 signal.confidence = capped(signal.score / *confidence_bp);
@@ -244,7 +256,7 @@ pub struct MacdCross {
     series: Series,
     macd: Macd,
     confidence_bp: Value,
-    positive: Option<bool>,
+    side: Side,
 }
 
 impl MacdCross {
@@ -260,7 +272,7 @@ impl MacdCross {
             series: Series::new(key, p)?,
             macd: Macd::new(fast, slow, signal).map_err(|e| p.invalid("fast", e))?,
             confidence_bp: p.number("confidence_bp", 5.0, 0.001, 10_000.0)?,
-            positive: None,
+            side: Side::default(),
         })
     }
 }
@@ -271,7 +283,7 @@ impl Strategy for MacdCross {
             series,
             macd,
             confidence_bp,
-            positive,
+            side,
         } = self;
         series.on_bar(bar, |period, close, maker| {
             let x = Value::from_num(close);
@@ -279,15 +291,7 @@ impl Strategy for MacdCross {
             if m.histogram == 0 {
                 return;
             }
-            let now = m.histogram > 0;
-            let crossed = positive.is_some_and(|was| was != now);
-            *positive = Some(now);
-            if crossed {
-                let action = if now {
-                    Action::EnterLong
-                } else {
-                    Action::EnterShort
-                };
+            if let Some(action) = side.cross(m.histogram > 0) {
                 let mut signal = maker.signal(period, close, action);
                 signal.score = bp(m.histogram, x);
                 signal.confidence = capped(bp(m.line, x) / *confidence_bp);
