@@ -195,6 +195,8 @@ pub struct LiveOutput {
     pub tops: Vec<String>,
     /// Health rows, in the order written.
     pub health: Vec<String>,
+    /// Signal rows, in the order written.
+    pub signals: Vec<String>,
     /// Counters.
     pub summary: flowcore_runtime::live::RunSummary,
 }
@@ -219,7 +221,8 @@ pub fn run_options(config_text: &str) -> flowcore_runtime::live::RunOptions {
 
 /// `flowcore run` with [`run_options`] (plus `record`), both outputs captured.
 pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
-    let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health, mut signals) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let options = flowcore_runtime::live::RunOptions {
         record,
         ..run_options(config_text)
@@ -228,15 +231,47 @@ pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
-        signals: None,
+        signals: Some(&mut signals),
     };
     let summary = flowcore_runtime::live::run(options, outputs).expect("run");
     LiveOutput {
         bars: sorted_rows(bars),
         tops: sorted_rows(tops),
         health: rows(health),
+        signals: rows(signals),
         summary,
     }
+}
+
+/// The `[[strategy]]` tables of a bundled template (`config/strategies/NAME`).
+pub fn strategies_text(name: &str) -> String {
+    std::fs::read_to_string(repo().join("config/strategies").join(name)).expect("template")
+}
+
+/// Signal rows without what depends on when and in which order the messages arrived,
+/// sorted: what a live run and a replay of the same data must share. That is `id` and
+/// `local_ns`, and the aggregate CVDs, which are those of the last aggregate bar the core
+/// thread had when the signal was made: an aggregate waits for its slowest member, and
+/// which member is slowest differs between a live run and a replay.
+pub fn signal_contents(rows: &[String]) -> Vec<String> {
+    signal_rows_without(rows, &["id", "local_ns", "spot_cvd", "perp_cvd"])
+}
+
+/// Signal rows without the fields `keys`, sorted.
+pub fn signal_rows_without(rows: &[String], keys: &[&str]) -> Vec<String> {
+    let drop_field = |row: &str, key: &str| -> String {
+        let Some(at) = row.find(&format!("\"{key}\":")) else {
+            return row.to_owned();
+        };
+        let end = at + row[at..].find(',').map_or(row.len() - at, |e| e + 1);
+        format!("{}{}", &row[..at], &row[end..])
+    };
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| keys.iter().fold(r.clone(), |r, key| drop_field(&r, key)))
+        .collect();
+    out.sort();
+    out
 }
 
 /// A committed golden file's rows, sorted.

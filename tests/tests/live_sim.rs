@@ -7,12 +7,14 @@ use flowcore_feeds::recording::Input;
 use flowcore_feeds::recording::Pace;
 use flowcore_outputs::Outputs;
 use flowcore_runtime::live::{run, RunOptions};
+use flowcore_runtime::strategies::load_strategies;
 use flowcore_sim::SimSummary;
 use flowcore_tests::{
     assert_rows_eq, btc_inputs, expected_transport, file, golden, io_uring_here, live_run,
     local_ca, recorded_inputs, run as replay_run, run_options, sim_config, sim_options,
     start_sim_with, temp_dir, SimAddresses, IO_URING, IO_URING_PLAIN, TOKIO,
 };
+use flowcore_tests::{replay_written, rows, signal_contents, signal_rows_without, strategies_text};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,7 +37,8 @@ fn config(addresses: &SimAddresses, ca: Option<&Path>, transport: &str) -> Strin
 fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str) {
     let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, None);
     let record = temp_dir("record");
-    let out = live_run(&config(&addresses, None, transport), Some(record.clone()));
+    let text = config(&addresses, None, transport) + &strategies_text("classic-short.toml");
+    let out = live_run(&text, Some(record.clone()));
     let sim = sim.join().unwrap();
     assert_eq!(out.summary.transport, Some(expected_transport(transport)));
     assert_eq!(out.summary.parse_errors, 0);
@@ -46,11 +49,32 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str)
     assert_eq!(sim.dropped_clients, 0);
     assert!(out.summary.snapshots >= 3, "one snapshot per book at least");
     assert_rows_eq("live BTC bars", &out.bars, &golden("bars_btc.jsonl"));
+    // The strategies made the same signals live as on a replay of the recordings.
+    let strategies = load_strategies(&strategies_text("classic-short.toml")).unwrap();
+    let mut options = flowcore_tests::options(btc_inputs());
+    options.strategies = strategies.clone();
+    let replayed = rows(replay_written(options).signals);
+    assert!(replayed.len() >= 4, "{replayed:?}");
+    assert_rows_eq(
+        "live signals",
+        &signal_contents(&out.signals),
+        &signal_contents(&replayed),
+    );
     // Replaying what the run received gives back exactly what it wrote.
     let again = replay_run(recorded_inputs(&record));
     assert_eq!(again.summary.messages, out.summary.recorded_lines);
     assert_rows_eq("replayed bars", &again.bars, &out.bars);
     assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    // ... and the same signals, stamped with the same receive times.
+    let mut options = flowcore_tests::options(recorded_inputs(&record));
+    options.strategies = strategies;
+    let again = rows(replay_written(options).signals);
+    let keep_times = ["id", "spot_cvd", "perp_cvd"];
+    assert_rows_eq(
+        "signals of the recording",
+        &signal_rows_without(&again, &keep_times),
+        &signal_rows_without(&out.signals, &keep_times),
+    );
     std::fs::remove_dir_all(record).unwrap();
 }
 

@@ -94,7 +94,9 @@ pub struct Signal {
     pub score: Value,
     /// Suggested size (0: the gateway decides).
     pub size: i64,
-    /// Spot aggregate CVD of the base asset when the signal was made; set by the set.
+    /// Spot aggregate CVD of the base asset when the signal was made (its last final
+    /// aggregate bar: which second that is depends on how the venues' messages
+    /// interleave, so a live run and a replay can differ here); set by the set.
     pub spot_cvd: i128,
     /// Perpetual aggregate CVD of the base asset; set by the set.
     pub perp_cvd: i128,
