@@ -186,7 +186,7 @@ fn the_clients_refuse_a_newer_abi_version_clearly() {
 }
 
 #[test]
-fn the_python_reader_decodes_signals_as_the_signal_rows() {
+fn the_python_and_c_readers_decode_signals_as_the_signal_rows() {
     let dir = scratch("signals");
     let bus = dir.join("bus");
     let data = repo().join("data/binance");
@@ -220,6 +220,11 @@ fn the_python_reader_decodes_signals_as_the_signal_rows() {
         .args(["--from-oldest", "--json", "--streams", "signals"])
         .output()
         .unwrap();
+    let c = Command::new(compile_c_example(&dir))
+        .arg(&bus)
+        .args(["--streams", "signals"])
+        .output()
+        .unwrap();
     // The rows without the strategy's name, which the bus does not carry.
     let want: Vec<String> = sorted_lines(&std::fs::read(dir.join("signals.jsonl")).unwrap())
         .into_iter()
@@ -231,5 +236,6 @@ fn the_python_reader_decodes_signals_as_the_signal_rows() {
         .collect();
     assert!(want.len() >= 4, "{want:?}");
     assert_same("python reader", &py, &want);
+    assert_same("C example", &c, &want);
     let _ = std::fs::remove_dir_all(&dir);
 }

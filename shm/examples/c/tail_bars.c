@@ -1,11 +1,12 @@
 /*
- * tail_bars -- prints a flowcore bus's bars and tops as replay JSONL rows.
+ * tail_bars -- prints a flowcore bus's bars, tops and signals as replay JSONL rows.
  *
  *   cc -std=c11 -O2 -Wall -Wextra -Werror -I shm/include shm/examples/c/tail_bars.c -o tail_bars
- *   tail_bars DIR [--streams bars,tops]
+ *   tail_bars DIR [--streams bars,tops,signals]
  *
  * Reads from the oldest record still in each ring, prints one JSON line per record
- * (exactly the rows of `flowcore replay --bars-out/--tops-out`), waits for a bus that is not
+ * (exactly the rows of `flowcore replay --bars-out/--tops-out`, and of `--signals-out`
+ * less the strategy's name, which the bus does not carry), waits for a bus that is not
  * there yet, follows a writer restart, and ends when the writer is gone and every ring was
  * read up to its write_seq. A summary goes to stderr.
  */
@@ -127,8 +128,37 @@ static void print_top(const fcshm_top *t, const symbol_cache *s) {
     printf(",\"synced\":%s}\n", (t->flags & FCSHM_TOP_SYNCED) ? "true" : "false");
 }
 
+/* Signal scales: confidence and score, and the aggregate CVDs (shm/ABI.md). */
+#define SIGNAL_FRACTION_SCALE 9u
+#define AGG_QTY_SCALE 8u
+/* reason_bits bit the bus sets when a CVD was clamped; not the strategy's own. */
+#define SIGNAL_CVD_SATURATED 0x80000000u
+
+static void print_signal(const fcshm_signal *g, const symbol_cache *s) {
+    static const char *const actions[] = {"unknown", "enter_long", "enter_short", "exit"};
+    static const char *const tiers[] = {"unknown", "fast", "tactical", "strategic"};
+    unsigned ps = s->price_scale, ss = s->size_scale;
+    printf("{\"id\":%llu,\"strategy_id\":%u,\"venue\":", (unsigned long long)g->signal_id,
+           (unsigned)g->strategy_id);
+    put_jstr(s->venue);
+    fputs(",\"symbol\":", stdout);
+    put_jstr(s->symbol);
+    printf(",\"exch_ns\":%lld,\"local_ns\":%lld,\"action\":\"%s\",\"tier\":\"%s\",\"reason_bits\":%u",
+           (long long)g->exch_ns, (long long)g->local_ns, actions[g->action <= 3 ? g->action : 0],
+           tiers[g->tier <= 3 ? g->tier : 0], (unsigned)(g->reason_bits & ~SIGNAL_CVD_SATURATED));
+    put_dec("entry", g->entry_px != 0, g->entry_px, ps);
+    put_dec("stop", g->stop_px != 0, g->stop_px, ps);
+    put_dec("target", g->take_profit_px != 0, g->take_profit_px, ps);
+    put_dec("confidence", 1, g->confidence, SIGNAL_FRACTION_SCALE);
+    put_dec("score", 1, g->score, SIGNAL_FRACTION_SCALE);
+    put_dec("size", g->size != 0, g->size, ss);
+    put_dec("spot_cvd", 1, g->spot_cvd, AGG_QTY_SCALE);
+    put_dec("perp_cvd", 1, g->perp_cvd, AGG_QTY_SCALE);
+    fputs("}\n", stdout);
+}
+
 static int usage(const char *argv0) {
-    fprintf(stderr, "usage: %s DIR [--streams bars,tops]\n", argv0);
+    fprintf(stderr, "usage: %s DIR [--streams bars,tops,signals]\n", argv0);
     return 2;
 }
 
@@ -168,14 +198,15 @@ int main(int argc, char **argv) {
     }
     if (!dir) return usage(argv[0]);
 
-    uint32_t sel[2];
+    uint32_t sel[3];
     int nsel = 0;
     for (const char *p = streams; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         uint32_t s = fcshm_stream_by_name(p, len);
-        if (s != FCSHM_STREAM_BARS && s != FCSHM_STREAM_TOPS) {
-            fprintf(stderr, "tail_bars: unknown stream '%.*s' (choose from bars,tops)\n", (int)len, p);
+        if (s != FCSHM_STREAM_BARS && s != FCSHM_STREAM_TOPS && s != FCSHM_STREAM_SIGNALS) {
+            fprintf(stderr, "tail_bars: unknown stream '%.*s' (choose from bars,tops,signals)\n",
+                    (int)len, p);
             return 2;
         }
         int dup = 0;
@@ -198,10 +229,10 @@ int main(int argc, char **argv) {
     int rc = open_bus(&bus, dir, mask);
     if (rc) return rc;
     const fcshm_file *symbols = &bus.files[FCSHM_STREAM_SYMBOLS];
-    fcshm_ring rings[2];
+    fcshm_ring rings[3];
     for (int k = 0; k < nsel; k++) fcshm_ring_init(&rings[k], &bus.files[sel[k]], FCSHM_START_OLDEST);
 
-    uint64_t count[2] = {0, 0}, lapped = 0, restarts = 0;
+    uint64_t count[3] = {0, 0, 0}, lapped = 0, restarts = 0;
     long idle_ns = 500000L;
     uint64_t last_check = 0;
     int status = 0;
@@ -211,11 +242,14 @@ int main(int argc, char **argv) {
             union {
                 fcshm_bar bar;
                 fcshm_top top;
+                fcshm_signal signal;
             } rec;
             uint64_t seq;
             for (int i = 0; i < 4096 && fcshm_ring_try_read(&rings[k], &rec, &seq) == 1; i++) {
                 progressed = 1;
-                uint32_t sid = sel[k] == FCSHM_STREAM_BARS ? rec.bar.symbol_id : rec.top.symbol_id;
+                uint32_t sid = sel[k] == FCSHM_STREAM_BARS   ? rec.bar.symbol_id
+                               : sel[k] == FCSHM_STREAM_TOPS ? rec.top.symbol_id
+                                                             : rec.signal.symbol_id;
                 const symbol_cache *s = wait_symbol(symbols, sid);
                 if (!s) {
                     fprintf(stderr, "tail_bars: error: record %llu refers to unknown symbol id %u\n",
@@ -225,8 +259,10 @@ int main(int argc, char **argv) {
                 }
                 if (sel[k] == FCSHM_STREAM_BARS)
                     print_bar(&rec.bar, s);
-                else
+                else if (sel[k] == FCSHM_STREAM_TOPS)
                     print_top(&rec.top, s);
+                else
+                    print_signal(&rec.signal, s);
                 count[k]++;
             }
         }
