@@ -146,7 +146,8 @@ pub struct FileHeader {
     pub reserved1: [u64; 6],
     /// Records published so far (rings) or updates (tables). Atomic; its own cache line.
     pub write_seq: u64,
-    /// The writer's clock at its last publish or heartbeat, ns since the Unix epoch.
+    /// The writer's wall clock when it last published a health record (the only time it
+    /// is stored), ns since the Unix epoch; 0 before the first.
     pub heartbeat_ns: u64,
     /// Reserved, zero.
     pub reserved2: [u64; 14],
@@ -517,7 +518,7 @@ pub mod health {
     /// Trade-id holes given up: their seconds' bars are incomplete.
     pub const UNFILLED_TRADE_GAPS: usize = 14;
     /// Messages received before their own exchange time (the local clock is behind the
-    /// venue's): counted in the lag percentiles as 0.
+    /// venue's): their lags stay negative in the percentiles.
     pub const CLOCK_BEHIND: usize = 15;
     /// Number of counters.
     pub const COUNT: usize = 16;

@@ -31,14 +31,14 @@ pub struct Capacities {
     pub trades: u64,
     /// Best bid/ask (64-byte slots).
     pub bbo: u64,
-    /// Health (128-byte slots).
+    /// Health (256-byte slots).
     pub health: u64,
     /// Signals (256-byte slots).
     pub signals: u64,
 }
 
 impl Default for Capacities {
-    /// About 45 MB in all: hours of bars and tops, minutes of trades and bbo at peak rates.
+    /// About 56 MB in all: hours of bars and tops, minutes of trades and bbo at peak rates.
     fn default() -> Self {
         Self {
             bars: 1 << 16,
@@ -54,7 +54,8 @@ impl Default for Capacities {
 /// Where and how a writer creates its bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusConfig {
-    /// The bus directory ([`DEFAULT_DIR`] by default; any tmpfs or hugetlbfs directory).
+    /// The bus directory ([`DEFAULT_DIR`] by default; any tmpfs directory: hugetlbfs is not
+    /// supported yet, file sizes are not rounded to its page size).
     pub dir: PathBuf,
     /// Ring sizes.
     pub capacities: Capacities,

@@ -52,8 +52,9 @@ impl<R: Record> RingWriter<R> {
         self.seq
     }
 
-    /// Stores the writer's clock in the header (readers tell a live, idle writer from a
-    /// stalled one by it).
+    /// Stores the writer's clock in the header. The writer does so with each health record
+    /// only, so a stale heartbeat means no exchange second closed: whether the writer is
+    /// alive is `writer.lock`'s to say.
     pub fn heartbeat(&self, now_ns: u64) {
         self.file.heartbeat().store(now_ns, Ordering::Release);
     }
