@@ -219,7 +219,10 @@ pub struct BarEngine {
 
 impl BarEngine {
     /// A bar engine for every instrument of `table`; `members` limits the aggregates to the
-    /// instruments that take part in the run (all of them when `None`).
+    /// instruments that take part in the run (all of them when `None`). There is one
+    /// aggregate per (base asset, market kind) of the table, in the order of the table's
+    /// first instrument of each, members or not: their ids are the same in every run on
+    /// the same table.
     ///
     /// # Errors
     /// [`BarConfigError`] when an instrument's scales do not fit the aggregate scales.
@@ -270,19 +273,22 @@ impl BarEngine {
                     }
                 }
             };
+            // Every (base, kind) of the table has its aggregate, in table order, whether or
+            // not the run has a member of it: aggregate ids (and so the bus's symbol ids)
+            // depend on the instrument table only, never on which feeds a run has.
+            let at = aggregates
+                .iter()
+                .position(|a| a.base == inst.base && a.kind == inst.kind)
+                .unwrap_or_else(|| {
+                    aggregates.push(Aggregate {
+                        base: inst.base.clone(),
+                        kind: inst.kind,
+                        members: Vec::new(),
+                    });
+                    aggregates.len() - 1
+                });
             let joins = members.is_none_or(|m| m.contains(&id));
             let aggregate = joins.then(|| {
-                let at = aggregates
-                    .iter()
-                    .position(|a| a.base == inst.base && a.kind == inst.kind)
-                    .unwrap_or_else(|| {
-                        aggregates.push(Aggregate {
-                            base: inst.base.clone(),
-                            kind: inst.kind,
-                            members: Vec::new(),
-                        });
-                        aggregates.len() - 1
-                    });
                 aggregates[at].members.push(id);
                 AggregateId(at as u16)
             });
