@@ -284,6 +284,13 @@ impl Rolling {
 
     /// Takes the next value; the window's statistics once it is full.
     pub fn push(&mut self, x: i128) -> Option<RollingStats> {
+        self.insert(x);
+        self.stats(x)
+    }
+
+    /// Takes the next value without computing the statistics (a caller that needs only
+    /// [`Self::oldest`] or [`Self::mean`] skips the square root).
+    pub fn insert(&mut self, x: i128) {
         if self.values.len() < self.n {
             self.sum_ix += self.values.len() as i128 * x;
             self.values.push(x);
@@ -298,7 +305,12 @@ impl Rolling {
             self.sum += x - oldest;
             self.sum_sq += x * x - oldest * oldest;
         }
-        self.stats(x)
+    }
+
+    /// The window's mean, once it is full.
+    pub fn mean(&self) -> Option<Value> {
+        self.is_full()
+            .then(|| Value::saturating_from_num(self.sum) / Value::from_num(self.n))
     }
 
     /// The statistics with `newest` as the last value, once full.

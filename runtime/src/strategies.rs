@@ -138,7 +138,7 @@ fn strategy_table(at: String, t: &toml::Table) -> anyhow::Result<StrategyConfig>
 pub fn strategy_set(configs: &[StrategyConfig], engine: &Engine) -> anyhow::Result<StrategySet> {
     let table = engine.table();
     let aggregates = engine.bars().aggregates();
-    let mut specs = Vec::new();
+    let mut set = StrategySet::new(&[], table, aggregates)?;
     for c in configs {
         let key = match &c.symbol {
             SymbolRef::Instrument { venue, symbol } => BarKey::Instrument(
@@ -161,12 +161,9 @@ pub fn strategy_set(configs: &[StrategyConfig], engine: &Engine) -> anyhow::Resu
             cooldown_s: c.cooldown_s,
             params: c.params.clone(),
         };
-        // Each alone first, so that an error names its table.
-        StrategySet::new(std::slice::from_ref(&spec), table, aggregates)
-            .with_context(|| c.at.clone())?;
-        specs.push(spec);
+        set.push(&spec).with_context(|| c.at.clone())?;
     }
-    Ok(StrategySet::new(&specs, table, aggregates)?)
+    Ok(set)
 }
 
 /// Reads a `--strategies FILE`: `[[strategy]]` tables and nothing else.

@@ -346,8 +346,9 @@ impl Strategy for Momentum {
         } = self;
         series.on_bar(bar, |period, close, maker| {
             let volume = period.volume();
-            let closes_full = closes.push(i128::from(close)).is_some();
-            let Some(v) = volumes.push(volume).filter(|_| closes_full) else {
+            closes.insert(i128::from(close));
+            volumes.insert(volume);
+            let Some(mean_volume) = volumes.mean().filter(|_| closes.is_full()) else {
                 return;
             };
             // The close `lookback` bars ago.
@@ -356,10 +357,10 @@ impl Strategy for Momentum {
                 Value::from_num(close - reference),
                 Value::from_num(reference),
             );
-            let ratio = if v.mean == 0 {
+            let ratio = if mean_volume == 0 {
                 Value::ZERO
             } else {
-                Value::saturating_from_num(volume) / v.mean
+                Value::saturating_from_num(volume) / mean_volume
             };
             let action = if change >= *min_move_bp {
                 Action::EnterLong

@@ -119,27 +119,37 @@ impl StrategySet {
             counters: SignalCounters::default(),
         };
         for spec in specs {
-            let Some(&(name, build)) = REGISTRY.iter().find(|(n, _)| *n == spec.name) else {
-                let known: Vec<_> = REGISTRY.iter().map(|(n, _)| *n).collect();
-                return Err(ParamError::UnknownStrategy {
-                    name: spec.name.clone(),
-                    known: known.join(", "),
-                });
-            };
-            let params = Params::new(name, &spec.params);
-            let strategy = build(spec.key, &params)?;
-            params.finish()?;
-            let index = set.symbol_index(spec.key);
-            set.by_symbol[index].push(set.instances.len() as u32);
-            set.instances.push(Instance {
-                name,
-                key: spec.key,
-                strategy,
-                cooldown_ns: i64::from(spec.cooldown_s) * 1_000_000_000,
-                last: None,
-            });
+            set.push(spec)?;
         }
         Ok(set)
+    }
+
+    /// Builds one more instance.
+    ///
+    /// # Errors
+    /// [`ParamError`] naming the strategy and the key; the set is unchanged then.
+    pub fn push(&mut self, spec: &StrategySpec) -> Result<StrategyId, ParamError> {
+        let Some(&(name, build)) = REGISTRY.iter().find(|(n, _)| *n == spec.name) else {
+            let known: Vec<_> = REGISTRY.iter().map(|(n, _)| *n).collect();
+            return Err(ParamError::UnknownStrategy {
+                name: spec.name.clone(),
+                known: known.join(", "),
+            });
+        };
+        let params = Params::new(name, &spec.params);
+        let strategy = build(spec.key, &params)?;
+        params.finish()?;
+        let id = StrategyId(self.instances.len() as u32);
+        let index = self.symbol_index(spec.key);
+        self.by_symbol[index].push(id.0);
+        self.instances.push(Instance {
+            name,
+            key: spec.key,
+            strategy,
+            cooldown_ns: i64::from(spec.cooldown_s) * 1_000_000_000,
+            last: None,
+        });
+        Ok(id)
     }
 
     fn symbol_index(&self, key: BarKey) -> usize {
