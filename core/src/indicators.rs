@@ -226,6 +226,20 @@ impl Macd {
     }
 }
 
+/// The square root of an integer, with as many fractional bits as a `u128` leaves room
+/// for: exact integer steps, so the same bits on every machine.
+fn isqrt_value(x: u128) -> Value {
+    let shift = (x.leading_zeros() & !1).min(96);
+    Value::saturating_from_num((x << shift).isqrt()) >> (shift / 2)
+}
+
+/// The square root of a non-negative value (0 for a negative one), by the same exact
+/// integer steps as the window's standard deviation.
+pub fn sqrt(v: Value) -> Value {
+    // v = bits / 2^48, so sqrt(v) = sqrt(bits) / 2^24.
+    isqrt_value(v.to_bits().max(0) as u128) >> 24
+}
+
 /// Statistics of the last `n` values of a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RollingStats {
@@ -321,10 +335,7 @@ impl Rolling {
         let n = self.n as i128;
         let nv = Value::from_num(n);
         // n^2 * variance, exact; its root is n * std_dev.
-        let spread = (n * self.sum_sq - self.sum * self.sum).max(0) as u128;
-        // Its root with as many fractional bits as u128 leaves room for (an even shift).
-        let shift = (spread.leading_zeros() & !1).min(96);
-        let root = Value::saturating_from_num((spread << shift).isqrt()) >> (shift / 2);
+        let root = isqrt_value((n * self.sum_sq - self.sum * self.sum).max(0) as u128);
         let z_score = if root == 0 {
             Value::ZERO
         } else {
@@ -341,5 +352,72 @@ impl Rolling {
             z_score,
             slope,
         })
+    }
+}
+
+/// The largest (or smallest) of the last `n` integer values, O(1) amortised per value: a
+/// monotonic queue of the values that can still become the extreme, allocated once.
+#[derive(Debug, Clone)]
+pub struct RollingExtreme {
+    n: u64,
+    seen: u64,
+    largest: bool,
+    /// (index, value), extremes first; at most `n + 1` entries (for a moment, before the
+    /// oldest expires), so the capacity reserved at construction is never outgrown.
+    queue: std::collections::VecDeque<(u64, i128)>,
+}
+
+impl RollingExtreme {
+    /// The largest of the last `n` values.
+    ///
+    /// # Errors
+    /// [`IndicatorError::Period`] for `n == 0`.
+    pub fn max(n: usize) -> Result<Self, IndicatorError> {
+        Self::new(n, true)
+    }
+
+    /// The smallest of the last `n` values.
+    ///
+    /// # Errors
+    /// [`IndicatorError::Period`] for `n == 0`.
+    pub fn min(n: usize) -> Result<Self, IndicatorError> {
+        Self::new(n, false)
+    }
+
+    fn new(n: usize, largest: bool) -> Result<Self, IndicatorError> {
+        check_period(n, 1)?;
+        Ok(Self {
+            n: n as u64,
+            seen: 0,
+            largest,
+            queue: std::collections::VecDeque::with_capacity(n + 1),
+        })
+    }
+
+    /// Takes the next value.
+    pub fn push(&mut self, x: i128) {
+        let largest = self.largest;
+        // A value the new one beats can never be the extreme again.
+        while self
+            .queue
+            .back()
+            .is_some_and(|&(_, v)| if largest { v <= x } else { v >= x })
+        {
+            self.queue.pop_back();
+        }
+        self.queue.push_back((self.seen, x));
+        self.seen += 1;
+        while self
+            .queue
+            .front()
+            .is_some_and(|&(i, _)| i + self.n < self.seen)
+        {
+            self.queue.pop_front();
+        }
+    }
+
+    /// The extreme of the window, once `n` values have been seen.
+    pub fn value(&self) -> Option<i128> {
+        (self.seen >= self.n).then(|| self.queue.front().map(|&(_, v)| v))?
     }
 }

@@ -9,21 +9,50 @@
 use super::classic::{EmaCross, MacdCross, Momentum, RsiReversal};
 use super::params::{ParamError, ParamValue, Params};
 use super::signal::{Action, Signal, Strategy, StrategyId};
+use super::smart_money::SmartMoney;
+use super::squeeze::SqueezeFlow;
+use crate::bars::AggregateId;
 use crate::bars::{Aggregate, Bar, BarKey};
 use crate::engine::TopRow;
-use crate::instrument::{InstrumentTable, MarketKind};
+use crate::instrument::{InstrumentId, InstrumentTable, MarketKind};
 use std::collections::BTreeMap;
 
 /// Builds a strategy for one symbol from its settings.
-pub type Constructor = fn(BarKey, &Params<'_>) -> Result<Box<dyn Strategy>, ParamError>;
+pub type Constructor = fn(&SymbolContext<'_>, &Params<'_>) -> Result<Box<dyn Strategy>, ParamError>;
 
 /// Every strategy a configuration can name.
 pub const REGISTRY: &[(&str, Constructor)] = &[
-    ("ema_cross", |k, p| Ok(Box::new(EmaCross::new(k, p)?))),
-    ("rsi", |k, p| Ok(Box::new(RsiReversal::new(k, p)?))),
-    ("macd", |k, p| Ok(Box::new(MacdCross::new(k, p)?))),
-    ("momentum", |k, p| Ok(Box::new(Momentum::new(k, p)?))),
+    ("ema_cross", |c, p| Ok(Box::new(EmaCross::new(c.key, p)?))),
+    ("rsi", |c, p| Ok(Box::new(RsiReversal::new(c.key, p)?))),
+    ("macd", |c, p| Ok(Box::new(MacdCross::new(c.key, p)?))),
+    ("momentum", |c, p| Ok(Box::new(Momentum::new(c.key, p)?))),
+    ("squeeze_flow", |c, p| Ok(Box::new(SqueezeFlow::new(c, p)?))),
+    ("smart_money", |c, p| Ok(Box::new(SmartMoney::new(c, p)?))),
 ];
+
+/// What a strategy is told about the symbol it is built for.
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolContext<'a> {
+    /// The symbol.
+    pub key: BarKey,
+    /// Its base asset.
+    pub base: &'a str,
+    /// The base asset's spot aggregate, if the table has spot instruments of it.
+    pub spot_aggregate: Option<BarKey>,
+    /// The base asset's perpetual aggregate, if any.
+    pub perp_aggregate: Option<BarKey>,
+    /// Price and size scales of an instrument (`None` for an aggregate).
+    pub scales: Option<(u8, u8)>,
+}
+
+#[derive(Debug, Clone)]
+struct SymbolInfo {
+    base: String,
+    /// Indexes of the base asset's spot and perp aggregates.
+    spot: Option<usize>,
+    perp: Option<usize>,
+    scales: Option<(u8, u8)>,
+}
 
 /// One configured instance: a registered strategy on one symbol.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +61,9 @@ pub struct StrategySpec {
     pub name: String,
     /// The symbol.
     pub key: BarKey,
-    /// Any signal within this many seconds of the instance's last one is dropped (and
-    /// counted); so is, at any time, a repeat of the instance's last action.
+    /// Any entry within this many seconds of the instance's last signal is dropped (and
+    /// counted; an exit never is); so is, at any time, a repeat of the instance's last
+    /// action.
     pub cooldown_s: u32,
     /// The strategy's own settings.
     pub params: BTreeMap<String, ParamValue>,
@@ -68,8 +98,8 @@ pub struct StrategySet {
     /// Per symbol index (instruments, then aggregates), the instances on it.
     by_symbol: Vec<Vec<u32>>,
     instruments: usize,
-    /// Per symbol index, its base asset's spot and perp aggregates.
-    base_aggregates: Vec<(Option<usize>, Option<usize>)>,
+    /// Per symbol index, its base asset and aggregates.
+    symbols: Vec<SymbolInfo>,
     /// Per aggregate, the CVD of its last bar.
     aggregate_cvd: Vec<i128>,
     next_id: u64,
@@ -88,32 +118,29 @@ impl StrategySet {
         aggregates: &[Aggregate],
     ) -> Result<Self, ParamError> {
         let instruments = table.len();
-        let base_of = |key: usize| -> &str {
-            match key.checked_sub(instruments) {
-                None => &table.get(crate::instrument::InstrumentId(key as u16)).base,
-                Some(a) => &aggregates[a].base,
-            }
-        };
         let find = |base: &str, kind| {
             aggregates
                 .iter()
                 .position(|a| a.base == base && a.kind == kind)
         };
-        let symbols = instruments + aggregates.len();
-        let base_aggregates = (0..symbols)
-            .map(|k| {
-                let base = base_of(k);
-                (
-                    find(base, MarketKind::Spot),
-                    find(base, MarketKind::Perpetual),
-                )
+        let info = |base: &str, scales| SymbolInfo {
+            base: base.to_owned(),
+            spot: find(base, MarketKind::Spot),
+            perp: find(base, MarketKind::Perpetual),
+            scales,
+        };
+        let symbols: Vec<SymbolInfo> = (0..instruments)
+            .map(|i| {
+                let inst = table.get(InstrumentId(i as u16));
+                info(&inst.base, Some((inst.price_scale, inst.size_scale)))
             })
+            .chain(aggregates.iter().map(|a| info(&a.base, None)))
             .collect();
         let mut set = Self {
             instances: Vec::new(),
-            by_symbol: vec![Vec::new(); symbols],
+            by_symbol: vec![Vec::new(); symbols.len()],
             instruments,
-            base_aggregates,
+            symbols,
             aggregate_cvd: vec![0; aggregates.len()],
             next_id: 1,
             counters: SignalCounters::default(),
@@ -136,12 +163,30 @@ impl StrategySet {
                 known: known.join(", "),
             });
         };
+        let index = self.symbol_index(spec.key);
+        let symbol = &self.symbols[index];
+        let aggregate = |a: Option<usize>| a.map(|a| BarKey::Aggregate(AggregateId(a as u16)));
+        let context = SymbolContext {
+            key: spec.key,
+            base: &symbol.base,
+            spot_aggregate: aggregate(symbol.spot),
+            perp_aggregate: aggregate(symbol.perp),
+            scales: symbol.scales,
+        };
         let params = Params::new(name, &spec.params);
-        let strategy = build(spec.key, &params)?;
+        let strategy = build(&context, &params)?;
         params.finish()?;
         let id = StrategyId(self.instances.len() as u32);
-        let index = self.symbol_index(spec.key);
         self.by_symbol[index].push(id.0);
+        if strategy.reads_base_aggregates() {
+            // Its base's aggregate bars too (never twice if the symbol is one of them).
+            for a in [symbol.spot, symbol.perp].into_iter().flatten() {
+                let list = &mut self.by_symbol[self.instruments + a];
+                if !list.contains(&id.0) {
+                    list.push(id.0);
+                }
+            }
+        }
         self.instances.push(Instance {
             name,
             key: spec.key,
@@ -203,7 +248,7 @@ impl StrategySet {
         let Some(ids) = self.by_symbol.get(index) else {
             return;
         };
-        let (spot, perp) = self.base_aggregates[index];
+        let (spot, perp) = (self.symbols[index].spot, self.symbols[index].perp);
         let Self {
             instances,
             aggregate_cvd,
@@ -216,7 +261,8 @@ impl StrategySet {
             let (cooldown_ns, last) = (instance.cooldown_ns, &mut instance.last);
             call(instance.strategy.as_mut(), &mut |mut signal: Signal| {
                 if let Some((action, at)) = *last {
-                    if signal.exch_ns - at < cooldown_ns {
+                    // An exit is never held back: the position must be closable.
+                    if signal.exch_ns - at < cooldown_ns && signal.action != Action::Exit {
                         counters.cooled_down += 1;
                         return;
                     }

@@ -131,11 +131,18 @@ impl Signal {
 ///
 /// No allocation or I/O per call: state is built when the instance is.
 pub trait Strategy: std::fmt::Debug + Send {
-    /// One final bar (of any symbol: an instance looks at those it was made for).
+    /// One final bar of the instance's symbol (and of its base's aggregates, when it
+    /// [reads them](Self::reads_base_aggregates)).
     fn on_bar(&mut self, bar: &Bar, out: &mut dyn FnMut(Signal));
 
-    /// One per-second book row.
+    /// One per-second book row of the instance's instrument.
     fn on_top(&mut self, row: &TopRow, out: &mut dyn FnMut(Signal)) {
         let _ = (row, out);
+    }
+
+    /// True when the instance also reads its base asset's spot and perp aggregate bars
+    /// (asked once, when the set builds it).
+    fn reads_base_aggregates(&self) -> bool {
+        false
     }
 }
