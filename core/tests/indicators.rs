@@ -3,7 +3,7 @@
 //! the regression from its textbook formula), so it shares no state or arithmetic with
 //! the O(1) code under test.
 
-use flowcore_core::indicators::{Ema, Macd, Rolling, Rsi, Value};
+use flowcore_core::indicators::{sqrt, Ema, Macd, Rolling, RollingExtreme, Rsi, Value};
 use proptest::prelude::*;
 
 fn ema_ref(xs: &[f64], n: usize) -> Option<f64> {
@@ -141,6 +141,26 @@ proptest! {
                 (got, want) => prop_assert_eq!(got.is_some(), want.is_some(), "warm-up"),
             }
         }
+    }
+
+    #[test]
+    fn rolling_extremes_match_a_scan_of_the_window(xs in prices(), n in 1usize..40) {
+        let (mut max, mut min) = (RollingExtreme::max(n).unwrap(), RollingExtreme::min(n).unwrap());
+        for (i, &x) in xs.iter().enumerate() {
+            max.push(i128::from(x));
+            min.push(i128::from(x));
+            let window = &xs[(i + 1).saturating_sub(n)..=i];
+            let full = i + 1 >= n;
+            prop_assert_eq!(max.value(), full.then(|| i128::from(*window.iter().max().unwrap())));
+            prop_assert_eq!(min.value(), full.then(|| i128::from(*window.iter().min().unwrap())));
+        }
+    }
+
+    #[test]
+    fn sqrt_matches_f64_within_its_last_bits(x in 0.0f64..1e12) {
+        let got = sqrt(Value::from_num(x));
+        close(got, Value::from_num(x).to_num::<f64>().sqrt(), 1.0, "sqrt");
+        prop_assert!(got * got <= Value::from_num(x) + Value::from_num(1e-6));
     }
 }
 
