@@ -1,6 +1,6 @@
 //! Strategy cost on the core thread: ns per final bar and per tops row for the four
 //! classic methods on each instrument of the BTC set (on 5 s bars, as
-//! config/strategies/classic-short.toml, and on 1 s bars so that every bar reaches an
+//! config/strategies/short.toml, and on 1 s bars so that every bar reaches an
 //! indicator), over the bars and tops the engine makes from the recordings. Baseline in
 //! the same run: the same four methods per instrument written the way a notebook would,
 //! each bar recomputing its indicators in `f64` over the last 200 closes.
@@ -77,11 +77,11 @@ const SYMBOLS: [(&str, &str); 3] = [
     ("binance-coinm", "BTCUSD_PERP"),
 ];
 
-/// The four classic methods of config/strategies/classic.toml on every instrument of the
+/// The four classic methods of config/strategies/default.toml on every instrument of the
 /// BTC set, every period `timeframe_s`.
 fn classic(timeframe_s: u32) -> String {
     let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/strategies/classic.toml");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/strategies/default.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = String::new();
     for (venue, symbol) in SYMBOLS {

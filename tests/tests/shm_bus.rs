@@ -142,7 +142,7 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
         duration: Some(Duration::from_secs(5)),
         shm: None,
         out_dir: Some(out_dir.clone()),
-        strategies: Some(flowcore_tests::repo().join("config/strategies/classic-short.toml")),
+        strategies: Some(flowcore_tests::repo().join("config/strategies/short.toml")),
     };
     let s = flowcore_tools::demo::demo(options, &mut screen).expect("demo");
     let screen = String::from_utf8(screen).unwrap();
@@ -200,7 +200,7 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
 #[test]
 fn replay_published_signals_read_back_as_the_signal_rows() {
     let dir = bus_dir("replay-signals");
-    let path = flowcore_tests::repo().join("config/strategies/classic-short.toml");
+    let path = flowcore_tests::repo().join("config/strategies/short.toml");
     let mut options = flowcore_tests::options(flowcore_tests::btc_inputs());
     options.strategies =
         flowcore_runtime::strategies::load_strategies(&std::fs::read_to_string(path).unwrap())

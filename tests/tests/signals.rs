@@ -1,5 +1,5 @@
-//! Strategies on the bundled BTC recordings through the whole replay: every classic method
-//! fires, a second replay (and a one-thread replay) writes the same signal bytes, and
+//! Strategies on the bundled BTC recordings through the whole replay: every method of
+//! config/strategies/short.toml (SqueezeFlow, smart money, the classic four) fires, a second replay (and a one-thread replay) writes the same signal bytes, and
 //! cutting the input at any point leaves every signal made before the cut unchanged.
 
 use flowcore_core::instrument::Venue;
@@ -8,14 +8,14 @@ use flowcore_runtime::replay::ReplayThreads;
 use flowcore_runtime::strategies::{load_strategies, StrategyConfig};
 use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, repo, rows};
 
-fn classic_short() -> Vec<StrategyConfig> {
-    let path = repo().join("config/strategies/classic-short.toml");
+fn short_set() -> Vec<StrategyConfig> {
+    let path = repo().join("config/strategies/short.toml");
     load_strategies(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn signal_rows(inputs: Vec<Input>, threads: Option<ReplayThreads>) -> (Vec<u8>, u64) {
     let mut o = options(inputs);
-    o.strategies = classic_short();
+    o.strategies = short_set();
     if let Some(t) = threads {
         o.threads = t;
     }
@@ -33,22 +33,46 @@ fn field<'a>(row: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn every_classic_method_fires_on_the_btc_set_and_a_second_replay_writes_the_same_bytes() {
+fn every_method_fires_on_the_btc_set_and_a_second_replay_writes_the_same_bytes() {
     let (first, emitted) = signal_rows(btc_inputs(), None);
     let rows = rows(first.clone());
     assert_eq!(rows.len() as u64, emitted);
-    for name in ["ema_cross", "rsi", "macd", "momentum"] {
+    let methods = [
+        "squeeze_flow",
+        "smart_money",
+        "ema_cross",
+        "rsi",
+        "macd",
+        "momentum",
+    ];
+    for name in methods {
         assert!(
             rows.iter().any(|r| field(r, "strategy") == name),
             "no {name} signal in {rows:#?}"
         );
     }
-    // Numbered in order, in exchange-time order per strategy, each entry at a price.
+    // Numbered in order, each at a price; only SqueezeFlow tracks positions and exits.
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(field(r, "id"), (i + 1).to_string());
         assert!(field(r, "entry").parse::<f64>().unwrap() > 50_000.0, "{r}");
+        let entries = ["enter_long", "enter_short"];
+        let exit_ok = field(r, "strategy") == "squeeze_flow" && field(r, "action") == "exit";
+        assert!(entries.contains(&field(r, "action")) || exit_ok, "{r}");
+    }
+    // The smart-money method's stops and targets bracket its entries.
+    for r in rows
+        .iter()
+        .filter(|r| field(r, "strategy") == "smart_money")
+    {
+        let px = |k| field(r, k).parse::<f64>().unwrap();
+        let (entry, stop, target) = (px("entry"), px("stop"), px("target"));
+        let long = field(r, "action") == "enter_long";
         assert!(
-            ["enter_long", "enter_short"].contains(&field(r, "action")),
+            if long {
+                stop < entry && entry < target
+            } else {
+                target < entry && entry < stop
+            },
             "{r}"
         );
     }

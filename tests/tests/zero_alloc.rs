@@ -169,11 +169,9 @@ fn no_allocation_per_message_with_every_output_strategies_and_health_records() {
     };
     let bus = flowcore_shm::BusConfig::new(&dir);
     // The classic strategies on 1 s bars, so that every bar reaches their indicators.
-    let text = std::fs::read_to_string(
-        flowcore_tests::repo().join("config/strategies/classic-short.toml"),
-    )
-    .unwrap()
-    .replace("timeframe_s = 5", "timeframe_s = 1");
+    let text = std::fs::read_to_string(flowcore_tests::repo().join("config/strategies/short.toml"))
+        .unwrap()
+        .replace("timeframe_s = 5", "timeframe_s = 1");
     let configs = flowcore_runtime::strategies::load_strategies(&text).unwrap();
     let strategies = flowcore_runtime::strategies::strategy_set(&configs, &engine).unwrap();
     let mut sink = flowcore_outputs::CoreSink::create(

@@ -148,7 +148,7 @@ enum Command {
         out: Option<PathBuf>,
         /// Strategies the engine runs (`[[strategy]]` tables); their signals are shown as
         /// the bus publishes them.
-        #[arg(long, default_value = "config/strategies/classic-short.toml")]
+        #[arg(long, default_value = "config/strategies/short.toml")]
         strategies: PathBuf,
         /// Run no strategy.
         #[arg(long)]

@@ -195,7 +195,7 @@ fn the_python_and_c_readers_decode_signals_as_the_signal_rows() {
         .arg("--shm")
         .arg(&bus)
         .arg("--strategies")
-        .arg(repo().join("config/strategies/classic-short.toml"))
+        .arg(repo().join("config/strategies/short.toml"))
         .arg("--signals-out")
         .arg(dir.join("signals.jsonl"))
         .arg(format!(
