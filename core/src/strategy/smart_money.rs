@@ -148,8 +148,8 @@ pub struct SmartMoney {
     long_moves: Rolling,
     closes: Rolling,
     deltas: Rolling,
-    /// Seconds of the trend window.
-    trend_n: usize,
+    /// The square root of the trend window's seconds.
+    sqrt_trend_n: Value,
     volatile_ratio: Value,
     trend_z: Value,
     flow_z: Value,
@@ -189,6 +189,8 @@ impl SmartMoney {
             weight += power;
             power *= decay;
         }
+        // Mantissas in, a -1..1 momentum out.
+        let weight = weight * Value::from_num(pow10_i128(u32::from(OBI_SCALE)));
         let trend = p.int("trend_window", 60, 2, 100_000)? as usize;
         let units = Value::from_num(pow10_i128(u32::from(size_scale)));
         let base_size = p.number("base_size", 0.0, 0.0, 1e9)? * units;
@@ -212,7 +214,7 @@ impl SmartMoney {
             long_moves: window("vol_long", 120)?,
             closes: Rolling::new(trend + 1).expect("window >= 2"),
             deltas: Rolling::new(trend).expect("window >= 2"),
-            trend_n: trend,
+            sqrt_trend_n: sqrt(Value::from_num(trend)),
             volatile_ratio: p.number("volatile_ratio", 2.0, 0.0, 1000.0)?,
             trend_z: p.number("trend_z", 2.0, 0.0, 1000.0)?,
             flow_z: p.number("flow_z", 1.0, 0.0, 1000.0)?,
@@ -229,11 +231,11 @@ impl SmartMoney {
 
     /// The imbalance momentum once the window is full.
     fn momentum(&mut self, obi: i64) -> Option<Value> {
-        let unit = Value::from_num(pow10_i128(u32::from(OBI_SCALE)));
+        // The decayed sum is kept in imbalance mantissas: one division, at the end.
         self.imbalances.insert(i128::from(obi));
-        self.momentum_sum = Value::from_num(obi) / unit + self.decay * self.momentum_sum;
+        self.momentum_sum = Value::from_num(obi) + self.decay * self.momentum_sum;
         let leaving = self.imbalances.oldest()?;
-        self.momentum_sum -= self.decay_out * Value::from_num(leaving) / unit;
+        self.momentum_sum -= self.decay_out * Value::from_num(leaving);
         Some(self.momentum_sum / self.weight)
     }
 
@@ -260,24 +262,26 @@ impl SmartMoney {
     fn regime(&mut self, close: i64, delta: i128) -> Option<(Regime, Value, Value)> {
         let previous = self.last_close.replace(close)?;
         let change = i128::from(close - previous);
-        let short = self.short_moves.push(change);
-        let long = self.long_moves.push(change);
+        self.short_moves.insert(change);
+        self.long_moves.insert(change);
         self.closes.insert(i128::from(close));
-        let flow = self.deltas.push(delta);
-        let (short, long, flow) = (short?, long?, flow?);
+        self.deltas.insert(delta);
+        let (short, long) = (self.short_moves.std_dev()?, self.long_moves.std_dev()?);
+        let (flow_sum, flow_std) = (self.deltas.sum()?, self.deltas.std_dev()?);
         let moved = Value::saturating_from_num(i128::from(close) - self.closes.oldest()?);
-        let n = sqrt(Value::from_num(self.trend_n));
-        let trend_z = if long.std_dev == 0 {
+        let n = self.sqrt_trend_n;
+        let trend_z = if long == 0 {
             Value::ZERO
         } else {
-            moved / (long.std_dev * n)
+            moved / (long * n)
         };
-        let flow_z = if flow.std_dev == 0 {
+        // sqrt(n) * mean / std = sum / (sqrt(n) * std).
+        let flow_z = if flow_std == 0 {
             Value::ZERO
         } else {
-            n * flow.mean / flow.std_dev
+            Value::saturating_from_num(flow_sum) / (n * flow_std)
         };
-        let regime = if long.std_dev > 0 && short.std_dev >= self.volatile_ratio * long.std_dev {
+        let regime = if long > 0 && short >= self.volatile_ratio * long {
             Regime::Volatile
         } else if trend_z.abs() >= self.trend_z {
             Regime::Trending

@@ -154,7 +154,8 @@ impl Flow {
     fn push(&mut self, level: i128) -> Option<Value> {
         self.levels.insert(level);
         self.change = level - self.levels.oldest()?;
-        self.changes.push(self.change).map(|s| s.z_score)
+        self.changes.insert(self.change);
+        self.changes.z_score()
     }
 }
 
@@ -164,7 +165,8 @@ struct Trend(Rolling);
 
 impl Trend {
     fn push(&mut self, level: i128) -> i32 {
-        self.0.push(level).map_or(0, |s| s.slope.signum().to_num())
+        self.0.insert(level);
+        self.0.slope_sign().unwrap_or(0)
     }
 }
 
