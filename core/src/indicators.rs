@@ -482,3 +482,44 @@ impl RollingExtreme {
         (self.seen >= self.n).then(|| self.queue.front().map(|&(_, v)| v))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::isqrt;
+
+    /// The fast square root is the exact floor wherever the float guess is least exact:
+    /// around perfect squares, powers of two and the top of the range.
+    #[test]
+    fn isqrt_is_the_exact_floor() {
+        let check = |x: u128| {
+            let r = isqrt(x);
+            assert!(r * r <= x, "{x}: {r}");
+            assert!((r + 1).checked_mul(r + 1).is_none_or(|sq| sq > x), "{x}: {r}");
+        };
+        for x in 0..10_000u128 {
+            check(x);
+        }
+        for bits in 1..128u32 {
+            let p = 1u128 << bits;
+            for x in [p - 1, p, p + 1] {
+                check(x);
+            }
+        }
+        let mut s = 1u128;
+        while let Some(sq) = s.checked_mul(s) {
+            for x in [sq - 1, sq, sq.saturating_add(1)] {
+                check(x);
+            }
+            s = s * 3 + 1;
+        }
+        check(u128::MAX);
+        // A walk over pseudo-random values of every size.
+        let mut x = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834u128;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(x >> (x % 128));
+        }
+    }
+}
