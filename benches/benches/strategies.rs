@@ -69,6 +69,15 @@ fn bars_and_tops() -> (Collected, Engine) {
     (out, engine)
 }
 
+/// Our side of a timed batch: the bars into the set, the signals kept alive.
+fn feed_bars(strategies: &mut StrategySet, bars: &[Bar]) {
+    for b in bars {
+        strategies.on_bar(black_box(b), &mut |s| {
+            black_box(s);
+        });
+    }
+}
+
 fn set(engine: &Engine, text: &str) -> StrategySet {
     strategy_set(&load_strategies(text).unwrap(), engine).unwrap()
 }
@@ -331,13 +340,7 @@ fn bench_flow_methods(engine: &Engine, bars: &[Bar], tops: &[TopRow]) {
             .collect();
         let (mut spot, mut perp) = (0.0, 0.0);
         for chunk in bars.chunks(16) {
-            ours.time(chunk.len(), || {
-                for b in chunk {
-                    strategies.on_bar(black_box(b), &mut |s| {
-                        black_box(s);
-                    });
-                }
-            });
+            ours.time(chunk.len(), || feed_bars(&mut strategies, chunk));
             base.time(chunk.len(), || {
                 let mut acc = 0.0;
                 for b in chunk {
@@ -439,13 +442,7 @@ fn main() {
                 .map(|_| Recompute::default())
                 .collect();
             for chunk in bars.chunks(16) {
-                ours.time(chunk.len(), || {
-                    for b in chunk {
-                        strategies.on_bar(black_box(b), &mut |s| {
-                            black_box(s);
-                        });
-                    }
-                });
+                ours.time(chunk.len(), || feed_bars(&mut strategies, chunk));
                 base.time(chunk.len(), || {
                     let mut acc = 0.0;
                     for b in chunk {

@@ -494,7 +494,10 @@ mod tests {
         let check = |x: u128| {
             let r = isqrt(x);
             assert!(r * r <= x, "{x}: {r}");
-            assert!((r + 1).checked_mul(r + 1).is_none_or(|sq| sq > x), "{x}: {r}");
+            assert!(
+                (r + 1).checked_mul(r + 1).is_none_or(|sq| sq > x),
+                "{x}: {r}"
+            );
         };
         for x in 0..10_000u128 {
             check(x);
