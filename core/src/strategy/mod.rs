@@ -14,7 +14,8 @@ pub mod squeeze;
 
 pub use join::{SeriesJoin, JOIN_STEPS};
 pub use params::{ParamError, ParamValue, Params};
-pub use set::{Constructor, SignalCounters, StrategySet, StrategySpec, SymbolContext, REGISTRY};
+pub use set::{Constructor, SignalCounters, StrategySet, StrategySpec, REGISTRY};
 pub use signal::{
-    fraction_mantissa, Action, Signal, Strategy, StrategyId, Tier, SIGNAL_FRACTION_SCALE,
+    fraction_mantissa, Action, Signal, Strategy, StrategyId, SymbolContext, Tier,
+    SIGNAL_FRACTION_SCALE,
 };

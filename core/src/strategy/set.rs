@@ -8,7 +8,7 @@
 
 use super::classic::{EmaCross, MacdCross, Momentum, RsiReversal};
 use super::params::{ParamError, ParamValue, Params};
-use super::signal::{Action, Signal, Strategy, StrategyId};
+use super::signal::{Action, Signal, Strategy, StrategyId, SymbolContext};
 use super::smart_money::SmartMoney;
 use super::squeeze::SqueezeFlow;
 use crate::bars::AggregateId;
@@ -29,21 +29,6 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("squeeze_flow", |c, p| Ok(Box::new(SqueezeFlow::new(c, p)?))),
     ("smart_money", |c, p| Ok(Box::new(SmartMoney::new(c, p)?))),
 ];
-
-/// What a strategy is told about the symbol it is built for.
-#[derive(Debug, Clone, Copy)]
-pub struct SymbolContext<'a> {
-    /// The symbol.
-    pub key: BarKey,
-    /// Its base asset.
-    pub base: &'a str,
-    /// The base asset's spot aggregate, if the table has spot instruments of it.
-    pub spot_aggregate: Option<BarKey>,
-    /// The base asset's perpetual aggregate, if any.
-    pub perp_aggregate: Option<BarKey>,
-    /// Price and size scales of an instrument (`None` for an aggregate).
-    pub scales: Option<(u8, u8)>,
-}
 
 #[derive(Debug, Clone)]
 struct SymbolInfo {

@@ -125,6 +125,21 @@ impl Signal {
     }
 }
 
+/// What a strategy is told about the symbol it is built for.
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolContext<'a> {
+    /// The symbol.
+    pub key: BarKey,
+    /// Its base asset.
+    pub base: &'a str,
+    /// The base asset's spot aggregate, if the table has spot instruments of it.
+    pub spot_aggregate: Option<BarKey>,
+    /// The base asset's perpetual aggregate, if any.
+    pub perp_aggregate: Option<BarKey>,
+    /// Price and size scales of an instrument (`None` for an aggregate).
+    pub scales: Option<(u8, u8)>,
+}
+
 /// A strategy instance: fed every final bar of the run and every per-second book row, in
 /// the order the engine makes them, it hands its signals to `out`. The same calls come
 /// live, in replay and in a backtest, so a strategy cannot tell them apart.

@@ -38,8 +38,7 @@
 
 use super::join::SeriesJoin;
 use super::params::{ParamError, Params};
-use super::set::SymbolContext;
-use super::signal::{Action, Signal, Strategy, Tier};
+use super::signal::{Action, Signal, Strategy, SymbolContext, Tier};
 use crate::bars::{Bar, BarKey};
 use crate::decimal::pow10_i128;
 use crate::engine::{TopRow, TopSample};

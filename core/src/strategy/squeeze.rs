@@ -52,8 +52,7 @@
 
 use super::join::SeriesJoin;
 use super::params::{ParamError, Params};
-use super::set::SymbolContext;
-use super::signal::{Action, Signal, Strategy, Tier};
+use super::signal::{Action, Signal, Strategy, SymbolContext, Tier};
 use crate::bars::{Bar, BarKey};
 use crate::indicators::{Rolling, RollingExtreme, Value};
 use crate::timeframe::{PeriodBar, Timeframe};
