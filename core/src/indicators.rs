@@ -360,12 +360,15 @@ impl Rolling {
             return None;
         }
         let newest = self.values[(self.head + self.n - 1) % self.n];
-        let root = self.n_std_dev();
-        Some(if root == 0 {
-            Value::ZERO
-        } else {
-            Value::saturating_from_num(self.n as i128 * newest - self.sum) / root
-        })
+        Some(self.z_of(newest, self.n_std_dev()))
+    }
+
+    /// `(newest - mean) / std_dev` from `n * std_dev`; 0 when every value is the same.
+    fn z_of(&self, newest: i128, n_std_dev: Value) -> Value {
+        if n_std_dev == 0 {
+            return Value::ZERO;
+        }
+        Value::saturating_from_num(self.n as i128 * newest - self.sum) / n_std_dev
     }
 
     /// The population standard deviation, once full.
@@ -397,11 +400,7 @@ impl Rolling {
         let nv = Value::from_num(n);
         // n^2 * variance, exact; its root is n * std_dev.
         let root = self.n_std_dev();
-        let z_score = if root == 0 {
-            Value::ZERO
-        } else {
-            Value::saturating_from_num(n * newest - self.sum) / root
-        };
+        let z_score = self.z_of(newest, root);
         // Slope = (n sum(ix) - sum(i) sum(x)) / (n sum(i^2) - sum(i)^2), i in 0..n.
         let sum_i = n * (n - 1) / 2;
         let sum_ii = (n - 1) * n * (2 * n - 1) / 6;

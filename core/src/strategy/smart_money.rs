@@ -153,6 +153,9 @@ pub struct SmartMoney {
     trend_z: Value,
     flow_z: Value,
     // Decisions.
+    /// The market score's weights: 0.4 for the imbalance, 0.3 for trend and for flow
+    /// (divided once here, not every second).
+    weights: [Value; 2],
     confidence: Value,
     /// The direction of the excursion above the confidence threshold, if in one.
     above: Option<i8>,
@@ -217,6 +220,7 @@ impl SmartMoney {
             volatile_ratio: p.number("volatile_ratio", 2.0, 0.0, 1000.0)?,
             trend_z: p.number("trend_z", 2.0, 0.0, 1000.0)?,
             flow_z: p.number("flow_z", 1.0, 0.0, 1000.0)?,
+            weights: [tenths(4), tenths(3)],
             confidence: p.number("confidence", 0.75, 0.0, 1.0)?,
             above: None,
             recent: VecDeque::with_capacity(max_per_minute),
@@ -315,9 +319,10 @@ impl SmartMoney {
             return;
         };
         let two = Value::from_num(2);
-        let score = tenths(4) * momentum
-            + tenths(3) * clamp_unit(trend_z / two)
-            + tenths(3) * clamp_unit(flow_z / two);
+        let [w_imbalance, w_trend] = self.weights;
+        let score = w_imbalance * momentum
+            + w_trend * clamp_unit(trend_z / two)
+            + w_trend * clamp_unit(flow_z / two);
         let dir: i8 = if score >= 0 { 1 } else { -1 };
         if score.abs() < self.confidence {
             self.above = None;

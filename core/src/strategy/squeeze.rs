@@ -268,6 +268,40 @@ impl SqueezeFlow {
         })
     }
 
+    /// Phase 5: the exit conditions `pos` meets this period, as reason bits.
+    fn exit_bits(
+        &self,
+        pos: &Position,
+        close: i128,
+        levels: [i128; 3],
+        z_spot: Value,
+        (swing_low, swing_high): (i128, i128),
+    ) -> u32 {
+        let s = &self.settings;
+        let d = i128::from(pos.dir);
+        let mut bits = 0;
+        if Value::from_num(pos.dir) * z_spot <= -s.divergence_z {
+            bits |= REASON_FLOW_REVERSAL;
+        }
+        if (d > 0 && close < pos.range_low) || (d < 0 && close > pos.range_high) {
+            bits |= REASON_RANGE_BREAK;
+        }
+        let against = |now: i128, then: i128| d * (now - then) < 0;
+        if against(levels[SPOT], pos.spot_cvd)
+            && against(levels[PERP], pos.perp_cvd)
+            && against(self.flows[SPOT].change, 0)
+            && against(self.flows[PERP].change, 0)
+        {
+            bits |= REASON_CVD_INVALIDATION;
+        }
+        if pos.bars >= s.swing_bars
+            && ((d > 0 && close < swing_low) || (d < 0 && close > swing_high))
+        {
+            bits |= REASON_STRUCTURE_BREAK;
+        }
+        bits
+    }
+
     /// One joined period: the instrument's bar, the spot and the perp aggregate's.
     fn step(&mut self, bars: [PeriodBar; 3], out: &mut dyn FnMut(Signal)) {
         let price = &bars[PRICE];
@@ -321,28 +355,7 @@ impl SqueezeFlow {
         let s = &self.settings;
 
         if let State::Open(mut pos) = self.state {
-            let dir = Value::from_num(pos.dir);
-            let d = i128::from(pos.dir);
-            let mut bits = 0;
-            if dir * z_spot <= -s.divergence_z {
-                bits |= REASON_FLOW_REVERSAL;
-            }
-            if (d > 0 && close < pos.range_low) || (d < 0 && close > pos.range_high) {
-                bits |= REASON_RANGE_BREAK;
-            }
-            let against = |now: i128, then: i128| d * (now - then) < 0;
-            if against(levels[SPOT], pos.spot_cvd)
-                && against(levels[PERP], pos.perp_cvd)
-                && against(self.flows[SPOT].change, 0)
-                && against(self.flows[PERP].change, 0)
-            {
-                bits |= REASON_CVD_INVALIDATION;
-            }
-            if pos.bars >= s.swing_bars
-                && ((d > 0 && close < swing_low) || (d < 0 && close > swing_high))
-            {
-                bits |= REASON_STRUCTURE_BREAK;
-            }
+            let bits = self.exit_bits(&pos, close, levels, z_spot, (swing_low, swing_high));
             pos.bars += 1;
             self.state = State::Open(pos);
             if bits != 0 {
