@@ -86,8 +86,27 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds")
 }
 
+/// Where a test makes the gateway die (`FLOWCORE_GATEWAY_CRASH=intent|request`): right
+/// after an entry's intent is journaled and before its request is sent, or right after
+/// the request's last byte is written and before the answer is read. `abort()`, as a
+/// power cut or `kill -9` would leave it: nothing after that point is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    AfterIntent,
+    AfterRequest,
+}
+
+fn crash_point() -> Option<CrashPoint> {
+    match std::env::var("FLOWCORE_GATEWAY_CRASH").ok()?.as_str() {
+        "intent" => Some(CrashPoint::AfterIntent),
+        "request" => Some(CrashPoint::AfterRequest),
+        _ => None,
+    }
+}
+
 /// See the module docs.
 pub struct Executor {
+    crash: Option<CrashPoint>,
     backend: Backend,
     journal: Journal,
     bus_names: Vec<String>,
@@ -178,6 +197,7 @@ impl Executor {
             }
         };
         Ok(Self {
+            crash: crash_point(),
             backend,
             journal,
             bus_names: config
@@ -480,6 +500,7 @@ impl Executor {
             }
             .into(),
             outcome: outcome.into(),
+            local_ns: signal.local_ns,
             ts_ns: now_ns(),
         });
         let Decision::Order(o) = d else {
@@ -626,6 +647,11 @@ impl Executor {
     ) -> Option<Outcome> {
         let entry = o.signal.key;
         let tag = entry.id.to_string();
+        if self.crash == Some(CrashPoint::AfterIntent) {
+            eprintln!("gateway: FLOWCORE_GATEWAY_CRASH=intent: aborting after the intent of signal {}", entry.id);
+            std::process::abort();
+        }
+        let crash_after_request = self.crash == Some(CrashPoint::AfterRequest);
         let mut written = 0i64;
         let (client, ordertype, _, _) = self.ft();
         let limit = (ordertype == "limit" && limit > Value::ZERO).then(|| limit.to_num::<f64>());
@@ -637,7 +663,12 @@ impl Executor {
             &tag,
             &ordertype,
             limit,
-            &mut || written = now_ns(),
+            &mut || {
+                if crash_after_request {
+                    std::process::abort();
+                }
+                written = now_ns();
+            },
         );
         let rtt = client.last_rtt.as_nanos() as u64;
         let _ = self.counters.round_trip.record(rtt.max(1));

@@ -249,7 +249,10 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
         .buses
         .iter()
         .enumerate()
-        .map(|(i, d)| BusSource::new(i as u16, d.clone()))
+        .map(|(i, d)| {
+            let recent = state.recent.get(&d.display().to_string());
+            BusSource::new(i as u16, d.clone(), recent.map_or(&[], Vec::as_slice))
+        })
         .collect();
     let seen = |bus: &str, epoch: u64| {
         state

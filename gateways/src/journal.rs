@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 /// The journal file's name in the journal directory.
 pub const JOURNAL_FILE: &str = "gateway.journal";
 
+/// Signal fingerprints kept per bus (see [`JournalState::recent`]).
+pub const RECENT: usize = 1024;
+
 /// A signal's identity in the journal: its bus directory, writer epoch and id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct JournalKey {
@@ -46,6 +49,9 @@ pub enum JournalRecord {
         action: String,
         /// `order` or the rejection.
         outcome: String,
+        /// The signal's `local_ns`: with the id, its fingerprint across writer epochs.
+        #[serde(default)]
+        local_ns: i64,
         /// Gateway clock, ns.
         ts_ns: i64,
     },
@@ -130,6 +136,10 @@ pub struct EntryState {
 pub struct JournalState {
     /// Per (bus, epoch): the highest signal id seen.
     pub seen: BTreeMap<(String, u64), u64>,
+    /// Per bus: the (id, local_ns) of the last [`RECENT`] signals seen, whatever their
+    /// epoch. A bus whose writer carries signals into a new epoch (`flowcore signal` does)
+    /// shows them again under the new epoch; these fingerprints say they were seen.
+    pub recent: BTreeMap<String, Vec<(u64, i64)>>,
     /// Every entry intent, by its signal.
     pub entries: BTreeMap<JournalKey, EntryState>,
     /// Records read.
@@ -156,9 +166,14 @@ impl JournalState {
     fn apply(&mut self, r: &JournalRecord) {
         self.records += 1;
         match r {
-            JournalRecord::Decision { key, .. } => {
+            JournalRecord::Decision { key, local_ns, .. } => {
                 let max = self.seen.entry((key.bus.clone(), key.epoch)).or_insert(0);
                 *max = (*max).max(key.id);
+                let recent = self.recent.entry(key.bus.clone()).or_default();
+                if recent.len() == RECENT {
+                    recent.remove(0);
+                }
+                recent.push((key.id, *local_ns));
             }
             JournalRecord::Intent {
                 key, kind, entry, ..
@@ -411,6 +426,7 @@ mod tests {
             strategy: 1,
             action: "enter_long".into(),
             outcome: "order".into(),
+            local_ns: 3,
             ts_ns: 4,
         }
     }

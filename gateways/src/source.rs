@@ -2,8 +2,11 @@
 //! across writer restarts (a new epoch: the bus is opened again and read from the start of
 //! the new files), signals read from the oldest still in the ring so none published while
 //! the gateway was down is missed (the journal says which were seen; the age limit refuses
-//! old ones), quotes and bars from the latest on.
+//! old ones), quotes and bars from the latest on. A signal is one signal by its id in its
+//! epoch, and by its (id, local_ns) fingerprint across epochs: a writer that carries its
+//! signals into a new epoch (`flowcore signal` does) does not make them new.
 
+use crate::journal::RECENT;
 use crate::market::{MarketState, Slot};
 use crate::order::{GatewaySignal, SignalKey};
 use flowcore_core::indicators::Value;
@@ -51,6 +54,9 @@ pub struct BusSource {
     slots: Vec<Slot>,
     pairs: Vec<Option<u16>>,
     seen_max: u64,
+    /// (id, local_ns) of the last signals seen, a ring of `RECENT`.
+    recent: Vec<(u64, i64)>,
+    recent_head: usize,
     checked: Instant,
     /// Counts.
     pub counters: SourceCounters,
@@ -67,9 +73,14 @@ pub fn symbol_name(venue_code: u16, symbol: &str) -> String {
 }
 
 impl BusSource {
-    /// A source for `dir`; nothing is opened yet.
-    pub fn new(index: u16, dir: PathBuf) -> Self {
+    /// A source for `dir`; nothing is opened yet. `recent` is what the journal has of
+    /// this bus's last signals (see [`crate::journal::JournalState::recent`]).
+    pub fn new(index: u16, dir: PathBuf, recent: &[(u64, i64)]) -> Self {
+        let mut ring = Vec::with_capacity(RECENT);
+        ring.extend_from_slice(&recent[recent.len().saturating_sub(RECENT)..]);
         Self {
+            recent_head: ring.len() % RECENT,
+            recent: ring,
             index,
             name: dir.display().to_string(),
             dir,
@@ -180,11 +191,18 @@ impl BusSource {
             };
             work = true;
             self.counters.signals += 1;
-            if rec.signal_id <= self.seen_max {
+            let fingerprint = (rec.signal_id, rec.local_ns);
+            if rec.signal_id <= self.seen_max || self.recent.contains(&fingerprint) {
                 self.counters.replayed += 1;
                 continue;
             }
             self.seen_max = rec.signal_id;
+            if self.recent.len() < RECENT {
+                self.recent.push(fingerprint);
+            } else {
+                self.recent[self.recent_head] = fingerprint;
+                self.recent_head = (self.recent_head + 1) % RECENT;
+            }
             let Some(s) = slot(&self.slots, rec.symbol_id) else {
                 self.counters.unknown_symbol += 1;
                 continue;

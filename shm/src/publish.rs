@@ -59,29 +59,7 @@ pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
     let table: &InstrumentTable = engine.table();
     let mut out: Vec<SymbolRecord> = table
         .iter()
-        .map(|(id, i)| {
-            let (unit, value, value_scale) = match i.contract {
-                ContractSize::Base => (0, 0, 0),
-                ContractSize::Quote { mantissa, scale } => (1, mantissa, scale),
-            };
-            SymbolRecord {
-                symbol_id: id.0.into(),
-                venue: venue_code(i.venue),
-                market_kind: market_kind(i.kind),
-                contract_unit: unit,
-                price_scale: i.price_scale,
-                size_scale: i.size_scale,
-                notional_scale: i.price_scale + i.size_scale,
-                contract_value_scale: value_scale,
-                reserved0: 0,
-                tick: i.tick,
-                lot: i.lot,
-                contract_value: value,
-                symbol: padded(&i.symbol),
-                base: padded(&i.base),
-                quote: padded(&i.quote),
-            }
-        })
+        .map(|(id, i)| instrument_record(id.0.into(), i))
         .collect();
     for (k, a) in engine.bars().aggregates().iter().enumerate() {
         out.push(SymbolRecord {
@@ -99,6 +77,31 @@ pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
         });
     }
     out
+}
+
+/// The symbol record of one instrument at symbol id `symbol_id`.
+pub fn instrument_record(symbol_id: u32, i: &flowcore_core::instrument::Instrument) -> SymbolRecord {
+    let (unit, value, value_scale) = match i.contract {
+        ContractSize::Base => (0, 0, 0),
+        ContractSize::Quote { mantissa, scale } => (1, mantissa, scale),
+    };
+    SymbolRecord {
+        symbol_id,
+        venue: venue_code(i.venue),
+        market_kind: market_kind(i.kind),
+        contract_unit: unit,
+        price_scale: i.price_scale,
+        size_scale: i.size_scale,
+        notional_scale: i.price_scale + i.size_scale,
+        contract_value_scale: value_scale,
+        reserved0: 0,
+        tick: i.tick,
+        lot: i.lot,
+        contract_value: value,
+        symbol: padded(&i.symbol),
+        base: padded(&i.base),
+        quote: padded(&i.quote),
+    }
 }
 
 /// A bar sum as an ABI `i64`; one that does not fit saturates and flags the record.

@@ -1,6 +1,7 @@
 //! The `flowcore` command-line tool: argument parsing and config loading (`main.rs`,
 //! [`instruments`]), and the commands that are only wiring and printing: [`demo`] (the
-//! simulator, a live run and a bus reader together) and [`shm_tail`] (a bus printed live).
+//! simulator, a live run and a bus reader together), [`shm_tail`] (a bus printed live) and
+//! [`manual_signal`] (`flowcore signal`).
 //! A library as well, so tests drive the same code.
 //!
 //! Owns nothing another crate needs: the pipeline is `flowcore-runtime`, the outputs
@@ -10,4 +11,5 @@
 
 pub mod demo;
 pub mod instruments;
+pub mod manual_signal;
 pub mod shm_tail;

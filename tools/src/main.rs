@@ -56,6 +56,52 @@ impl EngineArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Publishes one hand-made signal on a bus of its own; prints its id.
+    Signal {
+        /// The signal bus directory (not the engine's: this command is that bus's writer).
+        #[arg(long)]
+        shm: PathBuf,
+        /// The venue of the symbol.
+        #[arg(long, default_value = "binance-usdm")]
+        venue: String,
+        /// The venue's symbol (BTCUSDT).
+        #[arg(long)]
+        symbol: String,
+        /// long, short or exit.
+        #[arg(long)]
+        action: String,
+        /// Entry price (decimal; none: at market).
+        #[arg(long)]
+        entry: Option<String>,
+        /// Stop price.
+        #[arg(long)]
+        stop: Option<String>,
+        /// Target price.
+        #[arg(long)]
+        target: Option<String>,
+        /// Confidence, 0..1.
+        #[arg(long, default_value = "1")]
+        confidence: String,
+        /// Suggested size in base units (decimal).
+        #[arg(long)]
+        size: Option<String>,
+        /// A strategy name for the record (hashed to an id with the top bit set).
+        #[arg(long, default_value = "manual")]
+        strategy: String,
+        /// Instrument table (TOML); the bundled defaults if absent.
+        #[arg(long)]
+        instruments: Option<PathBuf>,
+    },
+    /// Runs the execution gateway: signals from the buses, risk limits, sizing, journal,
+    /// and orders to FreqTrade, paper fills or a decision log (see config/gateway.toml).
+    Gateway {
+        /// The gateway configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
     /// Replays recordings into one-second CVD bars and per-second book tops (JSONL).
     Replay {
         /// Write bars here (JSONL).
@@ -324,6 +370,47 @@ fn seconds(what: &str, s: Option<f64>) -> anyhow::Result<Option<std::time::Durat
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Signal {
+            shm,
+            venue,
+            symbol,
+            action,
+            entry,
+            stop,
+            target,
+            confidence,
+            size,
+            strategy,
+            instruments,
+        } => {
+            let table = load_table(&instruments)?;
+            let venue = flowcore_core::instrument::Venue::from_name(&venue)
+                .with_context(|| format!("--venue {venue}: not a venue"))?;
+            let signal = flowcore_tools::manual_signal::ManualSignal {
+                venue,
+                symbol: symbol.to_ascii_uppercase(),
+                action,
+                entry,
+                stop,
+                target,
+                confidence,
+                size,
+                strategy,
+            };
+            let id = flowcore_tools::manual_signal::publish(&shm, &table, &signal)?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Gateway { config, seconds: run_seconds } => {
+            let config = flowcore_gateways::GatewayConfig::load(&config)?;
+            let control = flowcore_gateways::RunControl {
+                duration: seconds("--seconds", run_seconds)?,
+                ..Default::default()
+            };
+            let summary = flowcore_gateways::run(config, control)?;
+            eprint!("{}", summary.render());
+            Ok(())
+        }
         Command::Replay {
             bars_out,
             tops_out,
