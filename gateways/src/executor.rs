@@ -410,7 +410,8 @@ impl Executor {
                 side,
                 qty,
                 price,
-                risk: qty * price / 50,
+                risk: Value::ZERO,
+                notional: qty * price,
                 opening: false,
                 closing: false,
             });
@@ -472,7 +473,8 @@ impl Executor {
                 },
                 qty,
                 price,
-                risk: qty * price / 50,
+                risk: Value::ZERO,
+                notional: qty * price,
                 opening: false,
                 closing: false,
             });
@@ -630,7 +632,22 @@ impl Executor {
             Backend::Freqtrade { .. } => return self.ft_enter(o, key, pair, side, stake, limit),
         };
         self.wire(o, now_ns());
-        let (qty, price) = fill?;
+        let Some((qty, price)) = fill else {
+            self.count("no_quote");
+            eprintln!(
+                "gateway: signal {}: no quote to fill against on any bus",
+                entry.id
+            );
+            self.result(
+                key,
+                false,
+                None,
+                None,
+                None,
+                Some("no quote to fill against".into()),
+            );
+            return Some(Outcome::EntryFailed { entry });
+        };
         self.result(key, true, None, Some((qty, price)), None, None);
         Some(Outcome::Opened { entry, qty, price })
     }
@@ -648,7 +665,10 @@ impl Executor {
         let entry = o.signal.key;
         let tag = entry.id.to_string();
         if self.crash == Some(CrashPoint::AfterIntent) {
-            eprintln!("gateway: FLOWCORE_GATEWAY_CRASH=intent: aborting after the intent of signal {}", entry.id);
+            eprintln!(
+                "gateway: FLOWCORE_GATEWAY_CRASH=intent: aborting after the intent of signal {}",
+                entry.id
+            );
             std::process::abort();
         }
         let crash_after_request = self.crash == Some(CrashPoint::AfterRequest);
@@ -885,7 +905,6 @@ impl Executor {
             }
             still
         });
-        closing.retain(|c| !gone.iter().any(|g| g.0 == c.0));
         let gone: Vec<_> = gone
             .into_iter()
             .map(|(entry, id)| {
@@ -894,22 +913,30 @@ impl Executor {
                     .ok()
                     .flatten()
                     .and_then(|t| t.close_profit_abs);
-                (entry, id, pnl.unwrap_or(0.0))
+                let exit = closing.iter().find(|c| c.0 == entry).map(|c| c.2.clone());
+                (entry, id, pnl.unwrap_or(0.0), exit)
             })
             .collect();
-        for (entry, id, pnl) in gone {
-            eprintln!(
-                "gateway: reconcile: trade {id} (signal {}) closed in FreqTrade",
-                entry.id
-            );
-            let key = self.key(entry);
-            self.write(&JournalRecord::Settled {
-                entry: key,
-                opened: true,
-                why: "closed in FreqTrade (not in /status)".into(),
-                ts_ns: now_ns(),
-            });
-            self.count("closed_outside");
+        closing.retain(|c| !gone.iter().any(|g| g.0 == c.0));
+        for (entry, id, pnl, exit) in gone {
+            if let Some(exit) = exit {
+                // Our own exit, filled since.
+                self.result(&exit, true, Some(id), None, Some(f64_value(pnl)), None);
+                self.count("closed");
+            } else {
+                eprintln!(
+                    "gateway: reconcile: trade {id} (signal {}) closed in FreqTrade",
+                    entry.id
+                );
+                let key = self.key(entry);
+                self.write(&JournalRecord::Settled {
+                    entry: key,
+                    opened: true,
+                    why: "closed in FreqTrade (not in /status)".into(),
+                    ts_ns: now_ns(),
+                });
+                self.count("closed_outside");
+            }
             out.push(Outcome::Closed {
                 entry,
                 pnl: f64_value(pnl),

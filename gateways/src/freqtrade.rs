@@ -236,6 +236,9 @@ impl FreqtradeClient {
             if r.status == 401 && attempt < 2 {
                 // Expired or revoked: refresh, else log in again; the route never ran.
                 if attempt == 1 || !self.refresh()? {
+                    eprintln!(
+                        "gateway: freqtrade refused our token and its refresh; logging in again"
+                    );
                     self.login()?;
                 }
                 continue;
@@ -301,7 +304,7 @@ impl FreqtradeClient {
             .unwrap_or_default())
     }
 
-    /// `GET /trades`: the last 500 trades, closed ones included.
+    /// `GET /trades`: the last 500 closed trades (FreqTrade lists only closed ones there).
     ///
     /// # Errors
     /// The call's error.

@@ -97,8 +97,6 @@ pub enum Rejection {
     MaxNotionalTotal,
     /// `risk.max_strategy_risk` leaves no room.
     StrategyRisk,
-    /// Neither an entry price nor a quote to size against.
-    NoPrice,
     /// The sizing method gave nothing to stake.
     ZeroSize,
     /// An exit for a symbol with no open position.
@@ -107,7 +105,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in code order.
-    pub const ALL: [Rejection; 16] = [
+    pub const ALL: [Rejection; 15] = [
         Rejection::Duplicate,
         Rejection::Stale,
         Rejection::KillSwitch,
@@ -121,7 +119,6 @@ impl Rejection {
         Rejection::MaxNotionalSymbol,
         Rejection::MaxNotionalTotal,
         Rejection::StrategyRisk,
-        Rejection::NoPrice,
         Rejection::ZeroSize,
         Rejection::NoPosition,
     ];
@@ -142,7 +139,6 @@ impl Rejection {
             Rejection::MaxNotionalSymbol => "max_notional_per_symbol",
             Rejection::MaxNotionalTotal => "max_notional_total",
             Rejection::StrategyRisk => "max_strategy_risk",
-            Rejection::NoPrice => "no_price",
             Rejection::ZeroSize => "zero_size",
             Rejection::NoPosition => "no_position",
         }
@@ -160,7 +156,8 @@ pub enum OrderKind {
         stake: Value,
         /// Base quantity at `price`.
         qty: Value,
-        /// The price it was sized at (entry or the touch).
+        /// The price it was sized at (entry or the touch; 0: none known, a market order
+        /// sized by its stake alone, `qty` 0 too).
         price: Value,
         /// Limit price for a limit order (the signal's entry), else 0.
         limit: Value,

@@ -95,9 +95,11 @@ impl PaperBroker {
                         Side::Long => t * (one + self.slippage),
                         Side::Short => t * (one - self.slippage),
                     }
-                } else {
+                } else if price > Value::ZERO {
                     self.unquoted += 1;
                     price
+                } else {
+                    return None;
                 };
                 let fee = px * qty * self.fee;
                 self.fees += fee;

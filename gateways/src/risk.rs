@@ -35,6 +35,8 @@ pub struct Position {
     pub price: Value,
     /// Loss at the stop, quote currency.
     pub risk: Value,
+    /// Quote notional: the stake until the fill, then quantity x fill price.
+    pub notional: Value,
     /// The entry is not confirmed yet.
     pub opening: bool,
     /// An exit was sent and not answered yet.
@@ -44,7 +46,7 @@ pub struct Position {
 impl Position {
     /// Quote notional at the entry price.
     pub fn notional(&self) -> Value {
-        self.qty * self.price
+        self.notional
     }
 }
 
@@ -201,8 +203,10 @@ impl RiskEngine {
         }
     }
 
-    /// A position the journal or FreqTrade says is open (restart).
-    pub fn restore(&mut self, p: Position) {
+    /// A position the journal or FreqTrade says is open (restart). Its risk is taken at
+    /// the assumed stop (`risk.default_stop`): the signal's own stop is not journaled.
+    pub fn restore(&mut self, mut p: Position) {
+        p.risk = p.notional * self.limits.default_stop;
         self.positions.push(p);
     }
 
@@ -276,12 +280,14 @@ impl RiskEngine {
             Side::Long => ask,
             Side::Short => bid,
         };
+        // None: a market order on a symbol without a quote on any bus. FreqTrade fills it
+        // at its own price and the stake alone sizes it; the paper broker refuses it.
         let price = if s.entry_px > 0 {
-            to_value(s.entry_px, sym.price_scale)
+            Some(to_value(s.entry_px, sym.price_scale))
         } else if touch > 0 {
-            to_value(touch, sym.price_scale)
+            Some(to_value(touch, sym.price_scale))
         } else {
-            return reject(Rejection::NoPrice);
+            None
         };
         let equity = self.equity(market);
         let mut stake = self.sizing.stake(&SizingInput {
@@ -290,18 +296,19 @@ impl RiskEngine {
             equity,
             open_positions: self.positions.len() as u32,
         });
-        if self.use_signal_size && s.size > 0 {
+        if let (true, Some(price)) = (self.use_signal_size && s.size > 0, price) {
             stake = stake.min(to_value(s.size, sym.size_scale) * price);
         }
         if stake <= Value::ZERO {
             return reject(Rejection::ZeroSize);
         }
         // Loss at the stop per unit of stake: the stop's distance, or the assumed one.
-        let stop_distance = if s.stop_px > 0 {
-            let stop = to_value(s.stop_px, sym.price_scale);
-            ((price - stop).abs() / price).max(Value::from_bits(1))
-        } else {
-            self.limits.default_stop
+        let stop_distance = match price {
+            Some(price) if s.stop_px > 0 => {
+                let stop = to_value(s.stop_px, sym.price_scale);
+                ((price - stop).abs() / price).max(Value::from_bits(1))
+            }
+            _ => self.limits.default_stop,
         };
         let sized = stake;
         stake = stake.min(self.limits.risk_per_position * equity / stop_distance);
@@ -329,7 +336,8 @@ impl RiskEngine {
         if stake < sized {
             self.counters.capped += 1;
         }
-        let qty = stake / price;
+        let qty = price.map_or(Value::ZERO, |p| stake / p);
+        let price = price.unwrap_or(Value::ZERO);
         self.positions.push(Position {
             entry: s.key,
             slot: s.slot,
@@ -339,6 +347,7 @@ impl RiskEngine {
             qty,
             price,
             risk: stake * stop_distance,
+            notional: stake,
             opening: true,
             closing: false,
         });
@@ -405,10 +414,12 @@ impl RiskEngine {
             Outcome::Opened { entry, qty, price } => {
                 if let Some(i) = find(&mut self.positions, entry) {
                     let p = &mut self.positions[i];
-                    // The risk scales with the filled quantity; the stop distance stays.
-                    if p.qty > Value::ZERO {
-                        p.risk = p.risk * qty / p.qty;
+                    // The risk scales with the filled notional; the stop distance stays.
+                    let filled = qty * price;
+                    if p.notional > Value::ZERO {
+                        p.risk = p.risk * filled / p.notional;
                     }
+                    p.notional = filled;
                     p.qty = qty;
                     p.price = price;
                     p.opening = false;

@@ -80,7 +80,10 @@ pub fn symbol_records(engine: &Engine) -> Vec<SymbolRecord> {
 }
 
 /// The symbol record of one instrument at symbol id `symbol_id`.
-pub fn instrument_record(symbol_id: u32, i: &flowcore_core::instrument::Instrument) -> SymbolRecord {
+pub fn instrument_record(
+    symbol_id: u32,
+    i: &flowcore_core::instrument::Instrument,
+) -> SymbolRecord {
     let (unit, value, value_scale) = match i.contract {
         ContractSize::Base => (0, 0, 0),
         ContractSize::Quote { mantissa, scale } => (1, mantissa, scale),

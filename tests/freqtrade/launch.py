@@ -101,6 +101,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-open-trades", type=int, default=5)
     p.add_argument("--initial-state", choices=["running", "stopped", "paused"], default="running")
     p.add_argument("--ws-token", default="flowcore-ws-token")
+    # A different secret on restart voids every token issued before: how the gateway's
+    # "token refused -> refresh -> log in again" path is driven without waiting 15 minutes.
+    p.add_argument("--jwt-secret", default=None)
     return p.parse_args(argv)
 
 
@@ -149,7 +152,7 @@ def write_files(args: argparse.Namespace) -> tuple[Path, Path]:
     )
     pairs = ["BTC/USDT:USDT", "ETH/USDT:USDT"] if futures else ["BTC/USDT", "ETH/USDT"]
     # Deterministic secret: JWTs issued before a restart stay valid after it.
-    jwt_secret = hashlib.sha256(f"flowcore-freqtrade-jwt:{args.password}".encode()).hexdigest()
+    jwt_secret = args.jwt_secret or hashlib.sha256(f"flowcore-freqtrade-jwt:{args.password}".encode()).hexdigest()
     config = {
         "bot_name": f"flowcore-test-{args.mode}",
         "max_open_trades": args.max_open_trades,

@@ -401,7 +401,10 @@ fn main() -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
-        Command::Gateway { config, seconds: run_seconds } => {
+        Command::Gateway {
+            config,
+            seconds: run_seconds,
+        } => {
             let config = flowcore_gateways::GatewayConfig::load(&config)?;
             let control = flowcore_gateways::RunControl {
                 duration: seconds("--seconds", run_seconds)?,

@@ -83,8 +83,9 @@ pub fn publish(dir: &Path, table: &InstrumentTable, s: &ManualSignal) -> anyhow:
         .with_context(|| format!("--confidence {}: a decimal in 0..=1", s.confidence))?;
     let price = |what: &str, v: &Option<String>| -> anyhow::Result<i64> {
         v.as_deref().map_or(Ok(0), |t| {
-            parse_mantissa(t.as_bytes(), inst.price_scale)
-                .map_err(|e| anyhow::anyhow!("--{what} {t}: {e:?} at {} decimals", inst.price_scale))
+            parse_mantissa(t.as_bytes(), inst.price_scale).map_err(|e| {
+                anyhow::anyhow!("--{what} {t}: {e:?} at {} decimals", inst.price_scale)
+            })
         })
     };
     let entry_px = price("entry", &s.entry)?;
