@@ -491,7 +491,7 @@ impl Executor {
         };
         let (symbol, price_scale) = self.slot_name(signal.slot);
         let key = self.key(signal.key);
-        self.write(&JournalRecord::Decision {
+        let decision = JournalRecord::Decision {
             key: key.clone(),
             symbol: symbol.clone(),
             strategy: signal.strategy,
@@ -504,8 +504,9 @@ impl Executor {
             outcome: outcome.into(),
             local_ns: signal.local_ns,
             ts_ns: now_ns(),
-        });
+        };
         let Decision::Order(o) = d else {
+            self.write(&decision);
             if let Decision::Rejected(_, r) = d {
                 *self.counters.rejections.entry(r.name()).or_insert(0) += 1;
                 eprintln!(
@@ -534,7 +535,7 @@ impl Executor {
                 Some(self.key(entry)),
             ),
         };
-        self.write(&JournalRecord::Intent {
+        let intent = JournalRecord::Intent {
             key: key.clone(),
             kind: kind.into(),
             entry,
@@ -547,7 +548,21 @@ impl Executor {
             price: text(price),
             tag: signal.key.id.to_string(),
             ts_ns: now_ns(),
-        });
+        };
+        // Decision and intent in one write, flushed before the request leaves.
+        if let Err(e) = self.journal.append_all(&[decision, intent]) {
+            // Not on disk, so not sent: after a crash nothing could tell whether it was.
+            self.counters.journal_errors += 1;
+            self.count("journal_error");
+            eprintln!(
+                "gateway: signal {}: journal write failed, order not sent: {e}",
+                signal.key.id
+            );
+            return Some(match o.kind {
+                OrderKind::Enter { .. } => Outcome::EntryFailed { entry: signal.key },
+                OrderKind::Exit { entry, .. } => Outcome::ExitFailed { entry },
+            });
+        }
         self.counters.orders_sent += 1;
         let outcome = match o.kind {
             OrderKind::Enter { .. } => self.enter(o, &key, &pair, price_scale),

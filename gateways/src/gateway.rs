@@ -4,8 +4,9 @@
 //!   every bus, keeps the market state, runs the [`RiskEngine`] on each signal and hands the
 //!   decision to the executor thread through an rtrb ring. No allocation, no lock, no
 //!   syscall per signal: bus maintenance (`stat`, `open`) happens only when idle.
-//! - The **executor thread** journals, talks HTTP, sleeps on FreqTrade, logs, and sends what
-//!   became of each order back through a second ring.
+//! - The **executor thread** journals, talks HTTP, waits on FreqTrade, logs, and sends what
+//!   became of each order back through a second ring. It polls its ring with the same
+//!   idle strategy: a decision waits for no sleep to end.
 //!
 //! A third, tiny thread serves the control port (`POST /kill`, `POST /resume`,
 //! `GET /status`) when `control` is set.
@@ -188,11 +189,13 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
     let kill_file = config.risk.kill_file.clone();
     let exec_killed = killed.clone();
     let exec_http_kill = http_kill.clone();
+    let exec_idle = config.idle;
     let executor_thread = std::thread::Builder::new()
         .name("gateway-exec".into())
         .spawn(move || {
             let mut checked = Instant::now();
             let mut file_kill = false;
+            let mut idle_rounds = 0u32;
             loop {
                 let mut work = false;
                 while let Ok(d) = decisions.pop() {
@@ -229,11 +232,18 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                         *s = status_json(&executor.counters);
                     }
                 }
-                if !work {
-                    if exec_stop.load(Ordering::Acquire) && decisions.is_empty() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_micros(200));
+                if work {
+                    idle_rounds = 0;
+                    continue;
+                }
+                if exec_stop.load(Ordering::Acquire) && decisions.is_empty() {
+                    break;
+                }
+                idle_rounds = idle_rounds.saturating_add(1);
+                match exec_idle {
+                    IdleKind::Spin => std::hint::spin_loop(),
+                    IdleKind::Yield if idle_rounds < 1000 => std::thread::yield_now(),
+                    IdleKind::Yield => std::thread::sleep(Duration::from_micros(100)),
                 }
             }
             executor

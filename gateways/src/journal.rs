@@ -351,18 +351,32 @@ impl Journal {
     /// # Errors
     /// The write or the flush failed.
     pub fn append(&mut self, r: &JournalRecord) -> Result<(), JournalError> {
-        let json = serde_json::to_string(r).expect("journal records serialise");
+        self.append_all(std::slice::from_ref(r))
+    }
+
+    /// Appends records with one `write` (and at most one flush): a decision and the intent
+    /// it makes reach the disk together, before the request.
+    ///
+    /// # Errors
+    /// The write or the flush failed.
+    pub fn append_all(&mut self, records: &[JournalRecord]) -> Result<(), JournalError> {
         self.line.clear();
-        writeln!(self.line, "{:08x} {json}", crc32fast::hash(json.as_bytes())).expect("vec write");
+        for r in records {
+            let json = serde_json::to_string(r).expect("journal records serialise");
+            writeln!(self.line, "{:08x} {json}", crc32fast::hash(json.as_bytes()))
+                .expect("vec write");
+        }
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
         };
         self.file.write_all(&self.line).map_err(io)?;
-        self.written += 1;
+        self.written += records.len() as u64;
         let flush = match self.fsync {
             FsyncPolicy::Always => true,
-            FsyncPolicy::Intent => !matches!(r, JournalRecord::Decision { .. }),
+            FsyncPolicy::Intent => records
+                .iter()
+                .any(|r| !matches!(r, JournalRecord::Decision { .. })),
             FsyncPolicy::Never => false,
         };
         if flush {
