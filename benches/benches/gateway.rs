@@ -19,7 +19,7 @@ use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_gateways::{GatewayConfig, RunControl};
 use flowcore_shm::abi::{action, SignalRecord, SymbolRecord};
 use flowcore_shm::publish::instrument_record;
-use flowcore_shm::{BusConfig, BusWriter, Capacities, ReadFrom, RingReader};
+use flowcore_shm::{BusWriter, ReadFrom, RingReader};
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -165,15 +165,7 @@ fn publish(
             ..template
         })
         .collect();
-    let mut config = BusConfig::new(bus);
-    config.capacities = Capacities {
-        bars: 64,
-        tops: 64,
-        trades: 64,
-        bbo: 64,
-        health: 64,
-        signals: 1 << 14,
-    };
+    let config = flowcore_tools::manual_signal::signal_bus_config(bus, 1 << 14);
     let mut w = BusWriter::create(&config, &symbols).unwrap();
     std::thread::sleep(start);
     let mut next = Instant::now();

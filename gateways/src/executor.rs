@@ -293,7 +293,7 @@ impl Executor {
             _ => (Vec::new(), Vec::new()),
         };
         let mut restored = Vec::new();
-        let mut known_tags = Vec::new();
+        let mut claimed: Vec<u64> = Vec::new();
         for (key, entry) in state.open_entries() {
             let JournalRecord::Intent {
                 tag,
@@ -309,11 +309,20 @@ impl Executor {
             else {
                 continue;
             };
-            known_tags.push(tag.clone());
             let is_ft = matches!(self.backend, Backend::Freqtrade { .. });
-            let found = open_trades
-                .iter()
-                .find(|t| t.enter_tag.as_deref() == Some(tag));
+            // By trade id where the journal has it; an entry in doubt by its tag and pair.
+            // (Tags repeat across engine restarts, whose signal ids start again at 1.)
+            let found = match entry.trade_id {
+                Some(id) => open_trades.iter().find(|t| t.trade_id == id),
+                None => open_trades.iter().find(|t| {
+                    t.enter_tag.as_deref() == Some(tag)
+                        && t.pair == *pair
+                        && !claimed.contains(&t.trade_id)
+                }),
+            };
+            if let Some(t) = found {
+                claimed.push(t.trade_id);
+            }
             let (qty, price, trade_id) = if is_ft {
                 match found {
                     Some(t) => (
@@ -417,7 +426,7 @@ impl Executor {
             });
         }
         for t in &open_trades {
-            if !t.enter_tag.as_ref().is_some_and(|g| known_tags.contains(g)) {
+            if !claimed.contains(&t.trade_id) {
                 self.counters.foreign_open += 1;
                 eprintln!(
                     "gateway: reconcile: FreqTrade trade {} on {} (enter_tag {:?}) is not in the journal; not managed",
@@ -623,6 +632,10 @@ impl Executor {
         }
     }
 
+    fn fail(&mut self, key: &JournalKey, trade_id: Option<u64>, why: String) {
+        self.result(key, false, trade_id, None, None, Some(why));
+    }
+
     fn enter(
         &mut self,
         o: &Order,
@@ -653,14 +666,7 @@ impl Executor {
                 "gateway: signal {}: no quote to fill against on any bus",
                 entry.id
             );
-            self.result(
-                key,
-                false,
-                None,
-                None,
-                None,
-                Some("no quote to fill against".into()),
-            );
+            self.fail(key, None, "no quote to fill against".into());
             return Some(Outcome::EntryFailed { entry });
         };
         self.result(key, true, None, Some((qty, price)), None, None);
@@ -747,7 +753,7 @@ impl Executor {
                     entry.id,
                     e.outcome()
                 );
-                self.result(key, false, None, None, None, Some(e.to_string()));
+                self.fail(key, None, e.to_string());
                 return Some(Outcome::EntryFailed { entry });
             }
         };
@@ -786,14 +792,7 @@ impl Executor {
                 Some(Outcome::Closed { entry, pnl })
             }
             None => {
-                self.result(
-                    key,
-                    false,
-                    None,
-                    None,
-                    None,
-                    Some("no such paper position".into()),
-                );
+                self.fail(key, None, "no such paper position".into());
                 Some(Outcome::ExitFailed { entry })
             }
         }
@@ -802,14 +801,7 @@ impl Executor {
     fn ft_exit(&mut self, o: &Order, entry: SignalKey, key: &JournalKey) -> Option<Outcome> {
         let (client, _, trades, _) = self.ft();
         let Some(&(_, trade_id)) = trades.iter().find(|t| t.0 == entry) else {
-            self.result(
-                key,
-                false,
-                None,
-                None,
-                None,
-                Some("no FreqTrade trade for this position".into()),
-            );
+            self.fail(key, None, "no FreqTrade trade for this position".into());
             return Some(Outcome::ExitFailed { entry });
         };
         let mut written = 0i64;
@@ -835,7 +827,7 @@ impl Executor {
                     "gateway: signal {}: forceexit of trade {trade_id} failed: {e}",
                     o.signal.key.id
                 );
-                self.result(key, false, Some(trade_id), None, None, Some(e.to_string()));
+                self.fail(key, Some(trade_id), e.to_string());
                 Some(Outcome::ExitFailed { entry })
             }
         }

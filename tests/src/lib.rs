@@ -599,3 +599,30 @@ pub fn check_run_health(out: &LiveOutput) {
     assert_eq!(rows[0].feed.reconnects, s.disconnects);
     assert_eq!(rows[0].engine, s.engine);
 }
+
+/// A global allocator that counts allocations (and reallocations) of the whole process and
+/// forwards everything to the system allocator. A zero-allocation test declares it
+/// `#[global_allocator]` and reads [`ALLOCATIONS`] around its steady state.
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+/// Allocations made through [`CountingAllocator`] so far.
+pub static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}

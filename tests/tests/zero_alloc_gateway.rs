@@ -12,34 +12,12 @@ use flowcore_gateways::GatewayConfig;
 use flowcore_shm::abi::{action, BarRecord, BboRecord, SignalRecord};
 use flowcore_shm::publish::instrument_record;
 use flowcore_shm::{BusConfig, BusWriter};
-use std::alloc::{GlobalAlloc, Layout, System};
+use flowcore_tests::{CountingAllocator, ALLOCATIONS};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use std::sync::atomic::Ordering;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const NS: i64 = 1_000_000_000;
 
@@ -153,6 +131,10 @@ fn the_signal_thread_allocates_nothing_per_record() {
         };
     // Warm-up: first sight of each path (minute rollovers fill the return ring, too).
     assert_eq!(run(&mut w, 0, 400, &mut risk, &mut market), 400);
+    // The counter counts (a probe allocation shows up).
+    let probe = ALLOCATIONS.load(Ordering::Relaxed);
+    drop(std::hint::black_box(vec![1u8; 64]));
+    assert!(ALLOCATIONS.load(Ordering::Relaxed) > probe);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let decided = run(&mut w, 400, 4_400, &mut risk, &mut market);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;

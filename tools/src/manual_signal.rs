@@ -46,6 +46,20 @@ pub struct ManualSignal {
     pub strategy: String,
 }
 
+/// A bus for signals only: `signals` slots in its signal ring, the smallest rings elsewhere.
+pub fn signal_bus_config(dir: &Path, signals: u64) -> BusConfig {
+    let mut config = BusConfig::new(dir);
+    config.capacities = Capacities {
+        bars: 64,
+        tops: 64,
+        trades: 64,
+        bbo: 64,
+        health: 64,
+        signals,
+    };
+    config
+}
+
 /// The strategy id of a hand-made signal's name: FNV-1a, top bit set.
 pub fn manual_strategy_id(name: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
@@ -122,15 +136,7 @@ pub fn publish(dir: &Path, table: &InstrumentTable, s: &ManualSignal) -> anyhow:
     let local_ns = now_ns();
     let last = carried.iter().map(|r| r.signal_id).max().unwrap_or(0);
     let signal_id = ((local_ns / 1_000) as u64).max(last + 1);
-    let mut config = BusConfig::new(dir);
-    config.capacities = Capacities {
-        bars: 64,
-        tops: 64,
-        trades: 64,
-        bbo: 64,
-        health: 64,
-        signals: MANUAL_SIGNALS,
-    };
+    let config = signal_bus_config(dir, MANUAL_SIGNALS);
     let mut bus = BusWriter::create(&config, &symbols)
         .with_context(|| format!("creating the signal bus {}", dir.display()))?;
     for r in &carried {
