@@ -410,6 +410,11 @@ fn main() -> anyhow::Result<()> {
                 duration: seconds("--seconds", run_seconds)?,
                 ..Default::default()
             };
+            // Ctrl-C or a service manager's SIGTERM ends the run with its summary.
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, control.stop.clone())
+                    .context("installing the stop signal handler")?;
+            }
             let summary = flowcore_gateways::run(config, control)?;
             eprint!("{}", summary.render());
             Ok(())
