@@ -4,10 +4,26 @@
 //! every value is checked for range here, so a typo never silently falls back to a default.
 //! `config/gateway.toml` is the documented example.
 
-use crate::sizing::SizingMethod;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// `[sizing] method` (see [`crate::sizing`] for what each computes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingMethod {
+    /// `stake` every time.
+    Fixed,
+    /// `stake x confidence`.
+    Confidence,
+    /// `stake x target_volatility / volatility` of the symbol's 1-minute returns.
+    Volatility,
+    /// `equity x min(kelly_fraction x (p - (1 - p) / payoff), kelly_cap)`.
+    Kelly,
+    /// Each open position (this one included) gets an equal share of the volatility budget
+    /// `stake x target_volatility`: `stake x target_volatility / (volatility x sqrt(n))`.
+    RiskParity,
+}
 
 /// Where orders go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -301,20 +301,18 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
             risk.outcome(&o);
             work = true;
         }
-        if work {
-            idle_rounds = 0;
-            continue;
-        }
-        idle_rounds = idle_rounds.saturating_add(1);
-        let before = sources.iter().map(|s| s.counters.opens).sum::<u64>();
-        for src in &mut sources {
-            src.maintain(&mut market, seen, pair_of);
-        }
-        if sources.iter().map(|s| s.counters.opens).sum::<u64>() != before {
-            publish_names(&market, &slot_names);
-        }
-        if marked.elapsed() >= Duration::from_millis(100) {
+        // Every 50 ms, busy or not (a bus that never goes quiet must still be followed
+        // across a writer restart): bus upkeep (a `stat` or an `open` per bus) and the
+        // equity mark for the drawdown switch. Never per record.
+        if marked.elapsed() >= Duration::from_millis(50) {
             marked = Instant::now();
+            let before = sources.iter().map(|s| s.counters.opens).sum::<u64>();
+            for src in &mut sources {
+                src.maintain(&mut market, seen, pair_of);
+            }
+            if sources.iter().map(|s| s.counters.opens).sum::<u64>() != before {
+                publish_names(&market, &slot_names);
+            }
             let tripped = risk.drawdown_tripped();
             risk.mark(&market);
             if risk.drawdown_tripped() && !tripped {
@@ -325,6 +323,11 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                 );
             }
         }
+        if work {
+            idle_rounds = 0;
+            continue;
+        }
+        idle_rounds = idle_rounds.saturating_add(1);
         match config.idle {
             IdleKind::Spin => std::hint::spin_loop(),
             IdleKind::Yield if idle_rounds < 64 => std::thread::yield_now(),

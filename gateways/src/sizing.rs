@@ -5,25 +5,8 @@
 //! parity across the open positions.
 
 use crate::config::SizingConfig;
+pub use crate::config::SizingMethod;
 use flowcore_core::indicators::Value;
-use serde::Deserialize;
-
-/// `[sizing] method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SizingMethod {
-    /// `stake` every time.
-    Fixed,
-    /// `stake x confidence`.
-    Confidence,
-    /// `stake x target_volatility / volatility` of the symbol's 1-minute returns.
-    Volatility,
-    /// `equity x min(kelly_fraction x (p - (1 - p) / payoff), kelly_cap)`.
-    Kelly,
-    /// Each open position (this one included) gets an equal share of the volatility budget
-    /// `stake x target_volatility`: `stake x target_volatility / (volatility x sqrt(n))`.
-    RiskParity,
-}
 
 /// What a sizing decision looks at.
 #[derive(Debug, Clone, Copy)]

@@ -99,7 +99,7 @@ impl BusSource {
     }
 
     /// Opens the bus if it is not, or again if its writer restarted. At most once per
-    /// [`CHECK_EVERY`]; call when idle. `seen` is the journal's highest signal id seen for
+    /// [`CHECK_EVERY`]; call it periodically, never per record. `seen` is the journal's highest signal id seen for
     /// (bus, epoch); `pair_of(venue, symbol)` maps a symbol to a `[pairs]` index.
     pub fn maintain(
         &mut self,
