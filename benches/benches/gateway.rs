@@ -252,6 +252,14 @@ fn gateway_run(name: &str, plan: &Plan, idle: &str, fsync: &str, pin: bool) -> (
         &summary.executor.publish_to_wire,
     );
     row(
+        &format!("gateway {name}: gateway read -> executor has it"),
+        &summary.executor.handoff,
+    );
+    row(
+        &format!("gateway {name}: gateway read -> request written"),
+        &summary.executor.read_to_wire,
+    );
+    row(
         &format!("gateway {name}: publish -> request received"),
         &ft.received.lock().unwrap(),
     );

@@ -76,6 +76,8 @@ pub struct ExecutorCounters {
     pub read_to_wire: Histogram<u64>,
     /// FreqTrade request round trips, ns.
     pub round_trip: Histogram<u64>,
+    /// Gateway read to the executor thread taking the decision (the hand-off), ns.
+    pub handoff: Histogram<u64>,
     /// Trades FreqTrade holds that the journal does not know (not ours, or a lost journal).
     pub foreign_open: u64,
     /// Journal write failures (each also logged).
@@ -215,6 +217,7 @@ impl Executor {
                 publish_to_wire: histogram(),
                 read_to_wire: histogram(),
                 round_trip: histogram(),
+                handoff: histogram(),
                 foreign_open: 0,
                 journal_errors: 0,
             },
@@ -494,6 +497,10 @@ impl Executor {
     /// Handles one decision; returns what to tell the risk engine.
     pub fn handle(&mut self, d: &Decision) -> Option<Outcome> {
         self.counters.decisions += 1;
+        if let Decision::Order(o) = d {
+            let waited = now_ns() - o.signal.read_ns;
+            let _ = self.counters.handoff.record(waited.max(1) as u64);
+        }
         let (signal, outcome) = match d {
             Decision::Rejected(s, r) => (s, r.name()),
             Decision::Order(o) => (&o.signal, "order"),

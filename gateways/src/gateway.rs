@@ -5,8 +5,9 @@
 //!   decision to the executor thread through an rtrb ring. No allocation, no lock, no
 //!   syscall per signal: bus maintenance (`stat`, `open`) happens only when idle.
 //! - The **executor thread** journals, talks HTTP, waits on FreqTrade, logs, and sends what
-//!   became of each order back through a second ring. It polls its ring with the same
-//!   idle strategy: a decision waits for no sleep to end.
+//!   became of each order back through a second ring. It parks when idle and the signal
+//!   thread unparks it with each decision (one futex wake per signal, none per market
+//!   record): on a small machine it leaves its core to the others instead of spinning.
 //!
 //! A third, tiny thread serves the control port (`POST /kill`, `POST /resume`,
 //! `GET /status`) when `control` is set.
@@ -111,6 +112,7 @@ impl GatewaySummary {
         for (name, h) in [
             ("signal publish -> request written", &e.publish_to_wire),
             ("gateway read -> request written", &e.read_to_wire),
+            ("gateway read -> executor has it", &e.handoff),
             ("FreqTrade round trip", &e.round_trip),
         ] {
             if !h.is_empty() {
@@ -189,13 +191,11 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
     let kill_file = config.risk.kill_file.clone();
     let exec_killed = killed.clone();
     let exec_http_kill = http_kill.clone();
-    let exec_idle = config.idle;
     let executor_thread = std::thread::Builder::new()
         .name("gateway-exec".into())
         .spawn(move || {
             let mut checked = Instant::now();
             let mut file_kill = false;
-            let mut idle_rounds = 0u32;
             loop {
                 let mut work = false;
                 while let Ok(d) = decisions.pop() {
@@ -233,23 +233,20 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                     }
                 }
                 if work {
-                    idle_rounds = 0;
                     continue;
                 }
                 if exec_stop.load(Ordering::Acquire) && decisions.is_empty() {
                     break;
                 }
-                idle_rounds = idle_rounds.saturating_add(1);
-                match exec_idle {
-                    IdleKind::Spin => std::hint::spin_loop(),
-                    IdleKind::Yield if idle_rounds < 1000 => std::thread::yield_now(),
-                    IdleKind::Yield => std::thread::sleep(Duration::from_micros(100)),
-                }
+                // The signal thread unparks this one after each decision it hands over:
+                // no core spent spinning here, and no sleep to wait out.
+                std::thread::park_timeout(Duration::from_millis(50));
             }
             executor
         })
         .expect("spawn the executor thread");
 
+    let exec_thread = executor_thread.thread().clone();
     if let Some(cpu) = config.pin_cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
             eprintln!("gateway: could not pin the signal thread to CPU {cpu}; running unpinned");
@@ -287,7 +284,11 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                 let mut d = decision;
                 loop {
                     match to_exec.push(d) {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            // A futex wake per signal (not per market record).
+                            exec_thread.unpark();
+                            break;
+                        }
                         Err(rtrb::PushError::Full(back)) => {
                             backpressure += 1;
                             d = back;
