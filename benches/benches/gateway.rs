@@ -1,8 +1,9 @@
 //! Signal publish -> FreqTrade request on the wire, through the whole gateway.
 //!
-//! A publisher thread writes signals into a shared-memory bus at a fixed rate, each an
-//! entry on a symbol of its own (so the risk engine accepts every one: one position per
-//! symbol), each stamped with its publish time. `flowcore_gateways::run` reads them, decides, journals the intent and sends the
+//! A publisher thread writes signals into a shared-memory bus at a fixed rate, each stamped
+//! with its publish time: an entry, then the exit of that position, cycling over
+//! [`SYMBOLS`] symbols (the risk engine accepts every one, and holds at most one position,
+//! as a live gateway holds a handful rather than thousands). `flowcore_gateways::run` reads them, decides, journals the intent and sends the
 //! `forceenter` / `forceexit` request to a loopback HTTP server that answers as FreqTrade
 //! does (its own processing is what the figure excludes; tests/tests/gateway_freqtrade.rs
 //! drives the real one). Reported, from the gateway's hdrhistogram: publish -> the
@@ -39,7 +40,8 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// A loopback server answering the routes the gateway calls, as FreqTrade answers them.
-/// Records, per order request, publish (from the `entry_tag`'s signal) -> fully received.
+/// Records, per entry request, publish (from the `entry_tag`'s signal) -> fully received
+/// (an exit names the trade, not the signal).
 struct FakeFreqtrade {
     url: String,
     received: Arc<Mutex<Histogram<u64>>>,
@@ -147,6 +149,14 @@ struct Plan {
     interval: Duration,
 }
 
+/// Symbols the signals cycle over.
+const SYMBOLS: u64 = 16;
+
+/// Signal `k`'s symbol and whether it enters (even `k`) or exits what `k - 1` opened.
+fn signal_plan(k: u64) -> (u32, bool) {
+    (((k / 2) % SYMBOLS) as u32, k.is_multiple_of(2))
+}
+
 /// Publishes `plan.signals` alternating entries and exits; returns publish times by id.
 fn publish(
     bus: &Path,
@@ -157,7 +167,7 @@ fn publish(
     let table = InstrumentTable::bundled_defaults();
     let id = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
     let template = instrument_record(0, table.get(id));
-    let symbols: Vec<SymbolRecord> = (0..plan.signals)
+    let symbols: Vec<SymbolRecord> = (0..SYMBOLS)
         .map(|k| SymbolRecord {
             symbol_id: k as u32,
             symbol: flowcore_shm::padded(&format!("S{k}USDT")),
@@ -177,13 +187,18 @@ fn publish(
         let local_ns = now_ns();
         let signal_id = 1_000 + k;
         published.lock().unwrap().insert(signal_id, local_ns);
+        let (symbol_id, enter) = signal_plan(k);
         w.signals.publish(&SignalRecord {
             signal_id,
             exch_ns: local_ns,
             local_ns,
-            symbol_id: k as u32,
+            symbol_id,
             strategy_id: 1,
-            action: action::ENTER_LONG,
+            action: if enter {
+                action::ENTER_LONG
+            } else {
+                action::EXIT
+            },
             tier: 1,
             record_version: 1,
             confidence: 1_000_000_000,
@@ -209,7 +224,7 @@ fn row(name: &str, h: &Histogram<u64>) -> f64 {
 
 fn gateway_run(name: &str, plan: &Plan, idle: &str, fsync: &str, pin: bool) -> (f64, u64) {
     let ft = FakeFreqtrade::start();
-    let pairs: String = (0..plan.signals)
+    let pairs: String = (0..SYMBOLS)
         .map(|k| format!("S{k}USDT = \"S{k}/USDT:USDT\"\n"))
         .collect();
     let dir = std::env::temp_dir().join(format!("flowcore-bench-gw-{}-{name}", std::process::id()));
@@ -225,7 +240,7 @@ fn gateway_run(name: &str, plan: &Plan, idle: &str, fsync: &str, pin: bool) -> (
          max_notional_total = 1e12\nmax_strategy_risk = 1.0\n",
         bus.display(),
         dir.join("journal").display(),
-        if pin { "pin_cpu = 1\n" } else { "" },
+        if pin { "pin_cpu = 1\nexecutor_cpu = 0\n" } else { "" },
         ft.url
     );
     let config = GatewayConfig::parse(&text, &dir, Some("p".into())).unwrap();
@@ -260,7 +275,7 @@ fn gateway_run(name: &str, plan: &Plan, idle: &str, fsync: &str, pin: bool) -> (
         &summary.executor.read_to_wire,
     );
     row(
-        &format!("gateway {name}: publish -> request received"),
+        &format!("gateway {name}: publish -> entry request received"),
         &ft.received.lock().unwrap(),
     );
     let _ = std::fs::remove_dir_all(&bus);
@@ -293,8 +308,15 @@ fn baseline_run(plan: &Plan) -> (f64, u64) {
     let sender = std::thread::spawn(move || {
         let mut h = histogram();
         for s in rx {
-            let path = "forceenter";
-            let body = serde_json::json!({"pair": format!("S{}/USDT:USDT", s.symbol_id), "side": "long", "stakeamount": 100.0, "entry_tag": s.signal_id.to_string(), "tradeid": "1"}).to_string();
+            let (path, body) = if s.action == action::EXIT {
+                ("forceexit", serde_json::json!({"tradeid": "1"}))
+            } else {
+                (
+                    "forceenter",
+                    serde_json::json!({"pair": format!("S{}/USDT:USDT", s.symbol_id), "side": "long", "stakeamount": 100.0, "entry_tag": s.signal_id.to_string()}),
+                )
+            };
+            let body = body.to_string();
             let mut c = TcpStream::connect(&addr).unwrap();
             let req = format!("POST /api/v1/{path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
             c.write_all(req.as_bytes()).unwrap();
@@ -328,7 +350,7 @@ fn main() {
         interval: Duration::from_millis(if full { 2 } else { 5 }),
     };
     println!(
-        "gateway: {} signals at one per {:?}, each an entry on a symbol of its own",
+        "gateway: {} signals at one per {:?}, entry then exit, over {SYMBOLS} symbols",
         plan.signals, plan.interval
     );
     let (spin, sent) = gateway_run("spin-fsync-never", &plan, "spin", "never", true);

@@ -75,6 +75,8 @@ pub struct GatewayConfig {
     pub idle: IdleKind,
     /// CPU to pin the signal thread to.
     pub pin_cpu: Option<usize>,
+    /// CPU to pin the executor thread to (HTTP, journal).
+    pub executor_cpu: Option<usize>,
     /// Kill switch and status over HTTP on this address (`127.0.0.1:9190`).
     pub control: Option<String>,
     /// `[freqtrade]`, required with `executor = "freqtrade"`.
@@ -204,6 +206,7 @@ struct RawConfig {
     fsync: Option<FsyncPolicy>,
     idle: Option<IdleKind>,
     pin_cpu: Option<usize>,
+    executor_cpu: Option<usize>,
     control: Option<String>,
     freqtrade: Option<RawFreqtrade>,
     #[serde(default)]
@@ -380,6 +383,7 @@ impl GatewayConfig {
             fsync: raw.fsync.unwrap_or(FsyncPolicy::Always),
             idle: raw.idle.unwrap_or(IdleKind::Spin),
             pin_cpu: raw.pin_cpu,
+            executor_cpu: raw.executor_cpu,
             control: raw.control,
             freqtrade,
             pairs,

@@ -4,10 +4,12 @@
 //!   every bus, keeps the market state, runs the [`RiskEngine`] on each signal and hands the
 //!   decision to the executor thread through an rtrb ring. No allocation, no lock, no
 //!   syscall per signal: bus maintenance (`stat`, `open`) happens only when idle.
-//! - The **executor thread** journals, talks HTTP, waits on FreqTrade, logs, and sends what
-//!   became of each order back through a second ring. It parks when idle and the signal
-//!   thread unparks it with each decision (one futex wake per signal, none per market
-//!   record): on a small machine it leaves its core to the others instead of spinning.
+//! - The **executor thread** (pinned with `executor_cpu`) journals, talks HTTP, waits on
+//!   FreqTrade, logs, and sends what became of each order back through a second ring. With
+//!   `idle = "spin"` it polls the ring and yields between polls (the hand-off is under a
+//!   microsecond at p50, and threads sharing its core still run); with `idle = "yield"` it
+//!   parks and the signal thread unparks it with each decision (one futex wake per signal,
+//!   none per market record), leaving its core to the others.
 //!
 //! A third, tiny thread serves the control port (`POST /kill`, `POST /resume`,
 //! `GET /status`) when `control` is set.
@@ -169,7 +171,9 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
     }
     publish_names(&market, &slot_names);
 
-    let killed = Arc::new(AtomicBool::new(false));
+    // The file is polled on the executor thread (a stat is a syscall); the HTTP flag is
+    // read directly, so entries stop as soon as `POST /kill` has answered.
+    let file_killed = Arc::new(AtomicBool::new(false));
     let http_kill = Arc::new(AtomicBool::new(false));
     let status = Arc::new(Mutex::new(String::from("{}")));
     if let Some(addr) = &config.control {
@@ -189,13 +193,22 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
 
     let exec_stop = signal_done.clone();
     let kill_file = config.risk.kill_file.clone();
-    let exec_killed = killed.clone();
-    let exec_http_kill = http_kill.clone();
+    let exec_file_killed = file_killed.clone();
+    let exec_idle = config.idle;
+    let exec_cpu = config.executor_cpu;
     let executor_thread = std::thread::Builder::new()
         .name("gateway-exec".into())
         .spawn(move || {
             let mut checked = Instant::now();
             let mut file_kill = false;
+            let exec_idle = exec_idle;
+            if let Some(cpu) = exec_cpu {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    eprintln!(
+                        "gateway: could not pin the executor thread to CPU {cpu}; running unpinned"
+                    );
+                }
+            }
             loop {
                 let mut work = false;
                 while let Ok(d) = decisions.pop() {
@@ -221,10 +234,7 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                         }
                         file_kill = now;
                     }
-                    exec_killed.store(
-                        file_kill || exec_http_kill.load(Ordering::Relaxed),
-                        Ordering::Relaxed,
-                    );
+                    exec_file_killed.store(file_kill, Ordering::Relaxed);
                     for o in executor.housekeeping() {
                         push(&mut outcomes_tx, o);
                     }
@@ -238,9 +248,14 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                 if exec_stop.load(Ordering::Acquire) && decisions.is_empty() {
                     break;
                 }
-                // The signal thread unparks this one after each decision it hands over:
-                // no core spent spinning here, and no sleep to wait out.
-                std::thread::park_timeout(Duration::from_millis(50));
+                match exec_idle {
+                    // Production: poll, but yield so that on a small machine the threads
+                    // that share this core (the engine's, FreqTrade) still run.
+                    IdleKind::Spin => std::thread::yield_now(),
+                    // The signal thread unparks this one after each decision it hands
+                    // over: no core spent polling here, and no sleep to wait out.
+                    IdleKind::Yield => std::thread::park_timeout(Duration::from_millis(50)),
+                }
             }
             executor
         })
@@ -277,7 +292,7 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
             break;
         }
         let mut work = false;
-        risk.kill_switch = killed.load(Ordering::Relaxed);
+        risk.kill_switch = file_killed.load(Ordering::Relaxed) || http_kill.load(Ordering::Relaxed);
         for src in &mut sources {
             work |= src.poll(&mut market, now_ns, |signal, market| {
                 let decision = risk.decide(&signal, market, now_ns());
