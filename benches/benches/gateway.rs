@@ -233,9 +233,10 @@ fn gateway_run(name: &str, plan: &Plan, idle: &str, fsync: &str, pin: bool) -> (
         "/dev/shm/flowcore-bench-gw-{}-{name}",
         std::process::id()
     ));
+    // The stand-in answers REST only: exits are confirmed by polling `/trade/{id}`.
     let text = format!(
         "buses = [\"{}\"]\njournal = \"{}\"\nexecutor = \"freqtrade\"\nidle = \"{idle}\"\nfsync = \"{fsync}\"\n{}\
-         [freqtrade]\nurl = \"{}\"\nusername = \"u\"\nreconcile_s = 3600\n[pairs]\n{pairs}\
+         [freqtrade]\nurl = \"{}\"\nusername = \"u\"\nreconcile_s = 3600\nfills = \"poll\"\n[pairs]\n{pairs}\
          [risk]\ncooldown_s = 0\nmax_signal_age_ms = 60000\nmax_open_positions = 100000\n\
          max_notional_total = 1e12\nmax_strategy_risk = 1.0\n",
         bus.display(),

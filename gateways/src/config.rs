@@ -118,6 +118,9 @@ pub struct FreqtradeConfig {
     pub reconcile_s: u64,
     /// `market` or `limit` (at the signal's entry price).
     pub ordertype: String,
+    /// Fills and closes from FreqTrade's message websocket (`fills = "ws"`, the default;
+    /// polling stays the fallback while it is down) or by polling only (`"poll"`).
+    pub fills_ws: bool,
 }
 
 /// A string that never prints.
@@ -247,6 +250,7 @@ struct RawFreqtrade {
     timeout_ms: Option<u64>,
     reconcile_s: Option<u64>,
     ordertype: Option<String>,
+    fills: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -445,6 +449,12 @@ fn freqtrade_table(
         "freqtrade.ordertype",
         "\"market\" or \"limit\"",
     )?;
+    let fills = f.fills.unwrap_or_else(|| "ws".into());
+    check(
+        fills == "ws" || fills == "poll",
+        "freqtrade.fills",
+        "\"ws\" or \"poll\"",
+    )?;
     Ok(FreqtradeConfig {
         url: f.url.trim_end_matches('/').to_string(),
         username: f.username,
@@ -452,6 +462,7 @@ fn freqtrade_table(
         timeout_ms: f.timeout_ms.unwrap_or(5_000).max(1),
         reconcile_s: f.reconcile_s.unwrap_or(30).max(1),
         ordertype,
+        fills_ws: fills == "ws",
     })
 }
 

@@ -13,6 +13,7 @@
 
 use crate::config::{ExecutorKind, GatewayConfig};
 use crate::freqtrade::{FreqtradeClient, FreqtradeError, Trade};
+use crate::freqtrade_events::{FreqtradeEvents, TradeEvent};
 use crate::journal::{Journal, JournalError, JournalKey, JournalRecord, JournalState};
 use crate::market::Slot;
 use crate::order::{Decision, Order, OrderKind, Outcome, Side, SignalKey};
@@ -55,9 +56,21 @@ enum Backend {
         /// Exits sent and not yet seen closed.
         closing: Vec<(SignalKey, u64, JournalKey)>,
         reconcile_every: Duration,
-        reconciled: Instant,
+        /// Last reconciliation with `/status`; `None`: due now.
+        reconciled: Option<Instant>,
+        /// FreqTrade's message websocket while it is up (`fills = "ws"`).
+        events: Option<Box<FreqtradeEvents>>,
+        /// `fills = "ws"`: keep reconnecting it.
+        events_wanted: bool,
+        /// Next connection attempt.
+        events_retry: Instant,
+        /// Socket connect and handshake timeout.
+        timeout: Duration,
     },
 }
+
+/// Between websocket connection attempts.
+const EVENTS_RETRY: Duration = Duration::from_secs(2);
 
 /// What the executor counted.
 #[derive(Debug, Clone)]
@@ -82,6 +95,12 @@ pub struct ExecutorCounters {
     pub foreign_open: u64,
     /// Journal write failures (each also logged).
     pub journal_errors: u64,
+    /// FreqTrade websocket messages by type, summed over connections.
+    pub events: BTreeMap<String, u64>,
+    /// FreqTrade websocket connections made, and lost or refused.
+    pub events_connects: u64,
+    /// See `events_connects`.
+    pub events_lost: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -194,11 +213,15 @@ impl Executor {
                     trades: Vec::new(),
                     closing: Vec::new(),
                     reconcile_every: Duration::from_secs(ft.reconcile_s),
-                    reconciled: Instant::now(),
+                    reconciled: Some(Instant::now()),
+                    events: None,
+                    events_wanted: ft.fills_ws,
+                    events_retry: Instant::now(),
+                    timeout: Duration::from_millis(ft.timeout_ms),
                 }
             }
         };
-        Ok(Self {
+        let mut executor = Self {
             crash: crash_point(),
             backend,
             journal,
@@ -220,8 +243,172 @@ impl Executor {
                 handoff: histogram(),
                 foreign_open: 0,
                 journal_errors: 0,
+                events: BTreeMap::new(),
+                events_connects: 0,
+                events_lost: 0,
             },
-        })
+        };
+        // Before the journal is reconciled: a fill from now on is not missed.
+        executor.connect_events();
+        Ok(executor)
+    }
+
+    /// Connects FreqTrade's message websocket when wanted, down, and due.
+    fn connect_events(&mut self) {
+        let Backend::Freqtrade {
+            client,
+            events,
+            events_wanted: true,
+            events_retry,
+            timeout,
+            reconciled,
+            ..
+        } = &mut self.backend
+        else {
+            return;
+        };
+        if events.is_some() || Instant::now() < *events_retry {
+            return;
+        }
+        *events_retry = Instant::now() + EVENTS_RETRY;
+        let connected = client
+            .events_token()
+            .map_err(|e| e.to_string())
+            .and_then(|token| {
+                FreqtradeEvents::connect(client.addr(), &token, *timeout).map_err(|e| e.to_string())
+            });
+        match connected {
+            Ok(e) => {
+                eprintln!(
+                    "gateway: freqtrade events: subscribed on ws://{}/api/v1/message/ws",
+                    client.addr()
+                );
+                *events = Some(Box::new(e));
+                self.counters.events_connects += 1;
+                if self.counters.events_connects > 1 {
+                    // Fills may have gone by while it was down: reconcile at once.
+                    *reconciled = None;
+                }
+            }
+            Err(e) => {
+                self.counters.events_lost += 1;
+                eprintln!(
+                    "gateway: freqtrade events: {e}; polling /trade and /status, retrying in {}s",
+                    EVENTS_RETRY.as_secs()
+                );
+            }
+        }
+    }
+
+    /// Drains FreqTrade's message websocket (call often; never blocks): exits filled,
+    /// trades FreqTrade closed itself, cancelled entries and exits, as outcomes for the
+    /// risk engine.
+    pub fn poll_events(&mut self) -> Vec<Outcome> {
+        self.connect_events();
+        let Backend::Freqtrade {
+            events: Some(ev), ..
+        } = &mut self.backend
+        else {
+            return Vec::new();
+        };
+        let mut got = Vec::new();
+        let before = ev.received.clone();
+        let polled = ev.poll(&mut got);
+        for (k, v) in &ev.received {
+            let was = before.get(k).copied().unwrap_or(0);
+            *self.counters.events.entry(k.clone()).or_insert(0) += v - was;
+        }
+        if let Err(e) = polled {
+            self.counters.events_lost += 1;
+            eprintln!("gateway: freqtrade events: {e}; polling until it reconnects");
+            if let Backend::Freqtrade { events, .. } = &mut self.backend {
+                *events = None;
+            }
+        }
+        got.into_iter()
+            .filter_map(|e| self.trade_event(e))
+            .collect()
+    }
+
+    fn trade_event(&mut self, e: TradeEvent) -> Option<Outcome> {
+        let (_, _, trades, closing) = self.ft();
+        let ours = |id: u64| trades.iter().find(|t| t.1 == id).map(|t| t.0);
+        match e {
+            TradeEvent::EntryFill {
+                trade_id,
+                amount,
+                open_rate,
+            } => {
+                let entry = ours(trade_id)?;
+                let (qty, price) = (f64_value(amount), f64_value(open_rate));
+                eprintln!(
+                    "gateway: signal {}: trade {trade_id} entry filled ({qty} at {price})",
+                    entry.id
+                );
+                Some(Outcome::Opened { entry, qty, price })
+            }
+            TradeEvent::ExitFill {
+                trade_id,
+                profit,
+                final_exit: true,
+            } => {
+                let entry = ours(trade_id)?;
+                trades.retain(|t| t.1 != trade_id);
+                let exit = closing
+                    .iter()
+                    .position(|c| c.1 == trade_id)
+                    .map(|i| closing.remove(i).2);
+                let pnl = f64_value(profit);
+                match exit {
+                    Some(key) => {
+                        self.result(&key, true, Some(trade_id), None, Some(pnl), None);
+                        self.count("closed");
+                    }
+                    None => self.closed_outside(entry, trade_id, "closed in FreqTrade (exit_fill)"),
+                }
+                Some(Outcome::Closed { entry, pnl })
+            }
+            // A partial exit: the trade stays open.
+            TradeEvent::ExitFill { .. } => None,
+            TradeEvent::ExitCancel { trade_id } => {
+                let i = closing.iter().position(|c| c.1 == trade_id)?;
+                let (entry, _, key) = closing.remove(i);
+                self.count("exit_cancelled");
+                eprintln!(
+                    "gateway: signal {}: FreqTrade cancelled the exit of trade {trade_id}; still open",
+                    entry.id
+                );
+                self.fail(&key, Some(trade_id), "exit cancelled in FreqTrade".into());
+                Some(Outcome::ExitFailed { entry })
+            }
+            TradeEvent::EntryCancel { trade_id } => {
+                let entry = ours(trade_id)?;
+                // A cancel that left part of the entry filled keeps the trade.
+                let (client, ..) = self.ft();
+                if !matches!(client.trade(trade_id), Ok(None)) {
+                    return None;
+                }
+                self.ft().2.retain(|t| t.1 != trade_id);
+                self.closed_outside(entry, trade_id, "entry cancelled in FreqTrade, unfilled");
+                Some(Outcome::Closed {
+                    entry,
+                    pnl: Value::ZERO,
+                })
+            }
+        }
+    }
+
+    /// A trade of ours that FreqTrade closed or deleted without our exit.
+    fn closed_outside(&mut self, entry: SignalKey, trade_id: u64, why: &str) {
+        eprintln!("gateway: trade {trade_id} (signal {}): {why}", entry.id);
+        let key = self.key(entry);
+        self.write(&JournalRecord::Settled {
+            entry: key,
+            opened: true,
+            why: why.into(),
+            ts_ns: now_ns(),
+        });
+        self.count("closed_outside");
     }
 
     /// FreqTrade's balance, when the backend is FreqTrade and it answers.
@@ -825,8 +1012,13 @@ impl Executor {
                     "gateway: signal {}: exit order for trade {trade_id} created",
                     o.signal.key.id
                 );
-                // Reported closed once FreqTrade shows the trade closed.
-                self.poll_closing(Duration::from_millis(1500))
+                // Reported closed when its exit_fill arrives; without the websocket, once
+                // `/trade/{id}` shows it closed.
+                if self.events_up() {
+                    None
+                } else {
+                    self.poll_closing(Duration::from_millis(1500))
+                }
             }
             Err(e) => {
                 self.count(e.outcome());
@@ -888,8 +1080,8 @@ impl Executor {
         else {
             return out;
         };
-        let due = reconciled.elapsed() >= *reconcile_every;
-        if !closing.is_empty() {
+        let due = reconciled.is_none_or(|at| at.elapsed() >= *reconcile_every);
+        if !closing.is_empty() && !self.events_up() {
             if let Some(o) = self.poll_closing(Duration::ZERO) {
                 out.push(o);
             }
@@ -907,7 +1099,7 @@ impl Executor {
         else {
             return out;
         };
-        *reconciled = Instant::now();
+        *reconciled = Some(Instant::now());
         let Ok(open) = client.status() else {
             return out;
         };
@@ -938,18 +1130,7 @@ impl Executor {
                 self.result(&exit, true, Some(id), None, Some(f64_value(pnl)), None);
                 self.count("closed");
             } else {
-                eprintln!(
-                    "gateway: reconcile: trade {id} (signal {}) closed in FreqTrade",
-                    entry.id
-                );
-                let key = self.key(entry);
-                self.write(&JournalRecord::Settled {
-                    entry: key,
-                    opened: true,
-                    why: "closed in FreqTrade (not in /status)".into(),
-                    ts_ns: now_ns(),
-                });
-                self.count("closed_outside");
+                self.closed_outside(entry, id, "closed in FreqTrade (not in /status)");
             }
             out.push(Outcome::Closed {
                 entry,
@@ -957,6 +1138,16 @@ impl Executor {
             });
         }
         out
+    }
+
+    fn events_up(&self) -> bool {
+        matches!(
+            self.backend,
+            Backend::Freqtrade {
+                events: Some(_),
+                ..
+            }
+        )
     }
 
     /// Journal records written since start.

@@ -248,6 +248,22 @@ impl FreqtradeClient {
         unreachable!("the loop returns on its last attempt")
     }
 
+    /// A fresh access token for the message websocket, whose handshake checks it once.
+    ///
+    /// # Errors
+    /// Refresh and login both refused, or FreqTrade unreachable.
+    pub fn events_token(&mut self) -> Result<String, FreqtradeError> {
+        if !self.refresh()? {
+            self.login()?;
+        }
+        Ok(self.access.clone().unwrap_or_default())
+    }
+
+    /// The API server's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.http.addr()
+    }
+
     /// `GET /ping` (no auth): whether the API server answers.
     pub fn ping(&mut self) -> bool {
         self.send("GET", "/ping", "", None, &mut None)

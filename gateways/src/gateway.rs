@@ -128,6 +128,19 @@ impl GatewaySummary {
                 );
             }
         }
+        if e.events_connects + e.events_lost > 0 {
+            let events: Vec<String> = e.events.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            s += &format!(
+                "gateway: freqtrade events: connected {}x, lost or refused {}x; received: {}\n",
+                e.events_connects,
+                e.events_lost,
+                if events.is_empty() {
+                    "none".into()
+                } else {
+                    events.join(", ")
+                }
+            );
+        }
         for (name, c) in &self.buses {
             s += &format!(
                 "gateway: bus {name}: opened {}x, {} signals read ({} already journaled), {} lapped\n",
@@ -200,6 +213,7 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
         .name("gateway-exec".into())
         .spawn(move || {
             let mut checked = Instant::now();
+            let mut events_polled = Instant::now();
             let mut file_kill = false;
             let exec_idle = exec_idle;
             if let Some(cpu) = exec_cpu {
@@ -214,6 +228,14 @@ pub fn run(config: GatewayConfig, control: RunControl) -> Result<GatewaySummary,
                 while let Ok(d) = decisions.pop() {
                     work = true;
                     if let Some(o) = executor.handle(&d) {
+                        push(&mut outcomes_tx, o);
+                    }
+                }
+                // FreqTrade's fills: a non-blocking read every few ms, between orders.
+                if events_polled.elapsed() >= Duration::from_millis(5) {
+                    events_polled = Instant::now();
+                    for o in executor.poll_events() {
+                        work = true;
                         push(&mut outcomes_tx, o);
                     }
                 }
@@ -403,6 +425,7 @@ fn status_json(c: &ExecutorCounters) -> String {
         "decisions": c.decisions,
         "orders_sent": c.orders_sent,
         "outcomes": c.outcomes,
+        "freqtrade_events": c.events,
         "rejections": c.rejections,
         "publish_to_wire_p99_ns": if !c.publish_to_wire.is_empty() { c.publish_to_wire.value_at_quantile(0.99) } else { 0 },
     })

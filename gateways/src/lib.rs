@@ -4,7 +4,7 @@
 //!
 //! Sans-IO where it can be ([`risk`], [`sizing`], [`paper`], [`market`]: the backtester
 //! runs the same code); the I/O lives in [`source`] (buses), [`journal`], [`http`] and
-//! [`freqtrade`], wired by [`gateway::run`].
+//! [`freqtrade`] with [`freqtrade_events`], wired by [`gateway::run`].
 //!
 //! May depend on `flowcore-core` and `flowcore-shm` (signals and market state arrive on the
 //! bus); never on the feeds, the runtime or the CLI.
@@ -13,6 +13,7 @@
 pub mod config;
 pub mod executor;
 pub mod freqtrade;
+pub mod freqtrade_events;
 pub mod gateway;
 pub mod http;
 pub mod journal;

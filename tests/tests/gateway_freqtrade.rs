@@ -601,3 +601,116 @@ fn a_wrong_password_or_force_entry_disabled_stops_the_gateway_at_start() {
     let (ok, err) = run(PASSWORD);
     assert!(!ok && err.contains("force_entry_enable"), "{err}");
 }
+
+/// `GET` on the gateway's control port.
+fn control_status(port: u16) -> Json {
+    let mut c =
+        HttpClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
+    let r = c.request("GET", "/status", &[], None, || {}).unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[test]
+fn fills_from_freqtrades_websocket_close_trades_at_once_even_across_a_freqtrade_restart() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bot = Bot::start("spot", &[]);
+    let dir = temp_dir("gw-events");
+    let bus = dir.join("bus");
+    let mut gw = Gateway::config(
+        &dir,
+        &bus,
+        &bot,
+        "\"binance-spot:BTCUSDT\" = \"BTC/USDT\"",
+        "",
+    );
+    // Reconciliation with /status an hour apart: what the gateway learns of a close within
+    // the test, it learns from the websocket.
+    let port = free_port();
+    let text = std::fs::read_to_string(&gw.config).unwrap();
+    let text = text
+        .replace("reconcile_s = 1\n", "reconcile_s = 3600\n")
+        .replace(
+            "idle = \"yield\"\n",
+            &format!("idle = \"yield\"\ncontrol = \"127.0.0.1:{port}\"\n"),
+        );
+    std::fs::write(&gw.config, text).unwrap();
+    gw.start(&[]);
+    let subscribed = |n: usize| {
+        wait_until(
+            "the gateway to subscribe to FreqTrade's events",
+            Duration::from_secs(20),
+            || {
+                gw.log_text()
+                    .matches("freqtrade events: subscribed")
+                    .count()
+                    >= n
+            },
+        )
+    };
+    subscribed(1);
+
+    // Our own exit: its result comes from `exit_fill`, not from polling the trade.
+    let first = signal(&bus, Venue::BinanceSpot, "BTCUSDT", "long");
+    assert!(gw.wait_result(first).0, "{}", gw.log_text());
+    let exit = signal(&bus, Venue::BinanceSpot, "BTCUSDT", "exit");
+    assert!(gw.wait_result(exit).0, "{}", gw.log_text());
+
+    // A trade FreqTrade closes itself (here: a human's forceexit): the gateway lets go of
+    // the position at once, so the next entry signal is an order, not `position_open`.
+    let closed_outside = |gw: &Gateway, bot: &Bot, entry: u64| {
+        let id = bot
+            .open_trades()
+            .iter()
+            .find(|t| t.2 == entry.to_string())
+            .map(|t| t.0)
+            .expect("the entry's trade is open");
+        let body = format!("{{\"tradeid\": \"{id}\", \"ordertype\": \"market\"}}");
+        assert_eq!(bot.call("POST", "/forceexit", Some(&body)).unwrap().0, 200);
+        wait_until(
+            "the gateway to learn of the close",
+            Duration::from_secs(20),
+            || {
+                gw.journal().iter().any(|r| {
+                    r["t"] == "settled"
+                        && r["entry"]["id"] == entry
+                        && r["why"] == "closed in FreqTrade (exit_fill)"
+                })
+            },
+        );
+    };
+    let second = signal(&bus, Venue::BinanceSpot, "BTCUSDT", "long");
+    assert!(gw.wait_result(second).0, "{}", gw.log_text());
+    closed_outside(&gw, &bot, second);
+    let third = signal(&bus, Venue::BinanceSpot, "BTCUSDT", "long");
+    assert_eq!(gw.wait_decision(third), "order", "{}", gw.log_text());
+    assert!(gw.wait_result(third).0, "{}", gw.log_text());
+
+    // FreqTrade restarts: the socket is lost, counted, and subscribed again.
+    bot.kill();
+    bot.launch(&[]);
+    subscribed(2);
+    closed_outside(&gw, &bot, third);
+    let fourth = signal(&bus, Venue::BinanceSpot, "BTCUSDT", "long");
+    assert_eq!(gw.wait_decision(fourth), "order", "{}", gw.log_text());
+    assert!(gw.wait_result(fourth).0, "{}", gw.log_text());
+
+    // The fourth entry's fill may follow its forceenter answer.
+    let mut status = Json::Null;
+    wait_until("four entry fills", Duration::from_secs(20), || {
+        status = control_status(port);
+        status["freqtrade_events"]["entry_fill"].as_u64() >= Some(4)
+    });
+    let events = &status["freqtrade_events"];
+    assert!(events["exit_fill"].as_u64() >= Some(3), "{status}");
+    assert_eq!(events.get("malformed"), None, "{status}");
+    let mut all = tags(&bot.all_trades());
+    all.sort();
+    let mut want: Vec<String> = [first, second, third, fourth]
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    want.sort();
+    assert_eq!(all, want, "one trade per entry signal");
+    assert_eq!(tags(&bot.open_trades()), vec![fourth.to_string()]);
+}
