@@ -164,6 +164,10 @@ pub struct RiskConfig {
     pub max_signal_age_ms: u64,
     /// On Saturday and Sunday (UTC) only pairs marked crypto trade.
     pub weekend_mode: bool,
+    /// An entry against the open position its own strategy opened on the symbol closes
+    /// that position (`opposite_entry = "exit"`, the default: a crossover's next cross)
+    /// instead of being refused as `position_open` (`"reject"`).
+    pub opposite_entry_exits: bool,
     /// Entries stop while this file exists.
     pub kill_file: Option<PathBuf>,
 }
@@ -270,6 +274,7 @@ struct RawRisk {
     cooldown_s: Option<u64>,
     max_signal_age_ms: Option<u64>,
     weekend_mode: Option<bool>,
+    opposite_entry: Option<String>,
     kill_file: Option<PathBuf>,
 }
 
@@ -506,6 +511,15 @@ fn risk_table(r: RawRisk, at: &impl Fn(PathBuf) -> PathBuf) -> Result<RiskConfig
         cooldown_s: r.cooldown_s.unwrap_or(60),
         max_signal_age_ms: r.max_signal_age_ms.unwrap_or(5_000).max(1),
         weekend_mode: r.weekend_mode.unwrap_or(false),
+        opposite_entry_exits: match r.opposite_entry.as_deref() {
+            None | Some("exit") => true,
+            Some("reject") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "risk.opposite_entry: {other:?}: expected \"exit\" or \"reject\""
+                )))
+            }
+        },
         kill_file: r.kill_file.map(at),
     })
 }
@@ -569,6 +583,10 @@ mod tests {
         assert!(e.contains("risk.max_drawdown"), "{e}");
         let e = parse("[sizing]\nmethod = \"martingale\"\n").unwrap_err().0;
         assert!(e.contains("martingale"), "{e}");
+        let e = parse("[risk]\nopposite_entry = \"reverse\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("risk.opposite_entry"), "{e}");
         let e = parse("[pairs]\n\"kraken:BTCUSD\" = \"BTC/USD\"\n")
             .unwrap_err()
             .0;

@@ -2,7 +2,7 @@
 //! each with a risk engine and a sizing method, journals every decision and order intent,
 //! and carries orders out through FreqTrade's REST API, paper fills, or a decision log.
 //!
-//! Sans-IO where it can be ([`risk`], [`sizing`], [`paper`], [`market`]: the backtester
+//! Sans-IO where it can be ([`risk`], [`sizing`], [`paper`], [`market`]: [`backtest`]
 //! runs the same code); the I/O lives in [`source`] (buses), [`journal`], [`http`] and
 //! [`freqtrade`] with [`freqtrade_events`], wired by [`gateway::run`].
 //!
@@ -10,6 +10,7 @@
 //! bus); never on the feeds, the runtime or the CLI.
 #![forbid(unsafe_code)]
 
+pub mod backtest;
 pub mod config;
 pub mod executor;
 pub mod freqtrade;

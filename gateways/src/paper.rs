@@ -66,6 +66,11 @@ impl PaperBroker {
         }
     }
 
+    /// The taker fee, a fraction of notional.
+    pub fn fee_rate(&self) -> Value {
+        self.fee
+    }
+
     /// Open positions.
     pub fn positions(&self) -> &[PaperPosition] {
         &self.positions

@@ -65,6 +65,7 @@ struct Limits {
     cooldown_ns: i64,
     max_age_ns: i64,
     weekend_mode: bool,
+    opposite_exits: bool,
     /// The smallest stake worth sending: a tenth of a limit-capped stake is noise.
     min_stake: Value,
 }
@@ -133,6 +134,7 @@ impl RiskEngine {
                 cooldown_ns: (risk.cooldown_s as i64).saturating_mul(1_000_000_000),
                 max_age_ns: (risk.max_signal_age_ms as i64).saturating_mul(1_000_000),
                 weekend_mode: risk.weekend_mode,
+                opposite_exits: risk.opposite_entry_exits,
                 min_stake: v(sizing.stake / 10.0),
             },
             sizing: Sizing::new(sizing),
@@ -240,6 +242,14 @@ impl RiskEngine {
             Action::EnterLong => Side::Long,
             Action::EnterShort => Side::Short,
         };
+        if self.limits.opposite_exits
+            && self
+                .positions
+                .iter()
+                .any(|p| p.slot == s.slot && p.side != side && p.strategy == s.strategy)
+        {
+            return self.exit(s, pair, bid, ask);
+        }
         if self.kill_switch {
             return reject(Rejection::KillSwitch);
         }
@@ -566,6 +576,15 @@ mod tests {
     }
 
     #[test]
+    fn with_opposite_entry_reject_an_opposite_entry_is_refused() {
+        let mut f = fixture("[risk]\nopposite_entry = \"reject\"\n");
+        let s = f.signal(f.btc, Action::EnterLong, THU);
+        f.decide(s, THU).unwrap();
+        let s2 = f.signal(f.btc, Action::EnterShort, THU);
+        assert_eq!(f.decide(s2, THU).unwrap_err(), Rejection::PositionOpen);
+    }
+
+    #[test]
     fn stale_unmapped_open_and_cooling_signals_are_refused() {
         let mut f = fixture("[risk]\ncooldown_s = 60\nmax_signal_age_ms = 500\n");
         let s = f.signal(f.btc, Action::EnterLong, THU);
@@ -575,8 +594,16 @@ mod tests {
         assert_eq!(f.decide(s, THU).unwrap_err(), Rejection::UnknownPair);
         let s = f.signal(f.btc, Action::EnterLong, THU);
         f.decide(s, THU).unwrap();
+        // Another strategy's opposite entry meets the open position; the same strategy's
+        // closes it (`opposite_entry = "exit"`, the default).
+        let mut other = f.signal(f.btc, Action::EnterShort, THU);
+        other.strategy += 1;
+        assert_eq!(f.decide(other, THU).unwrap_err(), Rejection::PositionOpen);
         let s2 = f.signal(f.btc, Action::EnterShort, THU);
-        assert_eq!(f.decide(s2, THU).unwrap_err(), Rejection::PositionOpen);
+        let o = f.decide(s2, THU).unwrap();
+        assert!(
+            matches!(o.kind, OrderKind::Exit { entry, side: Side::Long, .. } if entry == s.key)
+        );
         f.risk.outcome(&Outcome::EntryFailed { entry: s.key });
         let s3 = f.signal(f.btc, Action::EnterLong, THU + 10 * NS);
         assert_eq!(

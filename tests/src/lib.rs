@@ -131,6 +131,40 @@ pub fn btc_inputs() -> Vec<Input> {
     ]
 }
 
+/// [`btc_inputs`]' lines received before `cut_ns` (in memory), and the last of their times.
+pub fn btc_inputs_cut(cut_ns: i64) -> (Vec<Input>, i64) {
+    let mut last = i64::MIN;
+    let mut cut = |names: &[&str]| -> Vec<String> {
+        let mut kept = Vec::new();
+        for l in names.iter().flat_map(|n| lines(n)) {
+            let ts: i64 = l.split(' ').next().unwrap().parse().unwrap();
+            if ts < cut_ns {
+                last = last.max(ts);
+                kept.push(l);
+            }
+        }
+        kept
+    };
+    let inputs = vec![
+        memory(
+            Venue::BinanceSpot,
+            &cut(&[
+                "spot_btcusdt_20240808.txt.gz",
+                "spot_btcusdt_20240809.txt.gz",
+            ]),
+        ),
+        memory(Venue::BinanceUsdm, &cut(&["usdm_btcusdt_20240808.txt.gz"])),
+        memory(
+            Venue::BinanceCoinm,
+            &cut(&[
+                "coinm_btcusd_perp_20240808.txt.gz",
+                "coinm_btcusd_perp_20240809.txt.gz",
+            ]),
+        ),
+    ];
+    (inputs, last)
+}
+
 /// JSONL output as sorted rows.
 pub fn sorted_rows(bytes: Vec<u8>) -> Vec<String> {
     let mut rows = rows(bytes);

@@ -2,11 +2,10 @@
 //! config/strategies/short.toml (SqueezeFlow, smart money, the classic four) fires, a second replay (and a one-thread replay) writes the same signal bytes, and
 //! cutting the input at any point leaves every signal made before the cut unchanged.
 
-use flowcore_core::instrument::Venue;
 use flowcore_feeds::recording::Input;
 use flowcore_runtime::replay::ReplayThreads;
 use flowcore_runtime::strategies::{load_strategies, StrategyConfig};
-use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, repo, rows};
+use flowcore_tests::{btc_inputs, btc_inputs_cut, options, replay_written, repo, rows};
 
 fn short_set() -> Vec<StrategyConfig> {
     let path = repo().join("config/strategies/short.toml");
@@ -82,40 +81,6 @@ fn every_method_fires_on_the_btc_set_and_a_second_replay_writes_the_same_bytes()
     assert_eq!(first, one_thread, "one thread wrote other signals");
 }
 
-/// The recordings' lines received before `cut_ns`, and the last of their times.
-fn cut_inputs(cut_ns: i64) -> (Vec<Input>, i64) {
-    let mut last = i64::MIN;
-    let mut cut = |names: &[&str]| -> Vec<String> {
-        let mut kept = Vec::new();
-        for l in names.iter().flat_map(|n| lines(n)) {
-            let ts: i64 = l.split(' ').next().unwrap().parse().unwrap();
-            if ts < cut_ns {
-                last = last.max(ts);
-                kept.push(l);
-            }
-        }
-        kept
-    };
-    let inputs = vec![
-        memory(
-            Venue::BinanceSpot,
-            &cut(&[
-                "spot_btcusdt_20240808.txt.gz",
-                "spot_btcusdt_20240809.txt.gz",
-            ]),
-        ),
-        memory(Venue::BinanceUsdm, &cut(&["usdm_btcusdt_20240808.txt.gz"])),
-        memory(
-            Venue::BinanceCoinm,
-            &cut(&[
-                "coinm_btcusd_perp_20240808.txt.gz",
-                "coinm_btcusd_perp_20240809.txt.gz",
-            ]),
-        ),
-    ];
-    (inputs, last)
-}
-
 #[test]
 fn cutting_the_input_leaves_every_earlier_signal_unchanged() {
     let (full, _) = signal_rows(btc_inputs(), None);
@@ -125,7 +90,7 @@ fn cutting_the_input_leaves_every_earlier_signal_unchanged() {
     // One cut before any signal, then cuts between the first signal and the last.
     for k in 0..4 {
         let cut_ns = first - 1_000_000_000 + (last - first) * k / 3;
-        let (inputs, last_kept) = cut_inputs(cut_ns);
+        let (inputs, last_kept) = btc_inputs_cut(cut_ns);
         let (part, _) = signal_rows(inputs, None);
         let part = rows(part);
         // Bars still open at the cut are closed by the end of input, stamped with the last

@@ -1,7 +1,7 @@
 //! The `flowcore` command-line tool: argument parsing and config loading (`main.rs`,
 //! [`instruments`]), and the commands that are only wiring and printing: [`demo`] (the
-//! simulator, a live run and a bus reader together), [`shm_tail`] (a bus printed live) and
-//! [`manual_signal`] (`flowcore signal`).
+//! simulator, a live run and a bus reader together), [`shm_tail`] (a bus printed live),
+//! [`manual_signal`] (`flowcore signal`) and [`backtest`] (`flowcore backtest`).
 //! A library as well, so tests drive the same code.
 //!
 //! Owns nothing another crate needs: the pipeline is `flowcore-runtime`, the outputs
@@ -9,6 +9,7 @@
 //! depends on it except the tests and benches.
 #![forbid(unsafe_code)]
 
+pub mod backtest;
 pub mod demo;
 pub mod instruments;
 pub mod manual_signal;

@@ -9,12 +9,14 @@ use flowcore_core::instrument::InstrumentTable;
 use flowcore_core::strategy::SignalCounters;
 use flowcore_feeds::recording::Input;
 use flowcore_feeds::recording::Pace;
+use flowcore_gateways::backtest::{BacktestConfig, LatencyModel};
 use flowcore_outputs::health::HealthRow;
 use flowcore_outputs::OutputFiles;
 use flowcore_runtime::config::{IdleStrategy, TransportKind};
 use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_runtime::strategies::load_strategies;
 use flowcore_shm::BusConfig;
+use flowcore_tools::backtest;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -101,6 +103,34 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         seconds: Option<f64>,
+    },
+    /// Backtests strategies over recordings: the replay's signals through the gateway's
+    /// risk engine and paper broker, in exchange time, with latency and fees.
+    Backtest {
+        /// The strategies (`[[strategy]]` tables; see config/strategies/).
+        #[arg(long)]
+        strategies: PathBuf,
+        /// A gateway configuration whose `[risk]`, `[sizing]`, `[paper]` and `[pairs]` apply
+        /// (its buses and journal are not used); config/gateway.toml's defaults if absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// From a signal to the gateway's decision, milliseconds.
+        #[arg(long, default_value_t = 0.0)]
+        feed_latency_ms: f64,
+        /// From the decision to the order at the venue, milliseconds.
+        #[arg(long, default_value_t = 0.0)]
+        order_latency_ms: f64,
+        /// Signals of the first N seconds of data are not traded.
+        #[arg(long, default_value_t = 0)]
+        warmup_s: i64,
+        /// Write the report (metrics, trades, equity curve) here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Recordings as VENUE=FILE.
+        #[arg(required = true)]
+        inputs: Vec<String>,
     },
     /// Replays recordings into one-second CVD bars and per-second book tops (JSONL).
     Replay {
@@ -417,6 +447,50 @@ fn main() -> anyhow::Result<()> {
             }
             let summary = flowcore_gateways::run(config, control)?;
             eprint!("{}", summary.render());
+            Ok(())
+        }
+        Command::Backtest {
+            strategies,
+            config,
+            feed_latency_ms,
+            order_latency_ms,
+            warmup_s,
+            json,
+            engine,
+            inputs,
+        } => {
+            let text = std::fs::read_to_string(&strategies)
+                .with_context(|| format!("reading {}", strategies.display()))?;
+            let strategies =
+                load_strategies(&text).with_context(|| format!("{}", strategies.display()))?;
+            let inputs = inputs
+                .iter()
+                .map(|a| Input::parse_arg(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ms = |what: &str, x: f64| -> anyhow::Result<i64> {
+                anyhow::ensure!(x.is_finite() && x >= 0.0, "{what}: not a duration: {x}");
+                Ok((x * 1e6) as i64)
+            };
+            let config = BacktestConfig {
+                gateway: backtest::gateway_config(config.as_deref())?,
+                latency: LatencyModel {
+                    feed_ns: ms("--feed-latency-ms", feed_latency_ms)?,
+                    order_ns: ms("--order-latency-ms", order_latency_ms)?,
+                },
+                warmup_s,
+            };
+            let run = backtest::run_backtest(
+                engine.table()?,
+                engine.imbalance()?,
+                inputs,
+                strategies,
+                config,
+            )?;
+            print!("{}", run.table());
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&run.to_json())?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Replay {

@@ -1,0 +1,384 @@
+//! `flowcore backtest`: the replay's bars, tops and signals (the live engine and strategies)
+//! fed in exchange time to the gateway's risk engine and paper broker
+//! ([`flowcore_gateways::backtest`]), with the numbers as a table and as JSON.
+//!
+//! The replay writes its rows exactly as `flowcore replay` does (decimal strings); they are
+//! read back here at each symbol's scale, so the backtest sees the same values a
+//! `--signals-out` file holds, with no float in between.
+
+use anyhow::{bail, Context};
+use flowcore_core::decimal::parse_mantissa;
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::indicators::Value;
+use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_core::strategy::Action;
+use flowcore_feeds::recording::Input;
+use flowcore_gateways::backtest::{pairs_for, BacktestConfig, BacktestReport, Backtester};
+use flowcore_gateways::market::Slot;
+use flowcore_gateways::order::{GatewaySignal, SignalKey};
+use flowcore_gateways::GatewayConfig;
+use flowcore_outputs::Outputs;
+use flowcore_runtime::replay::{replay, ReplayOptions};
+use flowcore_runtime::strategies::StrategyConfig;
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The gateway settings a backtest uses without `--config`: `config/gateway.toml`'s
+/// defaults, paper fills.
+const DEFAULT_CONFIG: &str =
+    "buses = [\"backtest\"]\njournal = \"backtest\"\nexecutor = \"paper\"\n";
+
+/// Ordering of rows known at the same instant: the market first, then the second's equity
+/// mark, then the signals decided on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Market,
+    Second,
+    Signal,
+}
+
+#[derive(Clone, Copy)]
+enum Row {
+    Quote(Slot, i64, i64),
+    Close(Slot, i64, i64),
+    Second,
+    Signal(GatewaySignal),
+}
+
+/// A backtest's result with the names the report shows.
+#[derive(Debug)]
+pub struct BacktestRun {
+    /// Every strategy through one gateway, as a live run trades them (one position per
+    /// symbol, correlated exposure limited).
+    pub report: BacktestReport,
+    /// Each strategy alone, on an account of its own.
+    pub alone: BTreeMap<u32, BacktestReport>,
+    /// Strategy id -> name, from the signals.
+    pub strategy_names: BTreeMap<u32, String>,
+    /// Messages replayed.
+    pub messages: u64,
+}
+
+/// The gateway configuration of a backtest: `path`'s `[risk]`, `[sizing]`, `[paper]`,
+/// `[pairs]` (its buses, journal and executor are not used), else the defaults.
+///
+/// # Errors
+/// The file cannot be read or a key is wrong (named in the message).
+pub fn gateway_config(path: Option<&Path>) -> anyhow::Result<GatewayConfig> {
+    Ok(match path {
+        Some(p) => GatewayConfig::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => GatewayConfig::parse(DEFAULT_CONFIG, Path::new("."), None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    })
+}
+
+/// Replays `inputs` with `strategies` and backtests the signals.
+///
+/// # Errors
+/// A recording cannot be read, or a row the replay wrote does not parse back.
+pub fn run_backtest(
+    table: InstrumentTable,
+    imbalance: ImbalanceConfig,
+    inputs: Vec<Input>,
+    strategies: Vec<StrategyConfig>,
+    mut config: BacktestConfig,
+) -> anyhow::Result<BacktestRun> {
+    if strategies.is_empty() {
+        bail!("no strategies: a backtest needs --strategies FILE with [[strategy]] tables");
+    }
+    let (mut bars, mut tops, mut signals) = (Vec::new(), Vec::new(), Vec::new());
+    let summary = replay(
+        ReplayOptions {
+            strategies,
+            ..ReplayOptions::new(table.clone(), imbalance, inputs)
+        },
+        Outputs {
+            bars: Some(&mut bars),
+            tops: Some(&mut tops),
+            health: None,
+            signals: Some(&mut signals),
+        },
+    )?;
+    let parse = |buf: &[u8], what: &str| -> anyhow::Result<Vec<Json>> {
+        buf.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).with_context(|| format!("a {what} row")))
+            .collect()
+    };
+    let (bars, tops, signals) = (
+        parse(&bars, "bar")?,
+        parse(&tops, "tops")?,
+        parse(&signals, "signal")?,
+    );
+    let scales = |row: &Json| -> Option<(String, String, u8, u8)> {
+        let venue = Venue::from_name(row["venue"].as_str()?)?;
+        let symbol = row["symbol"].as_str()?;
+        let inst = table.get(table.find(venue, symbol.as_bytes())?);
+        Some((
+            format!("{}:{symbol}", venue.name()),
+            inst.base.clone(),
+            inst.price_scale,
+            inst.size_scale,
+        ))
+    };
+    // The pairs first (the risk engine is made with them): every symbol traded as itself
+    // unless the configuration maps them.
+    if config.gateway.pairs.is_empty() {
+        let mut names: Vec<String> = tops.iter().filter_map(|r| scales(r).map(|s| s.0)).collect();
+        names.sort();
+        names.dedup();
+        config.gateway.pairs = pairs_for(&names);
+    }
+    let mut bt = Backtester::new(&config);
+    let mut rows: Vec<(i64, Kind, Row)> = Vec::new();
+    let mut slots: BTreeMap<String, (Slot, u8, u8)> = BTreeMap::new();
+    let mut slot_of = |bt: &mut Backtester, row: &Json| {
+        let (name, base, p, s) = scales(row)?;
+        let e = slots
+            .entry(name.clone())
+            .or_insert_with(|| (bt.slot(&name, &base, p, s), p, s));
+        Some((name, *e))
+    };
+    let num = |row: &Json, k: &str, scale: u8| -> anyhow::Result<i64> {
+        match &row[k] {
+            Json::Null => Ok(0),
+            Json::String(s) => {
+                parse_mantissa(s.as_bytes(), scale).map_err(|e| anyhow::anyhow!("{k} {s:?}: {e:?}"))
+            }
+            other => bail!("{k}: not a decimal string: {other}"),
+        }
+    };
+    let ts_ms = |row: &Json| row["ts"].as_i64().context("a row without ts");
+    for row in &tops {
+        let Some((_, (slot, p, _))) = slot_of(&mut bt, row) else {
+            continue;
+        };
+        let known = (ts_ms(row)? + 1000) * 1_000_000;
+        rows.push((known, Kind::Second, Row::Second));
+        if row["synced"] == true {
+            let (bid, ask) = (num(row, "bid_px", p)?, num(row, "ask_px", p)?);
+            rows.push((known, Kind::Market, Row::Quote(slot, bid, ask)));
+        }
+    }
+    for row in &bars {
+        let Some((_, (slot, p, _))) = slot_of(&mut bt, row) else {
+            continue;
+        };
+        let ts = ts_ms(row)?;
+        if !row["close"].is_null() {
+            let close = num(row, "close", p)?;
+            rows.push((
+                (ts + 1000) * 1_000_000,
+                Kind::Market,
+                Row::Close(slot, ts, close),
+            ));
+        }
+    }
+    let mut strategy_names = BTreeMap::new();
+    for row in &signals {
+        let Some((name, (slot, p, s))) = slot_of(&mut bt, row) else {
+            continue;
+        };
+        let strategy = row["strategy_id"].as_u64().context("strategy_id")? as u32;
+        strategy_names.insert(strategy, row["strategy"].as_str().unwrap_or("").to_string());
+        let exch_ns = row["exch_ns"].as_i64().context("exch_ns")?;
+        let action = match row["action"].as_str() {
+            Some("enter_long") => Action::EnterLong,
+            Some("enter_short") => Action::EnterShort,
+            Some("exit") => Action::Exit,
+            other => bail!("signal action {other:?}"),
+        };
+        let (venue, symbol) = name.split_once(':').expect("made with a ':'");
+        let confidence: Value = row["confidence"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(Value::ONE);
+        let signal = GatewaySignal {
+            key: SignalKey {
+                bus: 0,
+                epoch: 0,
+                id: row["id"].as_u64().context("id")?,
+            },
+            slot,
+            pair: config.gateway.pair_index(venue, symbol).map(|i| i as u16),
+            strategy,
+            action,
+            entry_px: num(row, "entry", p)?,
+            stop_px: num(row, "stop", p)?,
+            target_px: num(row, "target", p)?,
+            confidence,
+            size: num(row, "size", s)?,
+            // Exchange time throughout: a recording's receive clock may be off by seconds.
+            local_ns: exch_ns,
+            read_ns: exch_ns,
+        };
+        rows.push((bt.known_at(exch_ns), Kind::Signal, Row::Signal(signal)));
+    }
+    // Stable: rows known at one instant keep the replay's order within their kind.
+    rows.sort_by_key(|r| (r.0, r.1));
+    rows.dedup_by(|a, b| matches!((&a.2, &b.2), (Row::Second, Row::Second)) && a.0 == b.0);
+    // The slots are made in `bt`; every other run makes them again in the same order.
+    let names: Vec<(String, (Slot, u8, u8))> = {
+        let mut v: Vec<_> = slots.into_iter().collect();
+        v.sort_by_key(|(_, (slot, ..))| *slot);
+        v
+    };
+    let fresh = || {
+        let mut b = Backtester::new(&config);
+        for (name, (_, p, s)) in &names {
+            let base = table_base(&table, name);
+            b.slot(name, &base, *p, *s);
+        }
+        b
+    };
+    let alone = strategy_names
+        .keys()
+        .map(|&id| (id, simulate(fresh(), &rows, Some(id))))
+        .collect();
+    Ok(BacktestRun {
+        report: simulate(bt, &rows, None),
+        alone,
+        strategy_names,
+        messages: summary.messages,
+    })
+}
+
+/// The base asset of `venue:SYMBOL` in `table`.
+fn table_base(table: &InstrumentTable, name: &str) -> String {
+    name.split_once(':')
+        .and_then(|(v, s)| Some(table.get(table.find(Venue::from_name(v)?, s.as_bytes())?)))
+        .map(|i| i.base.clone())
+        .unwrap_or_default()
+}
+
+/// Runs the rows through `bt`, with every strategy's signals or only `only`'s.
+fn simulate(mut bt: Backtester, rows: &[(i64, Kind, Row)], only: Option<u32>) -> BacktestReport {
+    for &(known, _, row) in rows {
+        match row {
+            Row::Quote(slot, bid, ask) => bt.quote(known, slot, bid, ask),
+            Row::Close(slot, ts, close) => bt.close(known, slot, ts, close),
+            Row::Second => bt.second(known),
+            Row::Signal(s) if only.is_none_or(|id| id == s.strategy) => bt.signal(s),
+            Row::Signal(_) => {}
+        }
+    }
+    bt.finish()
+}
+
+impl BacktestRun {
+    /// The report as JSON: the portfolio run and each strategy alone, each with its
+    /// metrics, rejections, trades and equity curve.
+    pub fn to_json(&self) -> Json {
+        let name = |id: u32| self.strategy_names.get(&id).cloned().unwrap_or_default();
+        json!({
+            "messages": self.messages,
+            "portfolio": report_json(&self.report, &name),
+            "strategies": self.alone.iter().map(|(id, alone)| {
+                let (signals, trades, pnl) = self.report.per_strategy.get(id).copied().unwrap_or_default();
+                json!({
+                    "strategy_id": id,
+                    "strategy": name(*id),
+                    "in_portfolio": {"signals": signals, "trades": trades, "pnl": pnl},
+                    "alone": report_json(alone, &name),
+                })
+            }).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The human summary.
+    pub fn table(&self) -> String {
+        let m = &self.report.metrics;
+        let mut s = format!(
+            "backtest: {} messages, {} s of data, {} signals\n",
+            self.messages, m.seconds, self.report.signals,
+        );
+        s += &format!("backtest: portfolio: {}\n", metrics_line(&self.report));
+        for (id, alone) in &self.alone {
+            let name = self.strategy_names.get(id).map_or("", String::as_str);
+            s += &format!(
+                "backtest: {name} (strategy {id}) alone: {}\n",
+                metrics_line(alone)
+            );
+        }
+        s
+    }
+}
+
+fn metrics_line(r: &BacktestReport) -> String {
+    let m = &r.metrics;
+    let mut s = format!(
+        "{} trades, pnl {:.4} ({:+.4}%), sharpe {:.2}, sortino {:.2}, max drawdown {:.4}% over {} s, \
+         win rate {:.1}%, profit factor {}, average hold {:.1} s, exposure {:.1}%, fees {:.4}",
+        m.trades,
+        m.pnl,
+        m.total_return * 100.0,
+        m.sharpe,
+        m.sortino,
+        m.max_drawdown * 100.0,
+        m.max_drawdown_s,
+        m.win_rate * 100.0,
+        if m.profit_factor.is_finite() {
+            format!("{:.2}", m.profit_factor)
+        } else {
+            "inf".into()
+        },
+        m.avg_hold_s,
+        m.exposure * 100.0,
+        m.fees,
+    );
+    if r.unfilled > 0 {
+        s += &format!(", {} orders unfilled", r.unfilled);
+    }
+    if !r.rejections.is_empty() {
+        let v: Vec<String> = r
+            .rejections
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        s += &format!("; not traded: {}", v.join(", "));
+    }
+    s
+}
+
+fn report_json(r: &BacktestReport, name: &dyn Fn(u32) -> String) -> Json {
+    let m = &r.metrics;
+    let finite = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
+    json!({
+        "metrics": {
+            "initial_equity": m.initial_equity,
+            "final_equity": m.final_equity,
+            "pnl": m.pnl,
+            "return": m.total_return,
+            "sharpe": m.sharpe,
+            "sortino": m.sortino,
+            "max_drawdown": m.max_drawdown,
+            "max_drawdown_s": m.max_drawdown_s,
+            "trades": m.trades,
+            "win_rate": m.win_rate,
+            "profit_factor": finite(m.profit_factor),
+            "avg_hold_s": m.avg_hold_s,
+            "exposure": m.exposure,
+            "fees": m.fees,
+            "seconds": m.seconds,
+        },
+        "signals": r.signals,
+        "rejections": r.rejections,
+        "unfilled": r.unfilled,
+        "trades": r.trades.iter().map(|t| json!({
+            "signal": t.signal,
+            "strategy": name(t.strategy),
+            "symbol": t.symbol,
+            "side": t.side.name(),
+            "entry_ns": t.entry_ns,
+            "exit_ns": t.exit_ns,
+            "entry_price": t.entry_price.to_string(),
+            "exit_price": t.exit_price.to_string(),
+            "qty": t.qty.to_string(),
+            "pnl": t.pnl.to_string(),
+            "fees": t.fees.to_string(),
+            "open_at_end": t.open_at_end,
+        })).collect::<Vec<_>>(),
+        "equity": r.equity.iter().map(|(ns, e)| json!([ns, e])).collect::<Vec<_>>(),
+    })
+}
