@@ -58,6 +58,60 @@ pub struct BacktestRun {
     pub strategy_names: BTreeMap<u32, String>,
     /// Messages replayed.
     pub messages: u64,
+    /// What the report draws besides the trades and equity.
+    pub series: MarketSeries,
+}
+
+/// Per-second market series for the report's charts (display only: `f64`).
+#[derive(Debug, Default)]
+pub struct MarketSeries {
+    /// `venue:SYMBOL` -> (second end, ns; mid price; weighted imbalance `obi`).
+    pub books: BTreeMap<String, Vec<(i64, f64, Option<f64>)>>,
+    /// Aggregate (`agg-spot:BTC`, `agg-perp:BTC`) -> (second end, ns; CVD).
+    pub cvd: BTreeMap<String, Vec<(i64, f64)>>,
+    /// Signals: (exchange ns, strategy, score, action, `venue:SYMBOL`).
+    pub signals: Vec<(i64, String, f64, String, String)>,
+}
+
+impl MarketSeries {
+    fn from_rows(tops: &[Json], bars: &[Json], signals: &[Json]) -> Self {
+        let f = |v: &Json| v.as_str().and_then(|s| s.parse::<f64>().ok());
+        let name = |r: &Json| {
+            format!(
+                "{}:{}",
+                r["venue"].as_str().unwrap_or(""),
+                r["symbol"].as_str().unwrap_or("")
+            )
+        };
+        let end = |r: &Json| (r["ts"].as_i64().unwrap_or(0) + 1000) * 1_000_000;
+        let mut s = Self::default();
+        for r in tops {
+            if let (Some(bid), Some(ask)) = (f(&r["bid_px"]), f(&r["ask_px"])) {
+                s.books
+                    .entry(name(r))
+                    .or_default()
+                    .push((end(r), (bid + ask) / 2.0, f(&r["obi"])));
+            }
+        }
+        for r in bars {
+            let venue = r["venue"].as_str().unwrap_or("");
+            if venue.starts_with("agg-") {
+                if let Some(cvd) = f(&r["cvd"]) {
+                    s.cvd.entry(name(r)).or_default().push((end(r), cvd));
+                }
+            }
+        }
+        for r in signals {
+            s.signals.push((
+                r["exch_ns"].as_i64().unwrap_or(0),
+                r["strategy"].as_str().unwrap_or("").to_string(),
+                f(&r["score"]).unwrap_or(0.0),
+                r["action"].as_str().unwrap_or("").to_string(),
+                name(r),
+            ));
+        }
+        s
+    }
 }
 
 /// The gateway configuration of a backtest: `path`'s `[risk]`, `[sizing]`, `[paper]`,
@@ -241,6 +295,7 @@ pub fn run_backtest(
         alone,
         strategy_names,
         messages: summary.messages,
+        series: MarketSeries::from_rows(&tops, &bars, &signals),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The `flowcore` command-line tool: argument parsing and config loading (`main.rs`,
 //! [`instruments`]), and the commands that are only wiring and printing: [`demo`] (the
 //! simulator, a live run and a bus reader together), [`shm_tail`] (a bus printed live),
-//! [`manual_signal`] (`flowcore signal`) and [`backtest`] (`flowcore backtest`).
+//! [`manual_signal`] (`flowcore signal`) and [`backtest`] (`flowcore backtest`, its HTML
+//! [`report`]).
 //! A library as well, so tests drive the same code.
 //!
 //! Owns nothing another crate needs: the pipeline is `flowcore-runtime`, the outputs
@@ -13,4 +14,5 @@ pub mod backtest;
 pub mod demo;
 pub mod instruments;
 pub mod manual_signal;
+pub mod report;
 pub mod shm_tail;

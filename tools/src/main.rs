@@ -126,6 +126,9 @@ enum Command {
         /// Write the report (metrics, trades, equity curve) here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write a self-contained HTML report with charts here (opens offline).
+        #[arg(long)]
+        report: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE.
@@ -456,6 +459,7 @@ fn main() -> anyhow::Result<()> {
             order_latency_ms,
             warmup_s,
             json,
+            report,
             engine,
             inputs,
         } => {
@@ -487,9 +491,15 @@ fn main() -> anyhow::Result<()> {
                 config,
             )?;
             print!("{}", run.table());
+            let doc = run.to_json();
             if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&run.to_json())?)
+                std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
                     .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = report {
+                std::fs::write(&path, flowcore_tools::report::html(&run, &doc))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("backtest: report in {}", path.display());
             }
             Ok(())
         }
