@@ -13,7 +13,9 @@ use flowcore_core::indicators::Value;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_core::strategy::Action;
 use flowcore_feeds::recording::Input;
-use flowcore_gateways::backtest::{pairs_for, BacktestConfig, BacktestReport, Backtester};
+use flowcore_gateways::backtest::{
+    pairs_for, BacktestConfig, BacktestMetrics, BacktestReport, Backtester,
+};
 use flowcore_gateways::market::Slot;
 use flowcore_gateways::order::{GatewaySignal, SignalKey};
 use flowcore_gateways::GatewayConfig;
@@ -360,28 +362,37 @@ impl BacktestRun {
     }
 }
 
+/// The headline numbers, named and formatted for people (the table and the HTML report).
+pub fn metric_cells(m: &BacktestMetrics) -> [(&'static str, String); 12] {
+    [
+        ("trades", m.trades.to_string()),
+        ("pnl", format!("{:.4}", m.pnl)),
+        ("return", format!("{:+.4}%", m.total_return * 100.0)),
+        ("sharpe", format!("{:.2}", m.sharpe)),
+        ("sortino", format!("{:.2}", m.sortino)),
+        ("max drawdown", format!("{:.4}%", m.max_drawdown * 100.0)),
+        ("drawdown s", m.max_drawdown_s.to_string()),
+        ("win rate", format!("{:.1}%", m.win_rate * 100.0)),
+        (
+            "profit factor",
+            if m.profit_factor.is_finite() {
+                format!("{:.2}", m.profit_factor)
+            } else {
+                "inf".into()
+            },
+        ),
+        ("average hold s", format!("{:.1}", m.avg_hold_s)),
+        ("exposure", format!("{:.1}%", m.exposure * 100.0)),
+        ("fees", format!("{:.4}", m.fees)),
+    ]
+}
+
 fn metrics_line(r: &BacktestReport) -> String {
-    let m = &r.metrics;
-    let mut s = format!(
-        "{} trades, pnl {:.4} ({:+.4}%), sharpe {:.2}, sortino {:.2}, max drawdown {:.4}% over {} s, \
-         win rate {:.1}%, profit factor {}, average hold {:.1} s, exposure {:.1}%, fees {:.4}",
-        m.trades,
-        m.pnl,
-        m.total_return * 100.0,
-        m.sharpe,
-        m.sortino,
-        m.max_drawdown * 100.0,
-        m.max_drawdown_s,
-        m.win_rate * 100.0,
-        if m.profit_factor.is_finite() {
-            format!("{:.2}", m.profit_factor)
-        } else {
-            "inf".into()
-        },
-        m.avg_hold_s,
-        m.exposure * 100.0,
-        m.fees,
-    );
+    let mut s = metric_cells(&r.metrics)
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if r.unfilled > 0 {
         s += &format!(", {} orders unfilled", r.unfilled);
     }

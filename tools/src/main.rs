@@ -490,7 +490,7 @@ fn main() -> anyhow::Result<()> {
                 strategies,
                 config,
             )?;
-            print!("{}", run.table());
+            let mut text = run.table();
             let doc = run.to_json();
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
@@ -499,9 +499,13 @@ fn main() -> anyhow::Result<()> {
             if let Some(path) = report {
                 std::fs::write(&path, flowcore_tools::report::html(&run, &doc))
                     .with_context(|| format!("writing {}", path.display()))?;
-                println!("backtest: report in {}", path.display());
+                text += &format!("backtest: report in {}\n", path.display());
             }
-            Ok(())
+            // A closed pipe (`| head`) ends the output, not the program with a panic.
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Replay {
             bars_out,

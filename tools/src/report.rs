@@ -5,7 +5,7 @@
 //! The page records what it drew in `document.body.dataset.status` (points per chart and
 //! series, and any script error), which is what the headless Chromium test reads.
 
-use crate::backtest::BacktestRun;
+use crate::backtest::{metric_cells, BacktestRun};
 use flowcore_gateways::backtest::{BacktestMetrics, BacktestReport, BacktestTrade};
 use serde_json::{json, Value as Json};
 
@@ -109,6 +109,10 @@ pub fn html(run: &BacktestRun, report: &Json) -> String {
         trades += &trade_rows(&format!("{name} alone"), alone, run);
     }
     let m = &run.report.metrics;
+    let header: String = metric_cells(m)
+        .iter()
+        .map(|(k, _)| format!("<th>{k}</th>"))
+        .collect();
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>flowcore backtest</title>
@@ -123,7 +127,7 @@ h2 {{ margin-top: 1.5em; font-size: 1.1em; }}
 <body>
 <h1>flowcore backtest</h1>
 <p>{messages} messages, {seconds} s of data, {signals} signals. Exchange time throughout; fills at the book top known when the order arrived.</p>
-<table><tr><th>run</th><th>trades</th><th>pnl</th><th>return</th><th>sharpe</th><th>sortino</th><th>max drawdown</th><th>drawdown s</th><th>win rate</th><th>profit factor</th><th>avg hold s</th><th>exposure</th><th>fees</th></tr>
+<table><tr><th>run</th>{header}</tr>
 {rows}</table>
 <h2>Price with entries and exits (portfolio)</h2><div class="chart" id="price"></div>
 <h2>Spot vs perp CVD</h2><div class="chart" id="cvd"></div>
@@ -147,26 +151,11 @@ h2 {{ margin-top: 1.5em; font-size: 1.1em; }}
 }
 
 fn metrics_row(name: &str, m: &BacktestMetrics) -> String {
-    format!(
-        "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:+.4}%</td><td>{:.2}</td><td>{:.2}</td><td>{:.4}%</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.1}</td><td>{:.1}%</td><td>{:.4}</td></tr>\n",
-        escape(name),
-        m.trades,
-        m.pnl,
-        m.total_return * 100.0,
-        m.sharpe,
-        m.sortino,
-        m.max_drawdown * 100.0,
-        m.max_drawdown_s,
-        m.win_rate * 100.0,
-        if m.profit_factor.is_finite() {
-            format!("{:.2}", m.profit_factor)
-        } else {
-            "inf".into()
-        },
-        m.avg_hold_s,
-        m.exposure * 100.0,
-        m.fees,
-    )
+    let cells: String = metric_cells(m)
+        .iter()
+        .map(|(_, v)| format!("<td>{v}</td>"))
+        .collect();
+    format!("<tr><td>{}</td>{cells}</tr>\n", escape(name))
 }
 
 fn trade_rows(run_name: &str, r: &BacktestReport, run: &BacktestRun) -> String {
