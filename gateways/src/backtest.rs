@@ -481,6 +481,36 @@ pub fn metrics(
     }
 }
 
+/// The headline numbers of the part of `r` in `[start_ns, end_ns)`: the equity path over
+/// those seconds (starting from the equity just before them) and the trades that closed in
+/// them. Walk-forward folds are such windows of one continuous run.
+pub fn window_metrics(r: &BacktestReport, start_ns: i64, end_ns: i64) -> BacktestMetrics {
+    let inside = |ns: i64| ns >= start_ns && ns < end_ns;
+    let initial = r
+        .equity
+        .iter()
+        .take_while(|e| e.0 < start_ns)
+        .last()
+        .or(r.equity.first())
+        .map_or(r.metrics.initial_equity, |e| e.1);
+    let equity: Vec<(i64, f64)> = r.equity.iter().copied().filter(|e| inside(e.0)).collect();
+    let trades: Vec<BacktestTrade> = r
+        .trades
+        .iter()
+        .filter(|t| inside(t.exit_ns))
+        .cloned()
+        .collect();
+    let exposed = equity
+        .iter()
+        .filter(|e| {
+            r.trades
+                .iter()
+                .any(|t| t.entry_ns <= e.0 && (t.exit_ns > e.0 || t.open_at_end))
+        })
+        .count() as i64;
+    metrics(initial, &equity, &trades, exposed)
+}
+
 /// The gateway's pair map for a backtest without `[pairs]`: every symbol traded as itself.
 pub fn pairs_for(symbols: &[String]) -> Vec<PairMap> {
     symbols
@@ -593,6 +623,11 @@ mod tests {
         assert!(m.profit_factor.is_infinite());
         // In the market from 2.5 s to 4.5 s: the marks at the ends of seconds 3 and 4.
         assert_eq!(m.exposure, 2.0 / 5.0);
+        // A window over everything is the whole run; one over seconds 3 and 4 holds no
+        // closed trade (it closes at 4.5 s) but the exposure of both.
+        assert_eq!(&window_metrics(&r, i64::MIN, i64::MAX), m);
+        let w = window_metrics(&r, T0 + 3 * NS, T0 + 4 * NS + 1);
+        assert_eq!((w.trades, w.exposure, w.seconds), (0, 1.0, 2));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_feeds::recording::Input;
 use flowcore_gateways::backtest::{BacktestConfig, LatencyModel};
+use flowcore_runtime::config::IdleStrategy;
+use flowcore_runtime::replay::ReplayThreads;
 use flowcore_runtime::strategies::load_strategies;
 use flowcore_tests::{btc_inputs, btc_inputs_cut, options, replay_written, repo, rows};
 use flowcore_tools::backtest::{gateway_config, run_backtest};
@@ -37,6 +39,7 @@ fn backtest(inputs: Vec<Input>) -> Json {
         inputs,
         strategies(),
         config,
+        ReplayThreads::Two(IdleStrategy::SpinYield),
     )
     .unwrap()
     .to_json()
@@ -167,4 +170,79 @@ fn cutting_the_input_leaves_earlier_trades_and_equity_unchanged() {
             assert!(!upto(f).is_empty());
         }
     }
+}
+
+#[test]
+fn a_sweep_runs_each_grid_point_as_its_own_backtest_and_ranks_them() {
+    use flowcore_tools::sweep::{ranked, sweep, walk_forward, SortMetric, SweepAxis};
+    let config = BacktestConfig {
+        gateway: gateway_config(None).unwrap(),
+        latency: LatencyModel {
+            feed_ns: 0,
+            order_ns: 0,
+        },
+        warmup_s: 0,
+    };
+    let axes = [SweepAxis::parse("macd.fast=6,12").unwrap()];
+    let points = sweep(
+        &InstrumentTable::bundled_defaults(),
+        &ImbalanceConfig::default(),
+        &btc_inputs(),
+        &strategies(),
+        &config,
+        &axes,
+        2,
+    )
+    .unwrap();
+    assert_eq!(points.len(), 2);
+    // Each point equals a plain backtest of the file edited by hand.
+    let text = std::fs::read_to_string(repo().join("config/strategies/short.toml")).unwrap();
+    for p in &points {
+        let fast = &p.params[0].1;
+        let edited = text.replacen(
+            "fast = 12\nslow = 26",
+            &format!("fast = {fast}\nslow = 26"),
+            1,
+        );
+        assert_eq!(edited == text, fast == "12", "the edit found macd's table");
+        let single = run_backtest(
+            InstrumentTable::bundled_defaults(),
+            ImbalanceConfig::default(),
+            btc_inputs(),
+            load_strategies(&edited).unwrap(),
+            config.clone(),
+            ReplayThreads::One,
+        )
+        .unwrap();
+        assert_eq!(
+            p.run.report.metrics, single.report.metrics,
+            "macd.fast={fast}"
+        );
+        assert_eq!(
+            p.run.report.trades, single.report.trades,
+            "macd.fast={fast}"
+        );
+    }
+    // Different settings, different trading.
+    assert_ne!(points[0].run.report.trades, points[1].run.report.trades);
+    let order = ranked(&points, SortMetric::Pnl);
+    let pnl = |i: usize| points[i].run.report.metrics.pnl;
+    assert!(pnl(order[0]) >= pnl(order[1]));
+    let folds = walk_forward(&points, 3, SortMetric::Pnl);
+    assert_eq!(folds.len(), 2);
+    assert_eq!(folds[0].end_ns, folds[1].start_ns, "contiguous windows");
+
+    let bad = SweepAxis::parse("macd.fastest=3").unwrap();
+    let e = sweep(
+        &InstrumentTable::bundled_defaults(),
+        &ImbalanceConfig::default(),
+        &btc_inputs(),
+        &strategies(),
+        &config,
+        &[bad],
+        1,
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("fastest"), "{e:#}");
+    assert!(SweepAxis::parse("fast=3").is_err());
 }

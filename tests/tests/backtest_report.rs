@@ -6,6 +6,7 @@
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_gateways::backtest::{BacktestConfig, LatencyModel};
+use flowcore_runtime::replay::ReplayThreads;
 use flowcore_runtime::strategies::load_strategies;
 use flowcore_tests::{btc_inputs, repo, temp_dir};
 use flowcore_tools::backtest::{gateway_config, run_backtest};
@@ -74,6 +75,7 @@ fn the_report_opens_offline_in_chromium_and_every_chart_draws_data() {
             },
             warmup_s: 0,
         },
+        ReplayThreads::One,
     )
     .unwrap();
     let page = html(&run, &run.to_json());

@@ -20,7 +20,7 @@ use flowcore_gateways::market::Slot;
 use flowcore_gateways::order::{GatewaySignal, SignalKey};
 use flowcore_gateways::GatewayConfig;
 use flowcore_outputs::Outputs;
-use flowcore_runtime::replay::{replay, ReplayOptions};
+use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_runtime::strategies::StrategyConfig;
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
@@ -129,7 +129,7 @@ pub fn gateway_config(path: Option<&Path>) -> anyhow::Result<GatewayConfig> {
     })
 }
 
-/// Replays `inputs` with `strategies` and backtests the signals.
+/// Replays `inputs` with `strategies` (on `threads`) and backtests the signals.
 ///
 /// # Errors
 /// A recording cannot be read, or a row the replay wrote does not parse back.
@@ -139,6 +139,7 @@ pub fn run_backtest(
     inputs: Vec<Input>,
     strategies: Vec<StrategyConfig>,
     mut config: BacktestConfig,
+    threads: ReplayThreads,
 ) -> anyhow::Result<BacktestRun> {
     if strategies.is_empty() {
         bail!("no strategies: a backtest needs --strategies FILE with [[strategy]] tables");
@@ -147,6 +148,7 @@ pub fn run_backtest(
     let summary = replay(
         ReplayOptions {
             strategies,
+            threads,
             ..ReplayOptions::new(table.clone(), imbalance, inputs)
         },
         Outputs {

@@ -16,3 +16,4 @@ pub mod instruments;
 pub mod manual_signal;
 pub mod report;
 pub mod shm_tail;
+pub mod sweep;

@@ -17,6 +17,7 @@ use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_runtime::strategies::load_strategies;
 use flowcore_shm::BusConfig;
 use flowcore_tools::backtest;
+use flowcore_tools::sweep::SweepAxis;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -126,9 +127,21 @@ enum Command {
         /// Write the report (metrics, trades, equity curve) here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Write a self-contained HTML report with charts here (opens offline).
+        /// Write a self-contained HTML report with charts here (opens offline); with
+        /// `--sweep`, of the best point.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Backtest every point of a grid: `NAME.param=a,b,c` (every table of that strategy)
+        /// or `strategy[i].param=a,b,c`; repeat for more axes. Runs on all cores.
+        #[arg(long)]
+        sweep: Vec<String>,
+        /// The metric the sweep's results (and walk-forward choices) are sorted by.
+        #[arg(long, value_enum, default_value = "sharpe")]
+        sort: flowcore_tools::sweep::SortMetric,
+        /// Walk-forward: split the data into N windows; each window is judged with the grid
+        /// point best in the window before it.
+        #[arg(long)]
+        folds: Option<usize>,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE.
@@ -460,6 +473,9 @@ fn main() -> anyhow::Result<()> {
             warmup_s,
             json,
             report,
+            sweep,
+            sort,
+            folds,
             engine,
             inputs,
         } => {
@@ -483,21 +499,42 @@ fn main() -> anyhow::Result<()> {
                 },
                 warmup_s,
             };
-            let run = backtest::run_backtest(
-                engine.table()?,
-                engine.imbalance()?,
-                inputs,
-                strategies,
-                config,
-            )?;
-            let mut text = run.table();
-            let doc = run.to_json();
+            let axes = sweep
+                .iter()
+                .map(|a| SweepAxis::parse(a))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (run, mut text, doc) = if axes.is_empty() {
+                let run = backtest::run_backtest(
+                    engine.table()?,
+                    engine.imbalance()?,
+                    inputs,
+                    strategies,
+                    config,
+                    ReplayThreads::Two(IdleStrategy::SpinYield),
+                )?;
+                let (text, doc) = (run.table(), run.to_json());
+                (run, text, doc)
+            } else {
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let points = flowcore_tools::sweep::sweep(
+                    &engine.table()?,
+                    &engine.imbalance()?,
+                    &inputs,
+                    &strategies,
+                    &config,
+                    &axes,
+                    workers,
+                )?;
+                let folds = folds.map(|n| flowcore_tools::sweep::walk_forward(&points, n, sort));
+                let (text, doc, best) = flowcore_tools::sweep::summary(points, sort, folds);
+                (best, text, doc)
+            };
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(path) = report {
-                std::fs::write(&path, flowcore_tools::report::html(&run, &doc))
+                std::fs::write(&path, flowcore_tools::report::html(&run, &run.to_json()))
                     .with_context(|| format!("writing {}", path.display()))?;
                 text += &format!("backtest: report in {}\n", path.display());
             }
