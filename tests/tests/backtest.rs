@@ -104,6 +104,60 @@ fn a_backtest_is_deterministic_its_books_balance_and_every_fill_waits_for_its_la
         traded += trades.len();
     }
     assert!(traded >= 5, "{first:#}");
+
+    // Strategy statistics against the replay's own signal rows.
+    let of = |name: &str| {
+        signals
+            .values()
+            .filter(|s| s["strategy"] == name)
+            .collect::<Vec<_>>()
+    };
+    let stats = |name: &str| {
+        first["strategies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["strategy"] == name)
+            .unwrap()["signal_stats"]
+            .clone()
+    };
+    let squeeze = stats("squeeze_flow");
+    let entries = of("squeeze_flow")
+        .iter()
+        .filter(|s| s["action"] != "exit")
+        .count() as u64;
+    assert_eq!(
+        squeeze["reasons"]["divergence"].as_u64(),
+        Some(entries),
+        "{squeeze:#}"
+    );
+    let histogram: u64 = squeeze["entry_score_histogram"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(histogram, entries);
+    let exits = of("squeeze_flow").len() as u64 - entries;
+    let exit_reasons: u64 = [
+        "exit_flow_reversal",
+        "exit_range_break",
+        "exit_cvd_invalidation",
+        "exit_structure_break",
+    ]
+    .iter()
+    .map(|k| squeeze["reasons"][k].as_u64().unwrap())
+    .sum();
+    assert!(exit_reasons >= exits, "{squeeze:#}");
+    let smart = stats("smart_money");
+    let by_regime: u64 = smart["regimes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| r["signals"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_regime, of("smart_money").len() as u64, "{smart:#}");
+    assert_eq!(stats("macd"), Json::Null);
     // MACD flips between long and short: its opposite entries close its own trades.
     let macd = &reports(&first)
         .into_iter()

@@ -71,8 +71,29 @@ pub struct MarketSeries {
     pub books: BTreeMap<String, Vec<(i64, f64, Option<f64>)>>,
     /// Aggregate (`agg-spot:BTC`, `agg-perp:BTC`) -> (second end, ns; CVD).
     pub cvd: BTreeMap<String, Vec<(i64, f64)>>,
-    /// Signals: (exchange ns, strategy, score, action, `venue:SYMBOL`).
-    pub signals: Vec<(i64, String, f64, String, String)>,
+    /// The signals.
+    pub signals: Vec<SignalPoint>,
+}
+
+/// A signal as the report and the strategy statistics see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignalPoint {
+    /// Its id.
+    pub id: u64,
+    /// Exchange time, ns.
+    pub exch_ns: i64,
+    /// `strategy_id`.
+    pub strategy_id: u32,
+    /// The strategy's name.
+    pub strategy: String,
+    /// Its score.
+    pub score: f64,
+    /// `enter_long`, `enter_short`, `exit`.
+    pub action: String,
+    /// `venue:SYMBOL`.
+    pub symbol: String,
+    /// The strategy's reason bits (shm/ABI.md).
+    pub reason_bits: u32,
 }
 
 impl MarketSeries {
@@ -104,13 +125,16 @@ impl MarketSeries {
             }
         }
         for r in signals {
-            s.signals.push((
-                r["exch_ns"].as_i64().unwrap_or(0),
-                r["strategy"].as_str().unwrap_or("").to_string(),
-                f(&r["score"]).unwrap_or(0.0),
-                r["action"].as_str().unwrap_or("").to_string(),
-                name(r),
-            ));
+            s.signals.push(SignalPoint {
+                id: r["id"].as_u64().unwrap_or(0),
+                exch_ns: r["exch_ns"].as_i64().unwrap_or(0),
+                strategy_id: r["strategy_id"].as_u64().unwrap_or(0) as u32,
+                strategy: r["strategy"].as_str().unwrap_or("").to_string(),
+                score: f(&r["score"]).unwrap_or(0.0),
+                action: r["action"].as_str().unwrap_or("").to_string(),
+                symbol: name(r),
+                reason_bits: r["reason_bits"].as_u64().unwrap_or(0) as u32,
+            });
         }
         s
     }
@@ -339,6 +363,7 @@ impl BacktestRun {
                     "strategy_id": id,
                     "strategy": name(*id),
                     "in_portfolio": {"signals": signals, "trades": trades, "pnl": pnl},
+                    "signal_stats": crate::strategy_stats::stats(&name(*id), *id, &self.series.signals, alone),
                     "alone": report_json(alone, &name),
                 })
             }).collect::<Vec<_>>(),

@@ -16,4 +16,5 @@ pub mod instruments;
 pub mod manual_signal;
 pub mod report;
 pub mod shm_tail;
+pub mod strategy_stats;
 pub mod sweep;

@@ -76,9 +76,9 @@ chart('price', [
 chart('cvd', Object.entries(D.cvd).map(([name, rows]) => ({ label: name, pts: rows.map(r => [sec(r[0]), r[1]]) })));
 chart('imbalance', Object.entries(D.books).map(([name, rows]) =>
   ({ label: name, pts: rows.filter(r => r[2] !== null).map(r => [sec(r[0]), r[2]]) })));
-const strategies = [...new Set(D.signals.map(s => s[1]))];
+const strategies = [...new Set(D.signals.map(s => s.strategy))];
 chart('score', strategies.map(name => ({ label: name, points: true,
-  pts: D.signals.filter(s => s[1] === name).map(s => [sec(s[0]), s[2]]) })));
+  pts: D.signals.filter(s => s.strategy === name).map(s => [sec(s.exch_ns), s.score]) })));
 let peak = -Infinity;
 chart('equity', [
   { label: 'equity', pts: D.portfolio.equity.map(e => [sec(e[0]), e[1]]) },
@@ -108,6 +108,19 @@ pub fn html(run: &BacktestRun, report: &Json) -> String {
         let name = run.strategy_names.get(id).map_or("", String::as_str);
         trades += &trade_rows(&format!("{name} alone"), alone, run);
     }
+    let stats: String = report["strategies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s["signal_stats"].is_null())
+        .map(|s| {
+            format!(
+                "<h3>{}</h3><pre>{}</pre>\n",
+                escape(s["strategy"].as_str().unwrap_or("")),
+                escape(&serde_json::to_string_pretty(&s["signal_stats"]).unwrap_or_default())
+            )
+        })
+        .collect();
     let m = &run.report.metrics;
     let header: String = metric_cells(m)
         .iter()
@@ -134,6 +147,9 @@ h2 {{ margin-top: 1.5em; font-size: 1.1em; }}
 <h2>Order-book imbalance (weighted, 10 levels)</h2><div class="chart" id="imbalance"></div>
 <h2>Signal scores</h2><div class="chart" id="score"></div>
 <h2>Equity and drawdown (portfolio)</h2><div class="chart" id="equity"></div>
+<h2>Strategy statistics (each strategy alone)</h2>
+<p>SqueezeFlow: how often each phase component was among a signal's reasons, the entry score histogram and trades by reset type; the imbalance method: signals, trades and PnL per market regime.</p>
+{stats}
 <h2>Trades</h2>
 <table><tr><th>run</th><th>signal</th><th>strategy</th><th>symbol</th><th>side</th><th>entry (UTC)</th><th>exit (UTC)</th><th>entry price</th><th>exit price</th><th>qty</th><th>pnl</th><th>fees</th></tr>
 {trades}</table>
