@@ -24,13 +24,46 @@ const NS: i64 = 1_000_000_000;
 /// Seconds in a (365-day) year: crypto trades every second of it.
 const YEAR_S: i64 = 365 * 24 * 3600;
 
-/// How the backtest models time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the backtest models time: each latency a constant, or drawn per signal from
+/// measured samples (a live run's, say).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LatencyModel {
     /// From a signal's exchange time to the gateway's decision, ns.
     pub feed_ns: i64,
     /// From the decision to the order at the venue, ns.
     pub order_ns: i64,
+    /// When not empty: the feed latency of each signal is one of these, ns.
+    pub feed_samples: Vec<i64>,
+    /// When not empty: the order latency of each signal is one of these, ns.
+    pub order_samples: Vec<i64>,
+}
+
+impl LatencyModel {
+    /// A draw that depends on the signal id alone (splitmix64), so a run is repeatable and
+    /// a signal's latency does not change when other signals come or go.
+    fn draw(samples: &[i64], constant: i64, id: u64, stream: u64) -> i64 {
+        if samples.is_empty() {
+            return constant;
+        }
+        let mut z = id
+            .wrapping_mul(2)
+            .wrapping_add(stream)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        samples[(z % samples.len() as u64) as usize]
+    }
+
+    /// Signal `id`'s feed latency, ns.
+    pub fn feed(&self, id: u64) -> i64 {
+        Self::draw(&self.feed_samples, self.feed_ns, id, 0)
+    }
+
+    /// Signal `id`'s order latency, ns.
+    pub fn order(&self, id: u64) -> i64 {
+        Self::draw(&self.order_samples, self.order_ns, id, 1)
+    }
 }
 
 /// What to run.
@@ -179,7 +212,7 @@ impl Backtester {
             market: MarketState::new(g.risk.correlation_minutes as usize),
             risk,
             broker: PaperBroker::new(&g.paper),
-            latency: config.latency,
+            latency: config.latency.clone(),
             warmup_ns: config.warmup_s.saturating_mul(NS),
             initial,
             pending: VecDeque::new(),
@@ -196,10 +229,10 @@ impl Backtester {
         }
     }
 
-    /// When a signal made at `exch_ns` is acted on: the caller orders signals by this
+    /// When signal `id` made at `exch_ns` is acted on: the caller orders signals by this
     /// against rows known at the end of their second.
-    pub fn known_at(&self, exch_ns: i64) -> i64 {
-        exch_ns.saturating_add(self.latency.feed_ns)
+    pub fn known_at(&self, id: u64, exch_ns: i64) -> i64 {
+        exch_ns.saturating_add(self.latency.feed(id))
     }
 
     /// The slot of `venue:SYMBOL`, made on first sight.
@@ -246,7 +279,7 @@ impl Backtester {
 
     /// A signal; `s.local_ns` must be its exchange time (recorded receive clocks drift).
     pub fn signal(&mut self, s: GatewaySignal) {
-        let now = self.known_at(s.local_ns);
+        let now = self.known_at(s.key.id, s.local_ns);
         self.advance(now);
         self.signals += 1;
         self.per_strategy.entry(s.strategy).or_default().0 += 1;
@@ -258,9 +291,11 @@ impl Backtester {
         match self.risk.decide(&s, &self.market, now) {
             Decision::Rejected(_, r) => *self.rejections.entry(r.name()).or_insert(0) += 1,
             Decision::Order(o) => {
-                let at = now.saturating_add(self.latency.order_ns);
-                // Arrival times grow with `now`: the queue stays sorted.
-                self.pending.push_back((at, o));
+                let at = now.saturating_add(self.latency.order(s.key.id));
+                // Drawn latencies can overtake: keep the queue in arrival order (FIFO
+                // among equals).
+                let i = self.pending.partition_point(|(t, _)| *t <= at);
+                self.pending.insert(i, (at, o));
             }
         }
     }
@@ -542,6 +577,7 @@ mod tests {
             latency: LatencyModel {
                 feed_ns: feed_ms * 1_000_000,
                 order_ns: order_ms * 1_000_000,
+                ..LatencyModel::default()
             },
             warmup_s: 0,
         }

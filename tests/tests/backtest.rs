@@ -30,6 +30,7 @@ fn backtest(inputs: Vec<Input>) -> Json {
         latency: LatencyModel {
             feed_ns: FEED_MS * 1_000_000,
             order_ns: ORDER_MS * 1_000_000,
+            ..LatencyModel::default()
         },
         warmup_s: 0,
     };
@@ -234,6 +235,7 @@ fn a_sweep_runs_each_grid_point_as_its_own_backtest_and_ranks_them() {
         latency: LatencyModel {
             feed_ns: 0,
             order_ns: 0,
+            ..LatencyModel::default()
         },
         warmup_s: 0,
     };
@@ -299,4 +301,54 @@ fn a_sweep_runs_each_grid_point_as_its_own_backtest_and_ranks_them() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("fastest"), "{e:#}");
     assert!(SweepAxis::parse("fast=3").is_err());
+}
+
+#[test]
+fn drawn_latencies_come_from_the_samples_and_repeat() {
+    let dir = flowcore_tests::temp_dir("latency-samples");
+    let file = dir.join("order.txt");
+    std::fs::write(&file, "# measured, ms\n100\n\n400 # a slow one\n").unwrap();
+    let samples = flowcore_tools::backtest::latency_samples(Some(&file)).unwrap();
+    assert_eq!(samples, vec![100_000_000, 400_000_000]);
+    std::fs::write(&file, "100\nfast\n").unwrap();
+    let e = flowcore_tools::backtest::latency_samples(Some(&file)).unwrap_err();
+    assert!(e.to_string().contains(":2:"), "{e}");
+
+    let run = || {
+        let config = BacktestConfig {
+            gateway: gateway_config(None).unwrap(),
+            latency: LatencyModel {
+                order_samples: samples.clone(),
+                ..LatencyModel::default()
+            },
+            warmup_s: 0,
+        };
+        run_backtest(
+            InstrumentTable::bundled_defaults(),
+            ImbalanceConfig::default(),
+            btc_inputs(),
+            strategies(),
+            config,
+            ReplayThreads::One,
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.to_json(), b.to_json(), "the same draws every run");
+    let exch: BTreeMap<u64, i64> = a.series.signals.iter().map(|s| (s.id, s.exch_ns)).collect();
+    let mut waits = std::collections::BTreeSet::new();
+    for r in std::iter::once(&a.report).chain(a.alone.values()) {
+        for t in &r.trades {
+            waits.insert(t.entry_ns - exch[&t.signal]);
+        }
+    }
+    assert!(
+        waits.iter().all(|w| samples.contains(w)),
+        "every wait is a sample: {waits:?}"
+    );
+    assert_eq!(
+        waits.len(),
+        2,
+        "both samples drawn over the run's entries: {waits:?}"
+    );
 }

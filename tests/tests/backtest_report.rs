@@ -72,6 +72,7 @@ fn the_report_opens_offline_in_chromium_and_every_chart_draws_data() {
             latency: LatencyModel {
                 feed_ns: 0,
                 order_ns: 100_000_000,
+                ..LatencyModel::default()
             },
             warmup_s: 0,
         },

@@ -153,6 +153,39 @@ pub fn gateway_config(path: Option<&Path>) -> anyhow::Result<GatewayConfig> {
     })
 }
 
+/// Latency samples from `path`: one latency in milliseconds per line (blank lines and `#`
+/// comments skipped); none without a path.
+///
+/// # Errors
+/// The file cannot be read, a line is not a non-negative number (named by its number), or
+/// the file holds no sample.
+pub fn latency_samples(path: Option<&Path>) -> anyhow::Result<Vec<i64>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut samples = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        match line.parse::<f64>() {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => samples.push((ms * 1e6).round() as i64),
+            _ => bail!(
+                "{}:{}: {line:?} is not a latency in milliseconds",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    if samples.is_empty() {
+        bail!("{}: no latency sample", path.display());
+    }
+    Ok(samples)
+}
+
 /// Replays `inputs` with `strategies` (on `threads`) and backtests the signals.
 ///
 /// # Errors
@@ -295,7 +328,11 @@ pub fn run_backtest(
             local_ns: exch_ns,
             read_ns: exch_ns,
         };
-        rows.push((bt.known_at(exch_ns), Kind::Signal, Row::Signal(signal)));
+        rows.push((
+            bt.known_at(signal.key.id, exch_ns),
+            Kind::Signal,
+            Row::Signal(signal),
+        ));
     }
     // Stable: rows known at one instant keep the replay's order within their kind.
     rows.sort_by_key(|r| (r.0, r.1));

@@ -121,6 +121,13 @@ enum Command {
         /// From the decision to the order at the venue, milliseconds.
         #[arg(long, default_value_t = 0.0)]
         order_latency_ms: f64,
+        /// Draw each signal's feed latency from this file's samples instead: one latency in
+        /// milliseconds per line (a live run's measured lags, say).
+        #[arg(long)]
+        feed_latency_file: Option<PathBuf>,
+        /// Draw each order's latency from this file's samples (format as above).
+        #[arg(long)]
+        order_latency_file: Option<PathBuf>,
         /// Signals of the first N seconds of data are not traded.
         #[arg(long, default_value_t = 0)]
         warmup_s: i64,
@@ -470,6 +477,8 @@ fn main() -> anyhow::Result<()> {
             config,
             feed_latency_ms,
             order_latency_ms,
+            feed_latency_file,
+            order_latency_file,
             warmup_s,
             json,
             report,
@@ -496,6 +505,8 @@ fn main() -> anyhow::Result<()> {
                 latency: LatencyModel {
                     feed_ns: ms("--feed-latency-ms", feed_latency_ms)?,
                     order_ns: ms("--order-latency-ms", order_latency_ms)?,
+                    feed_samples: backtest::latency_samples(feed_latency_file.as_deref())?,
+                    order_samples: backtest::latency_samples(order_latency_file.as_deref())?,
                 },
                 warmup_s,
             };
