@@ -6,6 +6,7 @@
 //! read back here at each symbol's scale, so the backtest sees the same values a
 //! `--signals-out` file holds, with no float in between.
 
+pub use crate::strategy_stats::SignalPoint;
 use anyhow::{bail, Context};
 use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::imbalance::ImbalanceConfig;
@@ -73,27 +74,6 @@ pub struct MarketSeries {
     pub cvd: BTreeMap<String, Vec<(i64, f64)>>,
     /// The signals.
     pub signals: Vec<SignalPoint>,
-}
-
-/// A signal as the report and the strategy statistics see it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SignalPoint {
-    /// Its id.
-    pub id: u64,
-    /// Exchange time, ns.
-    pub exch_ns: i64,
-    /// `strategy_id`.
-    pub strategy_id: u32,
-    /// The strategy's name.
-    pub strategy: String,
-    /// Its score.
-    pub score: f64,
-    /// `enter_long`, `enter_short`, `exit`.
-    pub action: String,
-    /// `venue:SYMBOL`.
-    pub symbol: String,
-    /// The strategy's reason bits (shm/ABI.md).
-    pub reason_bits: u32,
 }
 
 impl MarketSeries {

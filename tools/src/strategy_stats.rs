@@ -2,12 +2,32 @@
 //! strategy's own trades: how often each SqueezeFlow phase component fired and its score
 //! histogram, and the imbalance method's signals, trades and PnL per market regime.
 
-use crate::backtest::SignalPoint;
 use flowcore_core::strategy::smart_money::{self as sm, Regime};
 use flowcore_core::strategy::squeeze as sq;
 use flowcore_gateways::backtest::BacktestReport;
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
+
+/// A signal as the report and the strategy statistics see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignalPoint {
+    /// Its id.
+    pub id: u64,
+    /// Exchange time, ns.
+    pub exch_ns: i64,
+    /// `strategy_id`.
+    pub strategy_id: u32,
+    /// The strategy's name.
+    pub strategy: String,
+    /// Its score.
+    pub score: f64,
+    /// `enter_long`, `enter_short`, `exit`.
+    pub action: String,
+    /// `venue:SYMBOL`.
+    pub symbol: String,
+    /// The strategy's reason bits (shm/ABI.md).
+    pub reason_bits: u32,
+}
 
 /// SqueezeFlow's reason bits by name: entries (phases 2-4), then exits (phase 5).
 const SQUEEZE_REASONS: [(u32, &str); 13] = [
