@@ -64,6 +64,12 @@ impl LatencyModel {
     pub fn order(&self, id: u64) -> i64 {
         Self::draw(&self.order_samples, self.order_ns, id, 1)
     }
+
+    /// When signal `id` made at `exch_ns` is acted on: the caller orders signals by this
+    /// against rows known at the end of their second.
+    pub fn known_at(&self, id: u64, exch_ns: i64) -> i64 {
+        exch_ns.saturating_add(self.feed(id))
+    }
 }
 
 /// What to run.
@@ -229,12 +235,6 @@ impl Backtester {
         }
     }
 
-    /// When signal `id` made at `exch_ns` is acted on: the caller orders signals by this
-    /// against rows known at the end of their second.
-    pub fn known_at(&self, id: u64, exch_ns: i64) -> i64 {
-        exch_ns.saturating_add(self.latency.feed(id))
-    }
-
     /// The slot of `venue:SYMBOL`, made on first sight.
     pub fn slot(&mut self, name: &str, base: &str, price_scale: u8, size_scale: u8) -> Slot {
         self.market.slot(name, base, price_scale, size_scale)
@@ -279,7 +279,7 @@ impl Backtester {
 
     /// A signal; `s.local_ns` must be its exchange time (recorded receive clocks drift).
     pub fn signal(&mut self, s: GatewaySignal) {
-        let now = self.known_at(s.key.id, s.local_ns);
+        let now = self.latency.known_at(s.key.id, s.local_ns);
         self.advance(now);
         self.signals += 1;
         self.per_strategy.entry(s.strategy).or_default().0 += 1;

@@ -312,13 +312,7 @@ impl Executor {
             return Vec::new();
         };
         let mut got = Vec::new();
-        let before = ev.received.clone();
-        let polled = ev.poll(&mut got);
-        for (k, v) in &ev.received {
-            let was = before.get(k).copied().unwrap_or(0);
-            *self.counters.events.entry(k.clone()).or_insert(0) += v - was;
-        }
-        if let Err(e) = polled {
+        if let Err(e) = ev.poll(&mut got, &mut self.counters.events) {
             self.counters.events_lost += 1;
             eprintln!("gateway: freqtrade events: {e}; polling until it reconnects");
             if let Backend::Freqtrade { events, .. } = &mut self.backend {

@@ -72,15 +72,11 @@ pub enum EventsError {
 /// The subscribed socket.
 pub struct FreqtradeEvents {
     socket: WebSocket<TcpStream>,
-    /// Messages received, by FreqTrade's `type` (`malformed` for ones that did not parse).
-    pub received: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for FreqtradeEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FreqtradeEvents")
-            .field("received", &self.received)
-            .finish_non_exhaustive()
+        f.debug_struct("FreqtradeEvents").finish_non_exhaustive()
     }
 }
 
@@ -110,22 +106,24 @@ impl FreqtradeEvents {
             .send(Message::text(TOPICS))
             .map_err(|e| EventsError::Lost(e.to_string()))?;
         socket.get_mut().set_nonblocking(true)?;
-        Ok(Self {
-            socket,
-            received: BTreeMap::new(),
-        })
+        Ok(Self { socket })
     }
 
-    /// Everything received since the last call, in order; `warning` and `exception`
-    /// messages are logged. Never blocks.
+    /// Everything received since the last call, in order, each message counted in
+    /// `received` by FreqTrade's `type` (`malformed` for one that did not parse); `warning`
+    /// and `exception` messages are logged. Never blocks.
     ///
     /// # Errors
     /// [`EventsError::Lost`]: the socket is dead (events up to it are in `out`).
-    pub fn poll(&mut self, out: &mut Vec<TradeEvent>) -> Result<(), EventsError> {
+    pub fn poll(
+        &mut self,
+        out: &mut Vec<TradeEvent>,
+        received: &mut BTreeMap<String, u64>,
+    ) -> Result<(), EventsError> {
         loop {
             match self.socket.read() {
                 Ok(Message::Text(t)) => {
-                    if let Some(e) = self.event(t.as_bytes()) {
+                    if let Some(e) = event(t.as_bytes(), received) {
                         out.push(e);
                     }
                 }
@@ -146,46 +144,56 @@ impl FreqtradeEvents {
             }
         }
     }
+}
 
-    fn event(&mut self, text: &[u8]) -> Option<TradeEvent> {
-        let Ok(j) = serde_json::from_slice::<Json>(text) else {
-            *self.received.entry("malformed".into()).or_insert(0) += 1;
-            eprintln!(
-                "gateway: freqtrade events: a message that is not JSON ({} bytes), ignored",
-                text.len()
-            );
-            return None;
-        };
-        let kind = j.get("type").and_then(Json::as_str).unwrap_or("untyped");
-        *self.received.entry(kind.to_string()).or_insert(0) += 1;
-        let num = |k: &str| j.get(k).and_then(Json::as_f64);
-        let trade_id = j.get("trade_id").and_then(Json::as_u64);
-        let event = match (kind, trade_id) {
-            ("entry_fill", Some(trade_id)) => TradeEvent::EntryFill {
-                trade_id,
-                amount: num("amount").unwrap_or(0.0),
-                open_rate: num("open_rate").unwrap_or(0.0),
-            },
-            ("entry_cancel", Some(trade_id)) => TradeEvent::EntryCancel { trade_id },
-            ("exit_fill", Some(trade_id)) => TradeEvent::ExitFill {
-                trade_id,
-                // The trade's whole realised profit, not only this fill's share.
-                profit: num("cumulative_profit")
-                    .or_else(|| num("profit_amount"))
-                    .unwrap_or(0.0),
-                final_exit: j.get("is_final_exit").and_then(Json::as_bool) != Some(false),
-            },
-            ("exit_cancel", Some(trade_id)) => TradeEvent::ExitCancel { trade_id },
-            ("warning" | "exception", _) => {
-                let status = j.get("status").and_then(Json::as_str).unwrap_or("");
-                eprintln!("gateway: freqtrade {kind}: {status}");
-                return None;
-            }
-            // `entry` / `exit` (orders placed) and anything newer: counted only.
-            _ => return None,
-        };
-        Some(event)
+fn count(received: &mut BTreeMap<String, u64>, kind: &str) {
+    match received.get_mut(kind) {
+        Some(n) => *n += 1,
+        None => {
+            received.insert(kind.to_string(), 1);
+        }
     }
+}
+
+/// One message: counted by its `type`, and the event it is, if it is one.
+fn event(text: &[u8], received: &mut BTreeMap<String, u64>) -> Option<TradeEvent> {
+    let Ok(j) = serde_json::from_slice::<Json>(text) else {
+        count(received, "malformed");
+        eprintln!(
+            "gateway: freqtrade events: a message that is not JSON ({} bytes), ignored",
+            text.len()
+        );
+        return None;
+    };
+    let kind = j.get("type").and_then(Json::as_str).unwrap_or("untyped");
+    count(received, kind);
+    let num = |k: &str| j.get(k).and_then(Json::as_f64);
+    let trade_id = j.get("trade_id").and_then(Json::as_u64);
+    let event = match (kind, trade_id) {
+        ("entry_fill", Some(trade_id)) => TradeEvent::EntryFill {
+            trade_id,
+            amount: num("amount").unwrap_or(0.0),
+            open_rate: num("open_rate").unwrap_or(0.0),
+        },
+        ("entry_cancel", Some(trade_id)) => TradeEvent::EntryCancel { trade_id },
+        ("exit_fill", Some(trade_id)) => TradeEvent::ExitFill {
+            trade_id,
+            // The trade's whole realised profit, not only this fill's share.
+            profit: num("cumulative_profit")
+                .or_else(|| num("profit_amount"))
+                .unwrap_or(0.0),
+            final_exit: j.get("is_final_exit").and_then(Json::as_bool) != Some(false),
+        },
+        ("exit_cancel", Some(trade_id)) => TradeEvent::ExitCancel { trade_id },
+        ("warning" | "exception", _) => {
+            let status = j.get("status").and_then(Json::as_str).unwrap_or("");
+            eprintln!("gateway: freqtrade {kind}: {status}");
+            return None;
+        }
+        // `entry` / `exit` (orders placed) and anything newer: counted only.
+        _ => return None,
+    };
+    Some(event)
 }
 
 #[cfg(test)]
@@ -226,10 +234,10 @@ mod tests {
             "not json",
         ]);
         let mut ev = FreqtradeEvents::connect(addr, "t", Duration::from_secs(5)).unwrap();
-        let mut out = Vec::new();
+        let (mut out, mut received) = (Vec::new(), BTreeMap::new());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let end = loop {
-            match ev.poll(&mut out) {
+            match ev.poll(&mut out, &mut received) {
                 Ok(()) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -259,8 +267,8 @@ mod tests {
                 TradeEvent::EntryCancel { trade_id: 4 },
             ]
         );
-        assert_eq!(ev.received.get("entry"), Some(&1));
-        assert_eq!(ev.received.get("malformed"), Some(&1));
+        assert_eq!(received.get("entry"), Some(&1));
+        assert_eq!(received.get("malformed"), Some(&1));
         let sub: Json = serde_json::from_str(&h.join().unwrap()).unwrap();
         assert_eq!(sub["type"], "subscribe");
         assert!(sub["data"]

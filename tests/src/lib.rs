@@ -660,3 +660,16 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
+
+/// A request to a gateway's control port (`GET /status`, `POST /kill`, ...); its JSON answer,
+/// which must be a 200.
+pub fn control(port: u16, method: &str, path: &str) -> serde_json::Value {
+    let mut c = flowcore_gateways::http::HttpClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let r = c.request(method, path, &[], None, || {}).unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    serde_json::from_slice(&r.body).unwrap()
+}

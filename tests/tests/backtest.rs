@@ -10,39 +10,58 @@ use flowcore_feeds::recording::Input;
 use flowcore_gateways::backtest::{BacktestConfig, LatencyModel};
 use flowcore_runtime::config::IdleStrategy;
 use flowcore_runtime::replay::ReplayThreads;
-use flowcore_runtime::strategies::load_strategies;
+use flowcore_runtime::strategies::{load_strategies, StrategyConfig};
 use flowcore_tests::{btc_inputs, btc_inputs_cut, options, replay_written, repo, rows};
-use flowcore_tools::backtest::{gateway_config, run_backtest};
+use flowcore_tools::backtest::{gateway_config, run_backtest, BacktestRun};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 const FEED_MS: i64 = 50;
 const ORDER_MS: i64 = 250;
 
-fn strategies() -> Vec<flowcore_runtime::strategies::StrategyConfig> {
+fn strategies() -> Vec<StrategyConfig> {
     let path = repo().join("config/strategies/short.toml");
     load_strategies(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn backtest(inputs: Vec<Input>) -> Json {
-    let config = BacktestConfig {
+fn config(latency: LatencyModel) -> BacktestConfig {
+    BacktestConfig {
         gateway: gateway_config(None).unwrap(),
-        latency: LatencyModel {
-            feed_ns: FEED_MS * 1_000_000,
-            order_ns: ORDER_MS * 1_000_000,
-            ..LatencyModel::default()
-        },
+        latency,
         warmup_s: 0,
-    };
+    }
+}
+
+/// A backtest with the bundled instruments and default imbalance settings.
+fn run_on(
+    inputs: Vec<Input>,
+    strategies: Vec<StrategyConfig>,
+    latency: LatencyModel,
+    threads: ReplayThreads,
+) -> BacktestRun {
     run_backtest(
         InstrumentTable::bundled_defaults(),
         ImbalanceConfig::default(),
         inputs,
-        strategies(),
-        config,
-        ReplayThreads::Two(IdleStrategy::SpinYield),
+        strategies,
+        config(latency),
+        threads,
     )
     .unwrap()
+}
+
+fn backtest(inputs: Vec<Input>) -> Json {
+    let latency = LatencyModel {
+        feed_ns: FEED_MS * 1_000_000,
+        order_ns: ORDER_MS * 1_000_000,
+        ..LatencyModel::default()
+    };
+    run_on(
+        inputs,
+        strategies(),
+        latency,
+        ReplayThreads::Two(IdleStrategy::SpinYield),
+    )
     .to_json()
 }
 
@@ -230,15 +249,7 @@ fn cutting_the_input_leaves_earlier_trades_and_equity_unchanged() {
 #[test]
 fn a_sweep_runs_each_grid_point_as_its_own_backtest_and_ranks_them() {
     use flowcore_tools::sweep::{ranked, sweep, walk_forward, SortMetric, SweepAxis};
-    let config = BacktestConfig {
-        gateway: gateway_config(None).unwrap(),
-        latency: LatencyModel {
-            feed_ns: 0,
-            order_ns: 0,
-            ..LatencyModel::default()
-        },
-        warmup_s: 0,
-    };
+    let config = config(LatencyModel::default());
     let axes = [SweepAxis::parse("macd.fast=6,12").unwrap()];
     let points = sweep(
         &InstrumentTable::bundled_defaults(),
@@ -261,15 +272,12 @@ fn a_sweep_runs_each_grid_point_as_its_own_backtest_and_ranks_them() {
             1,
         );
         assert_eq!(edited == text, fast == "12", "the edit found macd's table");
-        let single = run_backtest(
-            InstrumentTable::bundled_defaults(),
-            ImbalanceConfig::default(),
+        let single = run_on(
             btc_inputs(),
             load_strategies(&edited).unwrap(),
-            config.clone(),
+            config.latency.clone(),
             ReplayThreads::One,
-        )
-        .unwrap();
+        );
         assert_eq!(
             p.run.report.metrics, single.report.metrics,
             "macd.fast={fast}"
@@ -315,23 +323,11 @@ fn drawn_latencies_come_from_the_samples_and_repeat() {
     assert!(e.to_string().contains(":2:"), "{e}");
 
     let run = || {
-        let config = BacktestConfig {
-            gateway: gateway_config(None).unwrap(),
-            latency: LatencyModel {
-                order_samples: samples.clone(),
-                ..LatencyModel::default()
-            },
-            warmup_s: 0,
+        let latency = LatencyModel {
+            order_samples: samples.clone(),
+            ..LatencyModel::default()
         };
-        run_backtest(
-            InstrumentTable::bundled_defaults(),
-            ImbalanceConfig::default(),
-            btc_inputs(),
-            strategies(),
-            config,
-            ReplayThreads::One,
-        )
-        .unwrap()
+        run_on(btc_inputs(), strategies(), latency, ReplayThreads::One)
     };
     let (a, b) = (run(), run());
     assert_eq!(a.to_json(), b.to_json(), "the same draws every run");

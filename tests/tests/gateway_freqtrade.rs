@@ -9,7 +9,7 @@
 
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_gateways::http::HttpClient;
-use flowcore_tests::{repo, temp_dir};
+use flowcore_tests::{control, repo, temp_dir};
 use flowcore_tools::manual_signal::{publish, ManualSignal};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -602,15 +602,6 @@ fn a_wrong_password_or_force_entry_disabled_stops_the_gateway_at_start() {
     assert!(!ok && err.contains("force_entry_enable"), "{err}");
 }
 
-/// `GET` on the gateway's control port.
-fn control_status(port: u16) -> Json {
-    let mut c =
-        HttpClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
-    let r = c.request("GET", "/status", &[], None, || {}).unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    serde_json::from_slice(&r.body).unwrap()
-}
-
 #[test]
 fn fills_from_freqtrades_websocket_close_trades_at_once_even_across_a_freqtrade_restart() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -698,7 +689,7 @@ fn fills_from_freqtrades_websocket_close_trades_at_once_even_across_a_freqtrade_
     // The fourth entry's fill may follow its forceenter answer.
     let mut status = Json::Null;
     wait_until("four entry fills", Duration::from_secs(20), || {
-        status = control_status(port);
+        status = control(port, "GET", "/status");
         status["freqtrade_events"]["entry_fill"].as_u64() >= Some(4)
     });
     let events = &status["freqtrade_events"];

@@ -3,10 +3,9 @@
 //! summary's counts, on signals published to shared memory by `flowcore signal`'s code.
 
 use flowcore_core::instrument::{InstrumentTable, Venue};
-use flowcore_gateways::http::HttpClient;
 use flowcore_gateways::order::Rejection;
 use flowcore_gateways::{GatewayConfig, RunControl};
-use flowcore_tests::temp_dir;
+use flowcore_tests::{control, temp_dir};
 use flowcore_tools::manual_signal::{publish, ManualSignal};
 use serde_json::Value as Json;
 use std::path::Path;
@@ -60,14 +59,6 @@ fn wait_decision(journal: &Path, id: u64) -> String {
         assert!(Instant::now() < deadline, "no decision on signal {id}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn control(port: u16, method: &str, path: &str) -> Json {
-    let mut c =
-        HttpClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
-    let r = c.request(method, path, &[], None, || {}).unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[test]

@@ -225,15 +225,19 @@ pub fn run_backtest(
         names.dedup();
         config.gateway.pairs = pairs_for(&names);
     }
-    let mut bt = Backtester::new(&config);
     let mut rows: Vec<(i64, Kind, Row)> = Vec::new();
-    let mut slots: BTreeMap<String, (Slot, u8, u8)> = BTreeMap::new();
-    let mut slot_of = |bt: &mut Backtester, row: &Json| {
+    // Slots in order of first sight: every run makes them in this order, so they match.
+    let mut symbols: Vec<(String, String, u8, u8)> = Vec::new();
+    let mut slot_of = |row: &Json| {
         let (name, base, p, s) = scales(row)?;
-        let e = slots
-            .entry(name.clone())
-            .or_insert_with(|| (bt.slot(&name, &base, p, s), p, s));
-        Some((name, *e))
+        let slot = match symbols.iter().position(|x| x.0 == name) {
+            Some(k) => k,
+            None => {
+                symbols.push((name.clone(), base, p, s));
+                symbols.len() - 1
+            }
+        };
+        Some((name, (slot as Slot, p, s)))
     };
     let num = |row: &Json, k: &str, scale: u8| -> anyhow::Result<i64> {
         match &row[k] {
@@ -246,7 +250,7 @@ pub fn run_backtest(
     };
     let ts_ms = |row: &Json| row["ts"].as_i64().context("a row without ts");
     for row in &tops {
-        let Some((_, (slot, p, _))) = slot_of(&mut bt, row) else {
+        let Some((_, (slot, p, _))) = slot_of(row) else {
             continue;
         };
         let known = (ts_ms(row)? + 1000) * 1_000_000;
@@ -257,7 +261,7 @@ pub fn run_backtest(
         }
     }
     for row in &bars {
-        let Some((_, (slot, p, _))) = slot_of(&mut bt, row) else {
+        let Some((_, (slot, p, _))) = slot_of(row) else {
             continue;
         };
         let ts = ts_ms(row)?;
@@ -272,7 +276,7 @@ pub fn run_backtest(
     }
     let mut strategy_names = BTreeMap::new();
     for row in &signals {
-        let Some((name, (slot, p, s))) = slot_of(&mut bt, row) else {
+        let Some((name, (slot, p, s))) = slot_of(row) else {
             continue;
         };
         let strategy = row["strategy_id"].as_u64().context("strategy_id")? as u32;
@@ -309,7 +313,7 @@ pub fn run_backtest(
             read_ns: exch_ns,
         };
         rows.push((
-            bt.known_at(signal.key.id, exch_ns),
+            config.latency.known_at(signal.key.id, exch_ns),
             Kind::Signal,
             Row::Signal(signal),
         ));
@@ -317,17 +321,10 @@ pub fn run_backtest(
     // Stable: rows known at one instant keep the replay's order within their kind.
     rows.sort_by_key(|r| (r.0, r.1));
     rows.dedup_by(|a, b| matches!((&a.2, &b.2), (Row::Second, Row::Second)) && a.0 == b.0);
-    // The slots are made in `bt`; every other run makes them again in the same order.
-    let names: Vec<(String, (Slot, u8, u8))> = {
-        let mut v: Vec<_> = slots.into_iter().collect();
-        v.sort_by_key(|(_, (slot, ..))| *slot);
-        v
-    };
     let fresh = || {
         let mut b = Backtester::new(&config);
-        for (name, (_, p, s)) in &names {
-            let base = table_base(&table, name);
-            b.slot(name, &base, *p, *s);
+        for (name, base, p, s) in &symbols {
+            b.slot(name, base, *p, *s);
         }
         b
     };
@@ -336,20 +333,12 @@ pub fn run_backtest(
         .map(|&id| (id, simulate(fresh(), &rows, Some(id))))
         .collect();
     Ok(BacktestRun {
-        report: simulate(bt, &rows, None),
+        report: simulate(fresh(), &rows, None),
         alone,
         strategy_names,
         messages: summary.messages,
         series: MarketSeries::from_rows(&tops, &bars, &signals),
     })
-}
-
-/// The base asset of `venue:SYMBOL` in `table`.
-fn table_base(table: &InstrumentTable, name: &str) -> String {
-    name.split_once(':')
-        .and_then(|(v, s)| Some(table.get(table.find(Venue::from_name(v)?, s.as_bytes())?)))
-        .map(|i| i.base.clone())
-        .unwrap_or_default()
 }
 
 /// Runs the rows through `bt`, with every strategy's signals or only `only`'s.
@@ -431,12 +420,17 @@ pub fn metric_cells(m: &BacktestMetrics) -> [(&'static str, String); 12] {
     ]
 }
 
-fn metrics_line(r: &BacktestReport) -> String {
-    let mut s = metric_cells(&r.metrics)
+/// The headline numbers on one line: `trades 4, pnl -0.3516, ...`.
+pub fn metrics_text(m: &BacktestMetrics) -> String {
+    metric_cells(m)
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn metrics_line(r: &BacktestReport) -> String {
+    let mut s = metrics_text(&r.metrics);
     if r.unfilled > 0 {
         s += &format!(", {} orders unfilled", r.unfilled);
     }

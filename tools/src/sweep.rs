@@ -260,22 +260,23 @@ pub fn walk_forward(points: &[SweepPoint], folds: usize, metric: SortMetric) -> 
     (1..folds)
         .map(|k| {
             let (is_start, is_end, oos_end) = (edge(k - 1), edge(k), edge(k + 1));
+            let in_sample: Vec<BacktestMetrics> = points
+                .iter()
+                .map(|p| window_metrics(&p.run.report, is_start, is_end))
+                .collect();
             let chosen = (0..points.len())
                 .max_by(|&a, &b| {
-                    let m = |i: usize| {
-                        metric.score(&window_metrics(&points[i].run.report, is_start, is_end))
-                    };
+                    let (x, y) = (metric.score(&in_sample[a]), metric.score(&in_sample[b]));
                     // Ties go to the earlier grid point.
-                    m(a).total_cmp(&m(b)).then(b.cmp(&a))
+                    x.total_cmp(&y).then(b.cmp(&a))
                 })
                 .expect("points is not empty");
-            let r = &points[chosen].run.report;
             Fold {
                 start_ns: is_end,
                 end_ns: oos_end,
                 chosen,
-                in_sample: window_metrics(r, is_start, is_end),
-                out_of_sample: window_metrics(r, is_end, oos_end),
+                out_of_sample: window_metrics(&points[chosen].run.report, is_end, oos_end),
+                in_sample: in_sample[chosen].clone(),
             }
         })
         .collect()
@@ -296,13 +297,7 @@ pub fn summary(
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let line = |m: &BacktestMetrics| {
-        crate::backtest::metric_cells(m)
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let line = crate::backtest::metrics_text;
     let mut text = format!(
         "backtest: sweep of {} points, best first by {metric:?}\n",
         points.len()
