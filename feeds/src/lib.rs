@@ -11,6 +11,7 @@ mod book_batch;
 pub mod bybit;
 mod fields;
 pub mod fuzzing;
+pub mod journal;
 pub mod json;
 pub mod parsed;
 pub mod parser;
