@@ -210,7 +210,7 @@ pub enum Slot<'a> {
 
 /// Reads the record at `offset` (a multiple of [`ALIGN`], at least [`SEGMENT_HEADER`]).
 pub fn read_slot(data: &[u8], offset: usize) -> Slot<'_> {
-    debug_assert!(offset % ALIGN == 0 && offset >= SEGMENT_HEADER);
+    debug_assert!(offset.is_multiple_of(ALIGN) && offset >= SEGMENT_HEADER);
     if offset + 4 > data.len() {
         return Slot::End;
     }
