@@ -3,6 +3,7 @@
 //! from ([`Input`], a `VENUE=FILE` argument) and how fast it is played back ([`Pace`]).
 //! Replay, the simulator and the benches read recordings through this module.
 
+use crate::journal::{is_journal, JournalError, JournalIndex, StreamReader};
 use flate2::read::MultiGzDecoder;
 use flowcore_core::instrument::Venue;
 use std::fs::File;
@@ -23,6 +24,9 @@ pub enum RecordingError {
         /// 1-based line number.
         line: u64,
     },
+    /// A journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// The file could not be opened.
     #[error("opening {}: {source}", path.display())]
     Open {
@@ -33,9 +37,11 @@ pub enum RecordingError {
     },
 }
 
-/// Reads one recording line by line into a reused buffer.
+/// Reads one recording line by line: a text file into a reused buffer, or one stream of a
+/// journal.
 pub struct RecordingReader {
     inner: Box<dyn BufRead + Send>,
+    journal: Option<StreamReader>,
     buf: Vec<u8>,
     /// Where the last line's JSON sits in `buf`.
     json: std::ops::Range<usize>,
@@ -70,6 +76,7 @@ impl RecordingReader {
     pub fn from_reader(inner: Box<dyn BufRead + Send>) -> Self {
         Self {
             inner,
+            journal: None,
             buf: Vec::with_capacity(1 << 16),
             json: 0..0,
             line: 0,
@@ -93,6 +100,10 @@ impl RecordingReader {
     /// # Errors
     /// [`RecordingError`] for I/O failures and lines without a timestamp.
     pub fn next_line(&mut self) -> Result<Option<(i64, &[u8])>, RecordingError> {
+        if let Some(stream) = &mut self.journal {
+            self.line += 1;
+            return Ok(stream.next_line()?);
+        }
         loop {
             self.buf.clear();
             if self.inner.read_until(b'\n', &mut self.buf)? == 0 {
@@ -119,7 +130,10 @@ impl RecordingReader {
     /// The JSON of the last line [`Self::next_line`] returned (empty before the first),
     /// so a caller can hold a line without copying it.
     pub fn current(&self) -> &[u8] {
-        &self.buf[self.json.clone()]
+        match &self.journal {
+            Some(stream) => stream.current(),
+            None => &self.buf[self.json.clone()],
+        }
     }
 
     /// 1-based number of the last line read.
@@ -142,6 +156,13 @@ pub enum Source {
     Path(PathBuf),
     /// An in-memory recording (tests edit recordings this way).
     Memory(Arc<[u8]>),
+    /// One stream (connection) of a journal.
+    Journal {
+        /// The journal, checked.
+        index: Arc<JournalIndex>,
+        /// The stream's id.
+        stream: u32,
+    },
 }
 
 impl std::fmt::Debug for Source {
@@ -149,6 +170,11 @@ impl std::fmt::Debug for Source {
         match self {
             Source::Path(p) => write!(f, "{}", p.display()),
             Source::Memory(m) => write!(f, "<{} bytes in memory>", m.len()),
+            Source::Journal { index, stream } => {
+                let name = index.streams().iter().find(|s| s.id == *stream);
+                let name = name.map_or("?", |s| s.name.as_str());
+                write!(f, "{} stream {stream} ({name})", index.dir().display())
+            }
         }
     }
 }
@@ -167,6 +193,11 @@ impl Source {
             Source::Memory(m) => Ok(RecordingReader::from_reader(Box::new(
                 std::io::Cursor::new(Arc::clone(m)),
             ))),
+            Source::Journal { index, stream } => {
+                let mut reader = RecordingReader::from_reader(Box::new(io::empty()));
+                reader.journal = Some(index.stream(*stream));
+                Ok(reader)
+            }
         }
     }
 }
@@ -186,6 +217,14 @@ pub enum InputError {
     /// No `=` between venue and file.
     #[error("expected VENUE=FILE, got {0:?}")]
     NoVenue(String),
+    /// A `journal=DIR` that is not a readable journal.
+    #[error("{arg:?}: {why}")]
+    Journal {
+        /// The whole argument.
+        arg: String,
+        /// Why it was refused.
+        why: String,
+    },
     /// A venue name flowcore does not know.
     #[error("unknown venue {venue:?} in {arg:?}: expected one of {known}")]
     UnknownVenue {
@@ -228,6 +267,91 @@ impl Input {
             source: Source::Path(PathBuf::from(path)),
         })
     }
+}
+
+/// Parses the recordings of a command line: `VENUE=FILE` ([`Input::parse_arg`]) or
+/// `journal=DIR`, which stands for every stream of the journal in that folder, each with
+/// the venue its name begins with. A journal whose last segment ends in a torn record is
+/// read up to it, and the torn tail is reported in the second value.
+///
+/// # Errors
+/// [`InputError`] for an unknown venue, a missing `=`, or a journal that cannot be read.
+pub fn parse_inputs<S: AsRef<str>>(
+    args: &[S],
+) -> Result<(Vec<Input>, Vec<crate::journal::TornTail>), InputError> {
+    let mut inputs = Vec::new();
+    let mut torn = Vec::new();
+    for arg in args {
+        let arg = arg.as_ref();
+        let Some(dir) = arg.strip_prefix("journal=") else {
+            inputs.push(Input::parse_arg(arg)?);
+            continue;
+        };
+        let refuse = |why: String| InputError::Journal {
+            arg: arg.to_owned(),
+            why,
+        };
+        let index = JournalIndex::open(Path::new(dir)).map_err(|e| refuse(e.to_string()))?;
+        torn.extend(index.torn().cloned());
+        for stream in index.streams() {
+            let venue = Venue::ALL
+                .iter()
+                .copied()
+                .find(|v| stream.name.starts_with(&format!("{}_", v.name())))
+                .ok_or_else(|| {
+                    refuse(format!("stream {:?}: no venue of that name", stream.name))
+                })?;
+            inputs.push(Input {
+                venue,
+                source: Source::Journal {
+                    index: Arc::clone(&index),
+                    stream: stream.id,
+                },
+            });
+        }
+    }
+    Ok((inputs, torn))
+}
+
+/// The recordings `flowcore run --record DIR` wrote: a journal, or text files named
+/// `<venue>_<symbol>_NNN.txt`, in the order they were opened.
+///
+/// # Errors
+/// When the folder cannot be read or holds neither.
+pub fn recorded_inputs(dir: &Path) -> Result<Vec<Input>, InputError> {
+    if is_journal(dir) {
+        return parse_inputs(&[format!("journal={}", dir.display())]).map(|(inputs, _)| inputs);
+    }
+    let refuse = |why: String| InputError::Journal {
+        arg: dir.display().to_string(),
+        why,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| refuse(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    let mut inputs = Vec::new();
+    for path in files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let venue = Venue::ALL
+            .iter()
+            .copied()
+            .find(|v| name.starts_with(&format!("{}_", v.name())))
+            .ok_or_else(|| refuse(format!("{name}: no venue of that name")))?;
+        inputs.push(Input {
+            venue,
+            source: Source::Path(path),
+        });
+    }
+    if inputs.is_empty() {
+        return Err(refuse("no journal and no recording files in it".into()));
+    }
+    Ok(inputs)
 }
 
 /// How fast a recording is played back (the simulator, a paced replay).

@@ -10,8 +10,15 @@
 //! ring_capacity = 65536       # events per feed ring
 //! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
 //!
+//! [record]                    # optional: what --record DIR (or dir here) writes
+//! format = "journal"          # journal (the default: preallocated mapped segments, see
+//!                             # flowcore_feeds::journal) | text (`<ns> <json>` lines, a file a connection)
+//! segment_mb = 256            # journal segment size; at least twice pipeline.max_message
+//! compress = false            # zstd each journal segment once sealed
+//! dir = "recordings/today"    # optional: record every run of this config
+//!
 //! [[feed]]
-//! venue = "binance-usdm"      # binance-spot | binance-usdm | binance-coinm | bybit-spot | bybit-linear
+//! venue = "binance-usdm"     # binance-spot | binance-usdm | binance-coinm | bybit-spot | bybit-linear
 //! symbols = ["BTCUSDT"]
 //! ws_url = "wss://fstream.binance.com/public"   # optional, the venue's by default
 //! rest_url = "https://fapi.binance.com"         # optional
@@ -36,6 +43,7 @@ use anyhow::{bail, Context};
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::binance::session::{ROTATE_AHEAD, STALL_AFTER};
 use flowcore_feeds::bybit::session::PING_EVERY;
+use flowcore_feeds::journal::JournalOptions;
 use flowcore_feeds::transport::tungstenite::MAX_MESSAGE;
 use flowcore_feeds::venue_session::VenueSession;
 use serde::Deserialize;
@@ -95,6 +103,8 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     feed: Vec<RawFeed>,
+    #[serde(default)]
+    record: RawRecord,
     /// Read by [`crate::strategies::parse_strategies`].
     #[serde(default)]
     strategy: Vec<toml::Table>,
@@ -111,6 +121,49 @@ struct RawPipeline {
     transport: Option<TransportKind>,
     uring_recv: Option<UringRecv>,
     max_message: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    format: Option<RecordFormatName>,
+    segment_mb: Option<usize>,
+    compress: Option<bool>,
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RecordFormatName {
+    Journal,
+    Text,
+}
+
+/// What `--record` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// The binary journal (the default).
+    Journal(JournalOptions),
+    /// The text recording format, a file per connection.
+    Text,
+}
+
+/// The `[record]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// The format.
+    pub format: RecordFormat,
+    /// Record every run here (`--record DIR` overrides it).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            format: RecordFormat::Journal(JournalOptions::default()),
+            dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +239,8 @@ pub struct RunConfig {
     pub max_message: usize,
     /// The `[[strategy]]` tables.
     pub strategies: Vec<StrategyConfig>,
+    /// The `[record]` table.
+    pub record: RecordConfig,
 }
 
 impl RunConfig {
@@ -328,10 +383,12 @@ impl RunConfig {
         if !(1024..=1 << 30).contains(&max_message) {
             bail!("pipeline.max_message: {max_message} is outside 1024..=1073741824 bytes");
         }
+        let record = parse_record(raw.record, base_dir, max_message)?;
         Ok(Self {
             feeds,
             max_message,
             strategies,
+            record,
             idle: raw.pipeline.idle.unwrap_or(IdleStrategy::Spin),
             core_cpu: raw.pipeline.core_cpu,
             ring_capacity,
@@ -341,6 +398,39 @@ impl RunConfig {
             uring_recv: raw.pipeline.uring_recv.unwrap_or(UringRecv::Multishot),
         })
     }
+}
+
+fn parse_record(
+    raw: RawRecord,
+    base_dir: &Path,
+    max_message: usize,
+) -> anyhow::Result<RecordConfig> {
+    let dir = raw.dir.map(|d| base_dir.join(d));
+    let format = match raw.format.unwrap_or(RecordFormatName::Journal) {
+        RecordFormatName::Text => {
+            if raw.segment_mb.is_some() || raw.compress.is_some() {
+                bail!("record.segment_mb and record.compress are for format = \"journal\"");
+            }
+            RecordFormat::Text
+        }
+        RecordFormatName::Journal => {
+            let mb = raw.segment_mb.unwrap_or(256);
+            if !(1..4096).contains(&mb) {
+                bail!("record.segment_mb: {mb} is outside 1..=4095");
+            }
+            if mb << 20 < 2 * max_message {
+                bail!(
+                    "record.segment_mb: {mb} MiB cannot hold two of the largest messages \
+                     (pipeline.max_message = {max_message} bytes)"
+                );
+            }
+            RecordFormat::Journal(JournalOptions {
+                segment_bytes: mb << 20,
+                compress: raw.compress.unwrap_or(false),
+            })
+        }
+    };
+    Ok(RecordConfig { format, dir })
 }
 
 #[cfg(test)]
@@ -416,6 +506,9 @@ mod tests {
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nstall_timeout_ms = 5\n", "feed[0].stall_timeout_ms"),
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\ncount_block_trades = true\n", "feed[0].count_block_trades"),
             ("[pipeline]\nmax_message = 10\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.max_message"),
+            ("[record]\nsegment_mb = 16\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "record.segment_mb"),
+            ("[record]\nformat = \"text\"\ncompress = true\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "record.compress"),
+            ("[record]\nformat = \"csv\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "format"),
             ("", "no [[feed]]"),
         ];
         for (text, key) in cases {

@@ -21,7 +21,7 @@ use crate::config::{RunConfig, TransportKind, UringRecv};
 use crate::feed::{spawn_feed, FeedHandle, FeedSpawn, LiveCounters};
 use crate::handoff::{drain, producer_finished};
 use crate::pin::pin;
-use crate::recorder::Recorder;
+use crate::recorder::{RecordSummary, Recorder};
 use crate::strategies::strategy_set;
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
@@ -74,6 +74,8 @@ pub struct RunSummary {
     pub shutdown_notices: u64,
     /// Lines written by the recorder.
     pub recorded_lines: u64,
+    /// What the recorder wrote (with `--record`).
+    pub record: Option<RecordSummary>,
     /// Engine counters.
     pub engine: EngineCounters,
     /// Trades for an already final second.
@@ -151,9 +153,10 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     if !config.strategies.is_empty() {
         sink = sink.with_strategies(strategy_set(&config.strategies, &engine)?);
     }
+    let record = record.or_else(|| config.record.dir.clone());
     let (recorder, mut record_writers) = match &record {
         Some(dir) => {
-            let (r, w) = Recorder::start(dir, config.feeds.len())
+            let (r, w) = Recorder::start(dir, config.record.format, config.feeds.len())
                 .with_context(|| format!("--record {}", dir.display()))?;
             (Some(r), w.into_iter().map(Some).collect())
         }
@@ -253,7 +256,9 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         summary.shutdown_notices += s.shutdown_notices;
     }
     if let Some(recorder) = recorder {
-        summary.recorded_lines = recorder.finish().context("--record")?;
+        let record = recorder.finish().context("--record")?;
+        summary.recorded_lines = record.lines;
+        summary.record = Some(record);
     }
     summary.health = sink.finish(&engine, &feed_counters);
     if let Some(e) = sink.jsonl.take_error() {

@@ -493,26 +493,7 @@ pub fn bybit_synth_inputs(dir: &Path) -> Vec<Input> {
 
 /// The recorded files of a run as replay inputs, each with its venue (from its name).
 pub fn recorded_inputs(dir: &Path) -> Vec<Input> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|path| {
-            let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            let venue = Venue::ALL
-                .iter()
-                .copied()
-                .find(|v| name.starts_with(&format!("{}_", v.name())))
-                .expect("a venue-named file");
-            Input {
-                venue,
-                source: Source::Path(path),
-            }
-        })
-        .collect()
+    flowcore_feeds::recording::recorded_inputs(dir).expect("a recording folder")
 }
 
 /// Lines of a bundled recording.

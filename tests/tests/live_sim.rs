@@ -34,10 +34,25 @@ fn config(addresses: &SimAddresses, ca: Option<&Path>, transport: &str) -> Strin
     sim_config(addresses, ca, transport, "")
 }
 
-fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str) {
+/// `[record]` tables for the three ways a run records.
+const TEXT: &str = "[record]\nformat = \"text\"\n";
+const JOURNAL: &str = "[record]\nformat = \"journal\"\n";
+/// 1 MiB segments (the recordings fill more than ten), compressed once sealed; the
+/// largest message accepted shrinks to fit twice in one.
+const SMALL_COMPRESSED_JOURNAL: &str = "[record]\nsegment_mb = 1\ncompress = true\n";
+
+fn run_against_sim_equals_the_golden_bars_and_its_own_recording(
+    transport: &str,
+    record_table: &str,
+) {
     let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, None);
     let record = temp_dir("record");
-    let text = config(&addresses, None, transport) + &strategies_text("short.toml");
+    let pipeline = if record_table == SMALL_COMPRESSED_JOURNAL {
+        format!("{transport}max_message = 262144\n")
+    } else {
+        transport.to_string()
+    };
+    let text = config(&addresses, None, &pipeline) + &strategies_text("short.toml") + record_table;
     let out = live_run(&text, Some(record.clone()));
     let sim = sim.join().unwrap();
     assert_eq!(out.summary.transport, Some(expected_transport(transport)));
@@ -60,6 +75,16 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str)
         &signal_contents(&out.signals),
         &signal_contents(&replayed),
     );
+    let written = out.summary.record.as_ref().expect("recorded");
+    match (record_table, written.journal) {
+        (TEXT, None) => {}
+        (JOURNAL, Some(j)) => assert_eq!((j.segments, j.oversized, j.compressed), (1, 0, 0)),
+        (SMALL_COMPRESSED_JOURNAL, Some(j)) => {
+            assert!(j.segments > 10 && j.oversized == 0, "{j:?}");
+            assert_eq!(j.compressed, j.segments);
+        }
+        (table, j) => panic!("{table:?} recorded {j:?}"),
+    }
     // Replaying what the run received gives back exactly what it wrote.
     let again = replay_run(recorded_inputs(&record));
     assert_eq!(again.summary.messages, out.summary.recorded_lines);
@@ -96,22 +121,25 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording(transport: &str)
 }
 
 #[test]
-fn over_io_uring_multishot_the_run_equals_the_golden_bars_and_its_own_recording() {
+fn over_io_uring_multishot_the_run_equals_the_golden_bars_and_its_own_compressed_journal() {
     if io_uring_here() {
-        run_against_sim_equals_the_golden_bars_and_its_own_recording(IO_URING);
+        run_against_sim_equals_the_golden_bars_and_its_own_recording(
+            IO_URING,
+            SMALL_COMPRESSED_JOURNAL,
+        );
     }
 }
 
 #[test]
-fn over_io_uring_plain_receives_the_run_equals_the_golden_bars_and_its_own_recording() {
+fn over_io_uring_plain_receives_the_run_equals_the_golden_bars_and_its_own_journal() {
     if io_uring_here() {
-        run_against_sim_equals_the_golden_bars_and_its_own_recording(IO_URING_PLAIN);
+        run_against_sim_equals_the_golden_bars_and_its_own_recording(IO_URING_PLAIN, JOURNAL);
     }
 }
 
 #[test]
-fn over_tokio_the_run_equals_the_golden_bars_and_its_own_recording() {
-    run_against_sim_equals_the_golden_bars_and_its_own_recording(TOKIO);
+fn over_tokio_the_run_equals_the_golden_bars_and_its_own_text_recording() {
+    run_against_sim_equals_the_golden_bars_and_its_own_recording(TOKIO, TEXT);
 }
 
 fn run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(transport: &str) {

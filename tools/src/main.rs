@@ -33,6 +33,42 @@ struct Cli {
     command: Command,
 }
 
+/// `flowcore run`'s arguments.
+#[derive(clap::Args, Debug)]
+struct LiveArgs {
+    /// The run configuration (TOML; see config/run-*.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Write bars here (JSONL).
+    #[arg(long)]
+    bars_out: Option<PathBuf>,
+    /// Write per-second book tops here (JSONL).
+    #[arg(long)]
+    tops_out: Option<PathBuf>,
+    /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
+    #[arg(long)]
+    health_out: Option<PathBuf>,
+    /// Write the signals of the config's `[[strategy]]` tables here (JSONL).
+    #[arg(long)]
+    signals_out: Option<PathBuf>,
+    /// Stop after this many seconds and flush the open bars.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Record every frame, REST answer and marker here (replayable with `flowcore replay
+    /// journal=DIR`); the format is the config's `[record]` table, a journal by default.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// End when the servers close the connections (a simulator at the end of its
+    /// recordings) instead of reconnecting.
+    #[arg(long)]
+    exit_on_close: bool,
+    /// Also publish to the shared-memory bus in this directory (overrides pipeline.shm).
+    #[arg(long)]
+    shm: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
 /// Instruments and imbalance settings, shared by every command that runs the engine.
 #[derive(clap::Args, Debug)]
 struct EngineArgs {
@@ -151,7 +187,8 @@ enum Command {
         folds: Option<usize>,
         #[command(flatten)]
         engine: EngineArgs,
-        /// Recordings as VENUE=FILE.
+        /// Recordings as VENUE=FILE, or journal=DIR (every stream of a journal that
+        /// `run --record` or `record` wrote).
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -189,40 +226,28 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm, bybit-spot,
-        /// bybit-linear).
+        /// bybit-linear), or journal=DIR (every stream of a journal that `run --record` or
+        /// `record` wrote).
         #[arg(required = true)]
         inputs: Vec<String>,
     },
     /// Runs live: connects to the configured feeds and writes bars and tops as they happen.
-    Run {
+    Run(LiveArgs),
+    /// Records the configured feeds into a journal (or text files, `[record] format`)
+    /// without writing bars or tops: `flowcore run --record DIR` with no outputs.
+    Record {
         /// The run configuration (TOML; see config/run-*.toml).
         #[arg(long)]
         config: PathBuf,
-        /// Write bars here (JSONL).
+        /// The journal's folder (appended to when it holds one).
         #[arg(long)]
-        bars_out: Option<PathBuf>,
-        /// Write per-second book tops here (JSONL).
-        #[arg(long)]
-        tops_out: Option<PathBuf>,
-        /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
-        #[arg(long)]
-        health_out: Option<PathBuf>,
-        /// Write the signals of the config's `[[strategy]]` tables here (JSONL).
-        #[arg(long)]
-        signals_out: Option<PathBuf>,
-        /// Stop after this many seconds and flush the open bars.
+        out: PathBuf,
+        /// Stop after this many seconds.
         #[arg(long)]
         seconds: Option<f64>,
-        /// Record every frame and REST snapshot here (replayable with `flowcore replay`).
-        #[arg(long)]
-        record: Option<PathBuf>,
-        /// End when the servers close the connections (a simulator at the end of its
-        /// recordings) instead of reconnecting.
+        /// End when the servers close the connections.
         #[arg(long)]
         exit_on_close: bool,
-        /// Also publish to the shared-memory bus in this directory (overrides pipeline.shm).
-        #[arg(long)]
-        shm: Option<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -317,7 +342,8 @@ enum Command {
         /// Instrument table (TOML); the bundled defaults if absent.
         #[arg(long)]
         instruments: Option<PathBuf>,
-        /// Recordings as VENUE=FILE.
+        /// Recordings as VENUE=FILE, or journal=DIR (every stream of a journal that
+        /// `run --record` or `record` wrote).
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -492,10 +518,7 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", strategies.display()))?;
             let strategies =
                 load_strategies(&text).with_context(|| format!("{}", strategies.display()))?;
-            let inputs = inputs
-                .iter()
-                .map(|a| Input::parse_arg(a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let inputs = read_inputs(&inputs)?;
             let ms = |what: &str, x: f64| -> anyhow::Result<i64> {
                 anyhow::ensure!(x.is_finite() && x >= 0.0, "{what}: not a duration: {x}");
                 Ok((x * 1e6) as i64)
@@ -577,10 +600,7 @@ fn main() -> anyhow::Result<()> {
                 None => Vec::new(),
             };
             let table = engine.table()?;
-            let inputs = inputs
-                .iter()
-                .map(|a| Input::parse_arg(a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let inputs = read_inputs(&inputs)?;
             let imbalance = engine.imbalance()?;
             let mut files = OutputFiles::create(
                 bars_out.as_deref(),
@@ -624,77 +644,25 @@ fn main() -> anyhow::Result<()> {
             print_health(&s.health);
             Ok(())
         }
-        Command::Run {
+        Command::Run(args) => run_live(args),
+        Command::Record {
             config,
-            bars_out,
-            tops_out,
-            health_out,
-            signals_out,
-            seconds: run_seconds,
-            record,
+            out,
+            seconds,
             exit_on_close,
-            shm,
             engine,
-        } => {
-            let table = engine.table()?;
-            let text = std::fs::read_to_string(&config)
-                .with_context(|| format!("reading {}", config.display()))?;
-            let base = config.parent().unwrap_or(std::path::Path::new("."));
-            let run_config = flowcore_runtime::config::RunConfig::parse(&text, base, &table)
-                .with_context(|| format!("{}", config.display()))?;
-            let options = flowcore_runtime::live::RunOptions {
-                config: run_config,
-                table,
-                imbalance: engine.imbalance()?,
-                duration: seconds("--seconds", run_seconds)?,
-                record,
-                stop: Default::default(),
-                exit_on_close,
-                shm: shm.map(BusConfig::new),
-            };
-            let mut files = OutputFiles::create(
-                bars_out.as_deref(),
-                tops_out.as_deref(),
-                health_out.as_deref(),
-                signals_out.as_deref(),
-            )?;
-            let s = flowcore_runtime::live::run(options, files.outputs())?;
-            files.flush()?;
-            let transport = match s.transport {
-                Some(TransportKind::IoUring) => "io_uring",
-                Some(TransportKind::Tokio) => "tokio",
-                None => "none",
-            };
-            eprintln!(
-                "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
-                 {} parse errors, {} disconnects ({} stalls), {} rotations ({} broke, {} shutdown \
-                 notices), {} trade gaps ({} backfilled trades, {} unfilled, {} history refusals), \
-                 {} duplicate trades, {} ring waits, {} recorded lines ({} bars, {} tops)",
-                s.messages,
-                s.snapshots,
-                s.engine.gaps,
-                s.engine.resync_requests,
-                s.late_trades,
-                s.parse_errors,
-                s.disconnects,
-                s.stalls,
-                s.rotations,
-                s.rotation_breaks,
-                s.shutdown_notices,
-                s.engine.trade_gaps,
-                s.engine.backfilled_trades,
-                s.engine.unfilled_trade_gaps,
-                s.engine.backfills_refused,
-                s.engine.duplicate_trades,
-                s.ring_waits,
-                s.recorded_lines,
-                s.bars,
-                s.tops,
-            );
-            print_signals(&s.signals);
-            print_health(&s.health);
-            Ok(())
-        }
+        } => run_live(LiveArgs {
+            config,
+            bars_out: None,
+            tops_out: None,
+            health_out: None,
+            signals_out: None,
+            seconds,
+            record: Some(out),
+            exit_on_close,
+            shm: None,
+            engine,
+        }),
         Command::Demo {
             seconds: demo_seconds,
             pace,
@@ -788,10 +756,7 @@ fn main() -> anyhow::Result<()> {
             inputs,
         } => {
             let options = flowcore_sim::SimOptions {
-                inputs: inputs
-                    .iter()
-                    .map(|a| Input::parse_arg(a))
-                    .collect::<Result<Vec<_>, _>>()?,
+                inputs: read_inputs(&inputs)?,
                 pace,
                 bind,
                 ping_interval: seconds("--ping-interval", ping_interval)?,
@@ -817,5 +782,125 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The `VENUE=FILE` and `journal=DIR` arguments; a journal's torn tail is said on stderr
+/// (its records up to the tear are read).
+fn read_inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
+    let (inputs, torn) = flowcore_feeds::recording::parse_inputs(args)?;
+    for t in torn {
+        eprintln!(
+            "warning: {}: torn tail at byte {} ({}); read up to the last whole record",
+            t.segment.display(),
+            t.offset,
+            t.why
+        );
+    }
+    Ok(inputs)
+}
+
+/// `flowcore run` (and `flowcore record`, a run with no outputs).
+fn run_live(args: LiveArgs) -> anyhow::Result<()> {
+    let LiveArgs {
+        config,
+        bars_out,
+        tops_out,
+        health_out,
+        signals_out,
+        seconds: run_seconds,
+        record,
+        exit_on_close,
+        shm,
+        engine,
+    } = args;
+    let table = engine.table()?;
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let base = config.parent().unwrap_or(std::path::Path::new("."));
+    let run_config = flowcore_runtime::config::RunConfig::parse(&text, base, &table)
+        .with_context(|| format!("{}", config.display()))?;
+    let options = flowcore_runtime::live::RunOptions {
+        config: run_config,
+        table,
+        imbalance: engine.imbalance()?,
+        duration: seconds("--seconds", run_seconds)?,
+        record,
+        stop: Default::default(),
+        exit_on_close,
+        shm: shm.map(BusConfig::new),
+    };
+    let mut files = OutputFiles::create(
+        bars_out.as_deref(),
+        tops_out.as_deref(),
+        health_out.as_deref(),
+        signals_out.as_deref(),
+    )?;
+    let s = flowcore_runtime::live::run(options, files.outputs())?;
+    files.flush()?;
+    let transport = match s.transport {
+        Some(TransportKind::IoUring) => "io_uring",
+        Some(TransportKind::Tokio) => "tokio",
+        None => "none",
+    };
+    eprintln!(
+        "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
+         {} parse errors, {} disconnects ({} stalls), {} rotations ({} broke, {} shutdown \
+         notices), {} trade gaps ({} backfilled trades, {} unfilled, {} history refusals), \
+         {} duplicate trades, {} ring waits, {} recorded lines ({} bars, {} tops)",
+        s.messages,
+        s.snapshots,
+        s.engine.gaps,
+        s.engine.resync_requests,
+        s.late_trades,
+        s.parse_errors,
+        s.disconnects,
+        s.stalls,
+        s.rotations,
+        s.rotation_breaks,
+        s.shutdown_notices,
+        s.engine.trade_gaps,
+        s.engine.backfilled_trades,
+        s.engine.unfilled_trade_gaps,
+        s.engine.backfills_refused,
+        s.engine.duplicate_trades,
+        s.ring_waits,
+        s.recorded_lines,
+        s.bars,
+        s.tops,
+    );
+    if let Some(record) = &s.record {
+        print_record(record);
+    }
+    print_signals(&s.signals);
+    print_health(&s.health);
+    Ok(())
+}
+
+fn print_record(record: &flowcore_runtime::recorder::RecordSummary) {
+    if let Some(r) = &record.repaired {
+        eprintln!(
+            "record: the journal's last segment {} was torn at byte {} ({}): cut off, {} whole \
+             records kept",
+            r.segment.display(),
+            r.torn_at,
+            r.why,
+            r.records
+        );
+    }
+    if let Some(j) = &record.journal {
+        let mb = |b: u64| b as f64 / (1 << 20) as f64;
+        eprintln!(
+            "record: {} lines, {} journal records in {} segments ({:.1} MiB), {} oversized \
+             refused, {} segments compressed ({:.1} -> {:.1} MiB)",
+            record.lines,
+            j.records,
+            j.segments,
+            mb(j.bytes),
+            j.oversized,
+            j.compressed,
+            mb(j.compressed_from),
+            mb(j.compressed_to)
+        );
     }
 }

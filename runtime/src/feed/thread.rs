@@ -13,6 +13,7 @@ use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable};
 use flowcore_feeds::bybit::session::BybitSubscriber;
+use flowcore_feeds::journal::RecordKind;
 use flowcore_feeds::marker_line;
 use flowcore_feeds::parsed::{Control, Parsed};
 use flowcore_feeds::parser::VenueParser;
@@ -50,11 +51,18 @@ pub(crate) struct FeedThread {
 impl FeedThread {
     /// Starts a record file for `inst`'s new connection (with `--record`).
     pub(crate) fn open_record_file(&mut self, inst: InstrumentId, symbol: &str) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
         let name = format!("{}_{}", self.feed.venue.name(), symbol.to_ascii_lowercase());
-        if let Some(file) = self.recorder.as_mut().map(|r| r.open(&name)) {
-            self.files.retain(|(i, _)| *i != inst);
-            self.files.push((inst, file));
+        let ts = self.clock.now();
+        // The instrument's lines go to the new connection's file from now on.
+        if let Some(at) = self.files.iter().position(|(i, _)| *i == inst) {
+            let (_, old) = self.files.swap_remove(at);
+            recorder.close(old, ts, self.idle);
         }
+        let file = recorder.open(&name, ts, self.idle);
+        self.files.push((inst, file));
     }
 
     /// Makes the counters visible to the core thread's health records.
@@ -75,7 +83,12 @@ impl FeedThread {
         self.stats.messages += 1;
         if let Some(recorder) = &mut self.recorder {
             if let Some(&(_, file)) = self.files.iter().find(|(i, _)| *i == inst) {
-                recorder.line(file, ts, bytes, self.idle);
+                let kind = match (snapshot_for, flowcore_feeds::session_marker(bytes)) {
+                    (_, Some(_)) => RecordKind::Marker,
+                    (Some(_), None) => RecordKind::Rest,
+                    (None, None) => RecordKind::Frame,
+                };
+                recorder.line(file, ts, kind, bytes, self.idle);
             }
         }
         let events = &mut self.events;
