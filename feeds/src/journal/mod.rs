@@ -30,68 +30,15 @@
 //! ```
 #![allow(unsafe_code)] // mapping the open segment (writer.rs), each block with its reason
 
+mod error;
 pub mod format;
 mod reader;
 mod writer;
 
+pub use error::JournalError;
 pub use format::{is_journal, RecordKind};
 pub use reader::{JournalIndex, StreamInfo, StreamReader, TornTail};
 pub use writer::{JournalOptions, JournalStats, JournalWriter, Repair, MIN_SEGMENT_BYTES};
-
-use std::path::{Path, PathBuf};
-
-/// Why a journal could not be written or read.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// A file or the folder could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A segment whose header this build does not read.
-    #[error("{}: {source}", path.display())]
-    Header {
-        /// The segment.
-        path: PathBuf,
-        /// What was wrong.
-        source: format::HeaderError,
-    },
-    /// A segment damaged before its end.
-    #[error("{}: damaged at byte {offset}: {why}", path.display())]
-    Corrupt {
-        /// The segment.
-        path: PathBuf,
-        /// Where.
-        offset: u64,
-        /// What was found.
-        why: &'static str,
-    },
-    /// A folder with no segment in it.
-    #[error("{}: no journal segment (NNNNNNNN.fcj or .fcj.zst) in it", .0.display())]
-    Empty(PathBuf),
-    /// A segment size outside what the format holds.
-    #[error("segment size {0} bytes: expected 64 KiB up to 4 GiB")]
-    SegmentSize(usize),
-}
-
-impl JournalError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    fn header(path: &Path, source: format::HeaderError) -> Self {
-        Self::Header {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,10 @@
 //! per stream that yields its lines in order. Segments are read into memory one at a time
 //! (no mapping: a file another process cuts short cannot fault the reader).
 
+use super::error::JournalError;
 use super::format::{
     list_segments, read_slot, RecordKind, SegmentFile, SegmentHeader, Slot, SEGMENT_HEADER,
 };
-use super::JournalError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,11 +2,11 @@
 //! it when full, and cuts a torn tail off the last segment when a journal is opened again.
 //! One thread owns a writer (the recorder thread): nothing here is on a feed's path.
 
+use super::error::JournalError;
 use super::format::{
     list_segments, padded, read_slot, segment_path, write_record, RecordKind, SegmentHeader, Slot,
     RECORD_HEADER, SEGMENT_HEADER,
 };
-use super::JournalError;
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::{File, OpenOptions};
 use std::io;
