@@ -164,6 +164,9 @@ impl JournalWriter {
                 }
             }
         }
+        // The first segment is made (allocated, mapped, its pages faulted in) now, before
+        // the run's feeds start, not on the recorder thread when the first frames arrive.
+        writer.rotate()?;
         Ok((writer, repair))
     }
 
@@ -211,7 +214,7 @@ impl JournalWriter {
             .as_ref()
             .is_none_or(|s| s.len + need > s.map.len())
         {
-            self.rotate(local_ns)?;
+            self.rotate()?;
             // The new segment may not hold its stream table and this record together:
             // then the record waits for the next one.
             if self
@@ -219,7 +222,7 @@ impl JournalWriter {
                 .as_ref()
                 .is_some_and(|s| s.len + need > s.map.len())
             {
-                self.rotate(local_ns)?;
+                self.rotate()?;
             }
         }
         let segment = self.current.as_mut().expect("made above");
@@ -278,7 +281,10 @@ impl JournalWriter {
         Ok(self.stats)
     }
 
-    fn rotate(&mut self, now_ns: i64) -> Result<(), JournalError> {
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
         self.seal()?;
         let index = self.next_index;
         self.next_index += 1;
