@@ -882,9 +882,9 @@ fn print_record(record: &flowcore_runtime::recorder::RecordSummary) {
         eprintln!(
             "record: the journal's last segment {} was torn at byte {} ({}): cut off, {} whole \
              records kept",
-            r.segment.display(),
-            r.torn_at,
-            r.why,
+            r.tail.segment.display(),
+            r.tail.offset,
+            r.tail.why,
             r.records
         );
     }

@@ -240,6 +240,41 @@ pub fn read_slot(data: &[u8], offset: usize) -> Slot<'_> {
     Slot::Record(record, offset + padded(len))
 }
 
+/// Where a scan of a segment's records stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Offset after the last whole record.
+    pub end: usize,
+    /// Why the bytes there are not a record, when they are not zeros or the end of `data`.
+    pub torn: Option<&'static str>,
+}
+
+/// Calls `each` on every whole record of a segment's `data` from the first, and says where
+/// they stop.
+pub fn scan<'a>(data: &'a [u8], mut each: impl FnMut(Record<'a>)) -> ScanEnd {
+    let mut at = SEGMENT_HEADER;
+    loop {
+        match read_slot(data, at) {
+            Slot::Record(r, next) => {
+                each(r);
+                at = next;
+            }
+            Slot::End => {
+                return ScanEnd {
+                    end: at,
+                    torn: None,
+                }
+            }
+            Slot::Torn(why) => {
+                return ScanEnd {
+                    end: at,
+                    torn: Some(why),
+                }
+            }
+        }
+    }
+}
+
 /// Writes a record at the start of `out` (which must hold [`padded`]`(RECORD_HEADER +
 /// payload)` bytes of zeros): everything but `len` first, `len` last. The payload comes in
 /// pieces (a ring's two halves).

@@ -4,7 +4,7 @@
 
 use super::error::JournalError;
 use super::format::{
-    list_segments, read_slot, RecordKind, SegmentFile, SegmentHeader, Slot, SEGMENT_HEADER,
+    list_segments, read_slot, scan, RecordKind, SegmentFile, SegmentHeader, Slot, SEGMENT_HEADER,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,38 +85,32 @@ impl JournalIndex {
                     why: "file shorter than its sealed length",
                 });
             }
-            let mut at = SEGMENT_HEADER;
-            while at < end {
-                match read_slot(&data[..end], at) {
-                    Slot::Record(r, next) => {
-                        index.records[r.kind as usize - 1] += 1;
-                        index.count(r.kind, r.stream, r.payload);
-                        at = next;
-                    }
-                    Slot::End if header.sealed_len == 0 => break,
-                    Slot::Torn(why) if header.sealed_len == 0 && i == last => {
-                        index.torn = Some(TornTail {
-                            segment: file.path.clone(),
-                            offset: at as u64,
-                            why,
-                        });
-                        break;
-                    }
-                    Slot::End => {
-                        return Err(JournalError::Corrupt {
-                            path: file.path.clone(),
-                            offset: at as u64,
-                            why: "zeros before the sealed length",
-                        })
-                    }
-                    Slot::Torn(why) => {
-                        return Err(JournalError::Corrupt {
-                            path: file.path.clone(),
-                            offset: at as u64,
-                            why,
-                        })
-                    }
+            let sealed = header.sealed_len != 0;
+            let stop = scan(&data[..end], |r| {
+                index.records[r.kind as usize - 1] += 1;
+                index.count(r.kind, r.stream, r.payload);
+            });
+            let at = stop.end;
+            let damage = match stop.torn {
+                // Only the last segment can have been left open by a run that died mid-write.
+                Some(why) if !sealed && i == last => {
+                    index.torn = Some(TornTail {
+                        segment: file.path.clone(),
+                        offset: at as u64,
+                        why,
+                    });
+                    None
                 }
+                Some(why) => Some(why),
+                None if sealed && at < end => Some("zeros before the sealed length"),
+                None => None,
+            };
+            if let Some(why) = damage {
+                return Err(JournalError::Corrupt {
+                    path: file.path.clone(),
+                    offset: at as u64,
+                    why,
+                });
             }
             index.segments.push(SegmentEntry {
                 file,

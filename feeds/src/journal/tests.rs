@@ -148,7 +148,7 @@ fn a_torn_tail_is_reported_by_the_reader_and_cut_off_when_the_journal_is_opened_
 
     let (mut again, repair) = JournalWriter::open(&dir, small(false)).unwrap();
     let repair = repair.expect("repaired");
-    assert_eq!(repair.torn_at, torn_at as u64);
+    assert_eq!(repair.tail.offset, torn_at as u64);
     assert_eq!(repair.records as usize, offsets.len() - 1);
     assert_eq!(std::fs::metadata(&last.path).unwrap().len(), torn_at as u64);
     let third = again.open_stream("bybit-linear_btcusdt", 5_000).unwrap();

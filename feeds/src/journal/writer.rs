@@ -4,9 +4,10 @@
 
 use super::error::JournalError;
 use super::format::{
-    list_segments, padded, read_slot, segment_path, write_record, RecordKind, SegmentHeader, Slot,
+    list_segments, padded, scan, segment_path, write_record, RecordKind, SegmentHeader,
     RECORD_HEADER, SEGMENT_HEADER,
 };
+use super::reader::TornTail;
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -38,14 +39,10 @@ impl Default for JournalOptions {
 /// What opening a journal found at the end of its last segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repair {
-    /// The segment.
-    pub segment: PathBuf,
-    /// Whole records kept.
+    /// Where the tail tore; everything from there on was cut off.
+    pub tail: TornTail,
+    /// Whole records kept in that segment.
     pub records: u64,
-    /// Offset of the first byte that was not a whole record.
-    pub torn_at: u64,
-    /// Why it was not.
-    pub why: &'static str,
 }
 
 /// What a writer did.
@@ -374,31 +371,23 @@ fn seal_leftover(path: &Path) -> Result<(u32, Option<Repair>), JournalError> {
     if header.sealed_len != 0 {
         return Ok((header.next_stream, None));
     }
-    let mut at = SEGMENT_HEADER;
     let mut records = 0;
     let mut next_stream = header.next_stream;
-    let mut repair = None;
-    loop {
-        match read_slot(&bytes, at) {
-            Slot::Record(r, next) => {
-                records += 1;
-                if r.kind == RecordKind::StreamOpen {
-                    next_stream = next_stream.max(r.stream + 1);
-                }
-                at = next;
-            }
-            Slot::End => break,
-            Slot::Torn(why) => {
-                repair = Some(Repair {
-                    segment: path.to_path_buf(),
-                    records,
-                    torn_at: at as u64,
-                    why,
-                });
-                break;
-            }
+    let stop = scan(&bytes, |r| {
+        records += 1;
+        if r.kind == RecordKind::StreamOpen {
+            next_stream = next_stream.max(r.stream + 1);
         }
-    }
+    });
+    let at = stop.end;
+    let repair = stop.torn.map(|why| Repair {
+        tail: TornTail {
+            segment: path.to_path_buf(),
+            offset: at as u64,
+            why,
+        },
+        records,
+    });
     header.sealed_len = at as u64;
     header.records = records;
     header.next_stream = next_stream;
