@@ -74,6 +74,24 @@ struct OpenSegment {
     len: usize,
 }
 
+impl OpenSegment {
+    /// Writes a record after the last; the bytes it took, or `None` when it does not fit.
+    fn try_push(
+        &mut self,
+        kind: RecordKind,
+        stream: u32,
+        local_ns: i64,
+        payload: [&[u8]; 2],
+    ) -> Option<usize> {
+        let need = padded(RECORD_HEADER + payload[0].len() + payload[1].len());
+        let out = self.map.get_mut(self.len..self.len + need)?;
+        write_record(out, kind, stream, local_ns, payload);
+        self.len += need;
+        self.header.records += 1;
+        Some(need)
+    }
+}
+
 type Compressor = (
     mpsc::Sender<PathBuf>,
     JoinHandle<io::Result<(u64, u64, u64)>>,
@@ -206,35 +224,24 @@ impl JournalWriter {
             self.stats.oversized += 1;
             return Ok(false);
         }
-        if self
+        let mut used = self
             .current
-            .as_ref()
-            .is_none_or(|s| s.len + need > s.map.len())
-        {
+            .as_mut()
+            .and_then(|s| s.try_push(kind, stream, local_ns, payload));
+        if used.is_none() {
             self.rotate()?;
-            // The new segment may not hold its stream table and this record together:
-            // then the record waits for the next one.
-            if self
+            used = self
                 .current
-                .as_ref()
-                .is_some_and(|s| s.len + need > s.map.len())
-            {
-                self.rotate()?;
-            }
+                .as_mut()
+                .and_then(|s| s.try_push(kind, stream, local_ns, payload));
         }
-        let segment = self.current.as_mut().expect("made above");
-        let at = segment.len;
-        write_record(
-            &mut segment.map[at..at + need],
-            kind,
-            stream,
-            local_ns,
-            payload,
-        );
-        segment.len += need;
-        segment.header.records += 1;
+        // A fresh segment's table of open streams left no room for it.
+        let Some(used) = used else {
+            self.stats.oversized += 1;
+            return Ok(false);
+        };
         self.stats.records += 1;
-        self.stats.bytes += need as u64;
+        self.stats.bytes += used as u64;
         Ok(true)
     }
 
@@ -318,27 +325,13 @@ impl JournalWriter {
             len: SEGMENT_HEADER,
         });
         self.stats.segments += 1;
-        let live = std::mem::take(&mut self.live);
-        for (id, name, ts) in &live {
-            let segment = self.current.as_mut().expect("just made");
-            let need = padded(RECORD_HEADER + name.len());
-            if segment.len + need > segment.map.len() {
-                break;
-            }
-            let at = segment.len;
-            write_record(
-                &mut segment.map[at..at + need],
-                RecordKind::StreamOpen,
-                *id,
-                *ts,
-                [name.as_bytes(), &[]],
-            );
-            segment.len += need;
-            segment.header.records += 1;
+        let segment = self.current.as_mut().expect("just made");
+        for (id, name, ts) in &self.live {
+            let pushed = segment.try_push(RecordKind::StreamOpen, *id, *ts, [name.as_bytes(), &[]]);
+            let Some(used) = pushed else { break };
             self.stats.records += 1;
-            self.stats.bytes += need as u64;
+            self.stats.bytes += used as u64;
         }
-        self.live = live;
         Ok(())
     }
 
