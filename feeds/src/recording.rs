@@ -3,7 +3,7 @@
 //! from ([`Input`], a `VENUE=FILE` argument) and how fast it is played back ([`Pace`]).
 //! Replay, the simulator and the benches read recordings through this module.
 
-use crate::journal::{is_journal, JournalError, JournalIndex, StreamReader};
+use crate::journal::{is_journal, JournalError, JournalIndex, StreamReader, TornTail};
 use flate2::read::MultiGzDecoder;
 use flowcore_core::instrument::Venue;
 use std::fs::File;
@@ -276,9 +276,7 @@ impl Input {
 ///
 /// # Errors
 /// [`InputError`] for an unknown venue, a missing `=`, or a journal that cannot be read.
-pub fn parse_inputs<S: AsRef<str>>(
-    args: &[S],
-) -> Result<(Vec<Input>, Vec<crate::journal::TornTail>), InputError> {
+pub fn parse_inputs<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Input>, Vec<TornTail>), InputError> {
     let mut inputs = Vec::new();
     let mut torn = Vec::new();
     for arg in args {
@@ -287,30 +285,46 @@ pub fn parse_inputs<S: AsRef<str>>(
             inputs.push(Input::parse_arg(arg)?);
             continue;
         };
-        let refuse = |why: String| InputError::Journal {
-            arg: arg.to_owned(),
-            why,
-        };
-        let index = JournalIndex::open(Path::new(dir)).map_err(|e| refuse(e.to_string()))?;
-        torn.extend(index.torn().cloned());
-        for stream in index.streams() {
-            let venue = Venue::ALL
-                .iter()
-                .copied()
-                .find(|v| stream.name.starts_with(&format!("{}_", v.name())))
-                .ok_or_else(|| {
-                    refuse(format!("stream {:?}: no venue of that name", stream.name))
-                })?;
-            inputs.push(Input {
+        let (streams, tail) = journal_inputs(Path::new(dir), arg)?;
+        inputs.extend(streams);
+        torn.extend(tail);
+    }
+    Ok((inputs, torn))
+}
+
+/// Every stream of the journal in `dir` as an input (`arg` names it in errors), and its torn
+/// tail if it has one.
+fn journal_inputs(dir: &Path, arg: &str) -> Result<(Vec<Input>, Option<TornTail>), InputError> {
+    let refuse = |why: String| InputError::Journal {
+        arg: arg.to_owned(),
+        why,
+    };
+    let index = JournalIndex::open(dir).map_err(|e| refuse(e.to_string()))?;
+    let inputs = index
+        .streams()
+        .iter()
+        .map(|stream| {
+            let venue = venue_of(&stream.name).ok_or_else(|| {
+                refuse(format!("stream {:?}: no venue of that name", stream.name))
+            })?;
+            Ok(Input {
                 venue,
                 source: Source::Journal {
                     index: Arc::clone(&index),
                     stream: stream.id,
                 },
-            });
-        }
-    }
-    Ok((inputs, torn))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((inputs, index.torn().cloned()))
+}
+
+/// The venue a recording's name (`<venue>_<symbol>...`) begins with.
+fn venue_of(name: &str) -> Option<Venue> {
+    Venue::ALL.iter().copied().find(|v| {
+        name.strip_prefix(v.name())
+            .is_some_and(|rest| rest.starts_with('_'))
+    })
 }
 
 /// The recordings `flowcore run --record DIR` wrote: a journal, or text files named
@@ -319,11 +333,12 @@ pub fn parse_inputs<S: AsRef<str>>(
 /// # Errors
 /// When the folder cannot be read or holds neither.
 pub fn recorded_inputs(dir: &Path) -> Result<Vec<Input>, InputError> {
+    let arg = dir.display().to_string();
     if is_journal(dir) {
-        return parse_inputs(&[format!("journal={}", dir.display())]).map(|(inputs, _)| inputs);
+        return journal_inputs(dir, &arg).map(|(inputs, _)| inputs);
     }
     let refuse = |why: String| InputError::Journal {
-        arg: dir.display().to_string(),
+        arg: arg.clone(),
         why,
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -338,11 +353,8 @@ pub fn recorded_inputs(dir: &Path) -> Result<Vec<Input>, InputError> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let venue = Venue::ALL
-            .iter()
-            .copied()
-            .find(|v| name.starts_with(&format!("{}_", v.name())))
-            .ok_or_else(|| refuse(format!("{name}: no venue of that name")))?;
+        let venue =
+            venue_of(name).ok_or_else(|| refuse(format!("{name}: no venue of that name")))?;
         inputs.push(Input {
             venue,
             source: Source::Path(path),
