@@ -6,6 +6,7 @@ use super::error::JournalError;
 use super::format::{
     list_segments, read_slot, scan, RecordKind, SegmentFile, SegmentHeader, Slot, SEGMENT_HEADER,
 };
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ pub struct StreamInfo {
     pub name: String,
     /// Frames, REST answers and markers.
     pub lines: u64,
+    /// The segments (positions in the index) that hold its lines, so that its reader skips
+    /// the others.
+    segments: Vec<usize>,
 }
 
 /// Where the journal's last segment stops being whole records.
@@ -71,6 +75,7 @@ impl JournalIndex {
             torn: None,
         };
         let last = files.len() - 1;
+        let mut by_id: HashMap<u32, usize> = HashMap::new();
         for (i, file) in files.into_iter().enumerate() {
             let (header, data) = read_segment(&file)?;
             let end = if header.sealed_len == 0 {
@@ -86,9 +91,29 @@ impl JournalIndex {
                 });
             }
             let sealed = header.sealed_len != 0;
+            let position = index.segments.len();
             let stop = scan(&data[..end], |r| {
                 index.records[r.kind as usize - 1] += 1;
-                index.count(r.kind, r.stream, r.payload);
+                let known = by_id.get(&r.stream).copied();
+                match (r.kind, known) {
+                    (RecordKind::StreamOpen, None) => {
+                        by_id.insert(r.stream, index.streams.len());
+                        index.streams.push(StreamInfo {
+                            id: r.stream,
+                            name: String::from_utf8_lossy(r.payload).into_owned(),
+                            lines: 0,
+                            segments: Vec::new(),
+                        });
+                    }
+                    (kind, Some(at)) if kind.is_line() => {
+                        let stream = &mut index.streams[at];
+                        stream.lines += 1;
+                        if stream.segments.last() != Some(&position) {
+                            stream.segments.push(position);
+                        }
+                    }
+                    _ => {}
+                }
             });
             let at = stop.end;
             let damage = match stop.torn {
@@ -121,19 +146,6 @@ impl JournalIndex {
         Ok(Arc::new(index))
     }
 
-    fn count(&mut self, kind: RecordKind, stream: u32, payload: &[u8]) {
-        let known = self.streams.iter_mut().find(|s| s.id == stream);
-        match (kind, known) {
-            (RecordKind::StreamOpen, None) => self.streams.push(StreamInfo {
-                id: stream,
-                name: String::from_utf8_lossy(payload).into_owned(),
-                lines: 0,
-            }),
-            (k, Some(s)) if k.is_line() => s.lines += 1,
-            _ => {}
-        }
-    }
-
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -161,9 +173,11 @@ impl JournalIndex {
 
     /// A reader of one stream's lines.
     pub fn stream(self: &Arc<Self>, id: u32) -> StreamReader {
+        let segments = self.streams.iter().find(|s| s.id == id);
         StreamReader {
             index: Arc::clone(self),
             stream: id,
+            segments: segments.map(|s| s.segments.clone()).unwrap_or_default(),
             segment: 0,
             data: Vec::new(),
             end: 0,
@@ -178,7 +192,9 @@ impl JournalIndex {
 pub struct StreamReader {
     index: Arc<JournalIndex>,
     stream: u32,
-    /// The next segment to load.
+    /// The segments that hold its lines (positions in the index).
+    segments: Vec<usize>,
+    /// The next of `segments` to load.
     segment: usize,
     data: Vec<u8>,
     /// Whole records end here in `data`.
@@ -197,9 +213,10 @@ impl StreamReader {
     pub fn next_line(&mut self) -> Result<Option<(i64, &[u8])>, JournalError> {
         loop {
             if self.at >= self.end {
-                let Some(entry) = self.index.segments.get(self.segment) else {
+                let Some(&position) = self.segments.get(self.segment) else {
                     return Ok(None);
                 };
+                let entry = &self.index.segments[position];
                 self.segment += 1;
                 self.data = read_segment(&entry.file)?.1;
                 self.end = entry.valid_len.min(self.data.len());
@@ -217,7 +234,7 @@ impl StreamReader {
                 }
                 Slot::End => self.at = self.end,
                 Slot::Torn(why) => {
-                    let entry = &self.index.segments[self.segment - 1];
+                    let entry = &self.index.segments[self.segments[self.segment - 1]];
                     return Err(JournalError::Corrupt {
                         path: entry.file.path.clone(),
                         offset: self.at as u64,
