@@ -12,6 +12,13 @@
 //! Closing rule (docs/REPLAY.md): bar S is final when the same instrument trades at or
 //! after S+1 s, or when its venue's exchange-time watermark reaches S+1.5 s. A trade for a
 //! final second is late: counted, never added.
+//!
+//! An aggregate second is written once every member has made it final, except a member
+//! that has sent nothing for the member timeout ([`MEMBER_TIMEOUT_MS`] by default) while
+//! the others went on, on the receive clock (the recording's in replay): it is left out of the seconds after its last, its
+//! open bar is closed as incomplete so that its last trades still count, and the rows say
+//! which members they hold (`members`) and `complete: false`. A dead feed never stalls
+//! the aggregates; a member that comes back joins the next second not yet written.
 
 use crate::decimal::{pow10_i128, round_div_half_even};
 use crate::event::{Aggressor, Nanos, Trade, TradeSource};
@@ -24,6 +31,9 @@ pub const AGG_QTY_SCALE: u8 = 8;
 pub const AGG_NOTIONAL_SCALE: u8 = 10;
 /// How far the venue watermark must pass a second's end before it closes, in ms.
 pub const WATERMARK_GRACE_MS: i64 = 500;
+/// By default, an aggregate leaves out a member silent this long (receive time, ms) while
+/// its other members went on.
+pub const MEMBER_TIMEOUT_MS: i64 = 10_000;
 
 /// Identifies a cross-venue aggregate: index into [`BarEngine::aggregates`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +46,12 @@ pub struct Aggregate {
     pub base: String,
     /// Spot or perpetual.
     pub kind: MarketKind,
-    /// Member instruments.
+    /// Member instruments (those of `instruments` that take part in the run).
     pub members: Vec<InstrumentId>,
+    /// Every instrument of the table with this base and kind, in table order: bit `i` of
+    /// a bar's [`Bar::members`] is `instruments[i]` (the first 64), the same in every run
+    /// on the same table.
+    pub instruments: Vec<InstrumentId>,
 }
 
 impl Aggregate {
@@ -99,8 +113,12 @@ pub struct Bar {
     pub buy_notional: i128,
     /// Quote notional sold by takers.
     pub sell_notional: i128,
-    /// False when the bar may miss trades (first bar of a series, flushed at the end).
+    /// False when the bar may miss trades (first bar of a series, flushed at the end; an
+    /// aggregate's that left a member out).
     pub complete: bool,
+    /// Aggregates: the members whose bars it holds, bit `i` for [`Aggregate::instruments`]`[i]`;
+    /// 0 for an instrument's own bar.
+    pub members: u64,
 }
 
 /// Receives final bars in the order they become final.
@@ -118,6 +136,11 @@ crate::counters! {
         pub non_taker_trades: u64,
         /// Trades from the second trade stream kind of an instrument, ignored.
         pub other_source_trades: u64,
+        /// Member bars for aggregate seconds already written without them (a member back
+        /// after its timeout), left out of the aggregate.
+        pub late_member_bars: u64,
+        /// Times an aggregate left a silent member out.
+        pub members_timed_out: u64,
         /// Trades added to bars.
         pub trades: u64,
     }
@@ -170,6 +193,12 @@ struct Series {
     /// Trades may still arrive for the open second and later ones (a connection broke, a
     /// hole is being filled from the venue's history): the watermark does not close them.
     held: bool,
+    /// Receive time (ms) of the instrument's latest stream event; `None` before the first.
+    last_seen_ms: Option<i64>,
+    /// Its bit in its aggregate's member mask (0 past 64 instruments).
+    agg_bit: u64,
+    /// Its aggregate goes on without it (silent past the member timeout) until it is seen.
+    left_out: bool,
     /// Bars up to this second may miss trades (a hole that could not be filled).
     incomplete_through: Option<i64>,
 }
@@ -178,12 +207,17 @@ struct Series {
 struct AggSlot {
     acc: Accum,
     complete_members: u16,
+    /// Bits of the members whose bars it holds.
+    members: u64,
 }
 
 #[derive(Debug, Clone)]
 struct AggState {
     /// Second of `slots[0]`; `None` until the first member bar is final.
     base_sec: Option<i64>,
+    /// True once a second was written: `base_sec` then only grows, and a member bar for a
+    /// second before it is late.
+    written: bool,
     slots: VecDeque<AggSlot>,
     cvd: i128,
 }
@@ -215,6 +249,8 @@ pub struct BarEngine {
     watermark_ms: [Option<i64>; Venue::ALL.len()],
     /// Per venue.
     counters: [BarCounters; Venue::ALL.len()],
+    /// A member silent this long (exchange time) is left out of its aggregate.
+    member_timeout_ms: i64,
 }
 
 impl BarEngine {
@@ -284,9 +320,13 @@ impl BarEngine {
                         base: inst.base.clone(),
                         kind: inst.kind,
                         members: Vec::new(),
+                        instruments: Vec::new(),
                     });
                     aggregates.len() - 1
                 });
+            let slot = aggregates[at].instruments.len();
+            aggregates[at].instruments.push(id);
+            let agg_bit = if slot < 64 { 1u64 << slot } else { 0 };
             let joins = members.is_none_or(|m| m.contains(&id));
             let aggregate = joins.then(|| {
                 aggregates[at].members.push(id);
@@ -304,12 +344,16 @@ impl BarEngine {
                 source: None,
                 held: false,
                 incomplete_through: None,
+                last_seen_ms: None,
+                agg_bit,
+                left_out: false,
             });
         }
         let agg_state = aggregates
             .iter()
             .map(|_| AggState {
                 base_sec: None,
+                written: false,
                 slots: VecDeque::with_capacity(64),
                 cvd: 0,
             })
@@ -320,7 +364,25 @@ impl BarEngine {
             agg_state,
             watermark_ms: [None; Venue::ALL.len()],
             counters: [BarCounters::default(); Venue::ALL.len()],
+            member_timeout_ms: MEMBER_TIMEOUT_MS,
         })
+    }
+
+    /// Sets how long a silent member waits before its aggregates go on without it
+    /// (receive time, ms; [`MEMBER_TIMEOUT_MS`] by default).
+    pub fn set_member_timeout_ms(&mut self, ms: i64) {
+        self.member_timeout_ms = ms.max(0);
+    }
+
+    /// An event of the instrument's stream was received at `local_ms` (the recording's
+    /// time in replay): it is alive for its aggregate.
+    #[inline]
+    pub fn seen(&mut self, inst: InstrumentId, local_ms: i64) {
+        let s = &mut self.series[inst.index()];
+        if s.last_seen_ms.is_none_or(|t| t < local_ms) {
+            s.last_seen_ms = Some(local_ms);
+            s.left_out = false;
+        }
     }
 
     /// The aggregates, indexed by [`AggregateId`].
@@ -515,10 +577,12 @@ impl BarEngine {
             buy_notional: acc.buy_notional,
             sell_notional: acc.sell_notional,
             complete,
+            members: 0,
         };
         sink.bar(&bar);
         if let Some(agg) = s.aggregate {
-            self.add_to_aggregate(agg, sec, &acc, complete, sink);
+            let bit = s.agg_bit;
+            self.add_to_aggregate(agg, sec, &acc, complete, bit, sink);
         }
     }
 
@@ -528,10 +592,20 @@ impl BarEngine {
         sec: i64,
         acc: &Accum,
         complete: bool,
+        bit: u64,
         sink: &mut impl BarSink,
     ) {
         let st = &mut self.agg_state[agg.0 as usize];
         let mut base = *st.base_sec.get_or_insert(sec);
+        if sec < base && st.written {
+            // Written without this member, which was silent past its timeout (an empty
+            // bar of its silence loses nothing).
+            if acc.trades > 0 {
+                let venue = self.series[self.aggregates[agg.0 as usize].members[0].index()].venue;
+                self.counters[venue.index()].late_member_bars += 1;
+            }
+            return;
+        }
         if sec < base {
             // A member that started earlier than the one that closed first: the aggregate
             // grows at the front. Nothing below `base` was emitted yet, because emission
@@ -553,17 +627,74 @@ impl BarEngine {
         slot.acc.agg_sell_notional += acc.agg_sell_notional;
         slot.acc.trades += acc.trades;
         slot.complete_members += complete as u16;
+        slot.members |= bit;
         self.emit_aggregates(agg, false, sink);
+    }
+
+    /// Members of `agg` silent for the member timeout while another went on: their open
+    /// bar (if it holds trades) is closed as incomplete, once, and they stop holding the
+    /// aggregate back. A held member (its connection broke, a hole waits for the venue's
+    /// history) is closed the same way: a history that comes later than the timeout brings
+    /// late trades (counted) rather than a stalled aggregate.
+    fn timed_out_members(&mut self, agg: AggregateId, sink: &mut impl BarSink) -> u64 {
+        let members = &self.aggregates[agg.0 as usize].members;
+        let now = members
+            .iter()
+            .filter_map(|m| self.series[m.index()].last_seen_ms)
+            .max();
+        let Some(now) = now else { return 0 };
+        let mut out = 0;
+        // Past 64 members an aggregate waits for every one, as without a timeout.
+        for i in 0..members.len().min(64) {
+            let m = self.aggregates[agg.0 as usize].members[i];
+            let s = &self.series[m.index()];
+            let since = s.last_seen_ms.unwrap_or_else(|| self.first_seen_ms(agg));
+            if now.saturating_sub(since) <= self.member_timeout_ms {
+                continue;
+            }
+            out |= 1 << i;
+            let venue = s.venue.index();
+            if !core::mem::replace(&mut self.series[m.index()].left_out, true) {
+                self.counters[venue].members_timed_out += 1;
+            }
+            let s = &self.series[m.index()];
+            if s.acc.trades > 0 {
+                // Its last trades count, in a bar that says it may miss some.
+                let open = s.open_sec.expect("trades in an open second");
+                self.emit_open(m, false, sink);
+                self.series[m.index()].open_sec = Some(open + 1);
+            }
+        }
+        out
+    }
+
+    /// The earliest exchange time any member of `agg` was seen at (for a member never
+    /// seen at all).
+    fn first_seen_ms(&self, agg: AggregateId) -> i64 {
+        // Members seen at all hold `last_seen_ms`; the aggregate's first written second
+        // (or pending one) is the best start the engine keeps.
+        self.agg_state[agg.0 as usize]
+            .base_sec
+            .map_or(i64::MAX, |s| s * 1000)
     }
 
     /// Emits aggregate seconds from the front while every member has closed them (or all
     /// of them when `flush`).
     fn emit_aggregates(&mut self, agg: AggregateId, flush: bool, sink: &mut impl BarSink) {
+        let timed_out = if flush {
+            0
+        } else {
+            self.timed_out_members(agg, sink)
+        };
         let members = &self.aggregates[agg.0 as usize].members;
-        // The last second every member has made final (a member that has not started
-        // blocks: it could still begin inside any second).
+        let count = members.len();
+        // The last second every live member has made final (a member that has not
+        // started blocks: it could still begin inside any second).
         let mut ready = i64::MAX;
-        for m in members {
+        for (i, m) in members.iter().enumerate() {
+            if timed_out & (1 << i) != 0 {
+                continue;
+            }
             match self.series[m.index()].open_sec {
                 Some(open) => ready = ready.min(open - 1),
                 None => ready = i64::MIN,
@@ -573,6 +704,7 @@ impl BarEngine {
         let Some(mut base) = st.base_sec else { return };
         while !st.slots.is_empty() && (flush || base <= ready) {
             let slot = st.slots.pop_front().expect("checked non-empty");
+            st.written = true;
             let delta = slot.acc.agg_buy - slot.acc.agg_sell;
             st.cvd += delta;
             sink.bar(&Bar {
@@ -587,7 +719,8 @@ impl BarEngine {
                 vwap: None,
                 buy_notional: slot.acc.agg_buy_notional,
                 sell_notional: slot.acc.agg_sell_notional,
-                complete: slot.complete_members as usize == members.len(),
+                complete: slot.complete_members as usize == count,
+                members: slot.members,
             });
             base += 1;
         }
@@ -602,7 +735,7 @@ impl BarEngine {
 
 /// The last second a venue watermark (ms) makes final: second S is final when
 /// (S+1)*1000 + grace <= watermark.
-fn last_final_second(watermark_ms: i64) -> i64 {
+pub(crate) fn last_final_second(watermark_ms: i64) -> i64 {
     (watermark_ms - WATERMARK_GRACE_MS).div_euclid(1000) - 1
 }
 

@@ -29,29 +29,35 @@
 use crate::bars::{second_of, BarConfigError, BarEngine, BarSink};
 use crate::book::{OrderBook, PriceLevel};
 use crate::event::{
-    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent,
-    StatField, Trade, VenueStat,
+    BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent, SessionEvent, Trade,
 };
 use crate::imbalance::{obi_l1, ImbalanceConfig};
 use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 use crate::sequencer::{BookSequencer, DiffAction, SnapshotAction, SyncRule};
 use crate::trade_seq::{BackfillRequest, Resolution, TradeSequencer, TradeVerdict};
 use crate::trade_window::{TradeWindow, WindowVerdict};
+use crate::venue_stats::{StatsBook, StatsRow, StatsSink, VenueStats};
 
-/// What the engine asks of the session that feeds an instrument.
+/// What the engine asks of the session that feeds an instrument (and what the session
+/// asks its venue's REST API on its own timer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FeedRequest {
     /// Fetch a REST depth snapshot.
     Snapshot(InstrumentId),
     /// Fetch the venue's trade history.
     Trades(InstrumentId, BackfillRequest),
+    /// Poll the instrument's open interest (never raised by the engine: a feed session
+    /// polls on its configured interval).
+    OpenInterest(InstrumentId),
 }
 
 impl FeedRequest {
     /// The instrument it concerns.
     pub fn inst(&self) -> InstrumentId {
         match *self {
-            FeedRequest::Snapshot(inst) | FeedRequest::Trades(inst, _) => inst,
+            FeedRequest::Snapshot(inst)
+            | FeedRequest::Trades(inst, _)
+            | FeedRequest::OpenInterest(inst) => inst,
         }
     }
 }
@@ -80,10 +86,26 @@ pub struct TopRow {
     pub top: Option<TopSample>,
 }
 
-/// Receives final bars and per-second tops.
+/// Receives final bars, per-second tops and per-second venue statistics.
 pub trait EngineSink: BarSink {
     /// One per-second book row.
     fn top(&mut self, row: &TopRow);
+
+    /// One per-second statistics row (see [`crate::venue_stats`]); ignored unless a sink
+    /// wants them.
+    fn stats(&mut self, row: &StatsRow) {
+        let _ = row;
+    }
+}
+
+/// An [`EngineSink`] seen as a [`StatsSink`].
+struct StatsOf<'a, S>(&'a mut S);
+
+impl<S: EngineSink> StatsSink for StatsOf<'_, S> {
+    #[inline]
+    fn stats(&mut self, row: &StatsRow) {
+        self.0.stats(row);
+    }
 }
 
 crate::counters! {
@@ -161,37 +183,6 @@ struct BookSlot {
 /// bookTickers kept while the book catches up (spot sends ~10 per depth diff).
 const EARLY_TICKERS: usize = 32;
 
-/// The latest venue statistics of one instrument, each `None` until the venue sent it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VenueStats {
-    /// Mark price (price scale).
-    pub mark_px: Option<i64>,
-    /// Index price (price scale).
-    pub index_px: Option<i64>,
-    /// Open interest (size scale).
-    pub open_interest: Option<i64>,
-    /// Funding rate (at [`crate::event::FUNDING_RATE_SCALE`]).
-    pub funding_rate: Option<i64>,
-    /// Next funding time (Unix ms).
-    pub next_funding_ms: Option<i64>,
-    /// Local time of the last update.
-    pub updated_ns: Option<i64>,
-}
-
-impl VenueStats {
-    fn apply(&mut self, local_ts: i64, stat: &VenueStat) {
-        let slot = match stat.field {
-            StatField::MarkPrice => &mut self.mark_px,
-            StatField::IndexPrice => &mut self.index_px,
-            StatField::OpenInterest => &mut self.open_interest,
-            StatField::FundingRate => &mut self.funding_rate,
-            StatField::NextFundingMs => &mut self.next_funding_ms,
-        };
-        *slot = Some(stat.value);
-        self.updated_ns = Some(local_ts);
-    }
-}
-
 /// How an instrument's trades are known to be complete: by consecutive ids, a hole filled
 /// from the venue's trade history (Binance), or by a window of recent ids, with no history
 /// to ask (Bybit). What both do after a break goes through here, once.
@@ -263,7 +254,7 @@ pub struct Engine {
     /// Trade continuity per instrument.
     trades: Vec<TradeContinuity>,
     /// The venue's statistics per instrument (mark price, open interest, funding).
-    stats: Vec<VenueStats>,
+    stats: StatsBook,
     /// Per instrument: inside a trade-history answer.
     in_backfill: Vec<bool>,
     /// Instruments whose bars are held open.
@@ -323,7 +314,7 @@ impl Engine {
                 .map(|(_, inst)| TradeContinuity::for_venue(inst.venue))
                 .collect(),
             in_backfill: vec![false; table.len()],
-            stats: vec![VenueStats::default(); table.len()],
+            stats: StatsBook::new(&table),
             holding: 0,
             requests: Vec::with_capacity(64),
             last_trade_counted: false,
@@ -335,9 +326,16 @@ impl Engine {
         })
     }
 
-    /// The venue's latest statistics of `inst` (Bybit linear `tickers`).
+    /// The venue's latest statistics of `inst` (Bybit linear `tickers`, Binance futures
+    /// `markPrice` and open interest).
     pub fn stats(&self, inst: InstrumentId) -> &VenueStats {
-        &self.stats[inst.index()]
+        self.stats.get(inst)
+    }
+
+    /// Sets how long an aggregate waits for a silent member before it goes on without it
+    /// (exchange time; see [`crate::bars`]).
+    pub fn set_member_timeout_ms(&mut self, ms: i64) {
+        self.bars.set_member_timeout_ms(ms);
     }
 
     /// The instrument table.
@@ -418,9 +416,26 @@ impl Engine {
             EventKind::Level(level) => self.on_level(ev.inst, level),
             EventKind::BookEnd => self.on_book_end(ev.inst),
             EventKind::Session(session) => self.on_session(ev.inst, session, sink),
-            EventKind::Stat(stat) => self.stats[ev.inst.index()].apply(ev.local_ts, stat),
+            EventKind::Stat(stat) => {
+                let now_ms = self.bars.watermark_ms(self.table.get(ev.inst).venue);
+                let sink = &mut StatsOf(sink);
+                self.stats.on_stat(ev.inst, ev.local_ts, stat, now_ms, sink);
+            }
         }
-        if let Some(ts) = ev.exch_ts() {
+        // Statistics do not move the clock that closes bars: they may come over another
+        // connection (USD-M `/market`) or REST (open interest, dated by the server's clock),
+        // ahead of trades the stream has not delivered yet.
+        let stream_ts = match ev.kind {
+            EventKind::Stat(_) => None,
+            _ => {
+                // Alive for its aggregates, on the receive clock (the recording's in replay):
+                // feeds replayed or caught up at speed run apart in exchange time, and only
+                // a member that stopped arriving is dead.
+                self.bars.seen(ev.inst, ev.local_ts.div_euclid(1_000_000));
+                ev.exch_ts()
+            }
+        };
+        if let Some(ts) = stream_ts {
             let venue = self.table.get(ev.inst).venue;
             let ms = ts.div_euclid(1_000_000);
             if self.holding > 0 && !self.in_backfill[ev.inst.index()] {
@@ -428,6 +443,9 @@ impl Engine {
                 // come inside a backfill): after a break, the stream is back.
                 self.trades[ev.inst.index()].on_stream_event(ms);
             }
+            // Statistics rows before bars: a strategy judging second S on a bar has the
+            // statistics of S already when they come from the bar's own venue.
+            self.stats.on_watermark(venue, ms, &mut StatsOf(sink));
             self.bars.on_watermark(venue, ms, sink);
             if self.holding > 0 {
                 self.release_quiet(venue, sink);
@@ -452,6 +470,7 @@ impl Engine {
                 self.write_tops_until(inst, last + 1, sink);
             }
         }
+        self.stats.finish(&mut StatsOf(sink));
         self.bars.finish(sink);
     }
 

@@ -158,12 +158,17 @@ pub enum SessionEvent {
 /// Scale of [`VenueStat::value`] for [`StatField::FundingRate`]: `0.0001` is `10_000`.
 pub const FUNDING_RATE_SCALE: u8 = 8;
 
+/// Scale of [`VenueStat::value`] for [`StatField::MarkPrice`] and [`StatField::IndexPrice`]:
+/// eight decimals for every instrument, because index prices are averages that do not sit
+/// on the tick (Binance sends `"i":"11784.62659091"`).
+pub const STAT_PRICE_SCALE: u8 = 8;
+
 /// Which venue statistic a [`VenueStat`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatField {
-    /// Mark price, at the instrument's price scale.
+    /// Mark price, at [`STAT_PRICE_SCALE`].
     MarkPrice,
-    /// Index price, at the instrument's price scale.
+    /// Index price, at [`STAT_PRICE_SCALE`].
     IndexPrice,
     /// Open interest, at the instrument's size scale (contracts or base units as the venue
     /// counts them).
@@ -174,9 +179,10 @@ pub enum StatField {
     NextFundingMs,
 }
 
-/// One venue statistic that is neither book nor trade (Bybit linear `tickers`: mark and
-/// index price, open interest, funding), carried for strategies. A ticker message brings
-/// only the fields that changed, one event each.
+/// One venue statistic that is neither book nor trade (Bybit linear `tickers`, Binance
+/// futures `markPrice` and the REST open interest: mark and index price, open interest,
+/// funding), carried for strategies. A message brings only the fields that changed (or it
+/// has), one event each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VenueStat {
     /// What it is.
@@ -218,7 +224,8 @@ pub struct MarketEvent {
 }
 
 impl MarketEvent {
-    /// The venue's event time, where the message carried one. Drives bar finality.
+    /// The venue's event time, where the message carried one. Drives bar finality (except a
+    /// statistic's: see [`crate::engine::Engine::on_event`]).
     #[inline]
     pub fn exch_ts(&self) -> Option<Nanos> {
         match &self.kind {

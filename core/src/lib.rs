@@ -24,3 +24,4 @@ pub mod strategy;
 pub mod timeframe;
 pub mod trade_seq;
 pub mod trade_window;
+pub mod venue_stats;

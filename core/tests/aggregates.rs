@@ -35,3 +35,121 @@ fn aggregate_ids_follow_the_table_not_the_runs_members() {
         .collect();
     assert_eq!(members, [btc]);
 }
+
+mod dead_member {
+    use flowcore_core::bars::{Bar, BarEngine, BarKey, BarSink};
+    use flowcore_core::event::{Aggressor, Trade, TradeSource};
+    use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
+
+    #[derive(Default)]
+    struct Rows(Vec<Bar>);
+    impl BarSink for Rows {
+        fn bar(&mut self, bar: &Bar) {
+            self.0.push(*bar);
+        }
+    }
+
+    fn buy(id: u64, px: i64, qty: i64, ms: i64) -> Trade {
+        Trade {
+            trade_id: id,
+            px,
+            qty,
+            aggressor: Aggressor::Buy,
+            trade_ts: ms * 1_000_000,
+            exch_ts: ms * 1_000_000,
+            is_taker_flow: true,
+            source: TradeSource::Trade,
+        }
+    }
+
+    /// Two perp members trade every second; at 10 s one falls silent for good.
+    fn run(timeout_ms: i64, silent_from_ms: i64) -> (Vec<Bar>, BarEngine, [InstrumentId; 2]) {
+        let table = InstrumentTable::binance_defaults();
+        let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
+        let coinm = table.find(Venue::BinanceCoinm, b"BTCUSD_PERP").unwrap();
+        let mut bars = BarEngine::new(&table, Some(&[usdm, coinm])).unwrap();
+        bars.set_member_timeout_ms(timeout_ms);
+        let mut rows = Rows::default();
+        for sec in 0..60i64 {
+            for (n, (inst, venue, px, qty)) in [
+                (usdm, Venue::BinanceUsdm, 600_000, 1_000),
+                (coinm, Venue::BinanceCoinm, 60_000, 10),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let ms = 1_000_000 + sec * 1000 + 100 + n as i64;
+                if inst == usdm && ms >= 1_000_000 + silent_from_ms {
+                    continue;
+                }
+                bars.seen(inst, ms);
+                bars.on_trade(inst, &buy(sec as u64, px, qty, ms), &mut rows);
+                bars.on_watermark(venue, ms, &mut rows);
+            }
+        }
+        (rows.0, bars, [usdm, coinm])
+    }
+
+    fn aggregate(rows: &[Bar]) -> Vec<&Bar> {
+        rows.iter()
+            .filter(|b| matches!(b.key, BarKey::Aggregate(_)))
+            .collect()
+    }
+
+    #[test]
+    fn a_silent_member_stops_holding_the_aggregate_after_its_timeout() {
+        let (rows, bars, [usdm, _]) = run(5_000, 10_000);
+        let agg = aggregate(&rows);
+        // Without the timeout the aggregate would have stopped at the silent member's
+        // last second (9) until the end of input; with it, it goes on live.
+        assert!(agg.len() > 50, "{} aggregate seconds written", agg.len());
+        let both = 0b11; // USD-M BTCUSDT is the table's first BTC perp, COIN-M the second.
+        for b in &agg {
+            let sec = (b.ts_ms - 1_000_000) / 1000;
+            match sec {
+                1..=8 => assert_eq!((b.members, b.complete), (both, true), "second {sec}"),
+                // The silent member's last bar, closed as incomplete, is still in.
+                9 => assert_eq!((b.members, b.complete), (both, false), "second {sec}"),
+                10.. => assert_eq!((b.members, b.complete), (0b10, false), "second {sec}"),
+                _ => {}
+            }
+        }
+        // Its last trades count: buy volume of second 9 holds both members'.
+        let s9 = agg.iter().find(|b| b.ts_ms == 1_009_000).unwrap();
+        let alone = agg.iter().find(|b| b.ts_ms == 1_020_000).unwrap();
+        assert!(s9.buy_qty > alone.buy_qty);
+        let last_usdm = rows
+            .iter()
+            .rfind(|b| b.key == BarKey::Instrument(usdm))
+            .unwrap();
+        assert_eq!((last_usdm.ts_ms, last_usdm.complete), (1_009_000, false));
+        assert_eq!(bars.counters().members_timed_out, 1);
+    }
+
+    #[test]
+    fn no_member_is_left_out_while_every_one_keeps_sending() {
+        let (rows, bars, _) = run(5_000, i64::MAX / 2);
+        for b in aggregate(&rows).iter().filter(|b| b.ts_ms > 1_000_000) {
+            assert_eq!((b.members, b.complete), (0b11, true), "{}", b.ts_ms);
+        }
+        assert_eq!(bars.counters().members_timed_out, 0);
+    }
+
+    #[test]
+    fn a_longer_timeout_waits_longer_before_going_on() {
+        let (short, ..) = run(2_000, 30_000);
+        let (long, ..) = run(40_000, 30_000);
+        let ts = |rows: &[Bar]| {
+            aggregate(rows)
+                .iter()
+                .map(|b| (b.ts_ms, b.members, b.buy_qty))
+                .collect::<Vec<_>>()
+        };
+        let (short, long) = (ts(&short), ts(&long));
+        // A timeout longer than the rest of the input holds the aggregate at the silent
+        // member's last second; a short one goes on. What both wrote is the same.
+        assert!(short.len() > 50, "{}", short.len());
+        assert_eq!(long.len(), 29, "0..=28: its last bar (29) is still open");
+        assert_eq!(short[..long.len()], long[..]);
+    }
+}

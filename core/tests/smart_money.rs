@@ -108,6 +108,7 @@ fn inputs(seconds: &[Second]) -> Vec<(Bar, TopRow)> {
                 buy_notional: 0,
                 sell_notional: 0,
                 complete: true,
+                members: 0,
             };
             let obi = s.obi_milli * (OBI_UNIT / 1000);
             let half = s.depth / 2;

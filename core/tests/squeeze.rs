@@ -7,6 +7,7 @@ use flowcore_core::bars::{Bar, BarEngine, BarKey, Ohlc};
 use flowcore_core::instrument::{InstrumentTable, MarketKind, Venue};
 use flowcore_core::strategy::squeeze::*;
 use flowcore_core::strategy::{Action, ParamValue, Signal, StrategySet, StrategySpec};
+use flowcore_core::venue_stats::{StatsRow, VenueStats};
 
 const T0_MS: i64 = 1_723_161_600_000;
 const CENTER: i64 = 6_000_000;
@@ -112,6 +113,17 @@ enum Order {
 }
 
 fn run(periods: &[Period], overrides: &[(&str, ParamValue)], order: Order) -> Vec<Signal> {
+    run_with_open_interest(periods, overrides, order, &[])
+}
+
+/// [`run`], with the instrument's open interest at each period (a statistics row at the
+/// period's start, before its bars, as the engine sends them from the bars' own venue).
+fn run_with_open_interest(
+    periods: &[Period],
+    overrides: &[(&str, ParamValue)],
+    order: Order,
+    open_interest: &[i64],
+) -> Vec<Signal> {
     let table = InstrumentTable::bundled_defaults();
     let engine = BarEngine::new(&table, None).unwrap();
     let inst = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
@@ -162,6 +174,7 @@ fn run(periods: &[Period], overrides: &[(&str, ParamValue)], order: Order) -> Ve
             buy_notional: 0,
             sell_notional: 0,
             complete: true,
+            members: 0,
         };
         streams[0].push(b);
         b.ohlc = None;
@@ -186,6 +199,17 @@ fn run(periods: &[Period], overrides: &[(&str, ParamValue)], order: Order) -> Ve
     };
     let mut out = Vec::new();
     for t in 0..periods.len() + 3 {
+        if let Some(&oi) = open_interest.get(t) {
+            let row = StatsRow {
+                inst,
+                ts_ms: T0_MS + t as i64 * 1000,
+                stats: VenueStats {
+                    open_interest: Some(oi),
+                    ..VenueStats::default()
+                },
+            };
+            set.on_stats(&row, &mut |signal| out.push(*signal));
+        }
         for s in 0..3 {
             if let Some(bar) = t.checked_sub(lag[s]).and_then(|i| streams[s].get(i)) {
                 set.on_bar(bar, &mut |signal| out.push(*signal));
@@ -220,7 +244,7 @@ fn points(bits: u32) -> i64 {
 
 fn assert_score_matches_bits(s: &Signal) {
     let tenths = (s.score * 10).round().to_num::<i64>();
-    assert_eq!(tenths, points(s.reason_bits).min(100), "{s:?}");
+    assert_eq!(tenths, points(s.reason_bits).clamp(0, 100), "{s:?}");
     assert_eq!(s.confidence, s.score / 10);
 }
 
@@ -517,4 +541,59 @@ fn settings_are_checked_and_the_base_must_have_spot_and_perps() {
     assert!(bad.unwrap_err().contains("context_timeframe_s"));
     let agg = build(BarKey::Aggregate(flowcore_core::bars::AggregateId(0)), &[]);
     assert!(agg.unwrap_err().contains("symbol"));
+}
+
+/// Open interest wobbling by one contract a period, then moving by `jump` at the reset.
+fn open_interest_with(jump: i64) -> Vec<i64> {
+    let squeeze = long_squeeze();
+    let mut oi: Vec<i64> = (0..squeeze.len())
+        .map(|i| 50_000 + (i % 2) as i64)
+        .collect();
+    for level in &mut oi[21..] {
+        *level += jump;
+    }
+    oi
+}
+
+#[test]
+fn open_interest_rising_into_the_reset_confirms_and_falling_contradicts() {
+    // Contradicting open interest takes a point: with the default threshold this entry
+    // (4.5) would not be taken at all; a lower one shows the bit and the score.
+    let low = [("entry_score", ParamValue::Number(3.0))];
+    let plain = run(&long_squeeze(), &low, Order::InTurn);
+    let plain = entries(&plain)[0];
+    assert_eq!(
+        plain.reason_bits & (REASON_OI_CONFIRMS | REASON_OI_CONTRADICTS),
+        0
+    );
+    for (jump, bit, tenths) in [
+        (40, REASON_OI_CONFIRMS, 20),
+        (-40, REASON_OI_CONTRADICTS, -10),
+    ] {
+        let oi = open_interest_with(jump);
+        let signals = run_with_open_interest(&long_squeeze(), &low, Order::InTurn, &oi);
+        let e = entries(&signals);
+        assert_eq!(e.len(), 1, "jump {jump}: {signals:#?}");
+        assert_eq!(e[0].reason_bits, plain.reason_bits | bit, "jump {jump}");
+        let tenths_of = |s: &Signal| (s.score * 10).round().to_num::<i64>();
+        assert_eq!(tenths_of(e[0]), tenths_of(plain) + tenths, "jump {jump}");
+        assert_score_matches_bits(e[0]);
+    }
+    // At the default threshold, contradicting open interest keeps the entry out.
+    let oi = open_interest_with(-40);
+    assert!(entries(&run_with_open_interest(
+        &long_squeeze(),
+        &[],
+        Order::InTurn,
+        &oi
+    ))
+    .is_empty());
+    // Open interest that does not move scores nothing either way.
+    let flat = run_with_open_interest(
+        &long_squeeze(),
+        &low,
+        Order::InTurn,
+        &vec![50_000; long_squeeze().len()],
+    );
+    assert_eq!(entries(&flat)[0].reason_bits, plain.reason_bits);
 }

@@ -39,6 +39,7 @@ fn bar(id: InstrumentId, second: i64, close: i64, volume: i128) -> Bar {
         buy_notional: 0,
         sell_notional: 0,
         complete: true,
+        members: 0,
     }
 }
 

@@ -106,8 +106,8 @@ fn expected(venue: Venue, msg: &Value) -> Vec<(EventKind, u16)> {
         // One event per statistic present, in this order; `""` is absent.
         let d = &msg["data"];
         for (key, field, scale) in [
-            ("markPrice", StatField::MarkPrice, ps),
-            ("indexPrice", StatField::IndexPrice, ps),
+            ("markPrice", StatField::MarkPrice, 8),
+            ("indexPrice", StatField::IndexPrice, 8),
             ("openInterest", StatField::OpenInterest, ss),
             ("fundingRate", StatField::FundingRate, 8),
             ("nextFundingTime", StatField::NextFundingMs, 0),
@@ -359,7 +359,7 @@ fn a_tickers_delta_carries_only_what_changed_and_a_bad_field_refuses_it_whole() 
     assert_eq!(
         got,
         [
-            (StatField::MarkPrice, 6_512_005),
+            (StatField::MarkPrice, 6_512_005_000_000),
             (StatField::FundingRate, -12_000)
         ]
     );

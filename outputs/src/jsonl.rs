@@ -9,6 +9,7 @@ use flowcore_core::engine::{EngineSink, TopRow};
 use flowcore_core::imbalance::OBI_SCALE;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_core::strategy::{fraction_mantissa, Signal, SIGNAL_FRACTION_SCALE};
+use flowcore_core::venue_stats::{StatsRow, FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -66,6 +67,12 @@ impl RowFormat {
     /// Appends one tops row (with newline) to `out`.
     pub fn top(&self, out: &mut String, row: &TopRow) {
         write_top(out, &self.table, row);
+    }
+
+    /// Appends one venue statistics row (with newline) to `out`.
+    pub fn stats(&self, out: &mut String, row: &StatsRow) {
+        let i = self.table.get(row.inst);
+        write_stats_row(out, i.venue.name(), &i.symbol, i.size_scale, row);
     }
 
     /// Appends one signal row (with newline) to `out`: `strategy` is the instance's name,
@@ -218,7 +225,7 @@ pub fn write_bar_row(out: &mut String, venue: &str, symbol: &str, scales: RowSca
         out,
         "{{\"venue\":\"{venue}\",\"symbol\":\"{symbol}\",\"ts\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\
          \"buy_qty\":\"{}\",\"sell_qty\":\"{}\",\"delta\":\"{}\",\"cvd\":\"{}\",\"trades\":{},\"vwap\":{},\
-         \"buy_notional\":\"{}\",\"sell_notional\":\"{}\",\"complete\":{}}}",
+         \"buy_notional\":\"{}\",\"sell_notional\":\"{}\",\"complete\":{}{}}}",
         bar.ts_ms,
         px(bar.ohlc.map(|o| o.open)),
         px(bar.ohlc.map(|o| o.high)),
@@ -233,7 +240,20 @@ pub fn write_bar_row(out: &mut String, venue: &str, symbol: &str, scales: RowSca
         notional(bar.buy_notional),
         notional(bar.sell_notional),
         bar.complete,
+        AggregateMembers(bar),
     );
+}
+
+/// `,"members":N` on an aggregate's row (its member mask), nothing on an instrument's.
+struct AggregateMembers<'a>(&'a Bar);
+
+impl std::fmt::Display for AggregateMembers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.key {
+            BarKey::Aggregate(_) => write!(f, ",\"members\":{}", self.0.members),
+            BarKey::Instrument(_) => Ok(()),
+        }
+    }
 }
 
 fn write_top(out: &mut String, table: &InstrumentTable, row: &TopRow) {
@@ -267,6 +287,31 @@ pub fn write_top_row(out: &mut String, venue: &str, symbol: &str, scales: RowSca
         obi(row.top.map(|t| t.obi_l1)),
         obi(row.top.map(|t| t.obi)),
         row.top.is_some(),
+    );
+}
+
+/// Appends one venue statistics row (docs/REPLAY.md "Venue statistics") for `venue`/`symbol`,
+/// open interest at `size_scale`: each field null until the venue sent it.
+pub fn write_stats_row(
+    out: &mut String,
+    venue: &str,
+    symbol: &str,
+    size_scale: u8,
+    row: &StatsRow,
+) {
+    let s = &row.stats;
+    let px = |v: Option<i64>| Opt(v.map(|m| Fixed::new(m as i128, STAT_PRICE_SCALE)));
+    let _ =
+        writeln!(
+        out,
+        "{{\"venue\":\"{venue}\",\"symbol\":\"{symbol}\",\"ts\":{},\"mark_px\":{},\"index_px\":{},\
+         \"open_interest\":{},\"funding_rate\":{},\"next_funding_ms\":{}}}",
+        row.ts_ms,
+        px(s.mark_px),
+        px(s.index_px),
+        Opt(s.open_interest.map(|m| Fixed::new(m as i128, size_scale))),
+        Opt(s.funding_rate.map(|m| Fixed::new(m as i128, FUNDING_RATE_SCALE))),
+        OptNum(s.next_funding_ms),
     );
 }
 
@@ -315,6 +360,7 @@ pub struct JsonlSink<'a, 'w> {
     tops: Option<&'a mut (dyn Write + 'w)>,
     health: Option<&'a mut (dyn Write + 'w)>,
     signals: Option<&'a mut (dyn Write + 'w)>,
+    stats: Option<&'a mut (dyn Write + 'w)>,
     line: String,
     /// Rows produced: bars, tops.
     rows: (u64, u64),
@@ -343,6 +389,7 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
             tops,
             health: None,
             signals: None,
+            stats: None,
             line: String::with_capacity(512),
             rows: (0, 0),
             error: None,
@@ -358,6 +405,12 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
     /// Signal rows to `signals`.
     pub fn with_signals(mut self, signals: Option<&'a mut (dyn Write + 'w)>) -> Self {
         self.signals = signals;
+        self
+    }
+
+    /// Venue statistics rows to `stats`.
+    pub fn with_stats(mut self, stats: Option<&'a mut (dyn Write + 'w)>) -> Self {
+        self.stats = stats;
         self
     }
 
@@ -430,6 +483,16 @@ impl EngineSink for JsonlSink<'_, '_> {
             self.tops.as_deref_mut(),
             &mut self.error,
             |l| format.top(l, row),
+        );
+    }
+
+    fn stats(&mut self, row: &StatsRow) {
+        let format = &self.format;
+        Self::write_row(
+            &mut self.line,
+            self.stats.as_deref_mut(),
+            &mut self.error,
+            |l| format.stats(l, row),
         );
     }
 }

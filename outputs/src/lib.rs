@@ -16,4 +16,4 @@ pub mod health;
 pub mod jsonl;
 pub mod sink;
 
-pub use sink::{CoreSink, OutputError, OutputFiles, Outputs};
+pub use sink::{CoreSink, OutputError, OutputFiles, OutputPaths, Outputs};

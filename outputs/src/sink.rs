@@ -8,10 +8,11 @@ use flowcore_core::engine::{Engine, EngineSink, TopRow};
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::Venue;
 use flowcore_core::strategy::{Signal, StrategySet};
+use flowcore_core::venue_stats::StatsRow;
 use flowcore_shm::{BusConfig, Publisher, ShmError};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why an output could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,8 @@ pub struct Outputs<'w> {
     pub health: Option<&'w mut dyn Write>,
     /// Signal rows.
     pub signals: Option<&'w mut dyn Write>,
+    /// Venue statistics rows.
+    pub stats: Option<&'w mut dyn Write>,
 }
 
 impl std::fmt::Debug for Outputs<'_> {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for Outputs<'_> {
             .field("tops", &self.tops.is_some())
             .field("health", &self.health.is_some())
             .field("signals", &self.signals.is_some())
+            .field("stats", &self.stats.is_some())
             .finish()
     }
 }
@@ -108,7 +112,8 @@ impl<'w> CoreSink<'w> {
         Ok(Self {
             jsonl: JsonlSink::new(format, outputs.bars, outputs.tops)
                 .with_health(outputs.health)
-                .with_signals(outputs.signals),
+                .with_signals(outputs.signals)
+                .with_stats(outputs.stats),
             shm,
             health: HealthMonitor::new(venues),
             strategies: None,
@@ -122,6 +127,9 @@ impl<'w> CoreSink<'w> {
     /// bus, stamped with the receive time of the message whose event triggered them.
     pub fn with_strategies(mut self, strategies: StrategySet) -> Self {
         self.names = strategies.instances().map(|(_, name, _)| name).collect();
+        if let Some(shm) = &mut self.shm {
+            shm.strategies(strategies.instances());
+        }
         self.pending = Vec::with_capacity(64);
         self.strategies = Some(strategies);
         self
@@ -225,6 +233,17 @@ impl EngineSink for CoreSink<'_> {
             strategies.on_top(row, &mut |s| pending.push(*s));
         }
     }
+
+    fn stats(&mut self, row: &StatsRow) {
+        self.jsonl.stats(row);
+        if let Some(shm) = &mut self.shm {
+            shm.stats(row);
+        }
+        if let Some(strategies) = &mut self.strategies {
+            let pending = &mut self.pending;
+            strategies.on_stats(row, &mut |s| pending.push(*s));
+        }
+    }
 }
 
 /// Buffered JSONL files for [`Outputs`], each optional.
@@ -234,6 +253,22 @@ pub struct OutputFiles {
     tops: Option<BufWriter<File>>,
     health: Option<BufWriter<File>>,
     signals: Option<BufWriter<File>>,
+    stats: Option<BufWriter<File>>,
+}
+
+/// Where each kind of row is written; each is optional.
+#[derive(Debug, Clone, Default)]
+pub struct OutputPaths {
+    /// Bars.
+    pub bars: Option<PathBuf>,
+    /// Per-second book tops.
+    pub tops: Option<PathBuf>,
+    /// Per-second health rows.
+    pub health: Option<PathBuf>,
+    /// Signals.
+    pub signals: Option<PathBuf>,
+    /// Per-second venue statistics.
+    pub stats: Option<PathBuf>,
 }
 
 impl OutputFiles {
@@ -241,28 +276,25 @@ impl OutputFiles {
     ///
     /// # Errors
     /// When one cannot be created (its path named).
-    pub fn create(
-        bars: Option<&Path>,
-        tops: Option<&Path>,
-        health: Option<&Path>,
-        signals: Option<&Path>,
-    ) -> Result<Self, OutputError> {
-        let create = |path: Option<&Path>| {
-            path.map(|p| {
-                File::create(p)
-                    .map(|f| BufWriter::with_capacity(1 << 16, f))
-                    .map_err(|source| OutputError::Create {
-                        path: p.to_path_buf(),
-                        source,
-                    })
-            })
-            .transpose()
+    pub fn create(paths: &OutputPaths) -> Result<Self, OutputError> {
+        let create = |path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(|p| {
+                    File::create(p)
+                        .map(|f| BufWriter::with_capacity(1 << 16, f))
+                        .map_err(|source| OutputError::Create {
+                            path: p.to_path_buf(),
+                            source,
+                        })
+                })
+                .transpose()
         };
         Ok(Self {
-            bars: create(bars)?,
-            tops: create(tops)?,
-            health: create(health)?,
-            signals: create(signals)?,
+            bars: create(&paths.bars)?,
+            tops: create(&paths.tops)?,
+            health: create(&paths.health)?,
+            signals: create(&paths.signals)?,
+            stats: create(&paths.stats)?,
         })
     }
 
@@ -273,6 +305,7 @@ impl OutputFiles {
             tops: self.tops.as_mut().map(|w| w as &mut dyn Write),
             health: self.health.as_mut().map(|w| w as &mut dyn Write),
             signals: self.signals.as_mut().map(|w| w as &mut dyn Write),
+            stats: self.stats.as_mut().map(|w| w as &mut dyn Write),
         }
     }
 
@@ -286,6 +319,7 @@ impl OutputFiles {
             (&mut self.tops, "tops"),
             (&mut self.health, "health"),
             (&mut self.signals, "signals"),
+            (&mut self.stats, "stats"),
         ] {
             if let Some(w) = w {
                 w.flush()

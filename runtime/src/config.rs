@@ -9,6 +9,8 @@
 //! core_cpu = 1                # pin the core thread (books, bars); absent: not pinned
 //! ring_capacity = 65536       # events per feed ring
 //! shm = "/dev/shm/flowcore"   # publish to the shared-memory bus (shm/ABI.md); absent: off
+//! member_timeout_ms = 10000   # an aggregate goes on without a member silent this long
+//!                             # (receive time; docs/REPLAY.md "Aggregates")
 //!
 //! [record]                    # optional: what --record DIR (or dir here) writes
 //! format = "journal"          # journal (the default: preallocated mapped segments, see
@@ -36,6 +38,14 @@
 //! ping_interval_ms = 20000         # optional, Bybit: the client's {"op":"ping"} interval
 //! count_block_trades = false       # optional, Bybit: block trades (BT) in bars (replay
 //!                                  # the recording with --count-block-trades to match)
+//! open_interest_s = 10             # optional, Binance futures: poll each symbol's REST open
+//!                                  # interest this often (default: never)
+//!
+//! [[feed]]                         # venue statistics: add "markPrice@1s" to a COIN-M feed's
+//! venue = "binance-usdm"           # streams; USD-M serves it only on /market, so it takes a
+//! symbols = ["BTCUSDT"]            # feed of its own there, whose disconnects (a feed of no
+//! ws_url = "wss://fstream.binance.com/market"   # trade or book stream) break no book
+//! streams = ["markPrice@1s"]
 //! ```
 
 use crate::strategies::{parse_strategies, StrategyConfig};
@@ -121,6 +131,7 @@ struct RawPipeline {
     transport: Option<TransportKind>,
     uring_recv: Option<UringRecv>,
     max_message: Option<usize>,
+    member_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +193,7 @@ struct RawFeed {
     rotate_after_ms: Option<u64>,
     ping_interval_ms: Option<u64>,
     count_block_trades: Option<bool>,
+    open_interest_s: Option<u64>,
 }
 
 /// One `[[feed]]`: a venue and its symbols, one connection per symbol.
@@ -214,6 +226,23 @@ pub struct FeedConfig {
     pub ping_interval: Duration,
     /// Count block trades (`BT: true`, Bybit) as taker flow in bars.
     pub count_block_trades: bool,
+    /// Poll each symbol's open interest over REST this often (Binance futures; `None`:
+    /// never). The answers are venue statistics, recorded like snapshots.
+    pub open_interest_every: Option<Duration>,
+}
+
+impl FeedConfig {
+    /// True when the feed's streams carry trades or the book, whose continuity a broken
+    /// connection ends. A feed of statistics only (`markPrice@1s` on USD-M's `/market`
+    /// path, beside the `/public` feed of the same symbols) breaks nothing when it drops.
+    pub fn carries_market_flow(&self) -> bool {
+        self.streams.iter().any(|s| {
+            let kind = s.split('@').next().unwrap_or("");
+            matches!(kind, "trade" | "aggTrade" | "bookTicker" | "depth")
+                || kind.starts_with("orderbook")
+                || kind.starts_with("publicTrade")
+        })
+    }
 }
 
 /// The whole run configuration.
@@ -241,6 +270,8 @@ pub struct RunConfig {
     pub strategies: Vec<StrategyConfig>,
     /// The `[record]` table.
     pub record: RecordConfig,
+    /// How long an aggregate waits for a silent member (receive time, ms).
+    pub member_timeout_ms: i64,
 }
 
 impl RunConfig {
@@ -355,6 +386,21 @@ impl RunConfig {
             if ping_interval < Duration::from_millis(100) {
                 bail!("{}: at least 100 ms", at("ping_interval_ms"));
             }
+            let open_interest_every = match f.open_interest_s {
+                None | Some(0) => None,
+                Some(secs) => {
+                    let VenueSession::Binance(b) = m else {
+                        bail!(
+                            "{}: {venue} sends open interest on its stream (tickers), no polling",
+                            at("open_interest_s")
+                        );
+                    };
+                    if b.open_interest_path.is_none() {
+                        bail!("{}: {venue} has no open interest", at("open_interest_s"));
+                    }
+                    Some(Duration::from_secs(secs))
+                }
+            };
             feeds.push(FeedConfig {
                 session: m,
                 venue,
@@ -369,6 +415,7 @@ impl RunConfig {
                 rotate_after,
                 ping_interval,
                 count_block_trades,
+                open_interest_every,
             });
         }
         let ring_capacity = raw.pipeline.ring_capacity.unwrap_or(1 << 16);
@@ -384,7 +431,15 @@ impl RunConfig {
             bail!("pipeline.max_message: {max_message} is outside 1024..=1073741824 bytes");
         }
         let record = parse_record(raw.record, base_dir, max_message)?;
+        let member_timeout_ms = raw
+            .pipeline
+            .member_timeout_ms
+            .map_or(flowcore_core::bars::MEMBER_TIMEOUT_MS, |ms| ms as i64);
+        if !(100..=86_400_000).contains(&member_timeout_ms) {
+            bail!("pipeline.member_timeout_ms: {member_timeout_ms} is outside 100..=86400000");
+        }
         Ok(Self {
+            member_timeout_ms,
             feeds,
             max_message,
             strategies,

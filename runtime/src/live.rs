@@ -56,6 +56,10 @@ pub struct RunSummary {
     pub histories: u64,
     /// Failed trade-history requests (retried a few times, then refused).
     pub history_errors: u64,
+    /// Open-interest answers applied.
+    pub open_interest_polls: u64,
+    /// Open-interest polls that failed or could not be read (the next poll is the retry).
+    pub open_interest_errors: u64,
     /// Connections lost (reconnected unless stopping).
     pub disconnects: u64,
     /// Failed connection attempts.
@@ -146,6 +150,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     }
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    engine.set_member_timeout_ms(config.member_timeout_ms);
     // Before any thread starts: a bus that cannot be created ends the run here.
     let shm = shm.or_else(|| config.shm.clone().map(BusConfig::new));
     let venues: Vec<Venue> = config.feeds.iter().map(|f| f.venue).collect();
@@ -246,6 +251,8 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         summary.snapshot_errors += s.snapshot_errors;
         summary.histories += s.histories;
         summary.history_errors += s.history_errors;
+        summary.open_interest_polls += s.open_interest_polls;
+        summary.open_interest_errors += s.open_interest_errors;
         summary.disconnects += s.disconnects;
         summary.connect_errors += s.connect_errors;
         summary.ring_waits += s.ring_waits;

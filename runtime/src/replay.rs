@@ -126,6 +126,9 @@ pub struct ReplayOptions {
     pub threads: ReplayThreads,
     /// Strategies run on the bars and tops (`--strategies FILE`); none by default.
     pub strategies: Vec<StrategyConfig>,
+    /// How long an aggregate waits for a silent member, receive time
+    /// ([`flowcore_core::bars::MEMBER_TIMEOUT_MS`] by default).
+    pub member_timeout_ms: i64,
 }
 
 /// How many threads a replay uses.
@@ -150,6 +153,7 @@ impl ReplayOptions {
             count_block_trades: false,
             // Spins briefly, then yields: fast on an idle machine, fair on a busy one.
             threads: ReplayThreads::Two(IdleStrategy::SpinYield),
+            member_timeout_ms: flowcore_core::bars::MEMBER_TIMEOUT_MS,
             strategies: Vec::new(),
         }
     }
@@ -276,6 +280,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         count_block_trades,
         threads,
         strategies,
+        member_timeout_ms,
     } = options;
     if inputs.is_empty() {
         bail!("no recordings given: expected VENUE=FILE arguments");
@@ -302,8 +307,9 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         .iter()
         .map(|c| VenueParser::new(c.venue, table.clone()).counting_block_trades(count_block_trades))
         .collect();
-    let engine =
+    let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
+    engine.set_member_timeout_ms(member_timeout_ms);
     for chain in &mut chains {
         chain.advance()?;
     }

@@ -20,7 +20,9 @@
  *     fcshm_close(&bars);
  *
  * fcshm_bus_open() opens symbols.table plus a set of rings and checks that all carry one
- * writer_epoch; fcshm_table_read() reads a table slot (symbols, book20);
+ * writer_epoch (the optional streams, stats and strategies, may be absent: an older writer;
+ * see FCSHM_OPTIONAL_STREAMS); fcshm_table_read() reads a table slot (symbols, book20,
+ * strategies);
  * fcshm_file_replaced() detects a writer restart (path names a new inode with a new epoch:
  * close, reopen, read from sequence 0).
  *
@@ -88,9 +90,15 @@ enum fcshm_stream_id {
     FCSHM_STREAM_BOOK20 = 5,
     FCSHM_STREAM_HEALTH = 6,
     FCSHM_STREAM_SIGNALS = 7,
-    FCSHM_STREAM_SYMBOLS = 8
+    FCSHM_STREAM_SYMBOLS = 8,
+    FCSHM_STREAM_STATS = 9,
+    FCSHM_STREAM_STRATEGIES = 10
 };
-#define FCSHM_STREAM_MAX 8
+#define FCSHM_STREAM_MAX 10
+/* Streams added after the first writers (ABI.md "Optional files"): an older writer's bus has
+ * no file for them. fcshm_bus_open() opens them last and leaves a missing one out of
+ * bus->mask instead of failing. */
+#define FCSHM_OPTIONAL_STREAMS ((1u << FCSHM_STREAM_STATS) | (1u << FCSHM_STREAM_STRATEGIES))
 
 /* Venue codes of SymbolRecord.venue */
 #define FCSHM_VENUE_BINANCE_SPOT 1u
@@ -118,6 +126,19 @@ enum fcshm_stream_id {
 #define FCSHM_TRADE_NOT_TAKER (1u << 2)
 /* Book20Record.flags */
 #define FCSHM_BOOK_SYNCED (1u << 0)
+/* StatsRecord.flags: the field is set (else 0) */
+#define FCSHM_STATS_MARK_SET (1u << 0)
+#define FCSHM_STATS_INDEX_SET (1u << 1)
+#define FCSHM_STATS_OPEN_INTEREST_SET (1u << 2)
+#define FCSHM_STATS_FUNDING_RATE_SET (1u << 3)
+#define FCSHM_STATS_NEXT_FUNDING_SET (1u << 4)
+#define FCSHM_STATS_LOCAL_NS_SET (1u << 5)
+/* StatsRecord mark_px/index_px and funding_rate scales (open_interest: the symbol's size_scale) */
+#define FCSHM_STAT_PRICE_SCALE 8u
+#define FCSHM_FUNDING_RATE_SCALE 8u
+/* strategies.table: slots (strategy ids 0..255) and the name field's size */
+#define FCSHM_STRATEGY_SLOTS 256u
+#define FCSHM_STRATEGY_NAME_LEN 32u
 /* TopRecord obi_l1/obi, SignalRecord confidence/score scale */
 #define FCSHM_OBI_SCALE 9u
 
@@ -234,17 +255,17 @@ typedef struct fcshm_bar {
     int64_t buy_notional;              /*  88: i64 */
     int64_t sell_notional;             /*  96: i64 */
     uint32_t trades;                   /* 104: u32 */
-    uint32_t reserved0;                /* 108: u32 */
+    uint32_t members;                  /* 108: u32 (record version 2) */
     int64_t publish_ns;                /* 112: i64 */
 } fcshm_bar;
 #define FCSHM_BAR_RECORD_SIZE 120u
 #define FCSHM_BAR_SLOT_SIZE 128u
-#define FCSHM_BAR_LAYOUT_HASH UINT64_C(0x6597b3a6b2c1c297)
+#define FCSHM_BAR_LAYOUT_HASH UINT64_C(0x60bd11d1338e3d40)
 #define FCSHM_BAR_FIELDS \
     "ts_ms:i64@0;symbol_id:u32@8;flags:u32@12;open:i64@16;high:i64@24;" \
     "low:i64@32;close:i64@40;buy_qty:i64@48;sell_qty:i64@56;delta:i64@64;" \
     "cvd:i64@72;vwap:i64@80;buy_notional:i64@88;sell_notional:i64@96;" \
-    "trades:u32@104;reserved0:u32@108;publish_ns:i64@112;"
+    "trades:u32@104;members:u32@108;publish_ns:i64@112;"
 _Static_assert(sizeof(fcshm_bar) == 120, "BarRecord size");
 _Static_assert(offsetof(fcshm_bar, ts_ms) == 0, "BarRecord.ts_ms offset");
 _Static_assert(offsetof(fcshm_bar, symbol_id) == 8, "BarRecord.symbol_id offset");
@@ -261,7 +282,7 @@ _Static_assert(offsetof(fcshm_bar, vwap) == 80, "BarRecord.vwap offset");
 _Static_assert(offsetof(fcshm_bar, buy_notional) == 88, "BarRecord.buy_notional offset");
 _Static_assert(offsetof(fcshm_bar, sell_notional) == 96, "BarRecord.sell_notional offset");
 _Static_assert(offsetof(fcshm_bar, trades) == 104, "BarRecord.trades offset");
-_Static_assert(offsetof(fcshm_bar, reserved0) == 108, "BarRecord.reserved0 offset");
+_Static_assert(offsetof(fcshm_bar, members) == 108, "BarRecord.members offset");
 _Static_assert(offsetof(fcshm_bar, publish_ns) == 112, "BarRecord.publish_ns offset");
 
 /* TopRecord: 120 bytes, slot 128 */
@@ -457,6 +478,59 @@ _Static_assert(offsetof(fcshm_signal, spot_cvd) == 88, "SignalRecord.spot_cvd of
 _Static_assert(offsetof(fcshm_signal, perp_cvd) == 96, "SignalRecord.perp_cvd offset");
 _Static_assert(offsetof(fcshm_signal, reserved) == 104, "SignalRecord.reserved offset");
 
+/* StatsRecord: 120 bytes, slot 128 */
+typedef struct fcshm_stats {
+    int64_t ts_ms;                     /*   0: i64 */
+    uint32_t symbol_id;                /*   8: u32 */
+    uint32_t flags;                    /*  12: u32 */
+    int64_t mark_px;                   /*  16: i64 */
+    int64_t index_px;                  /*  24: i64 */
+    int64_t open_interest;             /*  32: i64 */
+    int64_t funding_rate;              /*  40: i64 */
+    int64_t next_funding_ms;           /*  48: i64 */
+    int64_t local_ns;                  /*  56: i64 */
+    int64_t publish_ns;                /*  64: i64 */
+    uint64_t reserved[6];              /*  72: [u64; 6] */
+} fcshm_stats;
+#define FCSHM_STATS_RECORD_SIZE 120u
+#define FCSHM_STATS_SLOT_SIZE 128u
+#define FCSHM_STATS_LAYOUT_HASH UINT64_C(0x02531228e4d13906)
+#define FCSHM_STATS_FIELDS \
+    "ts_ms:i64@0;symbol_id:u32@8;flags:u32@12;mark_px:i64@16;index_px:i64@24;" \
+    "open_interest:i64@32;funding_rate:i64@40;next_funding_ms:i64@48;" \
+    "local_ns:i64@56;publish_ns:i64@64;reserved:[u64; 6]@72;"
+_Static_assert(sizeof(fcshm_stats) == 120, "StatsRecord size");
+_Static_assert(offsetof(fcshm_stats, ts_ms) == 0, "StatsRecord.ts_ms offset");
+_Static_assert(offsetof(fcshm_stats, symbol_id) == 8, "StatsRecord.symbol_id offset");
+_Static_assert(offsetof(fcshm_stats, flags) == 12, "StatsRecord.flags offset");
+_Static_assert(offsetof(fcshm_stats, mark_px) == 16, "StatsRecord.mark_px offset");
+_Static_assert(offsetof(fcshm_stats, index_px) == 24, "StatsRecord.index_px offset");
+_Static_assert(offsetof(fcshm_stats, open_interest) == 32, "StatsRecord.open_interest offset");
+_Static_assert(offsetof(fcshm_stats, funding_rate) == 40, "StatsRecord.funding_rate offset");
+_Static_assert(offsetof(fcshm_stats, next_funding_ms) == 48, "StatsRecord.next_funding_ms offset");
+_Static_assert(offsetof(fcshm_stats, local_ns) == 56, "StatsRecord.local_ns offset");
+_Static_assert(offsetof(fcshm_stats, publish_ns) == 64, "StatsRecord.publish_ns offset");
+_Static_assert(offsetof(fcshm_stats, reserved) == 72, "StatsRecord.reserved offset");
+
+/* StrategyRecord: 56 bytes, slot 64 */
+typedef struct fcshm_strategy {
+    uint32_t strategy_id;              /*   0: u32 */
+    uint32_t symbol_id;                /*   4: u32 */
+    uint8_t name[32];                  /*   8: [u8; 32] */
+    uint64_t reserved[2];              /*  40: [u64; 2] */
+} fcshm_strategy;
+#define FCSHM_STRATEGY_RECORD_SIZE 56u
+#define FCSHM_STRATEGY_SLOT_SIZE 64u
+#define FCSHM_STRATEGY_LAYOUT_HASH UINT64_C(0xaa288f074297b652)
+#define FCSHM_STRATEGY_FIELDS \
+    "strategy_id:u32@0;symbol_id:u32@4;name:[u8; 32]@8;reserved:[u64; 2]@40;"
+_Static_assert(sizeof(fcshm_strategy) == 56, "StrategyRecord size");
+_Static_assert(offsetof(fcshm_strategy, strategy_id) == 0, "StrategyRecord.strategy_id offset");
+_Static_assert(offsetof(fcshm_strategy, symbol_id) == 4, "StrategyRecord.symbol_id offset");
+_Static_assert(offsetof(fcshm_strategy, name) == 8, "StrategyRecord.name offset");
+_Static_assert(offsetof(fcshm_strategy, reserved) == 40, "StrategyRecord.reserved offset");
+_Static_assert(sizeof(((fcshm_strategy *)0)->name) == FCSHM_STRATEGY_NAME_LEN, "StrategyRecord.name size");
+
 #define FCSHM_MAX_RECORD_SIZE 680u
 #define FCSHM_MAX_RECORD_WORDS (FCSHM_MAX_RECORD_SIZE / 8u)
 
@@ -477,11 +551,11 @@ typedef struct fcshm_stream_info {
     const char *fields;       /* layout_hash input */
 } fcshm_stream_info;
 
-/* Info for a stream id (1..8), NULL for an unknown id. */
+/* Info for a stream id (1..FCSHM_STREAM_MAX), NULL for an unknown id. */
 static inline const fcshm_stream_info *fcshm_stream_info_get(uint32_t stream) {
     static const fcshm_stream_info table[FCSHM_STREAM_MAX] = {
         {FCSHM_STREAM_BARS, FCSHM_KIND_RING, "bars", "bars.ring", "BarRecord",
-         FCSHM_BAR_RECORD_SIZE, FCSHM_BAR_SLOT_SIZE, 1, FCSHM_BAR_LAYOUT_HASH, FCSHM_BAR_FIELDS},
+         FCSHM_BAR_RECORD_SIZE, FCSHM_BAR_SLOT_SIZE, 2, FCSHM_BAR_LAYOUT_HASH, FCSHM_BAR_FIELDS},
         {FCSHM_STREAM_TOPS, FCSHM_KIND_RING, "tops", "tops.ring", "TopRecord",
          FCSHM_TOP_RECORD_SIZE, FCSHM_TOP_SLOT_SIZE, 1, FCSHM_TOP_LAYOUT_HASH, FCSHM_TOP_FIELDS},
         {FCSHM_STREAM_TRADES, FCSHM_KIND_RING, "trades", "trades.ring", "TradeRecord",
@@ -501,6 +575,12 @@ static inline const fcshm_stream_info *fcshm_stream_info_get(uint32_t stream) {
         {FCSHM_STREAM_SYMBOLS, FCSHM_KIND_TABLE, "symbols", "symbols.table", "SymbolRecord",
          FCSHM_SYMBOL_RECORD_SIZE, FCSHM_SYMBOL_SLOT_SIZE, 1, FCSHM_SYMBOL_LAYOUT_HASH,
          FCSHM_SYMBOL_FIELDS},
+        {FCSHM_STREAM_STATS, FCSHM_KIND_RING, "stats", "stats.ring", "StatsRecord",
+         FCSHM_STATS_RECORD_SIZE, FCSHM_STATS_SLOT_SIZE, 1, FCSHM_STATS_LAYOUT_HASH,
+         FCSHM_STATS_FIELDS},
+        {FCSHM_STREAM_STRATEGIES, FCSHM_KIND_TABLE, "strategies", "strategies.table",
+         "StrategyRecord", FCSHM_STRATEGY_RECORD_SIZE, FCSHM_STRATEGY_SLOT_SIZE, 1,
+         FCSHM_STRATEGY_LAYOUT_HASH, FCSHM_STRATEGY_FIELDS},
     };
     if (stream < 1 || stream > FCSHM_STREAM_MAX) return NULL;
     return &table[stream - 1];
@@ -950,6 +1030,7 @@ typedef struct fcshm_bus {
     uint64_t epoch;
     uint32_t mask;                             /* bit s: stream s is open */
     fcshm_file files[FCSHM_STREAM_MAX + 1];   /* indexed by stream id; [8] = symbols */
+    uint32_t absent;                           /* optional streams asked for but missing */
 } fcshm_bus;
 
 static inline void fcshm_bus_close(fcshm_bus *b) {
@@ -960,7 +1041,10 @@ static inline void fcshm_bus_close(fcshm_bus *b) {
 
 /* Opens DIR's symbols.table and every stream s with bit (1u << s) set in mask, and checks
  * they carry one writer_epoch. FCSHM_E_NOTFOUND / FCSHM_E_EPOCH: a start in progress or no
- * bus yet, retry; any other error: the files do not match this reader. */
+ * bus yet, retry; any other error: the files do not match this reader. An optional stream
+ * (FCSHM_OPTIONAL_STREAMS) that is missing is no error: the bus of an older writer. Its bit
+ * is then clear in b->mask and set in b->absent. Streams open in id order, so the optional
+ * ones (the highest ids) open last, as ABI.md asks. */
 static inline int fcshm_bus_open(fcshm_bus *b, const char *dir, uint32_t mask, char *err,
                                  size_t errlen) {
     memset(b, 0, sizeof *b);
@@ -970,6 +1054,10 @@ static inline int fcshm_bus_open(fcshm_bus *b, const char *dir, uint32_t mask, c
     for (uint32_t s = 1; s <= FCSHM_STREAM_MAX; s++) {
         if (!(mask & (1u << s))) continue;
         int rc = fcshm_open(&b->files[s], dir, s, err, errlen);
+        if (rc == FCSHM_E_NOTFOUND && (FCSHM_OPTIONAL_STREAMS & (1u << s))) {
+            b->absent |= 1u << s;
+            continue;
+        }
         if (rc != FCSHM_OK) {
             fcshm_bus_close(b);
             return rc;

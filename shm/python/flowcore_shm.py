@@ -50,7 +50,7 @@ import time
 __all__ = [
     "AbiError", "BusNotReady", "RecordType", "RECORD_TYPES", "STREAMS",
     "ShmFile", "Ring", "Table", "Bus", "writer_alive", "layout_hash", "fnv1a64",
-    "format_decimal", "bar_json", "top_json", "VENUES",
+    "format_decimal", "bar_json", "top_json", "signal_json", "stats_json", "VENUES",
 ]
 
 # ---------------------------------------------------------------------------
@@ -128,7 +128,7 @@ BAR_FIELDS = [
     ("high", "i64", 24), ("low", "i64", 32), ("close", "i64", 40), ("buy_qty", "i64", 48),
     ("sell_qty", "i64", 56), ("delta", "i64", 64), ("cvd", "i64", 72), ("vwap", "i64", 80),
     ("buy_notional", "i64", 88), ("sell_notional", "i64", 96), ("trades", "u32", 104),
-    ("reserved0", "u32", 108), ("publish_ns", "i64", 112),
+    ("members", "u32", 108), ("publish_ns", "i64", 112),
 ]
 TOP_FIELDS = [
     ("ts_ms", "i64", 0), ("symbol_id", "u32", 8), ("flags", "u32", 12), ("bid_px", "i64", 16),
@@ -164,6 +164,16 @@ SIGNAL_FIELDS = [
     ("entry_px", "i64", 40), ("stop_px", "i64", 48), ("take_profit_px", "i64", 56),
     ("confidence", "i64", 64), ("score", "i64", 72), ("size", "i64", 80),
     ("spot_cvd", "i64", 88), ("perp_cvd", "i64", 96), ("reserved", "[u64; 18]", 104),
+]
+STATS_FIELDS = [
+    ("ts_ms", "i64", 0), ("symbol_id", "u32", 8), ("flags", "u32", 12),
+    ("mark_px", "i64", 16), ("index_px", "i64", 24), ("open_interest", "i64", 32),
+    ("funding_rate", "i64", 40), ("next_funding_ms", "i64", 48), ("local_ns", "i64", 56),
+    ("publish_ns", "i64", 64), ("reserved", "[u64; 6]", 72),
+]
+STRATEGY_FIELDS = [
+    ("strategy_id", "u32", 0), ("symbol_id", "u32", 4), ("name", "[u8; 32]", 8),
+    ("reserved", "[u64; 2]", 40),
 ]
 
 _PRIM = {  # type -> (struct code, size)
@@ -292,19 +302,22 @@ class RecordType:
 # name -> (file, stream id, kind, RecordType)
 RECORD_TYPES = {
     "SymbolRecord": RecordType("SymbolRecord", SYMBOL_FIELDS, 96, 0xAAA9D2FC0C359631),
-    "BarRecord": RecordType("BarRecord", BAR_FIELDS, 120, 0x6597B3A6B2C1C297),
+    "BarRecord": RecordType("BarRecord", BAR_FIELDS, 120, 0x60BD11D1338E3D40, 2),
     "TopRecord": RecordType("TopRecord", TOP_FIELDS, 120, 0x83CE474E46B8D24F),
     "TradeRecord": RecordType("TradeRecord", TRADE_FIELDS, 56, 0xC0E2612477481AD8),
     "BboRecord": RecordType("BboRecord", BBO_FIELDS, 56, 0x6F7359CB31F3C7D5),
     "Book20Record": RecordType("Book20Record", BOOK20_FIELDS, 680, 0x8FBFD9761DDF360F),
     "HealthRecord": RecordType("HealthRecord", HEALTH_FIELDS, 192, 0x9952871D2B848C12, 2),
     "SignalRecord": RecordType("SignalRecord", SIGNAL_FIELDS, 248, 0x866EF03A450C28CD),
+    "StatsRecord": RecordType("StatsRecord", STATS_FIELDS, 120, 0x02531228E4D13906),
+    "StrategyRecord": RecordType("StrategyRecord", STRATEGY_FIELDS, 56, 0xAA288F074297B652),
 }
 
 # ABI.md documents these slot sizes; check the rounding rule reproduces them.
 for _n, _slot in (("SymbolRecord", 128), ("BarRecord", 128), ("TopRecord", 128),
                   ("TradeRecord", 64), ("BboRecord", 64), ("Book20Record", 704),
-                  ("HealthRecord", 256), ("SignalRecord", 256)):
+                  ("HealthRecord", 256), ("SignalRecord", 256), ("StatsRecord", 128),
+                  ("StrategyRecord", 64)):
     assert RECORD_TYPES[_n].slot_size == _slot, _n
 
 
@@ -326,8 +339,13 @@ STREAMS = {
     "health": StreamSpec("health", "health.ring", 6, KIND_RING, "HealthRecord"),
     "signals": StreamSpec("signals", "signals.ring", 7, KIND_RING, "SignalRecord"),
     "symbols": StreamSpec("symbols", "symbols.table", 8, KIND_TABLE, "SymbolRecord"),
+    "stats": StreamSpec("stats", "stats.ring", 9, KIND_RING, "StatsRecord"),
+    "strategies": StreamSpec("strategies", "strategies.table", 10, KIND_TABLE, "StrategyRecord"),
 }
 RING_STREAMS = [n for n, s in STREAMS.items() if s.kind == KIND_RING]
+# Streams an older writer does not make (ABI.md "Optional files"): opened after every other
+# file, and a missing one is a stream without records, not a start in progress.
+OPTIONAL_STREAMS = ("stats", "strategies")
 
 _HEADER_STRUCT = struct.Struct("<8sIIIIQQQIIQQII")  # offsets 0..80 (the fixed part)
 
@@ -633,27 +651,42 @@ class Bus:
     """All files of one bus directory, of one writer start (one writer_epoch).
 
     Raises BusNotReady when files are missing or of different epochs (retry), AbiError
-    when a file does not match the ABI."""
+    when a file does not match the ABI.  A missing optional stream (OPTIONAL_STREAMS: the
+    bus of an older writer) is left out of ``rings``/``tables`` and named in ``absent``.
+    With "signals", the "strategies" table is opened too (for ``strategy_name``)."""
 
     def __init__(self, dirpath, streams=None, start="next"):
         self.dir = dirpath
         names = list(streams) if streams is not None else list(RING_STREAMS) + ["book20"]
+        if "signals" in names and "strategies" not in names:
+            names.append("strategies")
+        for n in names:
+            if n not in STREAMS:
+                raise ValueError("unknown stream %r (known: %s)" % (n, ", ".join(STREAMS)))
+        # The optional files last: the writer creates them before the others.
+        names = ([n for n in names if n not in OPTIONAL_STREAMS]
+                 + [n for n in names if n in OPTIONAL_STREAMS])
         self.rings = {}
         self.tables = {}
+        self.absent = set()
         self.symbols = None
         self._symcache = {}
+        self._stratcache = {}
         try:
             self.symbols = Table(dirpath, STREAMS["symbols"])
             for n in names:
-                if n not in STREAMS:
-                    raise ValueError("unknown stream %r (known: %s)" % (n, ", ".join(STREAMS)))
                 spec = STREAMS[n]
                 if n == "symbols":
                     continue
-                if spec.kind == KIND_RING:
-                    self.rings[n] = Ring(dirpath, spec, start)
-                else:
-                    self.tables[n] = Table(dirpath, spec)
+                try:
+                    if spec.kind == KIND_RING:
+                        self.rings[n] = Ring(dirpath, spec, start)
+                    else:
+                        self.tables[n] = Table(dirpath, spec)
+                except BusNotReady:
+                    if n not in OPTIONAL_STREAMS:
+                        raise
+                    self.absent.add(n)
             epochs = {f.epoch for f in self.files()}
             if len(epochs) != 1:
                 raise BusNotReady("files of different writer epochs in %s: a writer start "
@@ -680,6 +713,21 @@ class Bus:
         sym = Symbol(*got)
         self._symcache[sid] = sym
         return sym
+
+    def strategy_name(self, strategy_id):
+        """The name of a strategy id from strategies.table (cached; re-read when its slot
+        changed), or None: no such slot, never written, or no table on this bus."""
+        table = self.tables.get("strategies")
+        if table is None or not 0 <= strategy_id < table.capacity:
+            return None
+        stamp = table.stamp(strategy_id)
+        cached = self._stratcache.get(strategy_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        got = table.read(strategy_id)
+        name = _cstr(got[1]["name"]) if got is not None else None
+        self._stratcache[strategy_id] = (got[0] if got is not None else 0, name)
+        return name
 
     def restarted(self):
         """True when any file was replaced by a new writer start (different inode and epoch)."""
@@ -733,14 +781,16 @@ def bar_json(r, sym):
     ohlc = bool(f & 2)
     return ('{"venue":%s,"symbol":%s,"ts":%d,"open":%s,"high":%s,"low":%s,"close":%s,'
             '"buy_qty":%s,"sell_qty":%s,"delta":%s,"cvd":%s,"trades":%d,"vwap":%s,'
-            '"buy_notional":%s,"sell_notional":%s,"complete":%s}') % (
+            '"buy_notional":%s,"sell_notional":%s,"complete":%s%s}') % (
         _jstr(sym.venue), _jstr(sym.symbol), r["ts_ms"],
         _opt(ohlc, r["open"], ps), _opt(ohlc, r["high"], ps), _opt(ohlc, r["low"], ps),
         _opt(ohlc, r["close"], ps),
         _q(r["buy_qty"], ss), _q(r["sell_qty"], ss), _q(r["delta"], ss), _q(r["cvd"], ss),
         r["trades"], _opt(f & 4, r["vwap"], ps),
         _q(r["buy_notional"], ns), _q(r["sell_notional"], ns),
-        "true" if f & 1 else "false")
+        "true" if f & 1 else "false",
+        # Aggregates say whose bars the second holds.
+        ',"members":%d' % r["members"] if sym.venue in ("agg-spot", "agg-perp") else "")
 
 
 def top_json(r, sym):
@@ -764,14 +814,15 @@ AGG_QTY_SCALE = 8
 SIGNAL_CVD_SATURATED = 1 << 31
 
 
-def signal_json(r, sym):
-    """A signal exactly as `flowcore replay --signals-out` writes it, less the strategy's
-    name (the bus carries its id: the index of its [[strategy]] table)."""
+def signal_json(r, sym, strategy=None):
+    """A signal exactly as `flowcore replay --signals-out` writes it; ``strategy`` is its
+    strategy's name (Bus.strategy_name), left out of the row when None."""
     ps, ss = sym.price_scale, sym.size_scale
-    return ('{"id":%d,"strategy_id":%d,"venue":%s,"symbol":%s,"exch_ns":%d,"local_ns":%d,'
+    name = ',"strategy":%s' % _jstr(strategy) if strategy is not None else ""
+    return ('{"id":%d,"strategy_id":%d%s,"venue":%s,"symbol":%s,"exch_ns":%d,"local_ns":%d,'
             '"action":%s,"tier":%s,"reason_bits":%d,"entry":%s,"stop":%s,"target":%s,'
             '"confidence":%s,"score":%s,"size":%s,"spot_cvd":%s,"perp_cvd":%s}') % (
-        r["signal_id"], r["strategy_id"], _jstr(sym.venue), _jstr(sym.symbol),
+        r["signal_id"], r["strategy_id"], name, _jstr(sym.venue), _jstr(sym.symbol),
         r["exch_ns"], r["local_ns"],
         _jstr(SIGNAL_ACTIONS.get(r["action"], "unknown")),
         _jstr(SIGNAL_TIERS.get(r["tier"], "unknown")),
@@ -781,6 +832,27 @@ def signal_json(r, sym):
         _q(r["confidence"], SIGNAL_FRACTION_SCALE), _q(r["score"], SIGNAL_FRACTION_SCALE),
         _opt(r["size"], r["size"], ss),
         _q(r["spot_cvd"], AGG_QTY_SCALE), _q(r["perp_cvd"], AGG_QTY_SCALE))
+
+
+# StatsRecord scales (ABI.md "stats.ring"): mark and index price, funding rate.  Open
+# interest is at the symbol's size scale.
+STAT_PRICE_SCALE = 8
+FUNDING_RATE_SCALE = 8
+STATS_HAS_MARK, STATS_HAS_INDEX, STATS_HAS_OPEN_INTEREST = 1, 2, 4
+STATS_HAS_FUNDING_RATE, STATS_HAS_NEXT_FUNDING, STATS_HAS_LOCAL_NS = 8, 16, 32
+
+
+def stats_json(r, sym):
+    """Venue statistics exactly as `flowcore replay --stats-out` writes them."""
+    f = r["flags"]
+    return ('{"venue":%s,"symbol":%s,"ts":%d,"mark_px":%s,"index_px":%s,"open_interest":%s,'
+            '"funding_rate":%s,"next_funding_ms":%s}') % (
+        _jstr(sym.venue), _jstr(sym.symbol), r["ts_ms"],
+        _opt(f & STATS_HAS_MARK, r["mark_px"], STAT_PRICE_SCALE),
+        _opt(f & STATS_HAS_INDEX, r["index_px"], STAT_PRICE_SCALE),
+        _opt(f & STATS_HAS_OPEN_INTEREST, r["open_interest"], sym.size_scale),
+        _opt(f & STATS_HAS_FUNDING_RATE, r["funding_rate"], FUNDING_RATE_SCALE),
+        "%d" % r["next_funding_ms"] if f & STATS_HAS_NEXT_FUNDING else "null")
 
 
 def _plain(v):
@@ -812,6 +884,8 @@ def text_line(stream, r, sym):
         j = json.loads(bar_json(r, sym))
     elif stream == "tops" and sym is not None:
         j = json.loads(top_json(r, sym))
+    elif stream == "stats" and sym is not None:
+        j = json.loads(stats_json(r, sym))
     else:
         j = json.loads(generic_json(stream, r, sym))
         j.pop("stream", None)
@@ -857,9 +931,10 @@ def main(argv=None):
     ap.add_argument("--from-latest", action="store_true",
                     help="start at the latest record of each ring")
     ap.add_argument("--json", action="store_true",
-                    help="JSON lines (bars and tops exactly as the replay JSONL rows)")
+                    help="JSON lines (bars, tops, signals and stats exactly as the replay "
+                         "JSONL rows)")
     ap.add_argument("--streams", default="bars,tops",
-                    help="comma-separated rings: bars,tops,trades,bbo,health,signals")
+                    help="comma-separated rings: bars,tops,trades,bbo,health,signals,stats")
     ap.add_argument("--follow", action="store_true",
                     help="keep waiting for a writer (re)start instead of ending")
     ap.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
@@ -890,7 +965,9 @@ def main(argv=None):
         while True:
             progressed = False
             for name in streams:
-                ring = bus.rings[name]
+                ring = bus.rings.get(name)
+                if ring is None:
+                    continue                 # an optional ring an older writer does not make
                 for _ in range(4096):
                     got = ring.try_read()
                     if got is None:
@@ -898,7 +975,7 @@ def main(argv=None):
                     progressed = True
                     _seq, rec = got
                     sym = bus.symbol(rec["symbol_id"]) if "symbol_id" in rec else None
-                    if sym is None and name in ("bars", "tops"):
+                    if sym is None and name in ("bars", "tops", "stats", "signals"):
                         # symbol table slot not (yet) readable: the writer publishes the
                         # table at its start, so wait briefly for it
                         for _ in range(2000):
@@ -915,7 +992,9 @@ def main(argv=None):
                         elif name == "tops":
                             line = top_json(rec, sym)
                         elif name == "signals":
-                            line = signal_json(rec, sym)
+                            line = signal_json(rec, sym, bus.strategy_name(rec["strategy_id"]))
+                        elif name == "stats":
+                            line = stats_json(rec, sym)
                         else:
                             line = generic_json(name, rec, sym)
                     else:

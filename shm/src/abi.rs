@@ -52,11 +52,15 @@ pub enum StreamId {
     Signals = 7,
     /// [`SymbolRecord`] table, `symbols.table`: what each symbol id means.
     Symbols = 8,
+    /// [`StatsRecord`] ring, `stats.ring`: venue statistics per instrument per second.
+    Stats = 9,
+    /// [`StrategyRecord`] table, `strategies.table`: what each strategy id means.
+    Strategies = 10,
 }
 
 impl StreamId {
     /// Every stream, in id order.
-    pub const ALL: [StreamId; 8] = [
+    pub const ALL: [StreamId; 10] = [
         StreamId::Bars,
         StreamId::Tops,
         StreamId::Trades,
@@ -65,7 +69,15 @@ impl StreamId {
         StreamId::Health,
         StreamId::Signals,
         StreamId::Symbols,
+        StreamId::Stats,
+        StreamId::Strategies,
     ];
+
+    /// True for the streams added after the first writers: a bus of an older writer has
+    /// no file for them, and readers treat that as a stream with no records.
+    pub const fn is_optional(self) -> bool {
+        matches!(self, StreamId::Stats | StreamId::Strategies)
+    }
 
     /// The file name under the bus directory.
     pub const fn file_name(self) -> &'static str {
@@ -78,13 +90,15 @@ impl StreamId {
             StreamId::Health => "health.ring",
             StreamId::Signals => "signals.ring",
             StreamId::Symbols => "symbols.table",
+            StreamId::Stats => "stats.ring",
+            StreamId::Strategies => "strategies.table",
         }
     }
 
     /// Ring or table.
     pub const fn kind(self) -> FileKind {
         match self {
-            StreamId::Book20 | StreamId::Symbols => FileKind::Table,
+            StreamId::Book20 | StreamId::Symbols | StreamId::Strategies => FileKind::Table,
             _ => FileKind::Ring,
         }
     }
@@ -100,6 +114,8 @@ impl StreamId {
             6 => StreamId::Health,
             7 => StreamId::Signals,
             8 => StreamId::Symbols,
+            9 => StreamId::Stats,
+            10 => StreamId::Strategies,
             _ => return None,
         })
     }
@@ -285,6 +301,18 @@ pub mod flags {
     pub const TRADE_AGGREGATED: u32 = 1 << 1;
     /// [`super::TradeRecord`]: not taker flow (excluded from bars), e.g. an insurance fund fill.
     pub const TRADE_NOT_TAKER_FLOW: u32 = 1 << 2;
+    /// [`super::StatsRecord`]: `mark_px` is set.
+    pub const STATS_HAS_MARK: u32 = 1 << 0;
+    /// [`super::StatsRecord`]: `index_px` is set.
+    pub const STATS_HAS_INDEX: u32 = 1 << 1;
+    /// [`super::StatsRecord`]: `open_interest` is set.
+    pub const STATS_HAS_OPEN_INTEREST: u32 = 1 << 2;
+    /// [`super::StatsRecord`]: `funding_rate` is set.
+    pub const STATS_HAS_FUNDING_RATE: u32 = 1 << 3;
+    /// [`super::StatsRecord`]: `next_funding_ms` is set.
+    pub const STATS_HAS_NEXT_FUNDING: u32 = 1 << 4;
+    /// [`super::StatsRecord`]: `local_ns` is set.
+    pub const STATS_HAS_LOCAL_NS: u32 = 1 << 5;
 }
 
 /// [`SymbolRecord::venue`] values.
@@ -348,7 +376,7 @@ abi_record! {
 
 abi_record! {
     /// One final one-second bar of an instrument or an aggregate.
-    pub struct BarRecord: stream Bars, version 1, size 120 {
+    pub struct BarRecord: stream Bars, version 2, size 120 {
         /// Start of the second, ms since the Unix epoch.
         pub ts_ms: i64,
         /// See [`SymbolRecord`].
@@ -379,8 +407,10 @@ abi_record! {
         pub sell_notional: i64,
         /// Number of trades.
         pub trades: u32,
-        /// Reserved, zero.
-        pub reserved0: u32,
+        /// Aggregates: the members whose bars the second holds, bit `i` for the `i`-th
+        /// instrument of the symbols table with the aggregate's base and kind, in symbol-id
+        /// order (the first 32; record version 2, was reserved); 0 for an instrument.
+        pub members: u32,
         /// Writer's clock when published, ns since the Unix epoch.
         pub publish_ns: i64,
     }
@@ -625,6 +655,68 @@ abi_record! {
     }
 }
 
+/// Scale of [`StatsRecord::mark_px`] and [`StatsRecord::index_px`]: one scale for every
+/// venue, not the symbol's price scale.
+pub const STAT_PRICE_SCALE: u8 = flowcore_core::venue_stats::STAT_PRICE_SCALE;
+/// Scale of [`StatsRecord::funding_rate`].
+pub const FUNDING_RATE_SCALE: u8 = flowcore_core::venue_stats::FUNDING_RATE_SCALE;
+
+abi_record! {
+    /// One instrument's venue statistics at the end of a second in which one changed.
+    pub struct StatsRecord: stream Stats, version 1, size 120 {
+        /// Start of the second, ms since the Unix epoch (exchange time).
+        pub ts_ms: i64,
+        /// See [`SymbolRecord`] (always an instrument).
+        pub symbol_id: u32,
+        /// `flags::STATS_HAS_*`: which fields are set (an unset field is 0).
+        pub flags: u32,
+        /// Mark price at [`STAT_PRICE_SCALE`].
+        pub mark_px: i64,
+        /// Index price at [`STAT_PRICE_SCALE`].
+        pub index_px: i64,
+        /// Open interest at the symbol's size scale.
+        pub open_interest: i64,
+        /// Funding rate per interval at [`FUNDING_RATE_SCALE`].
+        pub funding_rate: i64,
+        /// Next funding time, ms since the Unix epoch.
+        pub next_funding_ms: i64,
+        /// Local receive time of the last update in the row, ns since the Unix epoch.
+        pub local_ns: i64,
+        /// Writer's clock when published, ns since the Unix epoch.
+        pub publish_ns: i64,
+        /// Reserved, zero.
+        pub reserved: [u64; 6],
+    }
+}
+
+/// Slots of `strategies.table`: the strategy ids a bus can name. The table is created with
+/// the bus, before the run's strategies are known, so its size is fixed; a strategy with a
+/// larger id publishes signals without a name.
+pub const STRATEGY_SLOTS: u64 = 256;
+
+/// Bytes of [`StrategyRecord::name`].
+pub const STRATEGY_NAME_LEN: usize = 32;
+
+abi_record! {
+    /// What a strategy id means: the strategy's name and the symbol it runs on.
+    pub struct StrategyRecord: stream Strategies, version 1, size 56 {
+        /// The id signals carry (the slot index of this record).
+        pub strategy_id: u32,
+        /// See [`SymbolRecord`]: the symbol the instance runs on.
+        pub symbol_id: u32,
+        /// The registered strategy name (`ema_cross`), ASCII, NUL padded.
+        pub name: [u8; 32],
+        /// Reserved, zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+// The constant is the field's size.
+const _: () = assert!(
+    core::mem::offset_of!(StrategyRecord, reserved) - core::mem::offset_of!(StrategyRecord, name)
+        == STRATEGY_NAME_LEN
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,6 +727,15 @@ mod tests {
         assert_eq!(slot_size(56), 64);
         assert_eq!(slot_size(680), 704);
         assert_eq!(slot_size(248), 256);
+        assert_eq!(slot_size(core::mem::size_of::<StatsRecord>()), 128);
+        assert_eq!(slot_size(core::mem::size_of::<StrategyRecord>()), 64);
+    }
+
+    #[test]
+    fn every_registered_strategy_name_fits_the_strategy_record() {
+        for (name, _) in flowcore_core::strategy::REGISTRY {
+            assert!(name.len() <= STRATEGY_NAME_LEN, "{name}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A bus directory: the writer's lock and every stream file of one writer start.
 
 use crate::abi::{
-    BarRecord, BboRecord, Book20Record, HealthRecord, SignalRecord, SymbolRecord, TopRecord,
-    TradeRecord,
+    BarRecord, BboRecord, Book20Record, HealthRecord, SignalRecord, StatsRecord, StrategyRecord,
+    SymbolRecord, TopRecord, TradeRecord, STRATEGY_SLOTS,
 };
 use crate::error::ShmError;
 use crate::file::Permissions;
@@ -20,7 +20,8 @@ pub const DEFAULT_DIR: &str = "/dev/shm/flowcore";
 /// Name of the lock file a writer holds an exclusive `flock` on while it lives.
 pub const LOCK_FILE: &str = "writer.lock";
 
-/// Ring capacities (records; powers of two).
+/// Ring capacities (records; powers of two). The stats ring has no entry of its own: see
+/// [`Capacities::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacities {
     /// Bars (128-byte slots).
@@ -48,6 +49,16 @@ impl Default for Capacities {
             health: 1 << 12,
             signals: 1 << 14,
         }
+    }
+}
+
+impl Capacities {
+    /// The stats ring's capacity: the tops ring's. Both carry at most one record per
+    /// instrument per second (stats only for seconds in which a statistic changed), so the
+    /// same capacity holds at least as many seconds of stats as of tops, and a bus made
+    /// small for one purpose (`flowcore signal`) keeps it small too.
+    pub const fn stats(&self) -> u64 {
+        self.tops
     }
 }
 
@@ -91,6 +102,11 @@ pub struct BusWriter {
     pub signals: RingWriter<SignalRecord>,
     /// Latest top-20 book per symbol.
     pub book20: TableWriter<Book20Record>,
+    /// Per-second venue statistics.
+    pub stats: RingWriter<StatsRecord>,
+    /// What each strategy id means ([`STRATEGY_SLOTS`] keys, empty until the writer's
+    /// strategies are known).
+    pub strategies: TableWriter<StrategyRecord>,
     epoch: u64,
     _lock: File,
 }
@@ -105,7 +121,11 @@ impl BusWriter {
     /// Takes the writer lock of `config.dir` (creating the directory) and creates every
     /// stream file anew with a fresh epoch. `symbols[k]` describes symbol id `k`; the
     /// symbol table is written before any other file, so a reader that finds the streams
-    /// finds the symbols of the same epoch.
+    /// finds the symbols of the same epoch. The optional streams
+    /// ([`StreamId::is_optional`](crate::abi::StreamId::is_optional)) come next, before the
+    /// rest: a reader that opens them last and finds one missing while the others agree on
+    /// the epoch knows that the writer does not make it (an older writer), not that it is
+    /// still to come.
     pub fn create(config: &BusConfig, symbols: &[SymbolRecord]) -> Result<Self, ShmError> {
         let dir = &config.dir;
         std::fs::DirBuilder::new()
@@ -134,6 +154,8 @@ impl BusWriter {
         for (k, s) in symbols.iter().enumerate() {
             table.update(k as u32, s)?;
         }
+        let strategies = TableWriter::create(dir, STRATEGY_SLOTS, epoch, now, p)?;
+        let stats = RingWriter::create(dir, c.stats(), epoch, now, p)?;
         Ok(Self {
             bars: RingWriter::create(dir, c.bars, epoch, now, p)?,
             tops: RingWriter::create(dir, c.tops, epoch, now, p)?,
@@ -142,6 +164,8 @@ impl BusWriter {
             health: RingWriter::create(dir, c.health, epoch, now, p)?,
             signals: RingWriter::create(dir, c.signals, epoch, now, p)?,
             book20: TableWriter::create(dir, symbols.len().max(1) as u64, epoch, now, p)?,
+            stats,
+            strategies,
             epoch,
             _lock: lock,
         })
@@ -152,7 +176,8 @@ impl BusWriter {
         self.epoch
     }
 
-    /// Stores `now_ns` as every file's heartbeat.
+    /// Stores `now_ns` as every file's heartbeat but the tables that say what ids mean
+    /// (`symbols.table`, `strategies.table`).
     pub fn heartbeat(&self, now_ns: u64) {
         self.bars.heartbeat(now_ns);
         self.tops.heartbeat(now_ns);
@@ -161,6 +186,7 @@ impl BusWriter {
         self.health.heartbeat(now_ns);
         self.signals.heartbeat(now_ns);
         self.book20.heartbeat(now_ns);
+        self.stats.heartbeat(now_ns);
     }
 }
 
@@ -252,7 +278,24 @@ pub struct BusReader {
     pub signals: RingReader<SignalRecord>,
     /// Latest top-20 books.
     pub book20: TableReader<Book20Record>,
+    /// Venue statistics; `None` on the bus of a writer older than this stream.
+    pub stats: Option<RingReader<StatsRecord>>,
+    /// Strategy names; `None` on the bus of a writer older than this table. Read it with
+    /// [`BusReader::strategy`] when a signal arrives: the writer fills it after the bus is
+    /// created, before its first signal.
+    pub strategies: Option<TableReader<StrategyRecord>>,
     dir: PathBuf,
+}
+
+/// `Ok(None)` for an optional stream whose file is missing (an older writer).
+fn optional<T>(opened: Result<T, ShmError>) -> Result<Option<T>, ShmError> {
+    match opened {
+        Ok(t) => Ok(Some(t)),
+        Err(ShmError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl BusReader {
@@ -272,6 +315,9 @@ impl BusReader {
             health: RingReader::open(dir, from)?,
             signals: RingReader::open(dir, from)?,
             book20: TableReader::open(dir)?,
+            // Last: the writer creates them before the others (see `BusWriter::create`).
+            stats: optional(RingReader::open(dir, from))?,
+            strategies: optional(TableReader::open(dir))?,
             dir: dir.to_path_buf(),
         };
         let epoch = table.header().writer_epoch;
@@ -284,7 +330,15 @@ impl BusReader {
             reader.signals.header().writer_epoch,
             reader.book20.header().writer_epoch,
         ];
-        if epochs.iter().any(|&e| e != epoch) {
+        let optional = [
+            reader.stats.as_ref().map(|r| r.header().writer_epoch),
+            reader.strategies.as_ref().map(|t| t.header().writer_epoch),
+        ];
+        if epochs
+            .iter()
+            .chain(optional.iter().flatten())
+            .any(|&e| e != epoch)
+        {
             return Err(ShmError::MixedEpochs(dir.to_path_buf()));
         }
         Ok(reader)
@@ -317,6 +371,13 @@ impl BusReader {
     /// The symbol of an id, if the table has it.
     pub fn symbol(&self, id: u32) -> Option<&SymbolRecord> {
         self.symbols.get(id as usize)
+    }
+
+    /// The strategy of an id as the table holds it now, if it has it (never for an id
+    /// outside the table, or on a bus without one).
+    pub fn strategy(&mut self, id: u32) -> Option<StrategyRecord> {
+        let (record, _) = self.strategies.as_mut()?.read(id)?;
+        Some(record)
     }
 
     /// Whether the writer of this bus is alive (see [`writer_alive`]).

@@ -2,9 +2,9 @@
 //!
 //! A writer (`flowcore run` or `flowcore replay --shm DIR`) owns a directory of files
 //! (`/dev/shm/flowcore` by default): append-only rings of bars, tops, trades, best bid/ask,
-//! health and signals, and latest-value tables of symbols and top-20 books. Each record
-//! sits in a 64-byte aligned slot guarded by a sequence stamp, so readers in any language
-//! read without locks and without ever writing shared memory. The byte-level contract is
+//! health, signals and venue statistics, and latest-value tables of symbols, strategies and
+//! top-20 books. Each record sits in a 64-byte aligned slot guarded by a sequence stamp, so
+//! readers in any language read without locks and without ever writing shared memory. The byte-level contract is
 //! `shm/ABI.md`; [`abi`] is the same as code, checked at compile time.
 //!
 //! May depend on `flowcore-core` only (the engine it publishes from): never on the feeds.

@@ -1,12 +1,13 @@
 //! From the engine's outputs to bus records: the one place that knows both.
 //!
 //! The core thread calls [`Publisher::on_event`] after the engine consumed each event, and
-//! passes the publisher as (part of) the engine's sink for bars and tops. Symbol ids are
-//! instrument ids, then aggregate ids after the last instrument.
+//! passes the publisher as (part of) the engine's sink for bars, tops and venue statistics.
+//! Symbol ids are instrument ids, then aggregate ids after the last instrument.
 
 use crate::abi::{
     action, flags, health, tier, venue, BarRecord, BboRecord, Book20Record, HealthRecord,
-    SignalRecord, SymbolRecord, TopRecord, TradeRecord, BOOK_DEPTH, HEALTH_SOURCE_PIPELINE,
+    SignalRecord, StatsRecord, StrategyRecord, SymbolRecord, TopRecord, TradeRecord, BOOK_DEPTH,
+    HEALTH_SOURCE_PIPELINE, STRATEGY_NAME_LEN,
 };
 use crate::bus::{padded, BusConfig, BusWriter};
 use crate::error::ShmError;
@@ -17,6 +18,7 @@ use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSou
 use flowcore_core::indicators::Value;
 use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
 use flowcore_core::strategy::{fraction_mantissa, Action, Signal, StrategyId, Tier};
+use flowcore_core::venue_stats::{StatsRow, VenueStats};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Publishes the engine's outputs on a bus.
@@ -28,6 +30,8 @@ pub struct Publisher {
     batch_exch_ns: Vec<i64>,
     published: u64,
     saturated: u64,
+    /// Strategies not in `strategies.table`: an id past its slots or a name too long.
+    strategies_refused: u32,
 }
 
 /// The writer's clock: wall time (a vDSO read, no system call).
@@ -135,6 +139,7 @@ impl Publisher {
             batch_exch_ns: vec![0; engine.table().len()],
             published: 0,
             saturated: 0,
+            strategies_refused: 0,
         })
     }
 
@@ -198,7 +203,7 @@ impl Publisher {
                 return;
             }
             EventKind::BookEnd => self.book20(ev, engine),
-            // Venue statistics are kept by the engine (`Engine::stats`), not on the bus yet.
+            // Venue statistics go out as per-second rows ([`Publisher::stats`]).
             EventKind::Level(_) | EventKind::Session(_) | EventKind::Stat(_) => return,
         }
         self.published += 1;
@@ -293,6 +298,45 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Writes `strategies.table`: one record per instance, at its strategy id, with its
+    /// name and symbol. Call it once, after [`Publisher::create`] and before the first
+    /// signal, so that a reader finds every signal's strategy when the signal arrives.
+    /// An instance the table cannot hold (an id from [`STRATEGY_SLOTS`] on, a name longer
+    /// than [`STRATEGY_NAME_LEN`]) is left out and counted: its signals go out without a
+    /// name. Returns how many were left out.
+    ///
+    /// [`STRATEGY_SLOTS`]: crate::abi::STRATEGY_SLOTS
+    pub fn strategies<'a>(
+        &mut self,
+        instances: impl IntoIterator<Item = (StrategyId, &'a str, BarKey)>,
+    ) -> u32 {
+        let mut refused = 0;
+        for (id, name, key) in instances {
+            let record = StrategyRecord {
+                strategy_id: id.0,
+                symbol_id: self.symbol_id(key),
+                name: crate::bus::padded(name),
+                reserved: [0; 2],
+            };
+            // A cut name would be another strategy's name, or none: leave it out instead.
+            if name.len() > STRATEGY_NAME_LEN || self.bus.strategies.update(id.0, &record).is_err()
+            {
+                refused += 1;
+                continue;
+            }
+            self.published += 1;
+        }
+        self.strategies_refused += refused;
+        refused
+    }
+
+    /// Strategies left out of `strategies.table` (see [`Publisher::strategies`]).
+    pub fn strategies_refused(&self) -> u32 {
+        self.strategies_refused
+    }
+}
+
 impl BarSink for Publisher {
     fn bar(&mut self, bar: &Bar) {
         let symbol_id = self.symbol_id(bar.key);
@@ -311,6 +355,8 @@ impl BarSink for Publisher {
             close: ohlc.map_or(0, |o| o.close),
             vwap: vwap.unwrap_or(0),
             trades: bar.trades,
+            // Aggregates of more than 32 instruments of one base and kind lose the rest.
+            members: bar.members as u32,
             ..bytemuck::Zeroable::zeroed()
         };
         rec.buy_qty = narrow(bar.buy_qty, &mut f);
@@ -359,6 +405,34 @@ impl EngineSink for Publisher {
         self.bus.tops.publish(&rec);
         self.published += 1;
     }
+
+    /// Publishes one instrument's venue statistics row (the engine calls it when the
+    /// row's second is final).
+    fn stats(&mut self, row: &StatsRow) {
+        let s = &row.stats;
+        let mut f = 0;
+        let mut field = |v: Option<i64>, bit: u32| {
+            v.map_or(0, |v| {
+                f |= bit;
+                v
+            })
+        };
+        let mut rec = StatsRecord {
+            ts_ms: row.ts_ms,
+            symbol_id: row.inst.0.into(),
+            mark_px: field(s.mark_px, flags::STATS_HAS_MARK),
+            index_px: field(s.index_px, flags::STATS_HAS_INDEX),
+            open_interest: field(s.open_interest, flags::STATS_HAS_OPEN_INTEREST),
+            funding_rate: field(s.funding_rate, flags::STATS_HAS_FUNDING_RATE),
+            next_funding_ms: field(s.next_funding_ms, flags::STATS_HAS_NEXT_FUNDING),
+            local_ns: field(s.updated_ns, flags::STATS_HAS_LOCAL_NS),
+            ..bytemuck::Zeroable::zeroed()
+        };
+        rec.flags = f;
+        rec.publish_ns = now_ns();
+        self.bus.stats.publish(&rec);
+        self.published += 1;
+    }
 }
 
 /// The engine's bar a [`BarRecord`] carries: the inverse of [`Publisher`]'s bars (`key` is
@@ -383,6 +457,7 @@ pub fn bar_from_record(r: &BarRecord, key: BarKey) -> Bar {
         buy_notional: r.buy_notional.into(),
         sell_notional: r.sell_notional.into(),
         complete: has(flags::BAR_COMPLETE),
+        members: r.members.into(),
     }
 }
 
@@ -418,6 +493,23 @@ pub fn signal_from_record(r: &SignalRecord, key: BarKey) -> Signal {
     s.spot_cvd = r.spot_cvd.into();
     s.perp_cvd = r.perp_cvd.into();
     s
+}
+
+/// The statistics row a [`StatsRecord`] carries: the inverse of [`Publisher::stats`].
+pub fn stats_from_record(r: &StatsRecord, inst: InstrumentId) -> StatsRow {
+    let field = |v: i64, bit: u32| (r.flags & bit != 0).then_some(v);
+    StatsRow {
+        inst,
+        ts_ms: r.ts_ms,
+        stats: VenueStats {
+            mark_px: field(r.mark_px, flags::STATS_HAS_MARK),
+            index_px: field(r.index_px, flags::STATS_HAS_INDEX),
+            open_interest: field(r.open_interest, flags::STATS_HAS_OPEN_INTEREST),
+            funding_rate: field(r.funding_rate, flags::STATS_HAS_FUNDING_RATE),
+            next_funding_ms: field(r.next_funding_ms, flags::STATS_HAS_NEXT_FUNDING),
+            updated_ns: field(r.local_ns, flags::STATS_HAS_LOCAL_NS),
+        },
+    }
 }
 
 /// The engine's tops row a [`TopRecord`] carries: the inverse of [`Publisher`]'s tops.

@@ -63,6 +63,40 @@ fn every_record_table_matches_the_code() {
     check::<Book20Record>(&doc, "Book20Record");
     check::<HealthRecord>(&doc, "HealthRecord");
     check::<SignalRecord>(&doc, "SignalRecord");
+    check::<StatsRecord>(&doc, "StatsRecord");
+    check::<StrategyRecord>(&doc, "StrategyRecord");
+}
+
+/// The streams the header's `stream` row lists, and the files table.
+#[test]
+fn every_stream_is_listed_with_its_id_and_file() {
+    let doc = doc();
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| 20 | stream |"))
+        .unwrap();
+    let names = |s: StreamId| match s {
+        StreamId::Bars => "bars",
+        StreamId::Tops => "tops",
+        StreamId::Trades => "trades",
+        StreamId::Bbo => "bbo",
+        StreamId::Book20 => "book20",
+        StreamId::Health => "health",
+        StreamId::Signals => "signals",
+        StreamId::Symbols => "symbols",
+        StreamId::Stats => "stats",
+        StreamId::Strategies => "strategies",
+    };
+    for s in StreamId::ALL {
+        let id = format!("{} {}", s as u32, names(s));
+        assert!(row.contains(&id), "the header's stream row lacks {id:?}");
+        let kind = match s.kind() {
+            FileKind::Ring => "ring",
+            FileKind::Table => "table",
+        };
+        let file = format!("| `{}` | {kind} |", s.file_name());
+        assert!(doc.contains(&file), "the files table lacks {file:?}");
+    }
 }
 
 #[test]

@@ -1,10 +1,20 @@
 //! The bus within one process: round trips, reader positions, lapping, writer restarts,
 //! the writer lock, and every way a file can be refused.
 
-use flowcore_shm::abi::{BarRecord, Record, SymbolRecord, HEADER_SIZE};
+use flowcore_core::bars::{AggregateId, BarKey};
+use flowcore_core::engine::{Engine, EngineSink};
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::instrument::{InstrumentId, InstrumentTable};
+use flowcore_core::strategy::StrategyId;
+use flowcore_core::venue_stats::{StatsRow, VenueStats};
+use flowcore_shm::abi::{
+    flags, BarRecord, Record, StatsRecord, StrategyRecord, SymbolRecord, HEADER_SIZE,
+    STRATEGY_SLOTS,
+};
+use flowcore_shm::publish::stats_from_record;
 use flowcore_shm::{
-    writer_alive, BusConfig, BusReader, BusWriter, Capacities, Idle, MappedFile, ReadFrom,
-    RingReader, RingWriter, ShmError,
+    text, writer_alive, BusConfig, BusReader, BusWriter, Capacities, Idle, MappedFile, Publisher,
+    ReadFrom, RingReader, RingWriter, ShmError,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -234,4 +244,152 @@ fn a_file_system_without_room_fails_at_creation_with_a_clear_error() {
     // A mapped file of another stream is refused by type too.
     let _ = BarRecord::LAYOUT_HASH;
     assert!(MappedFile::open::<SymbolRecord>(&dir.0).is_err());
+}
+
+fn engine() -> Engine {
+    Engine::new(
+        InstrumentTable::binance_defaults(),
+        ImbalanceConfig::default(),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn stats_rows_read_back_as_published_with_each_field_present_or_not() {
+    let dir = TempDir::new("stats");
+    let engine = engine();
+    let mut p = Publisher::create(&small(&dir), &engine).unwrap();
+    let full = VenueStats {
+        mark_px: Some(6_012_345_000_000),
+        index_px: Some(-1),
+        open_interest: Some(0),
+        funding_rate: Some(-7_500),
+        next_funding_ms: Some(1_723_104_000_000),
+        updated_ns: Some(1_723_100_000_123_456_789),
+    };
+    let rows = [
+        StatsRow {
+            inst: InstrumentId(1),
+            ts_ms: 1_723_100_000_000,
+            stats: full,
+        },
+        StatsRow {
+            inst: InstrumentId(2),
+            ts_ms: 1_723_100_001_000,
+            stats: VenueStats {
+                open_interest: Some(42),
+                updated_ns: Some(5),
+                ..VenueStats::default()
+            },
+        },
+        StatsRow {
+            inst: InstrumentId(0),
+            ts_ms: 0,
+            stats: VenueStats::default(),
+        },
+    ];
+    for row in &rows {
+        p.stats(row);
+    }
+    assert_eq!(p.published(), 3);
+    let mut r = BusReader::open(&dir.0, ReadFrom::Oldest).unwrap();
+    let ring = r.stats.as_mut().expect("a stats ring");
+    let got: Vec<StatsRecord> = std::iter::from_fn(|| ring.try_read()).collect();
+    assert_eq!(got.len(), rows.len());
+    for (rec, row) in got.iter().zip(&rows) {
+        assert_eq!(stats_from_record(rec, row.inst), *row);
+        assert_eq!(rec.symbol_id, u32::from(row.inst.0));
+        assert!(rec.publish_ns > 0);
+    }
+    // Zero is a value: presence is in the flags, never in the field.
+    assert_eq!(got[0].flags, 0b11_1111);
+    assert_eq!(got[0].open_interest, 0);
+    assert_eq!(
+        got[1].flags,
+        flags::STATS_HAS_OPEN_INTEREST | flags::STATS_HAS_LOCAL_NS
+    );
+    assert_eq!((got[1].mark_px, got[1].funding_rate), (0, 0));
+    assert_eq!(got[2].flags, 0);
+    // As many slots as the tops ring, whatever the capacities.
+    assert_eq!(ring.header().capacity, small(&dir).capacities.tops);
+}
+
+#[test]
+fn strategy_names_are_published_once_at_their_ids_and_the_rest_counted() {
+    let dir = TempDir::new("strategies");
+    let engine = engine();
+    let instruments = engine.table().len() as u32;
+    let mut p = Publisher::create(&small(&dir), &engine).unwrap();
+    let mut r = BusReader::open(&dir.0, ReadFrom::Oldest).unwrap();
+    assert_eq!(r.strategy(0), None, "empty until the strategies are known");
+    let long = "a_name_longer_than_thirty_two_bytes";
+    let instances = [
+        (
+            StrategyId(0),
+            "ema_cross",
+            BarKey::Instrument(InstrumentId(1)),
+        ),
+        (
+            StrategyId(1),
+            "squeeze_flow",
+            BarKey::Aggregate(AggregateId(1)),
+        ),
+        (StrategyId(2), long, BarKey::Instrument(InstrumentId(0))),
+        (StrategyId(255), "rsi", BarKey::Instrument(InstrumentId(0))),
+        (StrategyId(256), "macd", BarKey::Instrument(InstrumentId(0))),
+    ];
+    assert_eq!(p.strategies(instances), 2);
+    assert_eq!(p.strategies_refused(), 2);
+    assert_eq!(p.published(), 3);
+    let name = |r: &mut BusReader, id| r.strategy(id).map(|s| text(&s.name).to_owned());
+    assert_eq!(name(&mut r, 0).as_deref(), Some("ema_cross"));
+    assert_eq!(name(&mut r, 1).as_deref(), Some("squeeze_flow"));
+    assert_eq!(name(&mut r, 2), None, "a cut name would be another's");
+    assert_eq!(name(&mut r, 255).as_deref(), Some("rsi"));
+    assert_eq!(name(&mut r, 256), None);
+    assert_eq!(name(&mut r, 3), None);
+    let squeeze: StrategyRecord = r.strategy(1).unwrap();
+    assert_eq!(
+        (squeeze.strategy_id, squeeze.symbol_id),
+        (1, instruments + 1),
+        "aggregates after the instruments, as in signals"
+    );
+    assert_eq!(r.strategy(0).unwrap().symbol_id, 1);
+    assert_eq!(r.strategies.as_ref().unwrap().capacity(), STRATEGY_SLOTS);
+}
+
+#[test]
+fn a_bus_of_an_older_writer_without_stats_or_strategies_still_opens() {
+    let dir = TempDir::new("older");
+    let mut w = BusWriter::create(&small(&dir), &symbols()).unwrap();
+    w.bars.publish(&bar(3));
+    std::fs::remove_file(dir.0.join("stats.ring")).unwrap();
+    std::fs::remove_file(dir.0.join("strategies.table")).unwrap();
+    let mut r = BusReader::open(&dir.0, ReadFrom::Oldest).unwrap();
+    assert!(r.stats.is_none() && r.strategies.is_none());
+    assert_eq!(r.strategy(0), None);
+    assert_eq!(r.bars.try_read(), Some(bar(3)));
+    // Another file missing is a start in progress, not an older writer.
+    std::fs::remove_file(dir.0.join("tops.ring")).unwrap();
+    assert!(matches!(
+        BusReader::open(&dir.0, ReadFrom::Oldest),
+        Err(ShmError::Io { .. })
+    ));
+}
+
+#[test]
+fn an_optional_file_of_another_epoch_is_a_start_in_progress() {
+    let dir = TempDir::new("optional-epoch");
+    let config = small(&dir);
+    let w = BusWriter::create(&config, &symbols()).unwrap();
+    let old = dir.0.join("old-stats.ring");
+    std::fs::copy(dir.0.join("stats.ring"), &old).unwrap();
+    drop(w);
+    let _w = BusWriter::create(&config, &symbols()).unwrap();
+    std::fs::rename(&old, dir.0.join("stats.ring")).unwrap();
+    assert!(matches!(
+        BusReader::open(&dir.0, ReadFrom::Oldest),
+        Err(ShmError::MixedEpochs(_))
+    ));
 }

@@ -30,7 +30,7 @@ fn record(seq: u64) -> BarRecord {
         buy_notional: mix(10),
         sell_notional: mix(11),
         trades: 0,
-        reserved0: 0,
+        members: 0,
         publish_ns: mix(12),
     };
     r.trades = checksum(&r);

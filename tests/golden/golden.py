@@ -25,6 +25,10 @@ Ambiguities in REPLAY.md and the reading chosen here:
  7. Aggregate members = every (venue, symbol) group on the command line with that base and
     kind (spot / perp), traded or not. Aggregate rows run from the smallest first second to the
     largest last second of the member series; a member with no bar at S makes S incomplete.
+    `members` = the bits of the members with a bar at S, bit i for the i-th instrument of
+    INSTRUMENTS (the bundled table's order) with that base and kind. The member timeout is
+    not modelled: with the bundled files a member only goes silent when its file ends, and
+    then its bars (the last one flushed incomplete) are the same either way.
  8. Book "synced": a snapshot accepted (lastUpdateId >= first buffered U, or nothing buffered)
     makes the book synced at once (book = snapshot, last u = lastUpdateId), before the first
     kept event is validated ("a gap unsyncs the book until a new snapshot"). A snapshot arriving
@@ -398,6 +402,11 @@ def aggregate_rows(groups, series):
     for key in groups:
         base, _, kind = INSTRUMENTS[key][:3]
         members.setdefault(("agg-spot" if kind == "spot" else "agg-perp", base), []).append(key)
+    bits, seen = {}, {}
+    for key, (base, _, kind) in ((k, v[:3]) for k, v in INSTRUMENTS.items()):
+        group = (base, kind == "spot")
+        bits[key] = 1 << seen.get(group, 0)
+        seen[group] = seen.get(group, 0) + 1
     rows = []
     for (venue, base), keys in members.items():
         ss = [series[k] for k in keys if k in series and series[k].agg]
@@ -407,6 +416,7 @@ def aggregate_rows(groups, series):
         for s in range(min(x.start for x in ss), max(max(x.agg) for x in ss) + 1):
             b8 = s8 = bn = sn = n = 0
             complete = True
+            mask = 0
             for k in keys:
                 v = series[k].agg.get(s) if k in series else None
                 if v is None:
@@ -414,12 +424,13 @@ def aggregate_rows(groups, series):
                     continue
                 b8, s8, bn, sn, n = b8 + v[0], s8 + v[1], bn + v[2], sn + v[3], n + v[4]
                 complete = complete and v[5]
+                mask |= bits[k]
             cvd += b8 - s8
             rows.append({"venue": venue, "symbol": base, "ts": s * 1000, "open": None, "high": None,
                          "low": None, "close": None, "buy_qty": fmt_dec(b8, 8), "sell_qty": fmt_dec(s8, 8),
                          "delta": fmt_dec(b8 - s8, 8), "cvd": fmt_dec(cvd, 8), "trades": n, "vwap": None,
                          "buy_notional": fmt_dec(bn, 10), "sell_notional": fmt_dec(sn, 10),
-                         "complete": complete})
+                         "complete": complete, "members": mask})
     return rows
 
 

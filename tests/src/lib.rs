@@ -76,6 +76,8 @@ pub struct Written {
     pub health: Vec<u8>,
     /// Signal rows.
     pub signals: Vec<u8>,
+    /// Venue statistics rows.
+    pub stats: Vec<u8>,
     /// Counters.
     pub summary: ReplaySummary,
 }
@@ -91,13 +93,14 @@ pub fn options(inputs: Vec<Input>) -> ReplayOptions {
 
 /// Replays into memory.
 pub fn replay_written(options: ReplayOptions) -> Written {
-    let (mut bars, mut tops, mut health, mut signals) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health, mut signals, mut stats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let outputs = Outputs {
         bars: Some(&mut bars),
         tops: Some(&mut tops),
         health: Some(&mut health),
         signals: Some(&mut signals),
+        stats: Some(&mut stats),
     };
     let summary = replay(options, outputs).expect("replay");
     Written {
@@ -105,6 +108,7 @@ pub fn replay_written(options: ReplayOptions) -> Written {
         tops,
         health,
         signals,
+        stats,
         summary,
     }
 }
@@ -231,6 +235,8 @@ pub struct LiveOutput {
     pub health: Vec<String>,
     /// Signal rows, in the order written.
     pub signals: Vec<String>,
+    /// Venue statistics rows, in the order written.
+    pub stats: Vec<String>,
     /// Counters.
     pub summary: flowcore_runtime::live::RunSummary,
 }
@@ -255,8 +261,8 @@ pub fn run_options(config_text: &str) -> flowcore_runtime::live::RunOptions {
 
 /// `flowcore run` with [`run_options`] (plus `record`), both outputs captured.
 pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
-    let (mut bars, mut tops, mut health, mut signals) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bars, mut tops, mut health, mut signals, mut stats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let options = flowcore_runtime::live::RunOptions {
         record,
         ..run_options(config_text)
@@ -266,6 +272,7 @@ pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
         tops: Some(&mut tops),
         health: Some(&mut health),
         signals: Some(&mut signals),
+        stats: Some(&mut stats),
     };
     let summary = flowcore_runtime::live::run(options, outputs).expect("run");
     LiveOutput {
@@ -273,6 +280,7 @@ pub fn live_run(config_text: &str, record: Option<PathBuf>) -> LiveOutput {
         tops: sorted_rows(tops),
         health: rows(health),
         signals: rows(signals),
+        stats: rows(stats),
         summary,
     }
 }

@@ -162,8 +162,9 @@ fn bars_equal_the_generated_taker_flow() {
                     got.next_funding_ms
                 ),
                 (
-                    Some(want.mark_px),
-                    Some(want.index_px),
+                    // The synthesiser's prices are at scale 2; statistics at 8.
+                    Some(want.mark_px * 1_000_000),
+                    Some(want.index_px * 1_000_000),
                     Some(want.open_interest),
                     Some(want.funding_rate),
                     Some(want.next_funding_ms)

@@ -89,6 +89,7 @@ fn a_failed_output_stops_either_replay_with_its_error() {
             tops: Some(&mut tops),
             health: None,
             signals: None,
+            stats: None,
         };
         let options = ReplayOptions {
             threads,

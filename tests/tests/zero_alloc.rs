@@ -144,6 +144,7 @@ fn no_allocation_per_message_with_every_output_strategies_and_health_records() {
         tops: Some(&mut tops),
         health: Some(&mut health),
         signals: Some(&mut signals),
+        stats: None,
     };
     let bus = flowcore_shm::BusConfig::new(&dir);
     // The classic strategies on 1 s bars, so that every bar reaches their indicators.

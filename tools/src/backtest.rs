@@ -191,8 +191,8 @@ pub fn run_backtest(
         Outputs {
             bars: Some(&mut bars),
             tops: Some(&mut tops),
-            health: None,
             signals: Some(&mut signals),
+            ..Outputs::default()
         },
     )?;
     let parse = |buf: &[u8], what: &str| -> anyhow::Result<Vec<Json>> {

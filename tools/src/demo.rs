@@ -17,7 +17,7 @@ use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::recording::Pace;
 use flowcore_feeds::recording::{Input, Source};
-use flowcore_outputs::OutputFiles;
+use flowcore_outputs::{OutputFiles, OutputPaths};
 use flowcore_runtime::config::RunConfig;
 use flowcore_runtime::live::{run, RunOptions, RunSummary};
 use flowcore_shm::abi::{
@@ -193,18 +193,13 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
                 std::fs::create_dir_all(dir)?;
             }
             let path = |name: &str| out_dir.as_ref().map(|d| d.join(name));
-            let (bars, tops, health, signals) = (
-                path("bars.jsonl"),
-                path("tops.jsonl"),
-                path("health.jsonl"),
-                path("signals.jsonl"),
-            );
-            let mut files = OutputFiles::create(
-                bars.as_deref(),
-                tops.as_deref(),
-                health.as_deref(),
-                signals.as_deref(),
-            )?;
+            let mut files = OutputFiles::create(&OutputPaths {
+                bars: path("bars.jsonl"),
+                tops: path("tops.jsonl"),
+                health: path("health.jsonl"),
+                signals: path("signals.jsonl"),
+                stats: path("stats.jsonl"),
+            })?;
             let summary = run(run_options, files.outputs())?;
             files.flush()?;
             Ok(summary)

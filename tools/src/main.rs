@@ -11,7 +11,7 @@ use flowcore_feeds::recording::Input;
 use flowcore_feeds::recording::Pace;
 use flowcore_gateways::backtest::{BacktestConfig, LatencyModel};
 use flowcore_outputs::health::HealthRow;
-use flowcore_outputs::OutputFiles;
+use flowcore_outputs::{OutputFiles, OutputPaths};
 use flowcore_runtime::config::{IdleStrategy, TransportKind};
 use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
 use flowcore_runtime::strategies::load_strategies;
@@ -33,12 +33,9 @@ struct Cli {
     command: Command,
 }
 
-/// `flowcore run`'s arguments.
-#[derive(clap::Args, Debug)]
-struct LiveArgs {
-    /// The run configuration (TOML; see config/run-*.toml).
-    #[arg(long)]
-    config: PathBuf,
+/// Where `run` and `replay` write their rows (JSONL, docs/REPLAY.md "Output").
+#[derive(clap::Args, Debug, Default)]
+struct OutputArgs {
     /// Write bars here (JSONL).
     #[arg(long)]
     bars_out: Option<PathBuf>,
@@ -48,9 +45,35 @@ struct LiveArgs {
     /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
     #[arg(long)]
     health_out: Option<PathBuf>,
-    /// Write the signals of the config's `[[strategy]]` tables here (JSONL).
+    /// Write the strategies' signals here (JSONL).
     #[arg(long)]
     signals_out: Option<PathBuf>,
+    /// Write per-second venue statistics here (JSONL): mark and index price, open
+    /// interest, funding.
+    #[arg(long)]
+    stats_out: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    fn files(self) -> Result<OutputFiles, flowcore_outputs::OutputError> {
+        OutputFiles::create(&OutputPaths {
+            bars: self.bars_out,
+            tops: self.tops_out,
+            health: self.health_out,
+            signals: self.signals_out,
+            stats: self.stats_out,
+        })
+    }
+}
+
+/// `flowcore run`'s arguments.
+#[derive(clap::Args, Debug)]
+struct LiveArgs {
+    /// The run configuration (TOML; see config/run-*.toml).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    out: OutputArgs,
     /// Stop after this many seconds and flush the open bars.
     #[arg(long)]
     seconds: Option<f64>,
@@ -194,15 +217,8 @@ enum Command {
     },
     /// Replays recordings into one-second CVD bars and per-second book tops (JSONL).
     Replay {
-        /// Write bars here (JSONL).
-        #[arg(long)]
-        bars_out: Option<PathBuf>,
-        /// Write per-second book tops here (JSONL).
-        #[arg(long)]
-        tops_out: Option<PathBuf>,
-        /// Write per-second health rows here (JSONL): the pipeline's and each venue's.
-        #[arg(long)]
-        health_out: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
         /// asap, recorded (real time) or a speed-up like 10x.
         #[arg(long, default_value = "asap")]
         pace: flowcore_feeds::recording::Pace,
@@ -220,9 +236,10 @@ enum Command {
         /// Run the strategies of this file (`[[strategy]]` tables; see config/strategies/).
         #[arg(long)]
         strategies: Option<PathBuf>,
-        /// Write the strategies' signals here (JSONL).
-        #[arg(long)]
-        signals_out: Option<PathBuf>,
+        /// An aggregate goes on without a member silent this long, on the receive clock
+        /// (docs/REPLAY.md "Aggregates").
+        #[arg(long, default_value_t = flowcore_core::bars::MEMBER_TIMEOUT_MS)]
+        member_timeout_ms: i64,
         #[command(flatten)]
         engine: EngineArgs,
         /// Recordings as VENUE=FILE (binance-spot, binance-usdm, binance-coinm, bybit-spot,
@@ -579,15 +596,13 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Replay {
-            bars_out,
-            tops_out,
-            health_out,
+            out,
             pace,
             shm,
             count_block_trades,
             threads,
             strategies,
-            signals_out,
+            member_timeout_ms,
             engine,
             inputs,
         } => {
@@ -602,12 +617,7 @@ fn main() -> anyhow::Result<()> {
             let table = engine.table()?;
             let inputs = read_inputs(&inputs)?;
             let imbalance = engine.imbalance()?;
-            let mut files = OutputFiles::create(
-                bars_out.as_deref(),
-                tops_out.as_deref(),
-                health_out.as_deref(),
-                signals_out.as_deref(),
-            )?;
+            let mut files = out.files()?;
             let started = Instant::now();
             let options = ReplayOptions {
                 pace,
@@ -620,6 +630,7 @@ fn main() -> anyhow::Result<()> {
                     _ => ReplayThreads::Two(IdleStrategy::Park),
                 },
                 strategies,
+                member_timeout_ms,
                 ..ReplayOptions::new(table, imbalance, inputs)
             };
             let s = replay(options, files.outputs())?;
@@ -653,10 +664,7 @@ fn main() -> anyhow::Result<()> {
             engine,
         } => run_live(LiveArgs {
             config,
-            bars_out: None,
-            tops_out: None,
-            health_out: None,
-            signals_out: None,
+            out: OutputArgs::default(),
             seconds,
             record: Some(out),
             exit_on_close,
@@ -804,10 +812,7 @@ fn read_inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
 fn run_live(args: LiveArgs) -> anyhow::Result<()> {
     let LiveArgs {
         config,
-        bars_out,
-        tops_out,
-        health_out,
-        signals_out,
+        out,
         seconds: run_seconds,
         record,
         exit_on_close,
@@ -830,12 +835,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         exit_on_close,
         shm: shm.map(BusConfig::new),
     };
-    let mut files = OutputFiles::create(
-        bars_out.as_deref(),
-        tops_out.as_deref(),
-        health_out.as_deref(),
-        signals_out.as_deref(),
-    )?;
+    let mut files = out.files()?;
     let s = flowcore_runtime::live::run(options, files.outputs())?;
     files.flush()?;
     let transport = match s.transport {
@@ -869,6 +869,12 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         s.bars,
         s.tops,
     );
+    if s.open_interest_polls + s.open_interest_errors > 0 {
+        eprintln!(
+            "run: open interest: {} polls answered, {} failed",
+            s.open_interest_polls, s.open_interest_errors
+        );
+    }
     if let Some(record) = &s.record {
         print_record(record);
     }

@@ -1,25 +1,29 @@
 //! `flowcore shm-tail DIR`: prints what a bus carries, as it arrives.
 //!
-//! With `--json`, bars and tops print exactly as the JSONL rows of `flowcore replay`
-//! (docs/REPLAY.md): records are turned back into the engine's rows and printed by the
-//! same formatter, so a bus reader's view can be compared with the files byte for byte;
-//! health prints as the rows of `--health-out`; trades and best bid/ask print as their own
-//! JSON objects.
+//! With `--json`, bars, tops and venue statistics print exactly as the JSONL rows of
+//! `flowcore replay` (docs/REPLAY.md): records are turned back into the engine's rows and
+//! printed by the same formatter, so a bus reader's view can be compared with the files
+//! byte for byte; health prints as the rows of `--health-out`, signals as the rows of
+//! `--signals-out` (their strategy's name from `strategies.table`); trades and best bid/ask
+//! print as their own JSON objects.
 
-use flowcore_core::bars::BarKey;
+use flowcore_core::bars::{AggregateId, BarKey};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::instrument::InstrumentId;
 use flowcore_core::strategy::SIGNAL_FRACTION_SCALE;
+use flowcore_core::venue_stats::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 use flowcore_outputs::health::HealthRow;
 use flowcore_outputs::jsonl::{
-    write_bar_row, write_health_row, write_top_row, RowScales, SignalRow,
+    write_bar_row, write_health_row, write_stats_row, write_top_row, RowScales, SignalRow,
 };
 use flowcore_shm::abi::{
-    flags, venue, BarRecord, BboRecord, HealthRecord, SignalRecord, SymbolRecord, TopRecord,
-    TradeRecord, OBI_SCALE,
+    flags, venue, BarRecord, BboRecord, HealthRecord, SignalRecord, StatsRecord, SymbolRecord,
+    TopRecord, TradeRecord, OBI_SCALE,
 };
-use flowcore_shm::publish::{bar_from_record, signal_from_record, top_from_record};
+use flowcore_shm::publish::{
+    bar_from_record, signal_from_record, stats_from_record, top_from_record,
+};
 use flowcore_shm::{text, BusReader, ReadFrom};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -41,6 +45,8 @@ pub enum Stream {
     Health,
     /// Strategy signals.
     Signals,
+    /// Per-second venue statistics (none on the bus of an older writer).
+    Stats,
 }
 
 /// What `shm-tail` is told.
@@ -125,7 +131,16 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
         }
         if wants(Stream::Signals) {
             while let Some(r) = bus.signals.try_read() {
-                format_signal(&mut line, bus.symbol(r.symbol_id), &r, options.json);
+                // Read when the signal is: the writer names a strategy before its first signal.
+                let strategy = bus.strategy(r.strategy_id);
+                let name = strategy.as_ref().map(|s| text(&s.name));
+                format_signal(&mut line, bus.symbol(r.symbol_id), name, &r, options.json);
+                any = true;
+            }
+        }
+        if wants(Stream::Stats) {
+            while let Some(r) = bus.stats.as_mut().and_then(|s| s.try_read()) {
+                format_stats(&mut line, bus.symbol(r.symbol_id), &r, options.json);
                 any = true;
             }
         }
@@ -156,14 +171,15 @@ pub fn tail(dir: &Path, options: &TailOptions, out: &mut dyn Write) -> anyhow::R
         std::thread::sleep(Duration::from_micros(200));
     }
     let s = [
-        bus.bars.stats(),
-        bus.tops.stats(),
-        bus.trades.stats(),
-        bus.bbo.stats(),
-        bus.health.stats(),
-        bus.signals.stats(),
+        Some(bus.bars.stats()),
+        Some(bus.tops.stats()),
+        Some(bus.trades.stats()),
+        Some(bus.bbo.stats()),
+        Some(bus.health.stats()),
+        Some(bus.signals.stats()),
+        bus.stats.as_ref().map(|r| r.stats()),
     ];
-    summary.lapped = s.iter().map(|s| s.lapped).sum();
+    summary.lapped = s.iter().flatten().map(|s| s.lapped).sum();
     Ok(summary)
 }
 
@@ -176,6 +192,10 @@ fn drained(bus: &BusReader, streams: &[Stream]) -> bool {
         Stream::Bbo => bus.bbo.position() >= bus.bbo.published(),
         Stream::Health => bus.health.position() >= bus.health.published(),
         Stream::Signals => bus.signals.position() >= bus.signals.published(),
+        Stream::Stats => bus
+            .stats
+            .as_ref()
+            .is_none_or(|r| r.position() >= r.published()),
     })
 }
 
@@ -195,16 +215,22 @@ fn scales(symbol: Option<&SymbolRecord>) -> RowScales {
     })
 }
 
-/// A signal as the `--signals-out` row (without the strategy's name, which the bus does
-/// not carry: `strategy_id` is its `[[strategy]]` table's index), or a table line.
-fn format_signal(out: &mut String, symbol: Option<&SymbolRecord>, r: &SignalRecord, json: bool) {
+/// A signal as the `--signals-out` row (with the strategy's name when `strategies.table`
+/// has it), or a table line.
+fn format_signal(
+    out: &mut String,
+    symbol: Option<&SymbolRecord>,
+    strategy: Option<&str>,
+    r: &SignalRecord,
+    json: bool,
+) {
     let (venue, name) = names(symbol);
     let signal = signal_from_record(r, BarKey::Instrument(InstrumentId(r.symbol_id as u16)));
     let row = SignalRow {
         venue,
         symbol: name,
         scales: scales(symbol),
-        strategy: None,
+        strategy,
         local_ns: r.local_ns,
         confidence: r.confidence,
         score: r.score,
@@ -216,10 +242,11 @@ fn format_signal(out: &mut String, symbol: Option<&SymbolRecord>, r: &SignalReco
         let px = signal.entry_px;
         let _ = writeln!(
             out,
-            "sig  {} {venue:>13} {name:<11} #{} strategy {} {:<11} at {:>12} confidence {} score {}",
+            "sig  {} {venue:>13} {name:<11} #{} strategy {} {} {:<11} at {:>12} confidence {} score {}",
             signal.exch_ns / 1_000_000,
             signal.id,
             signal.strategy.0,
+            strategy.unwrap_or("?"),
             signal.action.name(),
             Fixed::new(px.into(), row.scales.price),
             Fixed::new(r.confidence.into(), SIGNAL_FRACTION_SCALE),
@@ -228,10 +255,46 @@ fn format_signal(out: &mut String, symbol: Option<&SymbolRecord>, r: &SignalReco
     }
 }
 
+/// Venue statistics as the `--stats-out` row, or a table line.
+fn format_stats(out: &mut String, symbol: Option<&SymbolRecord>, r: &StatsRecord, json: bool) {
+    let (venue, name) = names(symbol);
+    let size_scale = scales(symbol).size;
+    let row = stats_from_record(r, InstrumentId(r.symbol_id as u16));
+    if json {
+        write_stats_row(out, venue, name, size_scale, &row);
+    } else {
+        let s = &row.stats;
+        let show = |v: Option<i64>, scale| {
+            v.map_or("n/a".to_string(), |m| {
+                Fixed::new(m.into(), scale).to_string()
+            })
+        };
+        let _ = writeln!(
+            out,
+            "stat {} {venue:>13} {name:<11} mark {} index {} open interest {} funding {} next {}",
+            row.ts_ms,
+            show(s.mark_px, STAT_PRICE_SCALE),
+            show(s.index_px, STAT_PRICE_SCALE),
+            show(s.open_interest, size_scale),
+            show(s.funding_rate, FUNDING_RATE_SCALE),
+            s.next_funding_ms
+                .map_or("n/a".to_string(), |ms| ms.to_string()),
+        );
+    }
+}
+
 fn format_bar(out: &mut String, symbol: Option<&SymbolRecord>, r: &BarRecord, json: bool) {
     let (venue, name) = names(symbol);
     let scales = scales(symbol);
-    let bar = bar_from_record(r, BarKey::Instrument(InstrumentId(r.symbol_id as u16)));
+    // The row needs only which kind of symbol it is (an aggregate's row says its members);
+    // the id inside the key is the bus's symbol id.
+    let is_aggregate = symbol.is_some_and(|s| s.venue >= flowcore_shm::abi::venue::AGG_SPOT);
+    let key = if is_aggregate {
+        BarKey::Aggregate(AggregateId(r.symbol_id as u16))
+    } else {
+        BarKey::Instrument(InstrumentId(r.symbol_id as u16))
+    };
+    let bar = bar_from_record(r, key);
     if json {
         write_bar_row(out, venue, name, scales, &bar);
     } else {

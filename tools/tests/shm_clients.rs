@@ -1,6 +1,12 @@
 //! The C and Python bus clients (written from shm/ABI.md alone) against a live
 //! `flowcore replay --shm` run: what they print equals the replay's own JSONL rows.
 
+use flowcore_core::engine::{Engine, EngineSink};
+use flowcore_core::imbalance::ImbalanceConfig;
+use flowcore_core::instrument::{InstrumentTable, Venue};
+use flowcore_core::venue_stats::{StatsRow, VenueStats};
+use flowcore_outputs::jsonl::write_stats_row;
+use flowcore_shm::{BusConfig, Publisher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +49,12 @@ fn compile_c_example(out: &Path) -> PathBuf {
         .expect("a C compiler (cc)");
     assert!(status.success(), "the C example does not compile");
     exe
+}
+
+fn shm_tail() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowcore"));
+    c.args(["shm-tail", "--from-oldest", "--json"]);
+    c
 }
 
 fn python_reader() -> Command {
@@ -225,17 +237,135 @@ fn the_python_and_c_readers_decode_signals_as_the_signal_rows() {
         .args(["--streams", "signals"])
         .output()
         .unwrap();
-    // The rows without the strategy's name, which the bus does not carry.
-    let want: Vec<String> = sorted_lines(&std::fs::read(dir.join("signals.jsonl")).unwrap())
-        .into_iter()
-        .map(|r| {
-            let at = r.find("\"strategy\":").expect("a name");
-            let end = at + r[at..].find(',').unwrap() + 1;
-            format!("{}{}", &r[..at], &r[end..])
-        })
-        .collect();
+    let rust = shm_tail()
+        .args(["--streams", "signals"])
+        .arg(&bus)
+        .output()
+        .unwrap();
+    // Whole rows: the strategy's name comes from strategies.table.
+    let want = sorted_lines(&std::fs::read(dir.join("signals.jsonl")).unwrap());
     assert!(want.len() >= 4, "{want:?}");
+    assert!(
+        want.iter().all(|r| r.contains(",\"strategy\":\"")),
+        "every row names its strategy: {want:?}"
+    );
     assert_same("python reader", &py, &want);
     assert_same("C example", &c, &want);
+    assert_same("shm-tail", &rust, &want);
+    // The bus of a writer older than strategies.table: the same signals, without names.
+    std::fs::remove_file(bus.join("strategies.table")).unwrap();
+    let py = python_reader()
+        .arg(&bus)
+        .args(["--from-oldest", "--json", "--streams", "signals"])
+        .output()
+        .unwrap();
+    let c = Command::new(dir.join("tail_bars"))
+        .arg(&bus)
+        .args(["--streams", "signals"])
+        .output()
+        .unwrap();
+    for (who, out) in [("python reader", py), ("C example", c)] {
+        assert!(out.status.success(), "{who} without strategies.table");
+        let rows = sorted_lines(&out.stdout);
+        assert_eq!(rows.len(), want.len(), "{who} without strategies.table");
+        assert!(rows.iter().all(|r| !r.contains("\"strategy\":")), "{who}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Hand-made rows (no recording carries venue statistics yet): every field set, none set,
+/// negative and zero values, a COIN-M symbol whose open interest is in whole contracts.
+fn stats_rows(table: &InstrumentTable) -> Vec<StatsRow> {
+    let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
+    let coinm = table.find(Venue::BinanceCoinm, b"BTCUSD_PERP").unwrap();
+    let full = VenueStats {
+        mark_px: Some(6_012_345_678_901),
+        index_px: Some(6_011_000_000_000),
+        open_interest: Some(81_234_567),
+        funding_rate: Some(-12_345),
+        next_funding_ms: Some(1_723_132_800_000),
+        updated_ns: Some(1_723_104_000_500_000_000),
+    };
+    vec![
+        StatsRow {
+            inst: usdm,
+            ts_ms: 1_723_104_000_000,
+            stats: full,
+        },
+        StatsRow {
+            inst: usdm,
+            ts_ms: 1_723_104_001_000,
+            stats: VenueStats {
+                funding_rate: Some(0),
+                open_interest: Some(0),
+                ..full
+            },
+        },
+        StatsRow {
+            inst: coinm,
+            ts_ms: 1_723_104_000_000,
+            stats: VenueStats {
+                mark_px: Some(1),
+                open_interest: Some(4_567_890),
+                updated_ns: Some(7),
+                ..VenueStats::default()
+            },
+        },
+        StatsRow {
+            inst: coinm,
+            ts_ms: 1_723_104_002_000,
+            stats: VenueStats::default(),
+        },
+    ]
+}
+
+#[test]
+fn every_reader_prints_the_bus_stats_as_the_stats_rows_and_nothing_without_the_ring() {
+    let dir = scratch("stats");
+    let bus = dir.join("bus");
+    let table = InstrumentTable::binance_defaults();
+    let engine = Engine::new(table.clone(), ImbalanceConfig::default(), None).unwrap();
+    let rows = stats_rows(&table);
+    let mut publisher = Publisher::create(&BusConfig::new(&bus), &engine).unwrap();
+    for row in &rows {
+        publisher.stats(row);
+    }
+    // The writer is gone: every reader reads up to the end and stops.
+    drop(publisher);
+    let mut text = String::new();
+    for row in &rows {
+        let i = table.get(row.inst);
+        write_stats_row(&mut text, i.venue.name(), &i.symbol, i.size_scale, row);
+    }
+    let want = sorted_lines(text.as_bytes());
+    assert_eq!(want.len(), rows.len());
+    let c_exe = compile_c_example(&dir);
+    let read = |bus: &Path| {
+        let py = python_reader()
+            .arg(bus)
+            .args(["--from-oldest", "--json", "--streams", "stats"])
+            .output()
+            .unwrap();
+        let c = Command::new(&c_exe)
+            .arg(bus)
+            .args(["--streams", "stats"])
+            .output()
+            .unwrap();
+        let rust = shm_tail()
+            .args(["--streams", "stats"])
+            .arg(bus)
+            .output()
+            .unwrap();
+        [("python reader", py), ("C example", c), ("shm-tail", rust)]
+    };
+    for (who, out) in read(&bus) {
+        assert_same(who, &out, &want);
+    }
+    // The bus of a writer older than stats.ring and strategies.table: no stats, no error.
+    std::fs::remove_file(bus.join("stats.ring")).unwrap();
+    std::fs::remove_file(bus.join("strategies.table")).unwrap();
+    for (who, out) in read(&bus) {
+        assert_same(&format!("{who} without stats.ring"), &out, &[]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

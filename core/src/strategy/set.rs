@@ -3,7 +3,7 @@
 //! base asset's spot and perp CVD, deduplicated and cooled down per instance.
 //!
 //! ```text
-//! Engine --bars, tops--> StrategySet --by symbol--> instances --> dedup, cooldown --> Signal
+//! Engine --bars, tops, stats--> StrategySet --by symbol--> instances --> dedup, cooldown --> Signal
 //! ```
 
 use super::classic::{EmaCross, MacdCross, Momentum, RsiReversal};
@@ -15,6 +15,7 @@ use crate::bars::AggregateId;
 use crate::bars::{Aggregate, Bar, BarKey};
 use crate::engine::TopRow;
 use crate::instrument::{InstrumentId, InstrumentTable, MarketKind};
+use crate::venue_stats::StatsRow;
 use std::collections::BTreeMap;
 
 /// Builds a strategy for one symbol from its settings.
@@ -216,6 +217,12 @@ impl StrategySet {
         }
         let index = self.symbol_index(bar.key);
         self.dispatch(index, out, |s, emit| s.on_bar(bar, emit));
+    }
+
+    /// Feeds one per-second venue statistics row to the instances on its instrument.
+    pub fn on_stats(&mut self, row: &StatsRow, out: &mut impl FnMut(&Signal)) {
+        let index = self.symbol_index(BarKey::Instrument(row.inst));
+        self.dispatch(index, out, |s, emit| s.on_stats(row, emit));
     }
 
     /// Feeds one per-second book row to the instances on its instrument.

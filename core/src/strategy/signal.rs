@@ -4,6 +4,7 @@
 use crate::bars::{Bar, BarKey};
 use crate::engine::TopRow;
 use crate::indicators::Value;
+use crate::venue_stats::StatsRow;
 
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,8 +141,8 @@ pub struct SymbolContext<'a> {
     pub scales: Option<(u8, u8)>,
 }
 
-/// A strategy instance: fed every final bar of the run and every per-second book row, in
-/// the order the engine makes them, it hands its signals to `out`. The same calls come
+/// A strategy instance: fed every final bar of the run, every per-second book row and
+/// every per-second venue statistics row of its symbol, in the order the engine makes them, it hands its signals to `out`. The same calls come
 /// live, in replay and in a backtest, so a strategy cannot tell them apart.
 ///
 /// No allocation or I/O per call: state is built when the instance is.
@@ -152,6 +153,12 @@ pub trait Strategy: std::fmt::Debug + Send {
 
     /// One per-second book row of the instance's instrument.
     fn on_top(&mut self, row: &TopRow, out: &mut dyn FnMut(Signal)) {
+        let _ = (row, out);
+    }
+
+    /// One per-second venue statistics row (mark and index price, open interest, funding)
+    /// of the instance's instrument, before that second's bars from the same venue.
+    fn on_stats(&mut self, row: &StatsRow, out: &mut dyn FnMut(Signal)) {
         let _ = (row, out);
     }
 

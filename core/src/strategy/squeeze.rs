@@ -33,9 +33,16 @@
 //!    setup, on at least the mean volume of `structure_bars`), failed breakdown 2.0 (the low
 //!    broke the lowest low of the last `structure_bars` periods but the close is back above
 //!    it; mirrored for a short), directional bias 2.0 (`bias * direction >= bias_min`),
-//!    open interest confirming +2.0 / contradicting -1.0 (reserved: the engine has no open
-//!    interest yet, so these never fire). An entry at `score >= entry_score`, at the close,
-//!    with no stop or target: phase 5 decides the exit.
+//!    open interest confirming +2.0 / contradicting -1.0: the `k`-period change of the
+//!    instrument's open interest at the period's end, z-scored against its last `z_window`
+//!    changes (`z_oi`), confirms at `z_oi >= oi_z` and contradicts at `z_oi <= -oi_z`, for
+//!    either direction: a divergence is one side of the market building positions against
+//!    the other, and rising open interest is that fuel still growing into the reset, while
+//!    falling open interest says the squeeze already spent it. Only a perpetual instrument
+//!    whose venue sends open interest (Bybit linear `tickers`, Binance futures with
+//!    `open_interest_s`) scores it; elsewhere these points never fire. The score is
+//!    clamped to 0..=10. An entry at `score >= entry_score`, at the close, with no stop or
+//!    target: phase 5 decides the exit.
 //! 5. **Exit**, for the position the instance's own entry opened, with the CVDs and the
 //!    range stored at entry: flow reversal (`z_spot` at `divergence_z` against the
 //!    position), range break (a close beyond the `structure_bars` range before entry),
@@ -56,6 +63,7 @@ use super::signal::{Action, Signal, Strategy, SymbolContext, Tier};
 use crate::bars::{Bar, BarKey};
 use crate::indicators::{Rolling, RollingExtreme, Value};
 use crate::timeframe::{PeriodBar, Timeframe};
+use crate::venue_stats::StatsRow;
 
 /// Reason bit: a spot/perp CVD divergence set the entry up (every entry has it).
 pub const REASON_DIVERGENCE: u32 = 1;
@@ -71,9 +79,9 @@ pub const REASON_ABSORPTION: u32 = 1 << 4;
 pub const REASON_FAILED_BREAK: u32 = 1 << 5;
 /// Reason bit: the context bias agrees (2.0 points).
 pub const REASON_BIAS: u32 = 1 << 6;
-/// Reason bit: open interest confirms (+2.0; reserved, never set yet).
+/// Reason bit: open interest confirms (+2.0).
 pub const REASON_OI_CONFIRMS: u32 = 1 << 7;
-/// Reason bit: open interest contradicts (-1.0; reserved, never set yet).
+/// Reason bit: open interest contradicts (-1.0).
 pub const REASON_OI_CONTRADICTS: u32 = 1 << 8;
 /// Exit reason bit: spot flow reversed against the position.
 pub const REASON_FLOW_REVERSAL: u32 = 1 << 16;
@@ -93,6 +101,12 @@ const DECELERATION_POINTS: i32 = 35;
 const ABSORPTION_POINTS: i32 = 25;
 const FAILED_BREAK_POINTS: i32 = 20;
 const BIAS_POINTS: i32 = 20;
+const OI_CONFIRMS_POINTS: i32 = 20;
+const OI_CONTRADICTS_POINTS: i32 = -10;
+
+/// Open-interest rows kept to find the value at a period's end (rows of later seconds can
+/// come before the period's last bar).
+const OI_ROWS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -129,6 +143,34 @@ struct Settings {
     bias_min: i32,
     absorption_wick: Value,
     swing_bars: u32,
+    oi_z: Value,
+}
+
+/// The instrument's open interest: the latest rows, and its flow per period.
+#[derive(Debug, Clone)]
+struct OpenInterest {
+    /// (second start ms, open interest) of the latest rows, oldest first.
+    rows: [Option<(i64, i128)>; OI_ROWS],
+    flow: Flow,
+}
+
+impl OpenInterest {
+    fn on_row(&mut self, ts_ms: i64, value: i128) {
+        self.rows.rotate_left(1);
+        self.rows[OI_ROWS - 1] = Some((ts_ms, value));
+    }
+
+    /// The z-score of the open interest's `k`-period change at `end_ms`, from the last row
+    /// of a second before it; `None` without one (or while the windows fill).
+    fn z_at(&mut self, end_ms: i64) -> Option<Value> {
+        let (_, level) = self
+            .rows
+            .iter()
+            .rev()
+            .flatten()
+            .find(|(ts, _)| *ts < end_ms)?;
+        self.flow.push(*level)
+    }
 }
 
 /// One series' change over `k` periods, z-scored against its recent changes.
@@ -195,6 +237,7 @@ pub struct SqueezeFlow {
     structure: Structure,
     /// The spread of the last two periods, newest first.
     spreads: [Option<Value>; 2],
+    open_interest: OpenInterest,
     settings: Settings,
     state: State,
 }
@@ -244,6 +287,7 @@ impl SqueezeFlow {
             bias_min: p.int("bias_min", 2, 1, 6)? as i32,
             absorption_wick: p.number("absorption_wick", 0.5, 0.0, 1.0)?,
             swing_bars: swing as u32,
+            oi_z: p.number("oi_z", 1.0, 0.0, 100.0)?,
         };
         Ok(Self {
             keys: [c.key, spot, perp],
@@ -263,6 +307,10 @@ impl SqueezeFlow {
                 swing_highs: RollingExtreme::max(swing).expect("swing >= 1"),
             },
             spreads: [None; 2],
+            open_interest: OpenInterest {
+                rows: [None; OI_ROWS],
+                flow: Flow::new(k, window),
+            },
             settings,
             state: State::Watching,
         })
@@ -330,6 +378,7 @@ impl SqueezeFlow {
         st.swing_highs.push(high);
 
         let z: [Option<Value>; 3] = std::array::from_fn(|i| self.flows[i].push(levels[i]));
+        let z_oi = self.open_interest.z_at(end_ms);
         let mut bias: i32 = (0..3).map(|i| self.trends[i].push(levels[i])).sum();
         if end_ms % self.context_ms == 0 {
             self.context_bias = (0..3).map(|i| self.context_trends[i].push(levels[i])).sum();
@@ -459,7 +508,18 @@ impl SqueezeFlow {
             bits |= REASON_BIAS;
             tenths += BIAS_POINTS;
         }
-        let score = Value::from_num(tenths.min(100)) / Value::from_num(10);
+        match z_oi {
+            Some(z) if z >= s.oi_z => {
+                bits |= REASON_OI_CONFIRMS;
+                tenths += OI_CONFIRMS_POINTS;
+            }
+            Some(z) if z <= -s.oi_z => {
+                bits |= REASON_OI_CONTRADICTS;
+                tenths += OI_CONTRADICTS_POINTS;
+            }
+            _ => {}
+        }
+        let score = Value::from_num(tenths.clamp(0, 100)) / Value::from_num(10);
         if score < s.entry_score {
             return;
         }
@@ -502,6 +562,14 @@ impl Strategy for SqueezeFlow {
         });
         for bars in joined.into_iter().flatten() {
             self.step(bars, out);
+        }
+    }
+
+    fn on_stats(&mut self, row: &StatsRow, _out: &mut dyn FnMut(Signal)) {
+        if let (BarKey::Instrument(inst), Some(oi)) = (self.keys[PRICE], row.stats.open_interest) {
+            if inst == row.inst {
+                self.open_interest.on_row(row.ts_ms, i128::from(oi));
+            }
         }
     }
 

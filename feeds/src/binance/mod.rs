@@ -34,7 +34,8 @@ use core::marker::PhantomData;
 use core::num::NonZeroU64;
 use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
-    MaybeNanos, Nanos, Trade, TradeSource,
+    MaybeNanos, Nanos, StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE,
+    STAT_PRICE_SCALE,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -75,6 +76,13 @@ struct Fields<'a> {
     id: Option<Raw<'a>>,
     stream: Option<Raw<'a>>,
     data: Option<Raw<'a>>,
+    /// `markPriceUpdate`: index price and funding rate.
+    i: Option<Raw<'a>>,
+    r: Option<Raw<'a>>,
+    /// REST open interest: `openInterest`, `symbol`, `time`.
+    open_interest: Option<Raw<'a>>,
+    symbol: Option<Raw<'a>>,
+    time: Option<Raw<'a>>,
 }
 
 impl<'a> Fields<'a> {
@@ -137,6 +145,11 @@ impl<'a> Fields<'a> {
                 b"id" => &mut f.id,
                 b"stream" => &mut f.stream,
                 b"data" => &mut f.data,
+                b"i" => &mut f.i,
+                b"r" => &mut f.r,
+                b"openInterest" => &mut f.open_interest,
+                b"symbol" => &mut f.symbol,
+                b"time" => &mut f.time,
                 _ => return Ok(()),
             };
             *slot = Some(value);
@@ -153,6 +166,8 @@ enum MessageType {
     AggTrade,
     BookTicker,
     DepthUpdate,
+    /// Futures `<symbol>@markPrice[@1s]`: mark and index price, funding.
+    MarkPrice,
 }
 
 /// Spot bookTicker carries no `e`: it is recognised by its stream name or by its shape
@@ -164,6 +179,30 @@ fn is_untagged_book_ticker(
     has_ask_qty: bool,
 ) -> bool {
     stream.is_some_and(|s| s.ends_with(b"@bookTicker")) || (has_u && has_bid_qty && has_ask_qty)
+}
+
+/// Emits one `Stat` event per present statistic, in order; returns how many.
+fn emit_stats<const N: usize>(
+    inst: InstrumentId,
+    local_ts: Nanos,
+    exch_ts: MaybeNanos,
+    stats: [Option<(StatField, i64)>; N],
+    emit: &mut impl FnMut(MarketEvent),
+) -> u32 {
+    let mut n = 0;
+    for (field, value) in stats.into_iter().flatten() {
+        n += 1;
+        emit(MarketEvent {
+            inst,
+            local_ts,
+            kind: EventKind::Stat(VenueStat {
+                field,
+                value,
+                exch_ts,
+            }),
+        });
+    }
+    n
 }
 
 /// An optional event time `E` (spot bookTicker and spot snapshots have none).
@@ -257,6 +296,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
             let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
             return self.snapshot(inst, local_ts, &top, emit);
         }
+        if top.open_interest.is_some() {
+            return self.open_interest(local_ts, &top, emit);
+        }
         if top.result.is_some() && top.id.is_some() {
             return Ok(Parsed::Control(Control::SubscribeReply {
                 id: uint(top.id, "id")?,
@@ -285,6 +327,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
             Some(b"aggTrade") => MessageType::AggTrade,
             Some(b"bookTicker") => MessageType::BookTicker,
             Some(b"depthUpdate") => MessageType::DepthUpdate,
+            Some(b"markPriceUpdate") => MessageType::MarkPrice,
             Some(b"serverShutdown") => return Ok(Parsed::Control(Control::ServerShutdown)),
             Some(_) => return Err(ParseError::UnknownMessage),
             None if is_untagged_book_ticker(
@@ -309,6 +352,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
             kind,
         };
         match kind {
+            MessageType::MarkPrice => Self::mark_price(inst, local_ts, f, emit),
             MessageType::Trade | MessageType::AggTrade => {
                 let (trade_id, source) = if kind == MessageType::Trade {
                     (uint(f.t, "t")?, TradeSource::Trade)
@@ -380,6 +424,57 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 )
             }
         }
+    }
+
+    /// `markPriceUpdate`: `p` mark, `i` index, `r` funding rate and `T` next funding time
+    /// (`""` and `0` on delivery contracts: absent). `P`, the estimated settle price, is
+    /// not kept. Every value is read before any is emitted.
+    fn mark_price(
+        inst: InstrumentId,
+        local_ts: Nanos,
+        f: &Fields<'_>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        let exch_ts = maybe_ns(time_ms(f.big_e, "E")?);
+        let mut stats = [
+            Some((StatField::MarkPrice, decimal(f.p, "p", STAT_PRICE_SCALE)?)),
+            Some((StatField::IndexPrice, decimal(f.i, "i", STAT_PRICE_SCALE)?)),
+            None,
+            None,
+        ];
+        if let Some(r) = f.r.filter(|r| !(r.kind == Kind::Str && r.bytes.is_empty())) {
+            stats[2] = Some((
+                StatField::FundingRate,
+                decimal(Some(r), "r", FUNDING_RATE_SCALE)?,
+            ));
+        }
+        let next_funding = uint(f.big_t, "T")?;
+        if next_funding != 0 {
+            let ms = i64::try_from(next_funding).map_err(|_| ParseError::BadInteger("T"))?;
+            stats[3] = Some((StatField::NextFundingMs, ms));
+        }
+        Ok(Parsed::Events(emit_stats(
+            inst, local_ts, exch_ts, stats, emit,
+        )))
+    }
+
+    /// A REST open-interest answer (`/fapi/v1/openInterest`, `/dapi/v1/openInterest`):
+    /// `openInterest` at the instrument's size scale (base units on USD-M, contracts on
+    /// COIN-M), dated by `time`.
+    fn open_interest(
+        &mut self,
+        local_ts: Nanos,
+        f: &Fields<'_>,
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Result<Parsed, ParseError> {
+        let inst = self.instrument(string(f.symbol, "symbol")?)?;
+        let size_scale = self.table.get(inst).size_scale;
+        let value = decimal(f.open_interest, "openInterest", size_scale)?;
+        let exch_ts = maybe_ns(time_ms(f.time, "time")?);
+        let stats = [Some((StatField::OpenInterest, value))];
+        Ok(Parsed::Events(emit_stats(
+            inst, local_ts, exch_ts, stats, emit,
+        )))
     }
 
     fn snapshot(

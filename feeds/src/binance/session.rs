@@ -17,6 +17,8 @@ pub struct BinanceMarket {
     pub depth_path: &'static str,
     /// Path of the REST trade history (by id), before `?symbol=`.
     pub history_path: &'static str,
+    /// Path of the REST open interest, before `?symbol=`; `None` on spot.
+    pub open_interest_path: Option<&'static str>,
     /// The trade history wants an API key (`X-MBX-APIKEY`; security type MARKET_DATA).
     pub history_needs_key: bool,
     /// Streams per symbol when the configuration names none, as in the shared recordings.
@@ -46,6 +48,7 @@ pub const fn market(venue: Venue) -> Option<BinanceMarket> {
             rest_url: "https://api.binance.com",
             depth_path: "/api/v3/depth",
             history_path: "/api/v3/historicalTrades",
+            open_interest_path: None,
             history_needs_key: false,
             default_streams: &["trade", "bookTicker", "depth@100ms"],
             connection_lifetime: DAY,
@@ -56,6 +59,7 @@ pub const fn market(venue: Venue) -> Option<BinanceMarket> {
             rest_url: "https://fapi.binance.com",
             depth_path: "/fapi/v1/depth",
             history_path: "/fapi/v1/historicalTrades",
+            open_interest_path: Some("/fapi/v1/openInterest"),
             history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
             connection_lifetime: DAY,
@@ -66,6 +70,7 @@ pub const fn market(venue: Venue) -> Option<BinanceMarket> {
             rest_url: "https://dapi.binance.com",
             depth_path: "/dapi/v1/depth",
             history_path: "/dapi/v1/historicalTrades",
+            open_interest_path: Some("/dapi/v1/openInterest"),
             history_needs_key: true,
             default_streams: &["trade", "bookTicker", "depth@0ms"],
             connection_lifetime: DAY,
@@ -109,6 +114,28 @@ pub fn snapshot_url(market: &BinanceMarket, rest_url: &str, symbol: &str, limit:
         market.depth_path,
         symbol.to_ascii_uppercase()
     )
+}
+
+/// The REST open-interest URL of `symbol` (`/fapi/v1/openInterest?symbol=BTCUSDT`), or
+/// `None` where the market has none (spot).
+///
+/// # Examples
+/// ```
+/// use flowcore_core::instrument::Venue;
+/// use flowcore_feeds::binance::session::{market, open_interest_url};
+/// let usdm = market(Venue::BinanceUsdm).unwrap();
+/// assert_eq!(
+///     open_interest_url(&usdm, "http://127.0.0.1:9001/", "btcusdt").as_deref(),
+///     Some("http://127.0.0.1:9001/fapi/v1/openInterest?symbol=BTCUSDT")
+/// );
+/// ```
+pub fn open_interest_url(market: &BinanceMarket, rest_url: &str, symbol: &str) -> Option<String> {
+    let path = market.open_interest_path?;
+    Some(format!(
+        "{}{path}?symbol={}",
+        rest_url.trim_end_matches('/'),
+        symbol.to_ascii_uppercase()
+    ))
 }
 
 /// Trade-history answers hold at most this many trades (the venues' maximum `limit`).

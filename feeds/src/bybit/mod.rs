@@ -33,7 +33,7 @@ use crate::ParseError;
 use core::marker::PhantomData;
 use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, EventKind, Level, MarketEvent, Nanos,
-    StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE,
+    StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE, STAT_PRICE_SCALE,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -260,8 +260,7 @@ impl<D: BybitDialect> BybitParser<D> {
                 Ok(())
             })
             .map_err(|e| e.offset_by(data.at))?;
-        let (inst, (px_scale, size_scale)) =
-            self.topic_instrument(f.symbol, "symbol", topic_symbol)?;
+        let (inst, (_, size_scale)) = self.topic_instrument(f.symbol, "symbol", topic_symbol)?;
         // Every present field is read before any is emitted: all or nothing.
         fn present(raw: Option<Raw<'_>>) -> Option<Raw<'_>> {
             // Bybit sends `""` for a statistic it has no value for.
@@ -269,8 +268,18 @@ impl<D: BybitDialect> BybitParser<D> {
         }
         let mut stats = [None; 5];
         let decimals = [
-            (f.mark_price, StatField::MarkPrice, "markPrice", px_scale),
-            (f.index_price, StatField::IndexPrice, "indexPrice", px_scale),
+            (
+                f.mark_price,
+                StatField::MarkPrice,
+                "markPrice",
+                STAT_PRICE_SCALE,
+            ),
+            (
+                f.index_price,
+                StatField::IndexPrice,
+                "indexPrice",
+                STAT_PRICE_SCALE,
+            ),
             (
                 f.open_interest,
                 StatField::OpenInterest,

@@ -10,7 +10,9 @@ use super::backoff::Backoff;
 use crate::config::FeedConfig;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::instrument::InstrumentTable;
-use flowcore_feeds::binance::session::{snapshot_url, trade_history_url, BinanceMarket};
+use flowcore_feeds::binance::session::{
+    open_interest_url, snapshot_url, trade_history_url, BinanceMarket,
+};
 use flowcore_feeds::transport::{http, TlsSettings, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,24 +33,26 @@ pub(crate) struct RestRequest {
 }
 
 impl RestRequest {
-    /// The request for `request` on `feed`'s venue.
+    /// The request for `request` on `feed`'s venue; `None` for open interest on a market
+    /// that has none.
     pub(crate) fn new(
         feed: &FeedConfig,
         m: &BinanceMarket,
         table: &InstrumentTable,
         snapshot_limit: u32,
         request: FeedRequest,
-    ) -> Self {
+    ) -> Option<Self> {
         let symbol = &table.get(request.inst()).symbol;
         let url = match request {
             FeedRequest::Snapshot(_) => snapshot_url(m, &feed.rest_url, symbol, snapshot_limit),
             FeedRequest::Trades(_, r) => trade_history_url(m, &feed.rest_url, symbol, r.from_id),
+            FeedRequest::OpenInterest(_) => open_interest_url(m, &feed.rest_url, symbol)?,
         };
-        Self {
+        Some(Self {
             request,
             url,
             api_key: feed.api_key.clone(),
-        }
+        })
     }
 }
 
@@ -98,6 +102,10 @@ pub(crate) async fn fetch(
                 on_error,
             )
             .await
+        }
+        // One attempt: the next poll is the retry.
+        FeedRequest::OpenInterest(_) => {
+            get_retrying(&req.url, tls, &[], stop, Some(1), Duration::ZERO, on_error).await
         }
     }
 }

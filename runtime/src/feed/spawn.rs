@@ -84,6 +84,7 @@ pub(crate) fn spawn_feed(spawn: FeedSpawn) -> std::io::Result<FeedHandle> {
                 files: Vec::new(),
                 fetching: HashSet::new(),
                 resubscribe: HashSet::new(),
+                open_interest_due: None,
             };
             let (stop, exit_on_close) = (spawn.stop, spawn.exit_on_close);
             match spawn.transport {

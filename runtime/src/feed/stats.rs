@@ -16,6 +16,8 @@ pub(crate) struct FeedStats {
     pub(crate) snapshot_errors: u64,
     pub(crate) histories: u64,
     pub(crate) history_errors: u64,
+    pub(crate) open_interest_polls: u64,
+    pub(crate) open_interest_errors: u64,
     pub(crate) disconnects: u64,
     pub(crate) connect_errors: u64,
     pub(crate) ring_waits: u64,

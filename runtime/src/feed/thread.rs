@@ -46,6 +46,8 @@ pub(crate) struct FeedThread {
     pub(crate) fetching: HashSet<FeedRequest>,
     /// Instruments whose book topics their connection is to subscribe again (Bybit).
     pub(crate) resubscribe: HashSet<InstrumentId>,
+    /// When each symbol's open interest is next polled (with `open_interest_s`).
+    pub(crate) open_interest_due: Option<Instant>,
 }
 
 impl FeedThread {
@@ -71,7 +73,7 @@ impl FeedThread {
     }
 
     /// Stamps, records, parses and hands on one message; `None` when the parser refused it
-    /// (counted).
+    /// (counted), or for the break of a connection that carries no trades or book.
     pub(crate) fn on_message(
         &mut self,
         parser: &mut VenueParser,
@@ -79,6 +81,13 @@ impl FeedThread {
         bytes: &[u8],
         snapshot_for: Option<InstrumentId>,
     ) -> Option<Parsed> {
+        if !self.feed.carries_market_flow()
+            && flowcore_feeds::session_marker(bytes) == Some(SessionEvent::StreamBreak)
+        {
+            // A statistics-only connection (USD-M `/market`) dropping loses no trade and no
+            // diff: the instrument's book and trades live on another feed's connection.
+            return None;
+        }
         let ts = self.clock.now();
         self.stats.messages += 1;
         if let Some(recorder) = &mut self.recorder {
@@ -154,7 +163,28 @@ impl FeedThread {
         match request {
             FeedRequest::Snapshot(_) => self.stats.snapshot_errors += 1,
             FeedRequest::Trades(..) => self.stats.history_errors += 1,
+            FeedRequest::OpenInterest(_) => self.stats.open_interest_errors += 1,
         }
+    }
+
+    /// The open-interest polls due at `now`, one per symbol of the feed, every
+    /// `open_interest_s` (the first at once).
+    pub(crate) fn open_interest_polls(&mut self, now: Instant) -> Vec<RestRequest> {
+        let Some(every) = self.feed.open_interest_every else {
+            return Vec::new();
+        };
+        if self.open_interest_due.is_some_and(|due| now < due) {
+            return Vec::new();
+        }
+        self.open_interest_due = Some(now + every);
+        let feed = Rc::clone(&self.feed);
+        let insts: Vec<InstrumentId> = (feed.symbols.iter())
+            .filter_map(|s| self.table.find(feed.venue, s.as_bytes()))
+            .collect();
+        insts
+            .into_iter()
+            .filter_map(|inst| self.rest_request(FeedRequest::OpenInterest(inst)))
+            .collect()
     }
 
     /// Applies the answer to a REST request.
@@ -179,8 +209,14 @@ impl FeedThread {
                         self.stats.history_errors += 1;
                         self.on_session(parser, inst, SessionEvent::BackfillRefused);
                     }
+                    (FeedRequest::OpenInterest(_), true) => self.stats.open_interest_polls += 1,
+                    (FeedRequest::OpenInterest(_), false) => {
+                        self.stats.open_interest_errors += 1;
+                    }
                 }
             }
+            // A poll that failed waits for the next one (its error is counted already).
+            RestAnswer::Refused if matches!(request, FeedRequest::OpenInterest(_)) => {}
             RestAnswer::Refused => self.on_session(parser, inst, SessionEvent::BackfillRefused),
             RestAnswer::Stopped => {}
         }
@@ -196,15 +232,14 @@ impl FeedThread {
             }
             return None;
         };
-        self.fetching.insert(request).then(|| {
-            RestRequest::new(
-                &self.feed,
-                &market,
-                &self.table,
-                self.snapshot_limit,
-                request,
-            )
-        })
+        let rest = RestRequest::new(
+            &self.feed,
+            &market,
+            &self.table,
+            self.snapshot_limit,
+            request,
+        )?;
+        self.fetching.insert(request).then_some(rest)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::backoff::Backoff;
 use super::link::{Link, LinkAction, LINK_TICK};
-use super::rest::fetch;
+use super::rest::{fetch, RestRequest};
 use super::stats::FeedStats;
 use super::thread::{
     bybit_subscriber, refused, subscriber_texts, FeedThread, Shared, SNAPSHOT_GRACE,
@@ -67,7 +67,14 @@ pub(crate) fn feed_main(
         loop {
             tick.tick().await;
             while let Ok(request) = requests.pop() {
-                fetch_rest(&shared, request, stop.clone());
+                let rest = shared.borrow_mut().rest_request(request);
+                if let Some(rest) = rest {
+                    fetch_rest(&shared, rest, stop.clone());
+                }
+            }
+            let polls = shared.borrow_mut().open_interest_polls(Instant::now());
+            for rest in polls {
+                fetch_rest(&shared, rest, stop.clone());
             }
             // Done when stopped, or when every connection has ended for good and no
             // snapshot is still on its way (a fetch that keeps failing gets a grace period:
@@ -398,12 +405,10 @@ fn on_lost_primary(
     false
 }
 
-/// Starts a REST request unless the same one is in flight; its answer goes through the
-/// feed thread like a message.
-fn fetch_rest(shared: &Shared, request: FeedRequest, stop: Arc<AtomicBool>) {
-    let Some(rest) = shared.borrow_mut().rest_request(request) else {
-        return;
-    };
+/// Starts a REST request (one [`FeedThread::rest_request`] made: not in flight yet); its
+/// answer goes through the feed thread like a message.
+fn fetch_rest(shared: &Shared, rest: RestRequest, stop: Arc<AtomicBool>) {
+    let request = rest.request;
     let tls = TlsSettings {
         extra_ca_file: shared.borrow().feed.tls_ca_file.clone(),
     };

@@ -349,6 +349,11 @@ pub(crate) fn feed_main_uring(
                 fetcher.request(rest);
             }
         }
+        if stopping.is_none() && (rounds.is_multiple_of(256) || quiet) {
+            for rest in thread.open_interest_polls(Instant::now()) {
+                fetcher.request(rest);
+            }
+        }
         let mut replied = false;
         while let Ok((request, fetched)) = fetcher.replies.try_recv() {
             replied = true;

@@ -1,14 +1,16 @@
 /*
- * tail_bars -- prints a flowcore bus's bars, tops and signals as replay JSONL rows.
+ * tail_bars -- prints a flowcore bus's bars, tops, signals and venue statistics as replay
+ * JSONL rows.
  *
  *   cc -std=c11 -O2 -Wall -Wextra -Werror -I shm/include shm/examples/c/tail_bars.c -o tail_bars
- *   tail_bars DIR [--streams bars,tops,signals]
+ *   tail_bars DIR [--streams bars,tops,signals,stats]
  *
  * Reads from the oldest record still in each ring, prints one JSON line per record
- * (exactly the rows of `flowcore replay --bars-out/--tops-out`, and of `--signals-out`
- * less the strategy's name, which the bus does not carry), waits for a bus that is not
- * there yet, follows a writer restart, and ends when the writer is gone and every ring was
- * read up to its write_seq. A summary goes to stderr.
+ * (exactly the rows of `flowcore replay --bars-out/--tops-out/--signals-out/--stats-out`,
+ * a signal's strategy name taken from strategies.table), waits for a bus that is not there
+ * yet, follows a writer restart, and ends when the writer is gone and every ring was read up
+ * to its write_seq. On the bus of a writer older than stats.ring, `stats` prints nothing.
+ * A summary goes to stderr.
  */
 #include "flowcore_shm.h" /* first: it sets the feature macros it needs */
 
@@ -112,7 +114,10 @@ static void print_bar(const fcshm_bar *b, const symbol_cache *s) {
     put_dec("vwap", (b->flags & FCSHM_BAR_VWAP_SET) != 0, b->vwap, ps);
     put_dec("buy_notional", 1, b->buy_notional, ns);
     put_dec("sell_notional", 1, b->sell_notional, ns);
-    printf(",\"complete\":%s}\n", (b->flags & FCSHM_BAR_COMPLETE) ? "true" : "false");
+    printf(",\"complete\":%s", (b->flags & FCSHM_BAR_COMPLETE) ? "true" : "false");
+    /* Aggregates say whose bars the second holds. */
+    if (strncmp(s->venue, "agg-", 4) == 0) printf(",\"members\":%u", (unsigned)b->members);
+    fputs("}\n", stdout);
 }
 
 static void print_top(const fcshm_top *t, const symbol_cache *s) {
@@ -134,12 +139,27 @@ static void print_top(const fcshm_top *t, const symbol_cache *s) {
 /* reason_bits bit the bus sets when a CVD was clamped; not the strategy's own. */
 #define SIGNAL_CVD_SATURATED 0x80000000u
 
-static void print_signal(const fcshm_signal *g, const symbol_cache *s) {
+/* The name of a strategy id into name (FCSHM_STRATEGY_NAME_LEN + 1 bytes): 1 when
+ * strategies.table has it, 0 when not (no table on this bus, id outside it, slot empty).
+ * Read when the signal is: the writer fills a strategy's slot before its first signal. */
+static int strategy_name(const fcshm_file *strategies, uint32_t id, char *name) {
+    fcshm_strategy rec;
+    if (!strategies || fcshm_table_read(strategies, id, &rec, NULL) != 1) return 0;
+    fcshm_text(name, rec.name, sizeof rec.name);
+    return 1;
+}
+
+static void print_signal(const fcshm_signal *g, const symbol_cache *s, const char *strategy) {
     static const char *const actions[] = {"unknown", "enter_long", "enter_short", "exit"};
     static const char *const tiers[] = {"unknown", "fast", "tactical", "strategic"};
     unsigned ps = s->price_scale, ss = s->size_scale;
-    printf("{\"id\":%llu,\"strategy_id\":%u,\"venue\":", (unsigned long long)g->signal_id,
+    printf("{\"id\":%llu,\"strategy_id\":%u", (unsigned long long)g->signal_id,
            (unsigned)g->strategy_id);
+    if (strategy) {
+        fputs(",\"strategy\":", stdout);
+        put_jstr(strategy);
+    }
+    fputs(",\"venue\":", stdout);
     put_jstr(s->venue);
     fputs(",\"symbol\":", stdout);
     put_jstr(s->symbol);
@@ -157,8 +177,23 @@ static void print_signal(const fcshm_signal *g, const symbol_cache *s) {
     fputs("}\n", stdout);
 }
 
+static void print_stats(const fcshm_stats *t, const symbol_cache *s) {
+    put_head(s, t->ts_ms);
+    put_dec("mark_px", (t->flags & FCSHM_STATS_MARK_SET) != 0, t->mark_px, FCSHM_STAT_PRICE_SCALE);
+    put_dec("index_px", (t->flags & FCSHM_STATS_INDEX_SET) != 0, t->index_px,
+            FCSHM_STAT_PRICE_SCALE);
+    put_dec("open_interest", (t->flags & FCSHM_STATS_OPEN_INTEREST_SET) != 0, t->open_interest,
+            s->size_scale);
+    put_dec("funding_rate", (t->flags & FCSHM_STATS_FUNDING_RATE_SET) != 0, t->funding_rate,
+            FCSHM_FUNDING_RATE_SCALE);
+    if (t->flags & FCSHM_STATS_NEXT_FUNDING_SET)
+        printf(",\"next_funding_ms\":%lld}\n", (long long)t->next_funding_ms);
+    else
+        fputs(",\"next_funding_ms\":null}\n", stdout);
+}
+
 static int usage(const char *argv0) {
-    fprintf(stderr, "usage: %s DIR [--streams bars,tops,signals]\n", argv0);
+    fprintf(stderr, "usage: %s DIR [--streams bars,tops,signals,stats]\n", argv0);
     return 2;
 }
 
@@ -198,14 +233,16 @@ int main(int argc, char **argv) {
     }
     if (!dir) return usage(argv[0]);
 
-    uint32_t sel[3];
+    uint32_t sel[4];
     int nsel = 0;
     for (const char *p = streams; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         uint32_t s = fcshm_stream_by_name(p, len);
-        if (s != FCSHM_STREAM_BARS && s != FCSHM_STREAM_TOPS && s != FCSHM_STREAM_SIGNALS) {
-            fprintf(stderr, "tail_bars: unknown stream '%.*s' (choose from bars,tops,signals)\n",
+        if (s != FCSHM_STREAM_BARS && s != FCSHM_STREAM_TOPS && s != FCSHM_STREAM_SIGNALS &&
+            s != FCSHM_STREAM_STATS) {
+            fprintf(stderr,
+                    "tail_bars: unknown stream '%.*s' (choose from bars,tops,signals,stats)\n",
                     (int)len, p);
             return 2;
         }
@@ -218,6 +255,8 @@ int main(int argc, char **argv) {
     if (nsel == 0) return usage(argv[0]);
     uint32_t mask = 0;
     for (int k = 0; k < nsel; k++) mask |= 1u << sel[k];
+    /* Signals are printed with their strategy's name. */
+    if (mask & (1u << FCSHM_STREAM_SIGNALS)) mask |= 1u << FCSHM_STREAM_STRATEGIES;
 
     uint32_t bad = fcshm_check_layout_hashes();
     if (bad) {
@@ -229,27 +268,39 @@ int main(int argc, char **argv) {
     int rc = open_bus(&bus, dir, mask);
     if (rc) return rc;
     const fcshm_file *symbols = &bus.files[FCSHM_STREAM_SYMBOLS];
-    fcshm_ring rings[3];
-    for (int k = 0; k < nsel; k++) fcshm_ring_init(&rings[k], &bus.files[sel[k]], FCSHM_START_OLDEST);
+    /* A ring the bus does not have (an optional one of an older writer) stays empty. */
+    fcshm_ring rings[4];
+    int have[4];
+    for (int k = 0; k < nsel; k++) {
+        have[k] = (bus.mask >> sel[k]) & 1u;
+        if (have[k]) fcshm_ring_init(&rings[k], &bus.files[sel[k]], FCSHM_START_OLDEST);
+        else memset(&rings[k], 0, sizeof rings[k]);
+    }
 
-    uint64_t count[3] = {0, 0, 0}, lapped = 0, restarts = 0;
+    uint64_t count[4] = {0, 0, 0, 0}, lapped = 0, restarts = 0;
     long idle_ns = 500000L;
     uint64_t last_check = 0;
     int status = 0;
     for (;;) {
         int progressed = 0;
+        const fcshm_file *strategies = (bus.mask >> FCSHM_STREAM_STRATEGIES) & 1u
+                                           ? &bus.files[FCSHM_STREAM_STRATEGIES]
+                                           : NULL;
         for (int k = 0; k < nsel; k++) {
             union {
                 fcshm_bar bar;
                 fcshm_top top;
                 fcshm_signal signal;
+                fcshm_stats stats;
             } rec;
             uint64_t seq;
+            if (!have[k]) continue;
             for (int i = 0; i < 4096 && fcshm_ring_try_read(&rings[k], &rec, &seq) == 1; i++) {
                 progressed = 1;
-                uint32_t sid = sel[k] == FCSHM_STREAM_BARS   ? rec.bar.symbol_id
-                               : sel[k] == FCSHM_STREAM_TOPS ? rec.top.symbol_id
-                                                             : rec.signal.symbol_id;
+                uint32_t sid = sel[k] == FCSHM_STREAM_BARS      ? rec.bar.symbol_id
+                               : sel[k] == FCSHM_STREAM_TOPS    ? rec.top.symbol_id
+                               : sel[k] == FCSHM_STREAM_SIGNALS ? rec.signal.symbol_id
+                                                                : rec.stats.symbol_id;
                 const symbol_cache *s = wait_symbol(symbols, sid);
                 if (!s) {
                     fprintf(stderr, "tail_bars: error: record %llu refers to unknown symbol id %u\n",
@@ -261,8 +312,12 @@ int main(int argc, char **argv) {
                     print_bar(&rec.bar, s);
                 else if (sel[k] == FCSHM_STREAM_TOPS)
                     print_top(&rec.top, s);
-                else
-                    print_signal(&rec.signal, s);
+                else if (sel[k] == FCSHM_STREAM_SIGNALS) {
+                    char name[FCSHM_STRATEGY_NAME_LEN + 1];
+                    int named = strategy_name(strategies, rec.signal.strategy_id, name);
+                    print_signal(&rec.signal, s, named ? name : NULL);
+                } else
+                    print_stats(&rec.stats, s);
                 count[k]++;
             }
         }
@@ -283,7 +338,7 @@ int main(int argc, char **argv) {
         if (!alive || now - last_check > 200000000u) {
             last_check = now;
             if (fcshm_bus_restarted(&bus)) {
-                for (int k = 0; k < nsel; k++) lapped += rings[k].lapped;
+                for (int k = 0; k < nsel; k++) lapped += have[k] ? rings[k].lapped : 0;
                 fcshm_bus_close(&bus);
                 memset(g_syms, 0, sizeof g_syms);
                 restarts++;
@@ -291,7 +346,9 @@ int main(int argc, char **argv) {
                 rc = open_bus(&bus, dir, mask);
                 if (rc) return rc;
                 for (int k = 0; k < nsel; k++) {
-                    fcshm_ring_init(&rings[k], &bus.files[sel[k]], FCSHM_START_NEXT);
+                    have[k] = (bus.mask >> sel[k]) & 1u;
+                    memset(&rings[k], 0, sizeof rings[k]);
+                    if (have[k]) fcshm_ring_init(&rings[k], &bus.files[sel[k]], FCSHM_START_NEXT);
                     rings[k].next = 0;
                 }
                 continue;
@@ -300,7 +357,7 @@ int main(int argc, char **argv) {
         if (!alive) {
             int drained = 1;
             for (int k = 0; k < nsel; k++)
-                if (rings[k].next < fcshm_write_seq(rings[k].file)) drained = 0;
+                if (have[k] && rings[k].next < fcshm_write_seq(rings[k].file)) drained = 0;
             if (drained) break;
             continue;
         }
@@ -309,7 +366,7 @@ int main(int argc, char **argv) {
     }
 out:
     fflush(stdout);
-    for (int k = 0; k < nsel; k++) lapped += rings[k].lapped;
+    for (int k = 0; k < nsel; k++) lapped += have[k] ? rings[k].lapped : 0;
     fcshm_bus_close(&bus);
     uint64_t total = 0;
     for (int k = 0; k < nsel; k++) total += count[k];

@@ -7,7 +7,8 @@
 //!                  faults: a plan of drops, gaps, stalls... --^
 //! bybit_synth: a seeded synthetic Bybit recording, for venues with none bundled
 //! ```
-//! Owns: [`server`] (the simulator), [`faults`] (what it injects), [`bybit_synth`].
+//! Owns: [`server`] (the simulator, with the Binance futures statistics it synthesises:
+//! mark price and open interest), [`faults`] (what it injects), [`bybit_synth`].
 //! May depend on `flowcore-core` and `flowcore-feeds` (dialects, transports' TLS and
 //! socket helpers, the recording format); never on the bus (`flowcore-shm`), the runtime,
 //! the outputs or the CLI: a simulator is an exchange, it knows nothing of our pipeline.
@@ -16,8 +17,10 @@
 mod bybit;
 pub mod bybit_synth;
 pub mod faults;
+mod market_flow;
 pub mod server;
 mod state;
+mod venue_stats;
 
 pub use server::{run_sim, SimOptions, DEFAULT_CLIENT_BUFFER};
 pub use state::SimSummary;

@@ -23,15 +23,37 @@
 //! played so far; futures want an `X-MBX-APIKEY` header (security type MARKET_DATA), as
 //! Binance does. Faults ([`crate::faults`]) are injected on request while the market
 //! keeps running.
+//!
+//! Binance futures statistics, which the recordings do not carry, are synthesised from what
+//! the sim plays (formulas in `venue_stats.rs`, the same recording at the same pace giving
+//! the same bytes):
+//! - `<symbol>@markPrice@1s` and `<symbol>@markPrice` for every USD-M and COIN-M instrument
+//!   played, requested like any recorded stream (on USD-M under `/market` or no prefix, never
+//!   `/public`). One `markPriceUpdate` per second (per 3 s) of the instrument's exchange time,
+//!   sent right after the message that passed the boundary, with `E` = the boundary: never
+//!   later than the `E` of the instrument's messages already handed out, since the engine
+//!   closes bars by the exchange time it has seen and must close them as a replay does. `p`
+//!   is the sim's book mid rounded to the tick (the last trade before the book has two
+//!   sides), `i` = `P` that mark less a basis of -5 to 5 bp cycling with the second, `r` =
+//!   0.0001 + (p - i) / i, `T` the next 8-hour funding time; prices and rate at 8 decimals.
+//! - `GET /fapi/v1/openInterest?symbol=` and `/dapi/v1/openInterest?symbol=` (Binance's
+//!   shapes; spot has none: 404): 10 000 units of the instrument's size, plus the taker
+//!   trades played with an even id, less those with an odd id (never below zero), at the size
+//!   scale; `time` is the largest `E` of the instrument's messages handed out. Before there
+//!   is one the answer is 503 with Binance's -1001 "try again" (a listed symbol always has
+//!   an open interest on Binance; the sim has nothing to date it by). The REST faults apply
+//!   as to every REST request; an unknown symbol gets -1121 as elsewhere.
 
 use crate::bybit;
 use crate::faults::{
     FaultKind, FaultPlan, FRAGMENTED_MESSAGES, FRAGMENT_SIZES, REFUSE_FOR, REST_FAILURES,
     SHUTDOWN_GRACE, SLOW_REST, STALL_FOR, STORM_PINGS,
 };
+use crate::market_flow::{Flow, MarkStream};
 use crate::state::{
     Client, OpenConnection, Outgoing, Record, Shared, Sim, SimBook, SimSummary, VenueState,
 };
+use crate::venue_stats::{self, mark_stream_names, open_interest_answer};
 use anyhow::{bail, Context};
 use flowcore_core::decimal::Fixed;
 use flowcore_core::event::{Aggressor, BatchKind, BookSide, EventKind, MarketEvent, Trade};
@@ -220,8 +242,13 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             let mut is_diff = false;
             let mut is_snapshot = false;
             let mut trade = None;
+            let mut exch_ms: Option<i64> = None;
             let _ = parser.parse(ts, json, None, &mut |ev: MarketEvent| {
                 inst = Some(ev.inst);
+                if let Some(ns) = ev.exch_ts() {
+                    let ms = ns.div_euclid(1_000_000);
+                    exch_ms = Some(exch_ms.map_or(ms, |m| m.max(ms)));
+                }
                 match ev.kind {
                     EventKind::BookBegin(b) => {
                         is_diff = b.kind == BatchKind::Diff;
@@ -253,6 +280,8 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
                 wrapped: Utf8Bytes::from(text.to_string()),
                 book: if is_diff { inst } else { None },
                 trade,
+                inst,
+                exch_ms,
             });
         }
         if let (Some(inst), Some(snapshot)) = (file_inst, pending_snapshots.first()) {
@@ -274,11 +303,12 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
     // Stable: equal timestamps keep argument and line order.
     records.sort_by_key(|r| r.ts);
     let mut trades: HashMap<InstrumentId, Vec<(usize, Trade)>> = HashMap::new();
-    for (at, record) in records.iter_mut().enumerate() {
-        if let Some((inst, trade)) = record.trade.take() {
+    for (at, record) in records.iter().enumerate() {
+        if let Some((inst, trade)) = record.trade {
             trades.entry(inst).or_default().push((at, trade));
         }
     }
+    let flows = add_synthesised_streams(&mut venues, &records, &options.table);
     for list in trades.values_mut() {
         list.sort_by_key(|(_, t)| t.trade_id);
     }
@@ -305,6 +335,7 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             client_buffer: options.client_buffer.max(1),
             played: 0,
             trades,
+            flows,
             faults: options.faults.clone(),
             refuse_until: vec![None; venue_count],
             rest_failures: 0,
@@ -315,6 +346,45 @@ fn load(options: &SimOptions) -> anyhow::Result<(Vec<Record>, Sim)> {
             open_connections: 0,
         },
     ))
+}
+
+/// Adds the synthesised mark-price streams of every futures instrument the records name to
+/// its venue's stream names (after the recorded ones, in instrument order; a name the
+/// recordings already carry is served as recorded) and returns each instrument's flow.
+fn add_synthesised_streams(
+    venues: &mut [VenueState],
+    records: &[Record],
+    table: &InstrumentTable,
+) -> HashMap<InstrumentId, Flow> {
+    let mut played: Vec<BTreeSet<InstrumentId>> = vec![BTreeSet::new(); venues.len()];
+    for record in records {
+        if let Some(inst) = record.inst {
+            played[record.venue].insert(inst);
+        }
+    }
+    let mut flows = HashMap::new();
+    for (venue, insts) in venues.iter_mut().zip(played) {
+        if !venue_stats::synthesises(venue.venue) {
+            continue;
+        }
+        for inst in insts {
+            let instrument = table.get(inst);
+            let mut marks = Vec::new();
+            for (name, period_ms) in mark_stream_names(instrument) {
+                if venue.streams.contains(&name) {
+                    continue;
+                }
+                venue.streams.push(name.clone());
+                marks.push(MarkStream {
+                    stream: venue.streams.len() - 1,
+                    name,
+                    period_ms,
+                });
+            }
+            flows.insert(inst, Flow::new(instrument, marks));
+        }
+    }
+    flows
 }
 
 /// Binance's `serverShutdown` event, as its WebSocket API documents it, without the
@@ -400,36 +470,46 @@ async fn play(records: &[Record], sim: &Shared, pace: Pace, stop: &AtomicBool) {
                 tokio::time::sleep_until(due).await;
             }
         }
-        if let Some(inst) = record.book {
-            let mut guard = sim.borrow_mut();
-            let state = &mut *guard;
-            let venue = state.venues[record.venue].venue;
-            let parser = parsers
-                .entry(record.venue)
-                .or_insert_with(|| VenueParser::new(venue, state.table.clone()));
-            if let Some(sim_book) = state.books.get_mut(&inst) {
-                let _ = parser.parse(
-                    record.ts,
-                    record.wrapped.as_bytes(),
-                    None,
-                    &mut |ev: MarketEvent| apply(sim_book, &ev),
-                );
-            }
-        }
+        move_book(&mut sim.borrow_mut(), &mut parsers, record);
         let skip = record.book.is_some() && std::mem::take(&mut gap_due[record.venue]);
         if !skip {
-            deliver(record, sim, pace).await;
+            deliver(sim, record.venue, record.stream, &record.wrapped, pace).await;
         }
-        let played = {
+        let (played, marks) = {
             let mut s = sim.borrow_mut();
             s.summary.played += 1;
             s.played += 1;
-            s.summary.played
+            let marks = venue_stats::on_played(&mut s, record, !skip);
+            (s.summary.played, marks)
         };
+        // After the message that passed their boundaries: never dated ahead of it.
+        for (stream, text) in &marks {
+            deliver(sim, record.venue, *stream, text, pace).await;
+        }
         let due: Vec<FaultKind> = sim.borrow().faults.due(played).collect();
         for kind in due {
             inject(sim, record.venue, kind, &mut gap_due);
         }
+    }
+}
+
+/// Moves the sim's book by a played depth diff (every one, also one a gap fault leaves out
+/// of the stream), with a parser per venue.
+fn move_book(sim: &mut Sim, parsers: &mut HashMap<usize, VenueParser>, record: &Record) {
+    let Some(inst) = record.book else {
+        return;
+    };
+    let venue = sim.venues[record.venue].venue;
+    let parser = parsers
+        .entry(record.venue)
+        .or_insert_with(|| VenueParser::new(venue, sim.table.clone()));
+    if let Some(sim_book) = sim.books.get_mut(&inst) {
+        let _ = parser.parse(
+            record.ts,
+            record.wrapped.as_bytes(),
+            None,
+            &mut |ev: MarketEvent| apply(sim_book, &ev),
+        );
     }
 }
 
@@ -458,31 +538,33 @@ fn inject(sim: &Shared, v: usize, kind: FaultKind, gap_due: &mut [bool]) {
     }
 }
 
-/// Hands one message to every client of its venue that subscribed to its stream.
-async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
-    let targets: Vec<(usize, mpsc::Sender<Outgoing>, bool)> = {
+/// Hands one message (`wrapped`: the combined-stream text) of stream `stream` to every
+/// client of venue `v` that subscribed to it.
+async fn deliver(sim: &Shared, v: usize, stream: usize, wrapped: &Utf8Bytes, pace: Pace) {
+    // Each client named by its stream set (the list may change while `asap` waits).
+    type Target = (Rc<RefCell<BTreeSet<usize>>>, mpsc::Sender<Outgoing>, bool);
+    let targets: Vec<Target> = {
         let s = sim.borrow();
-        s.venues[record.venue]
+        s.venues[v]
             .clients
             .iter()
-            .enumerate()
-            .filter(|(_, c)| c.streams.borrow().contains(&record.stream))
-            .map(|(i, c)| (i, c.tx.clone(), c.bare))
+            .filter(|c| c.streams.borrow().contains(&stream))
+            .map(|c| (c.streams.clone(), c.tx.clone(), c.bare))
             .collect()
     };
     let mut gone = Vec::new();
     // Cut once per message, shared by every `/ws` client.
     let mut bare_message: Option<Utf8Bytes> = None;
-    for (i, tx, bare) in targets {
+    for (client, tx, bare) in targets {
         let message = if bare {
             bare_message
-                .get_or_insert_with(|| match bare_payload(record.wrapped.as_str()) {
+                .get_or_insert_with(|| match bare_payload(wrapped.as_str()) {
                     Some(p) => Utf8Bytes::from(p.to_string()),
-                    None => record.wrapped.clone(),
+                    None => wrapped.clone(),
                 })
                 .clone()
         } else {
-            record.wrapped.clone()
+            wrapped.clone()
         };
         let message = Outgoing::Text(message);
         let sent = match pace {
@@ -492,16 +574,15 @@ async fn deliver(record: &Record, sim: &Shared, pace: Pace) {
         if sent {
             sim.borrow_mut().summary.delivered += 1;
         } else {
-            gone.push(i);
+            gone.push(client);
         }
     }
     if !gone.is_empty() {
         let mut s = sim.borrow_mut();
         s.summary.dropped_clients += gone.len() as u64;
-        let clients = &mut s.venues[record.venue].clients;
-        for i in gone.into_iter().rev() {
-            clients.swap_remove(i);
-        }
+        s.venues[v]
+            .clients
+            .retain(|c| !gone.iter().any(|g| Rc::ptr_eq(g, &c.streams)));
     }
 }
 
@@ -926,7 +1007,7 @@ async fn rest_client(mut stream: NetStream, v: usize, sim: Shared) -> anyhow::Re
     Ok(())
 }
 
-/// The REST answer for `target`: a depth snapshot or the trade history.
+/// The REST answer for `target`: a depth snapshot, the trade history or the open interest.
 fn rest_response(
     sim: &mut Sim,
     v: usize,
@@ -955,6 +1036,8 @@ fn rest_response(
             );
         }
         history_response(sim, v, &query)
+    } else if m.open_interest_path == Some(path) {
+        open_interest_response(sim, v, &query)
     } else {
         (
             "404 Not Found",
@@ -1041,6 +1124,31 @@ fn history_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str
     ("200 OK", body)
 }
 
+/// The open interest (`/fapi/v1/openInterest?symbol=BTCUSDT`, `/dapi/v1/openInterest`), as
+/// [`crate::venue_stats`] makes it. Before any message of the symbol was handed out there is
+/// no time to date it by: 503 with Binance's "try again" error (-1001), as for a request
+/// its backend could not answer, so a poller retries at its next turn.
+fn open_interest_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
+    let venue = sim.venues[v].venue;
+    let inst = match instrument_of(sim, venue, query) {
+        Ok(inst) => inst,
+        Err(refusal) => return refusal,
+    };
+    let answer = sim
+        .flows
+        .get(&inst)
+        .and_then(|flow| open_interest_answer(venue, sim.table.get(inst), flow));
+    let Some(body) = answer else {
+        return (
+            "503 Service Unavailable",
+            r#"{"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}"#
+                .to_string(),
+        );
+    };
+    sim.summary.open_interests += 1;
+    ("200 OK", body)
+}
+
 /// The REST depth snapshot (`/api/v3/depth?symbol=BTCUSDT&limit=1000`).
 fn snapshot_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static str, String) {
     let venue = sim.venues[v].venue;
@@ -1085,6 +1193,8 @@ fn snapshot_response(sim: &mut Sim, v: usize, query: &Query<'_>) -> (&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::FaultPlan;
+    use flowcore_feeds::recording::Source;
 
     #[test]
     fn routes_and_payloads() {
@@ -1116,5 +1226,157 @@ mod tests {
         assert_eq!(stream_of(wrapped.as_bytes()), Some("btcusdt@trade"));
         assert_eq!(bare_payload(wrapped), Some(r#"{"e":"trade","t":1}"#));
         assert_eq!(stream_of(br#"{"lastUpdateId":1}"#), None);
+        // Synthesised mark prices route as Binance routes them: `/market`, never `/public`.
+        assert!(!serves_on(
+            Venue::BinanceUsdm,
+            "/public",
+            "btcusdt@markPrice@1s"
+        ));
+        assert!(serves_on(
+            Venue::BinanceUsdm,
+            "/market",
+            "btcusdt@markPrice@1s"
+        ));
+        assert!(serves_on(Venue::BinanceUsdm, "", "btcusdt@markPrice"));
+        assert!(serves_on(
+            Venue::BinanceCoinm,
+            "",
+            "btcusd_perp@markPrice@1s"
+        ));
+    }
+
+    /// The first `lines` lines of a bundled recording, in memory.
+    fn head(venue: Venue, name: &str, lines: usize) -> Input {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/binance")
+            .join(name);
+        let all = RecordingReader::read_all(&path).expect("a bundled recording");
+        let text = String::from_utf8(all).expect("UTF-8");
+        let mut kept = String::new();
+        for line in text.lines().take(lines) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        Input {
+            venue,
+            source: Source::Memory(kept.into_bytes().into()),
+        }
+    }
+
+    fn options(inputs: Vec<Input>) -> SimOptions {
+        SimOptions {
+            inputs,
+            pace: Pace::Asap,
+            bind: "127.0.0.1".parse().expect("an address"),
+            ping_interval: None,
+            pong_timeout: None,
+            wait_clients: 0,
+            tls: None,
+            table: InstrumentTable::bundled_defaults(),
+            stop: Arc::default(),
+            client_buffer: DEFAULT_CLIENT_BUFFER,
+            faults: FaultPlan::default(),
+            api_key: None,
+            connection_lifetime: None,
+        }
+    }
+
+    /// Plays bundled futures recordings step by step as `play` does, a depth diff in 40 left
+    /// out as by a gap fault, and checks after every step that the mark prices due and the
+    /// open interest parse into statistics dated no later than the newest `E` handed out,
+    /// one mark price per boundary passed.
+    #[test]
+    fn synthesised_statistics_are_never_dated_ahead_of_the_stream() {
+        for (venue, name, symbol, oi_path) in [
+            (
+                Venue::BinanceUsdm,
+                "usdm_btcusdt_20240808.txt.gz",
+                "BTCUSDT",
+                "/fapi/v1/openInterest",
+            ),
+            (
+                Venue::BinanceCoinm,
+                "coinm_btcusd_perp_20240808.txt.gz",
+                "BTCUSD_PERP",
+                "/dapi/v1/openInterest",
+            ),
+        ] {
+            let (records, mut sim) = load(&options(vec![head(venue, name, 3000)])).unwrap();
+            let lower = symbol.to_ascii_lowercase();
+            let streams = &sim.venues[0].streams;
+            let one_s = streams
+                .iter()
+                .position(|s| *s == format!("{lower}@markPrice@1s"));
+            let three_s = streams
+                .iter()
+                .position(|s| *s == format!("{lower}@markPrice"));
+            let (one_s, three_s) = (one_s.expect("1 s stream"), three_s.expect("3 s stream"));
+            let mut parsers = HashMap::new();
+            let mut parser = VenueParser::new(venue, sim.table.clone());
+            let target = format!("{oi_path}?symbol={symbol}");
+            let (mut first, mut watermark): (Option<i64>, Option<i64>) = (None, None);
+            let mut last_e: HashMap<usize, i64> = HashMap::new();
+            let mut counts: HashMap<usize, i64> = HashMap::new();
+            let mut diffs = 0;
+            for record in &records {
+                move_book(&mut sim, &mut parsers, record);
+                let left_out = record.book.is_some() && {
+                    diffs += 1;
+                    diffs % 40 == 0
+                };
+                if let (false, Some(t)) = (left_out, record.exch_ms) {
+                    first = first.or(Some(t));
+                    watermark = Some(watermark.map_or(t, |w| w.max(t)));
+                }
+                for (stream, text) in venue_stats::on_played(&mut sim, record, !left_out) {
+                    let period = if stream == one_s { 1000 } else { 3000 };
+                    assert!(stream == one_s || stream == three_s);
+                    let mut fields = Vec::new();
+                    let parsed = parser.parse(0, text.as_bytes(), None, &mut |ev| {
+                        let EventKind::Stat(stat) = ev.kind else {
+                            panic!("not a statistic: {ev:?}");
+                        };
+                        let e_ms = stat.exch_ts.expect("dated").get() / 1_000_000;
+                        assert!(Some(e_ms) <= watermark, "{text} ahead of {watermark:?}");
+                        assert_eq!(e_ms % period, 0, "{text}");
+                        let last = last_e.insert(stream, e_ms);
+                        assert!(last.is_none_or(|l| l == e_ms || l + period == e_ms));
+                        fields.push(stat.field);
+                    });
+                    assert!(parsed.is_ok(), "{text}: {parsed:?}");
+                    assert_eq!(fields.len(), 4, "{text}");
+                    *counts.entry(stream).or_default() += 1;
+                }
+                let (status, body) = rest_response(&mut sim, 0, &target, None);
+                let Some(watermark) = watermark else {
+                    assert_eq!(status, "503 Service Unavailable");
+                    continue;
+                };
+                assert_eq!(status, "200 OK", "{body}");
+                let mut got = None;
+                parser
+                    .parse(0, body.as_bytes(), None, &mut |ev| {
+                        if let EventKind::Stat(stat) = ev.kind {
+                            got = Some((stat.field, stat.exch_ts.map(|t| t.get() / 1_000_000)));
+                        }
+                    })
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    Some((
+                        flowcore_core::event::StatField::OpenInterest,
+                        Some(watermark)
+                    )),
+                    "{body}"
+                );
+            }
+            // One message per boundary passed after the first message handed out.
+            let (first, last) = (first.unwrap(), watermark.unwrap());
+            for (stream, period) in [(one_s, 1000), (three_s, 3000)] {
+                let passed = last.div_euclid(period) - first.div_euclid(period);
+                assert!(passed >= 3, "{name}: a few boundaries at least");
+                assert_eq!(counts.get(&stream).copied().unwrap_or(0), passed, "{name}");
+            }
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The simulator's state, shared by its tasks on one thread (no locks): the venues and
-//! their clients, the sim's own books, the trades played so far, the fault plan.
+//! their clients, the sim's own books, the trades played so far, the synthesised futures
+//! statistics ([`crate::venue_stats`]), the fault plan.
 
 use crate::faults::{FaultCounts, FaultKind, FaultPlan};
+use crate::market_flow::Flow;
 use flowcore_core::book::OrderBook;
 use flowcore_core::event::Trade;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -26,6 +28,10 @@ pub struct SimSummary {
     pub snapshots: u64,
     /// REST trade-history answers served.
     pub histories: u64,
+    /// Mark-price messages synthesised (Binance futures `markPrice@1s` and `markPrice`).
+    pub marks: u64,
+    /// REST open-interest answers served.
+    pub open_interests: u64,
     /// Faults injected, by kind.
     pub faults: FaultCounts,
 }
@@ -40,8 +46,13 @@ pub(crate) struct Record {
     pub(crate) wrapped: Utf8Bytes,
     /// Set when the message is a depth diff: the instrument whose sim book it moves.
     pub(crate) book: Option<InstrumentId>,
-    /// Set when the message is a trade (taken into [`Sim::trades`] after loading).
+    /// Set when the message is a trade (also copied into [`Sim::trades`] after loading).
     pub(crate) trade: Option<(InstrumentId, Trade)>,
+    /// The instrument the message is about, where it names one.
+    pub(crate) inst: Option<InstrumentId>,
+    /// The largest exchange time (ms) of its events, as the engine reads them
+    /// (`MarketEvent::exch_ts`): what it moves a client's watermark to.
+    pub(crate) exch_ms: Option<i64>,
 }
 
 /// The sim's own book of one instrument.
@@ -103,6 +114,8 @@ pub(crate) struct Sim {
     /// Per instrument, its trades in id order with the index of the record that carries
     /// each: history serves those already played.
     pub(crate) trades: HashMap<InstrumentId, Vec<(usize, Trade)>>,
+    /// Per futures instrument played: what the synthesised statistics are made of.
+    pub(crate) flows: HashMap<InstrumentId, Flow>,
     pub(crate) faults: FaultPlan,
     /// Per venue: connections are refused until then.
     pub(crate) refuse_until: Vec<Option<Instant>>,
