@@ -443,9 +443,6 @@ impl Engine {
                 // come inside a backfill): after a break, the stream is back.
                 self.trades[ev.inst.index()].on_stream_event(ms);
             }
-            // Statistics rows before bars: a strategy judging second S on a bar has the
-            // statistics of S already when they come from the bar's own venue.
-            self.stats.on_watermark(venue, ms, &mut StatsOf(sink));
             self.bars.on_watermark(venue, ms, sink);
             if self.holding > 0 {
                 self.release_quiet(venue, sink);

@@ -1,27 +1,27 @@
 //! Venue statistics per instrument (mark and index price, open interest, funding) and their
 //! per-second rows.
 //!
-//! Sans-IO and clock-free, like the bars: a row is written when the venue's exchange time
-//! makes its second final, so live and replay write the same rows from the same events.
+//! Sans-IO and clock-free. A row depends only on the order of the instrument's own
+//! statistics, never on how other connections' messages interleave with them, so a run and
+//! a replay of what it recorded write the same rows as long as an instrument's statistics
+//! come over one connection (Bybit `tickers`; Binance `markPrice` with the open-interest
+//! polls on the same feed).
 //!
 //! ```text
-//! Stat event ------> StatsBook::on_stat ------> latest values; their second is open
-//!                                          \--> the open row first, when the event is of a later second
-//! venue watermark -> StatsBook::on_watermark -> the open rows of that venue's instruments that are final
-//! end of input ----> StatsBook::finish -------> every open row
+//! Stat event --> StatsBook::on_stat --> latest values; their second is open
+//!                                  \--> the open row first, when the event is of a later second
+//! end of input -> StatsBook::finish --> every open row
 //! ```
 //!
 //! A row for second `S` carries every field's latest value at the end of `S` (`None` for a
-//! field the venue has not sent yet). Only seconds in which something changed have a row.
-//! `S` is final by the bars' rule (the venue's exchange time reached `S + 1.5 s`), or as soon
-//! as the instrument's next statistic belongs to a later second. A statistic for a second
-//! already written (a late one: from another connection, or a REST answer stamped before
-//! the stream's latest time) still updates the values, and goes out in the row of the second
-//! after the last one written.
+//! field the venue has not sent yet). Only seconds in which something changed have a row,
+//! written when the instrument's next statistic belongs to a later second (with
+//! `markPrice@1s`, a second later). A statistic dated before the last second written (an
+//! open-interest answer stamped before the stream's latest mark price) still updates the
+//! values, and goes out in the row of the second after the last one written.
 
-use crate::bars::last_final_second;
 use crate::event::{Nanos, StatField, VenueStat};
-use crate::instrument::{InstrumentId, InstrumentTable, Venue};
+use crate::instrument::{InstrumentId, InstrumentTable};
 
 pub use crate::event::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 
@@ -74,9 +74,8 @@ pub trait StatsSink {
     fn stats(&mut self, row: &StatsRow);
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    venue: Venue,
     latest: VenueStats,
     /// The second whose row is not written yet.
     open_sec: Option<i64>,
@@ -88,25 +87,13 @@ struct Slot {
 #[derive(Debug, Clone)]
 pub struct StatsBook {
     slots: Vec<Slot>,
-    /// Per venue: instruments with an open row (so a watermark step looks at none when
-    /// nothing is open).
-    open: [u32; Venue::ALL.len()],
 }
 
 impl StatsBook {
     /// Empty statistics for every instrument of `table`.
     pub fn new(table: &InstrumentTable) -> Self {
         Self {
-            slots: table
-                .iter()
-                .map(|(_, inst)| Slot {
-                    venue: inst.venue,
-                    latest: VenueStats::default(),
-                    open_sec: None,
-                    written_sec: None,
-                })
-                .collect(),
-            open: [0; Venue::ALL.len()],
+            slots: vec![Slot::default(); table.len()],
         }
     }
 
@@ -141,28 +128,10 @@ impl StatsBook {
                     slot.open_sec = Some(sec);
                 }
                 Some(_) => {}
-                None => {
-                    slot.open_sec = Some(sec);
-                    self.open[slot.venue.index()] += 1;
-                }
+                None => slot.open_sec = Some(sec),
             }
         }
         slot.latest.apply(local_ts, stat);
-    }
-
-    /// The venue's exchange time reached `exch_ms`: writes the open rows it made final.
-    pub fn on_watermark(&mut self, venue: Venue, exch_ms: i64, sink: &mut impl StatsSink) {
-        if self.open[venue.index()] == 0 {
-            return;
-        }
-        let last_final = last_final_second(exch_ms);
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.venue == venue && slot.open_sec.is_some_and(|s| s <= last_final) {
-                Self::write(slot, InstrumentId(i as u16), sink);
-                slot.open_sec = None;
-                self.open[venue.index()] -= 1;
-            }
-        }
     }
 
     /// Writes every open row (end of input).
@@ -173,7 +142,6 @@ impl StatsBook {
                 slot.open_sec = None;
             }
         }
-        self.open = [0; Venue::ALL.len()];
     }
 
     fn write(slot: &mut Slot, inst: InstrumentId, sink: &mut impl StatsSink) {
@@ -190,6 +158,7 @@ impl StatsBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instrument::Venue;
     use core::num::NonZeroI64;
 
     #[derive(Default)]
@@ -208,71 +177,50 @@ mod tests {
         }
     }
 
-    fn usdm_btc() -> (InstrumentTable, InstrumentId) {
+    /// A book of the bundled table, and its USD-M and COIN-M BTC perpetuals.
+    fn book() -> (StatsBook, InstrumentId, InstrumentId) {
         let table = InstrumentTable::binance_defaults();
-        let inst = table.find(Venue::BinanceUsdm, b"BTCUSDT").expect("bundled");
-        (table, inst)
+        let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").expect("bundled");
+        let coinm = table
+            .find(Venue::BinanceCoinm, b"BTCUSD_PERP")
+            .expect("bundled");
+        (StatsBook::new(&table), usdm, coinm)
     }
 
     #[test]
     fn a_row_per_second_with_the_values_at_its_end() {
-        let (table, inst) = usdm_btc();
-        let mut book = StatsBook::new(&table);
+        let (mut book, inst, other) = book();
         let mut rows = Rows::default();
-        book.on_stat(
-            inst,
-            1,
-            &stat(StatField::MarkPrice, 10, 1_000),
-            None,
-            &mut rows,
-        );
-        book.on_stat(
-            inst,
-            2,
-            &stat(StatField::MarkPrice, 11, 1_900),
-            None,
-            &mut rows,
-        );
-        book.on_stat(
-            inst,
-            3,
-            &stat(StatField::OpenInterest, 7, 1_950),
-            None,
-            &mut rows,
-        );
+        let mut apply = |inst, local, field, value, ms, rows: &mut Rows| {
+            book.on_stat(inst, local, &stat(field, value, ms), None, rows);
+        };
+        apply(inst, 1, StatField::MarkPrice, 10, 1_000, &mut rows);
+        apply(inst, 2, StatField::MarkPrice, 11, 1_900, &mut rows);
+        apply(inst, 3, StatField::OpenInterest, 7, 1_950, &mut rows);
         assert!(rows.0.is_empty(), "second 1 is still open");
         // A later second's value writes second 1 first, without itself.
-        book.on_stat(
-            inst,
-            4,
-            &stat(StatField::MarkPrice, 12, 2_100),
-            None,
-            &mut rows,
-        );
+        apply(inst, 4, StatField::MarkPrice, 12, 2_100, &mut rows);
         assert_eq!(rows.0.len(), 1);
-        assert_eq!(rows.0[0].ts_ms, 1_000);
-        assert_eq!(rows.0[0].stats.mark_px, Some(11));
-        assert_eq!(rows.0[0].stats.open_interest, Some(7));
-        assert_eq!(rows.0[0].stats.funding_rate, None);
-        // Not final at 3.499 s, final at 3.5 s (the bars' rule).
-        book.on_watermark(Venue::BinanceUsdm, 3_499, &mut rows);
+        let first = rows.0[0];
+        assert_eq!((first.inst, first.ts_ms), (inst, 1_000));
+        assert_eq!(first.stats.mark_px, Some(11));
+        assert_eq!(first.stats.open_interest, Some(7));
+        assert_eq!(first.stats.funding_rate, None);
+        assert_eq!(first.stats.updated_ns, Some(3));
+        // Another instrument's statistics write nothing of this one's.
+        apply(other, 5, StatField::MarkPrice, 1, 9_000, &mut rows);
         assert_eq!(rows.0.len(), 1);
-        book.on_watermark(Venue::BinanceSpot, 9_000, &mut rows);
-        assert_eq!(rows.0.len(), 1, "another venue's time closes nothing");
-        book.on_watermark(Venue::BinanceUsdm, 3_500, &mut rows);
-        assert_eq!(rows.0.len(), 2);
-        assert_eq!(
-            (rows.0[1].ts_ms, rows.0[1].stats.mark_px),
-            (2_000, Some(12))
-        );
         book.finish(&mut rows);
-        assert_eq!(rows.0.len(), 2, "nothing was open");
+        let rest: Vec<_> = rows.0[1..].iter().map(|r| (r.inst, r.ts_ms)).collect();
+        assert_eq!(rest, [(inst, 2_000), (other, 9_000)]);
+        assert_eq!(rows.0[1].stats.mark_px, Some(12));
+        book.finish(&mut rows);
+        assert_eq!(rows.0.len(), 3, "nothing was open");
     }
 
     #[test]
     fn a_late_value_goes_into_the_next_second_never_a_written_one() {
-        let (table, inst) = usdm_btc();
-        let mut book = StatsBook::new(&table);
+        let (mut book, inst, _) = book();
         let mut rows = Rows::default();
         book.on_stat(
             inst,
@@ -281,10 +229,16 @@ mod tests {
             None,
             &mut rows,
         );
-        book.on_watermark(Venue::BinanceUsdm, 7_000, &mut rows);
         book.on_stat(
             inst,
             2,
+            &stat(StatField::MarkPrice, 10, 6_000),
+            None,
+            &mut rows,
+        );
+        book.on_stat(
+            inst,
+            3,
             &stat(StatField::OpenInterest, 3, 4_200),
             None,
             &mut rows,
@@ -292,14 +246,13 @@ mod tests {
         book.finish(&mut rows);
         let seconds: Vec<_> = rows.0.iter().map(|r| r.ts_ms).collect();
         assert_eq!(seconds, [5_000, 6_000]);
-        assert_eq!(rows.0[1].stats.open_interest, Some(3));
+        assert_eq!(rows.0[1].stats.open_interest, Some(3), "joined second 6");
         assert_eq!(book.get(inst).mark_px, Some(10));
     }
 
     #[test]
     fn a_value_without_a_time_takes_the_watermark_or_opens_no_row() {
-        let (table, inst) = usdm_btc();
-        let mut book = StatsBook::new(&table);
+        let (mut book, inst, _) = book();
         let mut rows = Rows::default();
         let untimed = VenueStat {
             field: StatField::FundingRate,

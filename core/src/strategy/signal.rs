@@ -157,7 +157,8 @@ pub trait Strategy: std::fmt::Debug + Send {
     }
 
     /// One per-second venue statistics row (mark and index price, open interest, funding)
-    /// of the instance's instrument, before that second's bars from the same venue.
+    /// of the instance's instrument, written once the instrument's statistics moved on to a
+    /// later second (`crate::venue_stats`): it may come after bars of later seconds.
     fn on_stats(&mut self, row: &StatsRow, out: &mut dyn FnMut(Signal)) {
         let _ = (row, out);
     }

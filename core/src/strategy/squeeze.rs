@@ -38,7 +38,10 @@
 //!    changes (`z_oi`), confirms at `z_oi >= oi_z` and contradicts at `z_oi <= -oi_z`, for
 //!    either direction: a divergence is one side of the market building positions against
 //!    the other, and rising open interest is that fuel still growing into the reset, while
-//!    falling open interest says the squeeze already spent it. Only a perpetual instrument
+//!    falling open interest says the squeeze already spent it. The value at the period's end
+//!    is the last statistics row of an earlier second received by the time the period is
+//!    judged: from another connection than the bars (USD-M `/market`), a run and a replay
+//!    can see a row more or less there. Only a perpetual instrument
 //!    whose venue sends open interest (Bybit linear `tickers`, Binance futures with
 //!    `open_interest_s`) scores it; elsewhere these points never fire. The score is
 //!    clamped to 0..=10. An entry at `score >= entry_score`, at the close, with no stop or
@@ -104,8 +107,9 @@ const BIAS_POINTS: i32 = 20;
 const OI_CONFIRMS_POINTS: i32 = 20;
 const OI_CONTRADICTS_POINTS: i32 = -10;
 
-/// Open-interest rows kept to find the value at a period's end (rows of later seconds can
-/// come before the period's last bar).
+/// Open-interest rows kept to find the value at a period's end (rows come as the
+/// instrument's statistics move on, on their own connection's clock: before or after the
+/// period's bars).
 const OI_ROWS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
