@@ -173,6 +173,25 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
         "{screen}"
     );
     assert!(s.trades > 1000 && s.run.parse_errors == 0 && s.run.engine.gaps == 0);
+    // Signal lines name their strategy (from the bus's strategies table).
+    assert!(
+        !screen.contains("(strategy ") && screen.contains("  signal #1 ("),
+        "{screen}"
+    );
+    // The venue statistics (USD-M's mark price over /market, its polled open interest) came
+    // over the bus, every one the engine wrote, and the table shows them.
+    let stats = std::fs::read_to_string(out_dir.join("stats.jsonl")).unwrap();
+    assert!(s.stats > 10, "{} statistics records", s.stats);
+    assert_eq!(s.stats, stats.lines().count() as u64);
+    let last_mark = (stats.lines())
+        .rfind(|r| r.contains("\"venue\":\"binance-usdm\""))
+        .and_then(|r| r.split("\"mark_px\":\"").nth(1))
+        .and_then(|r| r.split('.').next())
+        .expect("a USD-M mark price");
+    assert!(
+        screen.contains(&format!(" {last_mark}.")),
+        "{last_mark}: {screen}"
+    );
     // Health records carry the feed threads' message counts.
     assert!(
         s.health_messages > 1000 && s.health_messages <= s.run.messages,

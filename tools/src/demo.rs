@@ -13,6 +13,7 @@
 
 use anyhow::Context;
 use flowcore_core::decimal::Fixed;
+use flowcore_core::event::STAT_PRICE_SCALE;
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::recording::Pace;
@@ -64,6 +65,8 @@ pub struct DemoSummary {
     pub trades: u64,
     /// Signals read from the bus (each printed as it came).
     pub signals: u64,
+    /// Venue statistics records read from the bus.
+    pub stats: u64,
     /// Records the bus reader missed (lapped).
     pub lapped: u64,
     /// Messages received as the last health record read from the bus counted them.
@@ -84,6 +87,9 @@ struct View {
     perp: Option<BarRecord>,
     spot_obi: Option<i64>,
     perp_obi: Option<i64>,
+    /// Binance USD-M's latest mark price and open interest (their records).
+    perp_mark: Option<i64>,
+    perp_open_interest: Option<i64>,
     trades: u64,
     events: u64,
     messages: u64,
@@ -117,6 +123,8 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         });
     }
     let venues = 4;
+    // One connection a venue, and USD-M's `/market` one for its mark price.
+    let connections = venues + 1;
     let private_dir = options.shm.is_none();
     let shm_dir = options.shm.clone().unwrap_or_else(|| {
         let base = if std::path::Path::new("/dev/shm").is_dir() {
@@ -136,7 +144,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         bind: "127.0.0.1".parse().expect("an address"),
         ping_interval: None,
         pong_timeout: None,
-        wait_clients: venues,
+        wait_clients: connections,
         tls: None,
         table: table.clone(),
         stop: stop.clone(),
@@ -169,6 +177,16 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
             config_text,
             "[[feed]]\nvenue = \"{name}\"\nsymbols = [\"BTCUSDT\"]\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\n"
         );
+        if name == "binance-usdm" {
+            // Mark price and open interest: USD-M serves them on `/market`, a feed of their
+            // own (the simulator synthesises them from what it plays).
+            let market = ws.replace("/public", "/market");
+            let _ = write!(
+                config_text,
+                "[[feed]]\nvenue = \"{name}\"\nsymbols = [\"BTCUSDT\"]\nws_url = \"{market}\"\n\
+                 rest_url = \"{rest}\"\nstreams = [\"markPrice@1s\"]\nopen_interest_s = 1\n"
+            );
+        }
     }
     if let Some(path) = &options.strategies {
         let text =
@@ -222,7 +240,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
     writeln!(
         out,
         "\ndemo: {} messages over loopback ({} snapshots, {} gaps, {} parse errors); read back from \
-         shared memory: {} bars, {} tops, {} trades, {} signals, {} missed",
+         shared memory: {} bars, {} tops, {} trades, {} signals, {} venue statistics, {} missed",
         summary.run.messages,
         summary.run.snapshots,
         summary.run.engine.gaps,
@@ -231,6 +249,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         summary.tops,
         summary.trades,
         summary.signals,
+        summary.stats,
         summary.lapped,
     )?;
     writeln!(
@@ -259,13 +278,15 @@ fn show(
     };
     writeln!(
         out,
-        "{:<9} {:>14} {:>14} {:>14} {:>10} {:>10} {:>9} {:>9}",
+        "{:<9} {:>14} {:>14} {:>14} {:>10} {:>10} {:>10} {:>11} {:>9} {:>9}",
         "market",
         "spot CVD",
         "perp CVD",
         "spot-perp",
         "spot obi",
         "perp obi",
+        "perp mark",
+        "perp OI",
         "trades/s",
         "events/s"
     )?;
@@ -278,7 +299,7 @@ fn show(
         drain(&mut bus, &mut view, &mut summary);
         while let Some(signal) = bus.signals.try_read() {
             summary.signals += 1;
-            print_signal(out, &bus, &signal)?;
+            print_signal(out, &mut bus, &signal)?;
         }
         if Instant::now() >= next_line || finished {
             next_line += Duration::from_secs(1);
@@ -333,6 +354,17 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
         summary.trades += 1;
         view.trades += 1;
     }
+    while let Some(s) = bus.stats.as_mut().and_then(|r| r.try_read()) {
+        summary.stats += 1;
+        if bus.symbol(s.symbol_id).map(|s| s.venue) == Some(venue::BINANCE_USDM) {
+            if s.flags & flags::STATS_HAS_MARK != 0 {
+                view.perp_mark = Some(s.mark_px);
+            }
+            if s.flags & flags::STATS_HAS_OPEN_INTEREST != 0 {
+                view.perp_open_interest = Some(s.open_interest);
+            }
+        }
+    }
     while let Some(h) = bus.health.try_read() {
         if h.source != HEALTH_SOURCE_PIPELINE {
             continue;
@@ -342,8 +374,12 @@ fn drain(bus: &mut BusReader, view: &mut View, summary: &mut DemoSummary) {
     }
 }
 
-/// One signal, as it is read from the bus.
-fn print_signal(out: &mut dyn Write, bus: &BusReader, s: &SignalRecord) -> std::io::Result<()> {
+/// One signal, as it is read from the bus, with its strategy's name where the bus has it.
+fn print_signal(out: &mut dyn Write, bus: &mut BusReader, s: &SignalRecord) -> std::io::Result<()> {
+    let strategy = match bus.strategy(s.strategy_id) {
+        Some(r) => flowcore_shm::text(&r.name).to_string(),
+        None => format!("strategy {}", s.strategy_id),
+    };
     let symbol = bus.symbol(s.symbol_id);
     let (venue_name, name) = symbol.map_or(("?", "?"), |sym| {
         (
@@ -359,9 +395,8 @@ fn print_signal(out: &mut dyn Write, bus: &BusReader, s: &SignalRecord) -> std::
     };
     writeln!(
         out,
-        "  signal #{} (strategy {}) {action} {venue_name} {name} at {} (confidence {}, score {})",
+        "  signal #{} ({strategy}) {action} {venue_name} {name} at {} (confidence {}, score {})",
         s.signal_id,
-        s.strategy_id,
         Fixed::new(s.entry_px.into(), price_scale),
         Fixed::new(s.confidence.into(), SIGNAL_FRACTION_SCALE),
         Fixed::new(s.score.into(), SIGNAL_FRACTION_SCALE),
@@ -397,14 +432,25 @@ fn print_line(
         v.map(|v| Fixed::new((v / 10i64.pow(u32::from(OBI_SCALE) - 3)).into(), 3).to_string())
     };
     let na = || "n/a".to_string();
+    // The mark at two decimals (cut: display only); open interest at USD-M's size scale.
+    let mark = view.perp_mark.map(|m| {
+        Fixed::new((m / 10i64.pow(u32::from(STAT_PRICE_SCALE) - 2)).into(), 2).to_string()
+    });
+    let usdm_size_scale = (bus.symbols.iter())
+        .find(|s| s.venue == venue::BINANCE_USDM)
+        .map_or(0, |s| s.size_scale);
+    let open_interest =
+        (view.perp_open_interest).map(|v| Fixed::new(v.into(), usdm_size_scale).to_string());
     writeln!(
         out,
-        "{clock:<9} {:>14} {:>14} {:>14} {:>10} {:>10} {:>9} {:>9}",
+        "{clock:<9} {:>14} {:>14} {:>14} {:>10} {:>10} {:>10} {:>11} {:>9} {:>9}",
         cvd(&view.spot).unwrap_or_else(na),
         cvd(&view.perp).unwrap_or_else(na),
         diff.unwrap_or_else(na),
         obi(view.spot_obi).unwrap_or_else(na),
         obi(view.perp_obi).unwrap_or_else(na),
+        mark.unwrap_or_else(na),
+        open_interest.unwrap_or_else(na),
         view.trades - shown.trades,
         view.events.saturating_sub(shown.events),
     )?;

@@ -413,6 +413,53 @@ impl<D: BinanceDialect> BinanceParser<D> {
         }
     }
 
+    /// A REST depth snapshot as Binance sends it, read in one pass: `{"lastUpdateId":N,`
+    /// then on futures `"E":..,"T":..,`, then `"bids":[..],"asks":[..]}` (trailing
+    /// whitespace allowed, as the generic path allows it). The generic path scans each
+    /// level array once to skip it and again to read it; here every byte is read once.
+    pub(super) fn parse_fast_snapshot(
+        &mut self,
+        inst: flowcore_core::instrument::InstrumentId,
+        local_ts: Nanos,
+        msg: &[u8],
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Option<Parsed> {
+        let mut c = Cursor { buf: msg, pos: 0 };
+        c.lit(b"{\"lastUpdateId\":")?;
+        let id = c.uint()?;
+        c.lit(b",")?;
+        let mut exch_ts = None;
+        if c.lit(b"\"E\":").is_some() {
+            exch_ts = maybe_ns(c.time_ms()?);
+            c.lit(b",\"T\":")?;
+            c.time_ms()?;
+            c.lit(b",")?;
+        }
+        let i = self.table.get(inst);
+        let scales = (i.price_scale, i.size_scale);
+        self.levels.clear();
+        c.lit(b"\"bids\":")?;
+        self.read_levels(&mut c, BookSide::Bid, scales)?;
+        c.lit(b",\"asks\":")?;
+        self.read_levels(&mut c, BookSide::Ask, scales)?;
+        c.lit(b"}")?;
+        if !msg[c.pos..]
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            return None;
+        }
+        let begin = BookBegin {
+            kind: BatchKind::Snapshot,
+            first_update_id: id,
+            last_update_id: id,
+            prev_update_id: None,
+            exch_ts,
+            levels: 0,
+        };
+        self.emit_batch(inst, local_ts, begin, emit)
+    }
+
     /// Reads `[["px","qty"],...]` into the scratch buffer.
     #[inline]
     fn read_levels(
@@ -463,6 +510,42 @@ mod tests {
         buf.push(b'"');
         buf.extend_from_slice(&b",\"q\":\"1\"}".repeat(3)[..after]);
         (buf, at)
+    }
+
+    /// The real REST snapshots (data/samples, see data/PROVENANCE.md) read by the one-pass
+    /// reader give exactly the generic path's events (which a leading space sends them to).
+    #[test]
+    fn rest_snapshots_read_in_one_pass_equal_the_generic_path() {
+        use crate::binance::{spot::BinanceSpot, usdm::BinanceUsdm};
+        use flowcore_core::instrument::{InstrumentTable, Venue};
+        fn both<D: BinanceDialect>(venue: Venue, body: &[u8]) -> (usize, Vec<MarketEvent>) {
+            let table = InstrumentTable::binance_defaults();
+            let inst = table.find(venue, b"BTCUSDT").unwrap();
+            let mut parser = BinanceParser::<D>::new(table);
+            let mut fast = Vec::new();
+            let parsed = parser.parse_fast_snapshot(inst, 5, body, &mut |e| fast.push(e));
+            assert!(parsed.is_some(), "{venue}: the one-pass reader gave up");
+            let mut generic = Vec::new();
+            let spaced = [b" ".as_slice(), body].concat();
+            assert!(parser
+                .parse_fast_snapshot(inst, 5, &spaced, &mut |_| ())
+                .is_none());
+            parser
+                .parse(5, &spaced, Some(inst), &mut |e| generic.push(e))
+                .unwrap();
+            assert_eq!(fast, generic, "{venue}");
+            (fast.len(), fast)
+        }
+        let (spot, _) = both::<BinanceSpot>(
+            Venue::BinanceSpot,
+            include_bytes!("../../../data/samples/binance_spot_rest_depth_snapshot_limit1000.json"),
+        );
+        let (usdm, events) = both::<BinanceUsdm>(
+            Venue::BinanceUsdm,
+            include_bytes!("../../../data/samples/binance_usdm_rest_depth_snapshot_limit1000.json"),
+        );
+        assert_eq!((spot, usdm), (2002, 2002), "begin, 2 x 1000 levels, end");
+        assert!(matches!(events[0].kind, EventKind::BookBegin(b) if b.exch_ts.is_some()));
     }
 
     proptest! {

@@ -278,6 +278,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
         if let Some(parsed) = crate::fields::session_marker(local_ts, msg, snapshot_for, emit) {
             return parsed;
         }
+        if let Some(inst) = snapshot_for {
+            if let Some(parsed) = self.parse_fast_snapshot(inst, local_ts, msg, emit) {
+                return Ok(parsed);
+            }
+        }
         if msg.first() == Some(&b'[') {
             let inst = snapshot_for.ok_or(ParseError::UnknownInstrument)?;
             return self.trade_history(inst, local_ts, msg, emit);
