@@ -218,6 +218,8 @@ struct AggState {
     /// True once a second was written: `base_sec` then only grows, and a member bar for a
     /// second before it is late.
     written: bool,
+    /// Receive time (ms) a member was first seen at: a member never seen is silent since.
+    first_seen_ms: Option<i64>,
     slots: VecDeque<AggSlot>,
     cvd: i128,
 }
@@ -354,6 +356,7 @@ impl BarEngine {
             .map(|_| AggState {
                 base_sec: None,
                 written: false,
+                first_seen_ms: None,
                 slots: VecDeque::with_capacity(64),
                 cvd: 0,
             })
@@ -382,6 +385,11 @@ impl BarEngine {
         if s.last_seen_ms.is_none_or(|t| t < local_ms) {
             s.last_seen_ms = Some(local_ms);
             s.left_out = false;
+        }
+        if let Some(agg) = s.aggregate {
+            self.agg_state[agg.0 as usize]
+                .first_seen_ms
+                .get_or_insert(local_ms);
         }
     }
 
@@ -648,7 +656,10 @@ impl BarEngine {
         for i in 0..members.len().min(64) {
             let m = self.aggregates[agg.0 as usize].members[i];
             let s = &self.series[m.index()];
-            let since = s.last_seen_ms.unwrap_or_else(|| self.first_seen_ms(agg));
+            // A member never seen is silent since the aggregate's first member was.
+            let since = (s.last_seen_ms)
+                .or(self.agg_state[agg.0 as usize].first_seen_ms)
+                .unwrap_or(now);
             if now.saturating_sub(since) <= self.member_timeout_ms {
                 continue;
             }
@@ -666,16 +677,6 @@ impl BarEngine {
             }
         }
         out
-    }
-
-    /// The earliest exchange time any member of `agg` was seen at (for a member never
-    /// seen at all).
-    fn first_seen_ms(&self, agg: AggregateId) -> i64 {
-        // Members seen at all hold `last_seen_ms`; the aggregate's first written second
-        // (or pending one) is the best start the engine keeps.
-        self.agg_state[agg.0 as usize]
-            .base_sec
-            .map_or(i64::MAX, |s| s * 1000)
     }
 
     /// Emits aggregate seconds from the front while every member has closed them (or all

@@ -152,4 +152,49 @@ mod dead_member {
         assert_eq!(long.len(), 29, "0..=28: its last bar (29) is still open");
         assert_eq!(short[..long.len()], long[..]);
     }
+
+    /// Receive times far from exchange times (a live run replaying 2024's data in 2026); the
+    /// second member starts 3 s after the first: within the timeout, it is waited for.
+    #[test]
+    fn a_member_that_starts_late_within_the_timeout_is_waited_for_on_the_receive_clock() {
+        let table = InstrumentTable::binance_defaults();
+        let usdm = table.find(Venue::BinanceUsdm, b"BTCUSDT").unwrap();
+        let coinm = table.find(Venue::BinanceCoinm, b"BTCUSD_PERP").unwrap();
+        let offset_ms = 2 * 365 * 86_400_000;
+        for (late_ms, left_out) in [(3_000, false), (8_000, true)] {
+            let mut bars = BarEngine::new(&table, Some(&[usdm, coinm])).unwrap();
+            bars.set_member_timeout_ms(5_000);
+            let mut rows = Rows::default();
+            for ms in (1_000_000..1_030_000).step_by(250) {
+                for (inst, venue, px, qty, from) in [
+                    (usdm, Venue::BinanceUsdm, 600_000, 1_000, 1_000_000),
+                    (coinm, Venue::BinanceCoinm, 60_000, 10, 1_000_000 + late_ms),
+                ] {
+                    if ms < from {
+                        continue;
+                    }
+                    bars.seen(inst, ms + offset_ms);
+                    bars.on_trade(inst, &buy(ms as u64, px, qty, ms), &mut rows);
+                    bars.on_watermark(venue, ms, &mut rows);
+                }
+            }
+            let coinm_from = (1_000_000 + late_ms) / 1000 * 1000;
+            let agg = aggregate(&rows.0);
+            let first_both = agg.iter().find(|b| b.members == 0b11).map(|b| b.ts_ms);
+            if left_out {
+                // Written without it before it came: its first seconds are late for them.
+                assert!(agg
+                    .iter()
+                    .any(|b| b.members == 0b01 && b.ts_ms >= 1_005_000));
+                assert!(bars.counters().members_timed_out >= 1);
+            } else {
+                // Nothing written without it after its start, nothing timed out.
+                assert_eq!(first_both, Some(coinm_from), "late {late_ms}");
+                assert!(agg
+                    .iter()
+                    .all(|b| b.ts_ms < coinm_from || b.members == 0b11));
+                assert_eq!(bars.counters().members_timed_out, 0);
+            }
+        }
+    }
 }
