@@ -56,6 +56,11 @@ pub struct RunSummary {
     pub histories: u64,
     /// Failed trade-history requests (retried a few times, then refused).
     pub history_errors: u64,
+    /// io_uring enters made by the feed threads (submits and completion harvests: the
+    /// syscalls of the receive path, besides `uring_waits`).
+    pub uring_enters: u64,
+    /// io_uring waits of parked feed threads (the idle step of `idle = "park"`).
+    pub uring_waits: u64,
     /// Open-interest answers applied.
     pub open_interest_polls: u64,
     /// Open-interest polls that failed or could not be read (the next poll is the retry).
@@ -252,6 +257,8 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         summary.histories += s.histories;
         summary.history_errors += s.history_errors;
         summary.open_interest_polls += s.open_interest_polls;
+        summary.uring_enters += s.uring_enters;
+        summary.uring_waits += s.uring_waits;
         summary.open_interest_errors += s.open_interest_errors;
         summary.disconnects += s.disconnects;
         summary.connect_errors += s.connect_errors;

@@ -869,6 +869,17 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         s.bars,
         s.tops,
     );
+    if transport == "io_uring" && s.messages > 0 {
+        // The receive path's syscalls: every enter (submit or completion harvest) and,
+        // with idle = "park", every wait.
+        eprintln!(
+            "run: io_uring: {} enters and {} parked waits for {} messages: {:.3} syscalls a message",
+            s.uring_enters,
+            s.uring_waits,
+            s.messages,
+            (s.uring_enters + s.uring_waits) as f64 / s.messages as f64
+        );
+    }
     if s.open_interest_polls + s.open_interest_errors > 0 {
         eprintln!(
             "run: open interest: {} polls answered, {} failed",

@@ -18,6 +18,9 @@ pub(crate) struct FeedStats {
     pub(crate) history_errors: u64,
     pub(crate) open_interest_polls: u64,
     pub(crate) open_interest_errors: u64,
+    /// io_uring enters (submits and completion harvests) and parked waits, on io_uring.
+    pub(crate) uring_enters: u64,
+    pub(crate) uring_waits: u64,
     pub(crate) disconnects: u64,
     pub(crate) connect_errors: u64,
     pub(crate) ring_waits: u64,

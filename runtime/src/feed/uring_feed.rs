@@ -396,6 +396,9 @@ pub(crate) fn feed_main_uring(
         }
     }
     drop(fetcher);
+    let counters = driver.counters();
+    thread.stats.uring_enters = counters.enters;
+    thread.stats.uring_waits = counters.waits;
     for s in &mut streams {
         thread.count_link(s.link.take_counters());
     }

@@ -67,6 +67,9 @@ pub struct UringCounters {
     pub pongs: u64,
     /// Enter calls made (submits and completion harvests).
     pub enters: u64,
+    /// Waits in the kernel for a completion ([`UringDriver::wait`]: the idle step of a
+    /// parked thread, not a busy-polling one's).
+    pub waits: u64,
     /// TLS records decrypted.
     pub tls_records: u64,
 }
@@ -408,6 +411,7 @@ impl UringDriver {
     /// # Errors
     /// Only when the ring itself fails.
     pub fn wait(&mut self, timeout: std::time::Duration) -> std::io::Result<()> {
+        self.counters.waits += 1;
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
         match self.uring.submitter().submit_with_args(1, &args) {
