@@ -9,12 +9,15 @@
 //! ```
 //!
 //! Two streams carry the receive time of the message behind them: `trades.ring` (every
-//! trade: receive -> published -> visible, the dense sample) and `signals.ring` (receive of
+//! trade: receive -> visible, and published -> visible, the dense sample) and `signals.ring` (receive of
 //! the message whose event closed the bar that fired the signal -> visible: a strategy's
-//! whole path). Receive stamps come from the run's TSC clock anchored to CLOCK_REALTIME at
-//! its start; publish and visible stamps are CLOCK_REALTIME. On this 2-core VM the engine's
+//! whole path). Receive stamps come from the run's TSC clock, read here through a twin of it
+//! (see [`receive_clock`]); the bus hop alone (published -> visible) is CLOCK_REALTIME on
+//! both sides. On this 2-core VM the engine's
 //! threads park when idle (`idle = "park"`: three feed threads, the core thread, the
-//! simulator and the reader share 2 cores) and the reader spins, yielding now and then.
+//! simulator and the reader share 2 cores; `FLOWCORE_BENCH_IDLE` picks another) and the
+//! reader spins, yielding now and then. It also prints the feed threads' io_uring syscalls
+//! per message.
 //! There is no conventional stack in this bench to compare against: `bench e2e` (issue 23)
 //! is where the same path runs beside tokio-tungstenite + serde_json + Redis.
 //!
@@ -25,6 +28,7 @@
 use flowcore_benches::full_run;
 use flowcore_feeds::recording::Pace;
 use flowcore_outputs::Outputs;
+use flowcore_runtime::clock::EpochClock;
 use flowcore_runtime::live::{run, RunOptions};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
 use flowcore_tests::{
@@ -38,6 +42,14 @@ fn realtime_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The clock the run stamps receive times with (TSC, anchored to CLOCK_REALTIME when made).
+/// Made right beside the run's own, it shares its calibration, so the two differ by their
+/// anchors only (well under a microsecond); against CLOCK_REALTIME itself the TSC drifts by
+/// milliseconds over a run, which a first version of this bench measured as latency.
+fn receive_clock() -> EpochClock {
+    EpochClock::new()
 }
 
 fn histogram() -> Histogram<u64> {
@@ -71,30 +83,35 @@ fn main() {
     };
     let (addresses, sim) = start_sim_with(sim_options(inputs, pace, 3, None));
     let dir = std::env::temp_dir().join(format!("flowcore-signal-latency-{}", std::process::id()));
+    // FLOWCORE_BENCH_IDLE=spin-yield or spin to compare the feed and core threads' idle
+    // strategies (spin wants a core per thread, which this 2-core VM does not have).
+    let idle_strategy = std::env::var("FLOWCORE_BENCH_IDLE").unwrap_or_else(|_| "park".into());
     let config = sim_config(&addresses, None, "transport = \"io_uring\"\n", "")
+        .replace("idle = \"park\"", &format!("idle = \"{idle_strategy}\""))
         + &strategies_text("short.toml");
     let options = RunOptions {
         shm: Some(BusConfig::new(&dir)),
         ..run_options(&config)
     };
+    let mut clock = receive_clock();
     let engine = std::thread::spawn(move || run(options, Outputs::default()).expect("run"));
     let mut bus = BusReader::open_waiting(&dir, ReadFrom::Oldest, Duration::from_secs(30))
         .expect("the run's bus");
-    let (mut received, mut published, mut hop) = (histogram(), histogram(), histogram());
+    let (mut received, mut hop) = (histogram(), histogram());
     let mut signals = histogram();
     let mut idle = 0u32;
     loop {
         let finished = engine.is_finished();
         let mut moved = false;
         while let Some(t) = bus.trades.try_read() {
-            let now = realtime_ns();
-            record(&mut received, now - t.local_ns);
-            record(&mut published, t.publish_ns - t.local_ns);
-            record(&mut hop, now - t.publish_ns);
+            // Each difference on one clock: receive stamps against the run's, publish
+            // stamps (CLOCK_REALTIME) against CLOCK_REALTIME.
+            record(&mut received, clock.now() - t.local_ns);
+            record(&mut hop, realtime_ns() - t.publish_ns);
             moved = true;
         }
         while let Some(s) = bus.signals.try_read() {
-            record(&mut signals, realtime_ns() - s.local_ns);
+            record(&mut signals, clock.now() - s.local_ns);
             moved = true;
         }
         if finished && !moved {
@@ -122,10 +139,16 @@ fn main() {
         },
         lapped
     );
-    row("trade: receive -> published", &published);
     row("trade: published -> visible", &hop);
     row("trade: receive -> visible", &received);
     row("signal: receive -> visible", &signals);
+    println!(
+        "  io_uring (idle = {idle_strategy:?}): {} enters and {} parked waits for {} messages: {:.3} syscalls a message",
+        summary.uring_enters,
+        summary.uring_waits,
+        summary.messages,
+        (summary.uring_enters + summary.uring_waits) as f64 / summary.messages.max(1) as f64
+    );
     assert_eq!(lapped, 0, "the reader kept up");
     assert!(received.len() > 1000, "{} trades", received.len());
     assert!(played.delivered > 0);
