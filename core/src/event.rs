@@ -125,6 +125,21 @@ pub struct BookBegin {
     pub levels: u32,
 }
 
+impl BookBegin {
+    /// A REST snapshot's batch: `lastUpdateId` as both update ids, the level count filled
+    /// in when the batch is emitted.
+    pub fn snapshot(last_update_id: u64, exch_ts: MaybeNanos) -> Self {
+        Self {
+            kind: BatchKind::Snapshot,
+            first_update_id: last_update_id,
+            last_update_id,
+            prev_update_id: None,
+            exch_ts,
+            levels: 0,
+        }
+    }
+}
+
 /// One price level of the current batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level {

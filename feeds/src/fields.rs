@@ -5,7 +5,9 @@ use crate::json::{parse_u64, Kind, Raw};
 use crate::parsed::Parsed;
 use crate::ParseError;
 use flowcore_core::decimal::parse_mantissa;
-use flowcore_core::event::{ms_to_ns, EventKind, MarketEvent, Nanos};
+use flowcore_core::event::{
+    ms_to_ns, EventKind, MarketEvent, MaybeNanos, Nanos, StatField, VenueStat,
+};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
 /// The field, or [`ParseError::MissingField`].
@@ -107,4 +109,28 @@ pub(crate) fn session_marker(
         kind: EventKind::Session(session),
     });
     Some(Ok(Parsed::Events(1)))
+}
+
+/// Emits one `Stat` event per present statistic, in order; returns how many.
+pub(crate) fn emit_stats<const N: usize>(
+    inst: InstrumentId,
+    local_ts: Nanos,
+    exch_ts: MaybeNanos,
+    stats: [Option<(StatField, i64)>; N],
+    emit: &mut impl FnMut(MarketEvent),
+) -> u32 {
+    let mut n = 0;
+    for (field, value) in stats.into_iter().flatten() {
+        n += 1;
+        emit(MarketEvent {
+            inst,
+            local_ts,
+            kind: EventKind::Stat(VenueStat {
+                field,
+                value,
+                exch_ts,
+            }),
+        });
+    }
+    n
 }

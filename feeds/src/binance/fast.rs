@@ -449,15 +449,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         {
             return None;
         }
-        let begin = BookBegin {
-            kind: BatchKind::Snapshot,
-            first_update_id: id,
-            last_update_id: id,
-            prev_update_id: None,
-            exch_ts,
-            levels: 0,
-        };
-        self.emit_batch(inst, local_ts, begin, emit)
+        self.emit_batch(inst, local_ts, BookBegin::snapshot(id, exch_ts), emit)
     }
 
     /// Reads `[["px","qty"],...]` into the scratch buffer.

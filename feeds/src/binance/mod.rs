@@ -26,7 +26,7 @@ pub mod spot;
 pub mod usdm;
 
 use crate::book_batch::{emit_batch, read_levels};
-use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
+use crate::fields::{decimal, emit_stats, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::parsed::{Control, Parsed};
 use crate::ParseError;
@@ -34,8 +34,7 @@ use core::marker::PhantomData;
 use core::num::NonZeroU64;
 use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
-    MaybeNanos, Nanos, StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE,
-    STAT_PRICE_SCALE,
+    MaybeNanos, Nanos, StatField, Trade, TradeSource, FUNDING_RATE_SCALE, STAT_PRICE_SCALE,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -179,30 +178,6 @@ fn is_untagged_book_ticker(
     has_ask_qty: bool,
 ) -> bool {
     stream.is_some_and(|s| s.ends_with(b"@bookTicker")) || (has_u && has_bid_qty && has_ask_qty)
-}
-
-/// Emits one `Stat` event per present statistic, in order; returns how many.
-fn emit_stats<const N: usize>(
-    inst: InstrumentId,
-    local_ts: Nanos,
-    exch_ts: MaybeNanos,
-    stats: [Option<(StatField, i64)>; N],
-    emit: &mut impl FnMut(MarketEvent),
-) -> u32 {
-    let mut n = 0;
-    for (field, value) in stats.into_iter().flatten() {
-        n += 1;
-        emit(MarketEvent {
-            inst,
-            local_ts,
-            kind: EventKind::Stat(VenueStat {
-                field,
-                value,
-                exch_ts,
-            }),
-        });
-    }
-    n
 }
 
 /// An optional event time `E` (spot bookTicker and spot snapshots have none).
@@ -492,15 +467,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let i = self.table.get(inst);
         let scales = (i.price_scale, i.size_scale);
         let id = uint(f.last_update_id, "lastUpdateId")?;
-        let exch_ts = optional_time(f.big_e)?;
-        let begin = BookBegin {
-            kind: BatchKind::Snapshot,
-            first_update_id: id,
-            last_update_id: id,
-            prev_update_id: None,
-            exch_ts,
-            levels: 0,
-        };
+        let begin = BookBegin::snapshot(id, optional_time(f.big_e)?);
         self.batch(
             inst,
             local_ts,

@@ -26,14 +26,14 @@ pub mod session;
 pub mod spot;
 
 use crate::book_batch::{emit_batch, read_levels};
-use crate::fields::{decimal, required, string, time_ms, uint, SymbolCache};
+use crate::fields::{decimal, emit_stats, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::parsed::{Control, Parsed};
 use crate::ParseError;
 use core::marker::PhantomData;
 use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, EventKind, Level, MarketEvent, Nanos,
-    StatField, Trade, TradeSource, VenueStat, FUNDING_RATE_SCALE, STAT_PRICE_SCALE,
+    StatField, Trade, TradeSource, FUNDING_RATE_SCALE, STAT_PRICE_SCALE,
 };
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 
@@ -308,19 +308,7 @@ impl<D: BybitDialect> BybitParser<D> {
             .ok_or(ParseError::BadInteger("nextFundingTime"))?;
             stats[4] = Some((StatField::NextFundingMs, ms));
         }
-        let mut n = 0;
-        for (field, value) in stats.into_iter().flatten() {
-            n += 1;
-            emit(MarketEvent {
-                inst,
-                local_ts,
-                kind: EventKind::Stat(VenueStat {
-                    field,
-                    value,
-                    exch_ts: maybe_ns(exch_ts),
-                }),
-            });
-        }
+        let n = emit_stats(inst, local_ts, maybe_ns(exch_ts), stats, emit);
         Ok(Parsed::Events(n))
     }
 
