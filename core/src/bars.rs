@@ -15,10 +15,11 @@
 //!
 //! An aggregate second is written once every member has made it final, except a member
 //! that has sent nothing for the member timeout ([`MEMBER_TIMEOUT_MS`] by default) while
-//! the others went on, on the receive clock (the recording's in replay): it is left out of the seconds after its last, its
-//! open bar is closed as incomplete so that its last trades still count, and the rows say
-//! which members they hold (`members`) and `complete: false`. A dead feed never stalls
-//! the aggregates; a member that comes back joins the next second not yet written.
+//! the others went on, on the receive clock (the recording's in replay): it is left out of
+//! the seconds after its last, its open bar is closed as incomplete so that its last trades
+//! still count, and the rows say which members they hold (`members`) and `complete: false`.
+//! A dead feed never stalls the aggregates; a member that comes back joins the next second
+//! not yet written.
 
 use crate::decimal::{pow10_i128, round_div_half_even};
 use crate::event::{Aggressor, Nanos, Trade, TradeSource};
@@ -251,7 +252,7 @@ pub struct BarEngine {
     watermark_ms: [Option<i64>; Venue::ALL.len()],
     /// Per venue.
     counters: [BarCounters; Venue::ALL.len()],
-    /// A member silent this long (exchange time) is left out of its aggregate.
+    /// A member silent this long (receive time, ms) is left out of its aggregate.
     member_timeout_ms: i64,
 }
 
