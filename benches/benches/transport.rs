@@ -9,8 +9,14 @@
 //! flood (every frame written at once) for messages per second through one feed thread.
 //!
 //! Rows, and whether each side spins:
-//! - `io_uring spin`: the feed thread busy-polls its ring (the production default).
+//! - `io_uring spin`: the feed thread busy-polls its ring with deferred task work
+//!   (`DEFER_TASKRUN`: each batch of arrivals needs an `io_uring_enter` to complete).
+//! - `io_uring spin sig`: the same with the kernel's signalled task work (completions
+//!   appear without a syscall; the kernel interrupts the spinning thread instead).
 //! - `io_uring park`: the feed thread waits in `io_uring_enter` for a completion.
+//!
+//! io_uring rows also report their `io_uring_enter` calls per message: the receive path's
+//! syscalls (issue 23 item 7).
 //! - `tokio`: tokio's current-thread runtime, parked in epoll when idle (tokio cannot spin).
 //!
 //! Placement: the feed thread alone on cpu 0, the server on cpu 1. The hop to the core
@@ -28,7 +34,7 @@ use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_feeds::parser::VenueParser;
 use flowcore_feeds::transport::net::{accept, client_config, server_config};
 use flowcore_feeds::transport::tungstenite::WsTransport;
-use flowcore_feeds::transport::uring::{UringConfig, UringDriver, UringEvent};
+use flowcore_feeds::transport::uring::{TaskWork, UringConfig, UringDriver, UringEvent};
 use flowcore_feeds::transport::ws_frame::{encode_frame, Opcode};
 use flowcore_feeds::transport::{TlsSettings, Transport};
 use flowcore_runtime::pin::pin_current_thread;
@@ -48,6 +54,7 @@ fn trade_message(sent_ns: u64) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Row {
     UringSpin,
+    UringSpinSignalled,
     UringPark,
     Tokio,
 }
@@ -56,6 +63,7 @@ impl Row {
     fn name(self) -> &'static str {
         match self {
             Row::UringSpin => "io_uring spin",
+            Row::UringSpinSignalled => "io_uring spin sig",
             Row::UringPark => "io_uring park",
             Row::Tokio => "tokio (parks)",
         }
@@ -134,6 +142,8 @@ struct Measured {
     latency: Histogram<u64>,
     received: u64,
     elapsed: Duration,
+    /// io_uring enters and waits (0 for tokio, which is not counted).
+    syscalls: u64,
 }
 
 /// The feed thread of a row: receive, parse, and time each trade event as the parser
@@ -144,6 +154,7 @@ fn feed_thread(row: Row, url: String, tls: TlsSettings) -> Measured {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut received = 0u64;
     let (mut first, mut last) = (None, Instant::now());
+    let mut syscalls = 0;
     let mut on_message = |bytes: &[u8]| {
         received += 1;
         let _ = parser.parse(0, bytes, None, &mut |ev: MarketEvent| {
@@ -167,9 +178,18 @@ fn feed_thread(row: Row, url: String, tls: TlsSettings) -> Measured {
                 }
             });
         }
-        Row::UringSpin | Row::UringPark => {
+        Row::UringSpin | Row::UringSpinSignalled | Row::UringPark => {
             let config = client_config(&tls).unwrap();
-            let mut driver = UringDriver::new(UringConfig::default()).unwrap();
+            let task_work = if row == Row::UringSpinSignalled {
+                TaskWork::Signalled
+            } else {
+                TaskWork::Deferred
+            };
+            let mut driver = UringDriver::new(UringConfig {
+                task_work,
+                ..UringConfig::default()
+            })
+            .unwrap();
             let id = driver.connect(&url, Some(config)).unwrap();
             let mut closed = false;
             while !closed {
@@ -190,12 +210,15 @@ fn feed_thread(row: Row, url: String, tls: TlsSettings) -> Measured {
                     driver.wait(Duration::from_millis(10)).unwrap();
                 }
             }
+            let c = driver.counters();
+            syscalls = c.enters + c.waits;
         }
     }
     Measured {
         latency,
         received,
         elapsed: first.map_or(Duration::ZERO, |f| last - f),
+        syscalls,
     }
 }
 
@@ -215,8 +238,15 @@ fn measure(row: Row, tls: Option<&(PathBuf, PathBuf)>, count: u64, rate: u64) ->
 
 fn report(row: Row, m: &Measured) {
     let h = &m.latency;
+    let syscalls = match row {
+        Row::Tokio => String::new(),
+        _ => format!(
+            "  io_uring syscalls {:.3}/msg",
+            m.syscalls as f64 / m.received.max(1) as f64
+        ),
+    };
     println!(
-        "{:<15} n={:<7} p50 {:>7.1} us  p90 {:>7.1}  p99 {:>7.1}  p99.9 {:>8.1}  max {:>8.1}",
+        "{:<17} n={:<7} p50 {:>7.1} us  p90 {:>7.1}  p99 {:>7.1}  p99.9 {:>8.1}  max {:>8.1}{syscalls}",
         row.name(),
         h.len(),
         h.value_at_quantile(0.5) as f64 / 1e3,
@@ -238,7 +268,12 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let (_ca, cert, key) = flowcore_tests::local_ca(&dir);
     let rows = if flowcore_feeds::transport::uring::probe().is_ok() {
-        vec![Row::UringSpin, Row::UringPark, Row::Tokio]
+        vec![
+            Row::UringSpin,
+            Row::UringSpinSignalled,
+            Row::UringPark,
+            Row::Tokio,
+        ]
     } else {
         eprintln!("SKIPPED io_uring rows: io_uring unavailable here");
         vec![Row::Tokio]

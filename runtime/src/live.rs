@@ -178,6 +178,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     let transport = choose_transport(config.transport);
     let uring_config = UringConfig {
         multishot: config.uring_recv == UringRecv::Multishot,
+        task_work: config.uring_task_work.task_work(),
         max_message: config.max_message,
         ..UringConfig::default()
     };

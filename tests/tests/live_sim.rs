@@ -174,6 +174,28 @@ fn over_tokio_and_wss_with_a_local_ca_the_run_equals_the_golden_bars() {
     run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(TOKIO);
 }
 
+/// With the kernel's signalled task work, completions come without an `io_uring_enter`:
+/// the same bars, and enters only for what the feed threads submit (connects, pongs).
+#[test]
+fn over_io_uring_with_signalled_task_work_the_run_equals_the_golden_bars_with_few_enters() {
+    if !io_uring_here() {
+        return;
+    }
+    let (addresses, sim) = start_sim(btc_inputs(), Pace::Asap, 3, None);
+    let pipeline = format!("{IO_URING}uring_task_work = \"signalled\"\n");
+    let out = live_run(&config(&addresses, None, &pipeline), None);
+    sim.join().unwrap();
+    assert_eq!(out.summary.engine.gaps, 0);
+    assert_rows_eq("live BTC bars", &out.bars, &golden("bars_btc.jsonl"));
+    let per_message = out.summary.uring_enters as f64 / out.summary.messages as f64;
+    assert!(
+        per_message < 0.01,
+        "{} enters for {} messages",
+        out.summary.uring_enters,
+        out.summary.messages
+    );
+}
+
 #[test]
 fn an_untrusted_certificate_is_refused_by_both_transports() {
     let dir = temp_dir("untrusted");

@@ -14,7 +14,7 @@
 //! [`UringDriver`], so on drop the kernel lets go of everything before it is freed.
 
 use super::buf_ring::ProvidedBuffers;
-use super::config::UringConfig;
+use super::config::{TaskWork, UringConfig};
 use crate::transport::ws_client::WsState;
 use crate::transport::ws_session::WsSession;
 use crate::transport::{Endpoint, TransportError};
@@ -98,16 +98,18 @@ fn split_user_data(data: u64) -> (u8, ConnId) {
     )
 }
 
-/// Builds a ring for one polling thread: single issuer with deferred task work where the
-/// kernel has it (6.1+), a plain ring otherwise.
-pub(super) fn new_ring(entries: u32) -> std::io::Result<IoUring> {
-    let tuned = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .setup_cqsize(entries * 8)
-        .build(entries);
+/// Builds a ring for one polling thread: single issuer, with deferred task work where the
+/// kernel has it (6.1+) and `task_work` asks for it; a plain ring otherwise.
+pub(super) fn new_ring(entries: u32, task_work: TaskWork) -> std::io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    builder.setup_single_issuer().setup_cqsize(entries * 8);
+    if task_work == TaskWork::Deferred {
+        builder
+            .setup_defer_taskrun()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag();
+    }
+    let tuned = builder.build(entries);
     match tuned {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             IoUring::builder().setup_cqsize(entries * 8).build(entries)
@@ -208,7 +210,7 @@ impl UringDriver {
     /// # Errors
     /// When io_uring is unavailable (see [`probe`]) or memory runs out.
     pub fn new(config: UringConfig) -> std::io::Result<Self> {
-        let uring = new_ring(256)?;
+        let uring = new_ring(256, config.task_work)?;
         let cq_entries = uring.params().cq_entries() as usize;
         let buffers = if config.multishot {
             Some(ProvidedBuffers::register(
@@ -755,7 +757,7 @@ fn add_session_counters(to: &mut UringCounters, c: &UringCounters) {
 /// # Errors
 /// The reason, for the log line that announces the fallback.
 pub fn probe() -> std::io::Result<()> {
-    let mut uring = new_ring(8)?;
+    let mut uring = new_ring(8, TaskWork::Deferred)?;
     let buffers = ProvidedBuffers::register(&uring, 0, 2, 64)?;
     let nop = io_uring::opcode::Nop::new().build().user_data(1);
     // SAFETY: a Nop points at no memory.

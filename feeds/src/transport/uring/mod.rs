@@ -25,5 +25,5 @@ mod config;
 mod driver;
 
 pub use buf_ring::ProvidedBuffers;
-pub use config::UringConfig;
+pub use config::{TaskWork, UringConfig};
 pub use driver::{probe, ConnId, UringCounters, UringDriver, UringEvent};
