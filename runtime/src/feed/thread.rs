@@ -168,12 +168,13 @@ impl FeedThread {
     }
 
     /// The open-interest polls due at `now`, one per symbol of the feed, every
-    /// `open_interest_s` (the first at once).
+    /// `open_interest_s`, the first one interval after the feed starts (its streams are up
+    /// by then).
     pub(crate) fn open_interest_polls(&mut self, now: Instant) -> Vec<RestRequest> {
         let Some(every) = self.feed.open_interest_every else {
             return Vec::new();
         };
-        if self.open_interest_due.is_some_and(|due| now < due) {
+        if now < *self.open_interest_due.get_or_insert(now + every) {
             return Vec::new();
         }
         self.open_interest_due = Some(now + every);
