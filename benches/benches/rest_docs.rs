@@ -46,7 +46,7 @@
 //! (20 untimed rounds size the run; they overestimate, so runs come in shorter).
 //! `max` and its ratio are single samples: read them as "how bad it got in this run".
 
-use flowcore_benches::{full_run, load, BatchTimer};
+use flowcore_benches::{full_run, load, timer_row, BatchTimer};
 use flowcore_core::decimal::parse_mantissa;
 use flowcore_core::event::{
     maybe_ns, ms_to_ns, Aggressor, BookSide, EventKind, Level, MaybeNanos, StatField, Trade,
@@ -816,16 +816,7 @@ fn report(doc: &Doc, contenders: &[Contender], timers: &[BatchTimer], batch: usi
     };
     println!("rest {} ({} B, {per})", doc.name, doc.bytes.len());
     for (c, t) in contenders.iter().zip(timers) {
-        println!(
-            "  {:<20} p50 {:>10.1}  p99 {:>10.1}  p99.9 {:>10.1}  max {:>10.1}  mean {:>10.1} ns  ({} samples)",
-            c.name(),
-            t.quantile_ns(0.5),
-            t.quantile_ns(0.99),
-            t.quantile_ns(0.999),
-            t.max_ns(),
-            t.mean_ns(),
-            t.batches()
-        );
+        timer_row(c.name(), t);
     }
     let ours = &timers[0];
     for (c, t) in contenders.iter().zip(timers).skip(1) {

@@ -130,22 +130,24 @@ impl BatchTimer {
     }
 }
 
+/// Prints one timer's row: p50, p99, p99.9, max and mean in ns, and its sample count.
+pub fn timer_row(who: &str, t: &BatchTimer) {
+    println!(
+        "  {who:<28} p50 {:>9.1}  p99 {:>9.1}  p99.9 {:>9.1}  max {:>10.1}  mean {:>9.1} ns  ({} batches)",
+        t.quantile_ns(0.5),
+        t.quantile_ns(0.99),
+        t.quantile_ns(0.999),
+        t.max_ns(),
+        t.mean_ns(),
+        t.batches()
+    )
+}
+
 /// Prints one comparison row: ours, the baseline, and baseline/ours at p50, p99 and mean.
 pub fn report(name: &str, ours: &BatchTimer, baseline: &BatchTimer, baseline_name: &str) {
-    let row = |who: &str, t: &BatchTimer| {
-        println!(
-            "  {who:<28} p50 {:>9.1}  p99 {:>9.1}  p99.9 {:>9.1}  max {:>10.1}  mean {:>9.1} ns  ({} batches)",
-            t.quantile_ns(0.5),
-            t.quantile_ns(0.99),
-            t.quantile_ns(0.999),
-            t.max_ns(),
-            t.mean_ns(),
-            t.batches()
-        )
-    };
     println!("{name}");
-    row("flowcore", ours);
-    row(baseline_name, baseline);
+    timer_row("flowcore", ours);
+    timer_row(baseline_name, baseline);
     println!(
         "  ratio {baseline_name}/flowcore: p50 {:.2}x, p99 {:.2}x, mean {:.2}x",
         baseline.quantile_ns(0.5) / ours.quantile_ns(0.5),

@@ -23,19 +23,17 @@
 use crate::event::{Nanos, StatField, VenueStat};
 use crate::instrument::{InstrumentId, InstrumentTable};
 
-pub use crate::event::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
-
 /// The latest venue statistics of one instrument, each `None` until the venue sent it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VenueStats {
-    /// Mark price (at [`STAT_PRICE_SCALE`]).
+    /// Mark price (at [`crate::event::STAT_PRICE_SCALE`]).
     pub mark_px: Option<i64>,
-    /// Index price (at [`STAT_PRICE_SCALE`]).
+    /// Index price (at [`crate::event::STAT_PRICE_SCALE`]).
     pub index_px: Option<i64>,
     /// Open interest (the instrument's size scale: contracts or base units as the venue
     /// counts them).
     pub open_interest: Option<i64>,
-    /// Funding rate per interval (at [`FUNDING_RATE_SCALE`]).
+    /// Funding rate per interval (at [`crate::event::FUNDING_RATE_SCALE`]).
     pub funding_rate: Option<i64>,
     /// Next funding time (Unix ms).
     pub next_funding_ms: Option<i64>,

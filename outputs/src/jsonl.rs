@@ -6,10 +6,11 @@ use flowcore_core::bars::{Bar, BarEngine, BarKey, BarSink, AGG_NOTIONAL_SCALE, A
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
 use flowcore_core::engine::{EngineSink, TopRow};
+use flowcore_core::event::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 use flowcore_core::imbalance::OBI_SCALE;
 use flowcore_core::instrument::InstrumentTable;
 use flowcore_core::strategy::{fraction_mantissa, Signal, SIGNAL_FRACTION_SCALE};
-use flowcore_core::venue_stats::{StatsRow, FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
+use flowcore_core::venue_stats::StatsRow;
 use std::fmt::Write as _;
 use std::io::Write;
 

@@ -657,9 +657,9 @@ abi_record! {
 
 /// Scale of [`StatsRecord::mark_px`] and [`StatsRecord::index_px`]: one scale for every
 /// venue, not the symbol's price scale.
-pub const STAT_PRICE_SCALE: u8 = flowcore_core::venue_stats::STAT_PRICE_SCALE;
+pub const STAT_PRICE_SCALE: u8 = flowcore_core::event::STAT_PRICE_SCALE;
 /// Scale of [`StatsRecord::funding_rate`].
-pub const FUNDING_RATE_SCALE: u8 = flowcore_core::venue_stats::FUNDING_RATE_SCALE;
+pub const FUNDING_RATE_SCALE: u8 = flowcore_core::event::FUNDING_RATE_SCALE;
 
 abi_record! {
     /// One instrument's venue statistics at the end of a second in which one changed.

@@ -313,15 +313,18 @@ impl Publisher {
     ) -> u32 {
         let mut refused = 0;
         for (id, name, key) in instances {
+            // A cut name would be another strategy's name, or none: leave it out instead.
+            if name.len() > STRATEGY_NAME_LEN {
+                refused += 1;
+                continue;
+            }
             let record = StrategyRecord {
                 strategy_id: id.0,
                 symbol_id: self.symbol_id(key),
-                name: crate::bus::padded(name),
+                name: padded(name),
                 reserved: [0; 2],
             };
-            // A cut name would be another strategy's name, or none: leave it out instead.
-            if name.len() > STRATEGY_NAME_LEN || self.bus.strategies.update(id.0, &record).is_err()
-            {
+            if self.bus.strategies.update(id.0, &record).is_err() {
                 refused += 1;
                 continue;
             }
@@ -406,8 +409,8 @@ impl EngineSink for Publisher {
         self.published += 1;
     }
 
-    /// Publishes one instrument's venue statistics row (the engine calls it when the
-    /// row's second is final).
+    /// Publishes one instrument's venue statistics row (the engine writes a second's row
+    /// once the instrument's statistics moved on to a later second).
     fn stats(&mut self, row: &StatsRow) {
         let s = &row.stats;
         let mut f = 0;

@@ -139,14 +139,8 @@ pub fn btc_inputs() -> Vec<Input> {
 pub fn btc_inputs_cut(cut_ns: i64) -> (Vec<Input>, i64) {
     let mut last = i64::MIN;
     let mut cut = |names: &[&str]| -> Vec<String> {
-        let mut kept = Vec::new();
-        for l in names.iter().flat_map(|n| lines(n)) {
-            let ts: i64 = l.split(' ').next().unwrap().parse().unwrap();
-            if ts < cut_ns {
-                last = last.max(ts);
-                kept.push(l);
-            }
-        }
+        let kept = lines_before(names, cut_ns);
+        last = (kept.iter().map(|l| line_ts(l))).fold(last, i64::max);
         kept
     };
     let inputs = vec![
@@ -167,6 +161,19 @@ pub fn btc_inputs_cut(cut_ns: i64) -> (Vec<Input>, i64) {
         ),
     ];
     (inputs, last)
+}
+
+/// The receive time that begins a recording line.
+fn line_ts(line: &str) -> i64 {
+    line.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The lines of the bundled recordings `names`, in order, received before `end_ns`.
+pub fn lines_before(names: &[&str], end_ns: i64) -> Vec<String> {
+    (names.iter())
+        .flat_map(|n| lines(n))
+        .filter(|l| line_ts(l) < end_ns)
+        .collect()
 }
 
 /// JSONL output as sorted rows.

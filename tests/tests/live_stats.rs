@@ -8,8 +8,8 @@ use flowcore_feeds::recording::{Input, Pace};
 use flowcore_outputs::Outputs;
 use flowcore_runtime::live::run;
 use flowcore_tests::{
-    assert_rows_eq, lines, memory, options, recorded_inputs, replay_written, rows, run_options,
-    sim_options, sorted_rows, start_sim_with, temp_dir, ts_of, SimAddresses,
+    assert_rows_eq, lines_before, memory, options, recorded_inputs, replay_written, rows,
+    run_options, sim_options, sorted_rows, start_sim_with, temp_dir, ts_of, SimAddresses,
 };
 
 /// The first local time of the bundled BTC recordings (23:54:16).
@@ -20,11 +20,7 @@ const END_NS: i64 = START_NS + 150_000_000_000;
 const MEMBER_TIMEOUT_MS: i64 = 1000;
 
 fn cut(venue: Venue, names: &[&str], end_ns: i64) -> Input {
-    let kept: Vec<String> = (names.iter())
-        .flat_map(|n| lines(n))
-        .filter(|l| l.split(' ').next().unwrap().parse::<i64>().unwrap() < end_ns)
-        .collect();
-    memory(venue, &kept)
+    memory(venue, &lines_before(names, end_ns))
 }
 
 fn inputs() -> Vec<Input> {

@@ -10,9 +10,9 @@
 use flowcore_core::bars::{AggregateId, BarKey};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::decimal::Fixed;
+use flowcore_core::event::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 use flowcore_core::instrument::InstrumentId;
 use flowcore_core::strategy::SIGNAL_FRACTION_SCALE;
-use flowcore_core::venue_stats::{FUNDING_RATE_SCALE, STAT_PRICE_SCALE};
 use flowcore_outputs::health::HealthRow;
 use flowcore_outputs::jsonl::{
     write_bar_row, write_health_row, write_stats_row, write_top_row, RowScales, SignalRow,

@@ -81,8 +81,10 @@ impl FeedThread {
         bytes: &[u8],
         snapshot_for: Option<InstrumentId>,
     ) -> Option<Parsed> {
-        if !self.feed.carries_market_flow()
-            && flowcore_feeds::session_marker(bytes) == Some(SessionEvent::StreamBreak)
+        // The marker compare first: it is a length check for every real message, where the
+        // feed's streams would be looked through on each one.
+        if flowcore_feeds::session_marker(bytes) == Some(SessionEvent::StreamBreak)
+            && !self.feed.carries_market_flow()
         {
             // A statistics-only connection (USD-M `/market`) dropping loses no trade and no
             // diff: the instrument's book and trades live on another feed's connection.
@@ -179,13 +181,13 @@ impl FeedThread {
         }
         self.open_interest_due = Some(now + every);
         let feed = Rc::clone(&self.feed);
-        let insts: Vec<InstrumentId> = (feed.symbols.iter())
-            .filter_map(|s| self.table.find(feed.venue, s.as_bytes()))
-            .collect();
-        insts
-            .into_iter()
-            .filter_map(|inst| self.rest_request(FeedRequest::OpenInterest(inst)))
-            .collect()
+        let mut polls = Vec::new();
+        for symbol in &feed.symbols {
+            if let Some(inst) = self.table.find(feed.venue, symbol.as_bytes()) {
+                polls.extend(self.rest_request(FeedRequest::OpenInterest(inst)));
+            }
+        }
+        polls
     }
 
     /// Applies the answer to a REST request.
@@ -216,9 +218,13 @@ impl FeedThread {
                     }
                 }
             }
-            // A poll that failed waits for the next one (its error is counted already).
-            RestAnswer::Refused if matches!(request, FeedRequest::OpenInterest(_)) => {}
-            RestAnswer::Refused => self.on_session(parser, inst, SessionEvent::BackfillRefused),
+            // Only a trade history is given up on, which the engine must hear of; a failed
+            // open-interest poll waits for the next one (its error is counted already).
+            RestAnswer::Refused => {
+                if let FeedRequest::Trades(..) = request {
+                    self.on_session(parser, inst, SessionEvent::BackfillRefused);
+                }
+            }
             RestAnswer::Stopped => {}
         }
     }

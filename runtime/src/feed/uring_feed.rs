@@ -294,6 +294,9 @@ pub(crate) fn feed_main_uring(
             let now = Instant::now();
             if now >= next_tick {
                 next_tick = now + LINK_TICK;
+                for rest in thread.open_interest_polls(now) {
+                    fetcher.request(rest);
+                }
                 for (i, s) in streams.iter_mut().enumerate() {
                     let Stream {
                         link, parser, inst, ..
@@ -346,11 +349,6 @@ pub(crate) fn feed_main_uring(
         };
         while let Ok(request) = requests.pop() {
             if let Some(rest) = thread.rest_request(request) {
-                fetcher.request(rest);
-            }
-        }
-        if stopping.is_none() && (rounds.is_multiple_of(256) || quiet) {
-            for rest in thread.open_interest_polls(Instant::now()) {
                 fetcher.request(rest);
             }
         }
