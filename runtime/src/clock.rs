@@ -30,10 +30,18 @@ impl EpochClock {
     /// (so that replay, which orders by it, sees a thread's messages in arrival order).
     #[inline]
     pub fn now(&mut self) -> i64 {
-        let elapsed = self.clock.delta_as_nanos(self.anchor_raw, self.clock.raw());
+        self.now_and_raw().0
+    }
+
+    /// [`Self::now`], and the TSC reading it came from (the raw counter is the same in every
+    /// process of the machine: the end-to-end bench lines stamps up with it).
+    #[inline]
+    pub fn now_and_raw(&mut self) -> (i64, u64) {
+        let raw = self.clock.raw();
+        let elapsed = self.clock.delta_as_nanos(self.anchor_raw, raw);
         let ns = self.anchor_epoch_ns.saturating_add(elapsed as i64);
         self.last = ns.max(self.last.saturating_add(1));
-        self.last
+        (self.last, raw)
     }
 }
 

@@ -2,6 +2,9 @@
 //!
 //! ```toml
 //! [pipeline]                  # optional
+//! mode = "threaded"           # threaded (the default: a thread per feed, and the core thread)
+//!                             # | inline (every feed, the engine and the publisher on the core
+//!                             # thread: for a machine of 2 cores or a venue or two; io_uring only)
 //! idle = "spin"               # spin (the default: pinned production) | spin-yield | park
 //! transport = "io_uring"      # io_uring (the default; tokio where io_uring is unavailable) | tokio
 //! uring_recv = "multishot"    # multishot (provided buffers) | plain (one receive per connection)
@@ -89,6 +92,21 @@ impl IdleStrategy {
     }
 }
 
+/// How the pipeline is laid out on threads: `pipeline.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineMode {
+    /// A thread per `[[feed]]` (reading and parsing) handing events to the core thread
+    /// (engine, strategies, outputs) through rings: the feeds and the engine work at once,
+    /// each pinned to a core of its own.
+    Threaded,
+    /// Every feed, the engine and the publisher on one thread (the core thread): no
+    /// hand-off between cores and no thread waking another. For a machine with fewer cores
+    /// than feeds plus one, where spinning threads share cores and wait on scheduler ticks.
+    /// io_uring only.
+    Inline,
+}
+
 /// How feed threads read their sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum TransportKind {
@@ -147,6 +165,7 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
+    mode: Option<PipelineMode>,
     idle: Option<IdleStrategy>,
     core_cpu: Option<usize>,
     ring_capacity: Option<usize>,
@@ -273,8 +292,10 @@ impl FeedConfig {
 /// The whole run configuration.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Feeds, each its own thread.
+    /// Feeds, each its own thread (threaded mode).
     pub feeds: Vec<FeedConfig>,
+    /// Threads: a thread per feed, or all on the core thread.
+    pub mode: PipelineMode,
     /// Idle strategy of every pipeline thread.
     pub idle: IdleStrategy,
     /// Pin the core thread to that core.
@@ -458,6 +479,19 @@ impl RunConfig {
             bail!("pipeline.max_message: {max_message} is outside 1024..=1073741824 bytes");
         }
         let record = parse_record(raw.record, base_dir, max_message)?;
+        let mode = raw.pipeline.mode.unwrap_or(PipelineMode::Threaded);
+        let transport = raw.pipeline.transport.unwrap_or(TransportKind::IoUring);
+        if mode == PipelineMode::Inline {
+            if transport != TransportKind::IoUring {
+                bail!("pipeline.mode: \"inline\" runs on io_uring only (pipeline.transport = \"tokio\")");
+            }
+            if let Some(i) = feeds.iter().position(|f| f.cpu.is_some()) {
+                bail!(
+                    "feed[{i}].cpu: with pipeline.mode = \"inline\" every feed runs on the core \
+                     thread; pin it with pipeline.core_cpu"
+                );
+            }
+        }
         let member_timeout_ms = raw
             .pipeline
             .member_timeout_ms
@@ -468,6 +502,7 @@ impl RunConfig {
         Ok(Self {
             member_timeout_ms,
             feeds,
+            mode,
             max_message,
             strategies,
             record,
@@ -476,7 +511,7 @@ impl RunConfig {
             ring_capacity,
             snapshot_limit,
             shm: raw.pipeline.shm,
-            transport: raw.pipeline.transport.unwrap_or(TransportKind::IoUring),
+            transport,
             uring_recv: raw.pipeline.uring_recv.unwrap_or(UringRecv::Multishot),
             uring_task_work: raw
                 .pipeline
@@ -535,6 +570,7 @@ mod tests {
         assert_eq!(f.ws_url, "wss://fstream.binance.com/public");
         assert_eq!(f.streams, ["trade", "bookTicker", "depth@0ms"]);
         assert_eq!(c.idle, IdleStrategy::Spin);
+        assert_eq!(c.mode, PipelineMode::Threaded);
         assert_eq!(c.transport, TransportKind::IoUring);
         assert_eq!(c.uring_recv, UringRecv::Multishot);
         assert_eq!(f.stall_timeout, Duration::from_secs(10));
@@ -588,6 +624,9 @@ mod tests {
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nspeed = 1\n", "speed"),
             ("[pipeline]\nidle = \"nap\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "idle"),
             ("[pipeline]\ntransport = \"epoll\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "transport"),
+            ("[pipeline]\nmode = \"inline\"\ntransport = \"tokio\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.mode"),
+            ("[pipeline]\nmode = \"inline\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\ncpu = 0\n", "feed[0].cpu"),
+            ("[pipeline]\nmode = \"single\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "mode"),
             ("[pipeline]\nuring_task_work = \"eager\"\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "uring_task_work"),
             ("[pipeline]\nmember_timeout_ms = 5\n[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\n", "pipeline.member_timeout_ms"),
             ("[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nopen_interest_s = 5\n", "feed[0].open_interest_s"),

@@ -25,4 +25,5 @@ pub mod live;
 pub mod pin;
 pub mod recorder;
 pub mod replay;
+pub mod stages;
 pub mod strategies;

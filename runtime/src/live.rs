@@ -17,15 +17,19 @@
 //! counted.
 
 use crate::clock::EpochClock;
-use crate::config::{RunConfig, TransportKind, UringRecv};
-use crate::feed::{spawn_feed, FeedHandle, FeedSpawn, LiveCounters};
+use crate::config::{IdleStrategy, PipelineMode, RunConfig, TransportKind, UringRecv};
+use crate::feed::{
+    spawn_feed, start_inline_feed, EventOut, FeedHandle, FeedSpawn, FeedStats, InlineFeed,
+    LiveCounters, Round, PARK_TIMEOUT,
+};
 use crate::handoff::{drain, producer_finished};
 use crate::pin::pin;
 use crate::recorder::{RecordSummary, Recorder};
+use crate::stages::StageLog;
 use crate::strategies::strategy_set;
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
-use flowcore_core::event::MarketEvent;
+use flowcore_core::event::{EventKind, MarketEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_core::strategy::SignalCounters;
@@ -36,7 +40,6 @@ use flowcore_shm::BusConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a run counted.
@@ -102,6 +105,31 @@ pub struct RunSummary {
     pub signals: SignalCounters,
 }
 
+impl RunSummary {
+    /// Adds a feed's counters.
+    fn add_feed(&mut self, s: &FeedStats) {
+        self.messages += s.messages;
+        self.parse_errors += s.parse_errors;
+        self.control_messages += s.control_messages;
+        self.snapshots += s.snapshots;
+        self.snapshot_errors += s.snapshot_errors;
+        self.histories += s.histories;
+        self.history_errors += s.history_errors;
+        self.open_interest_polls += s.open_interest_polls;
+        self.uring_enters += s.uring_enters;
+        self.uring_waits += s.uring_waits;
+        self.open_interest_errors += s.open_interest_errors;
+        self.disconnects += s.disconnects;
+        self.connect_errors += s.connect_errors;
+        self.ring_waits += s.ring_waits;
+        self.record_waits += s.record_waits;
+        self.rotations += s.rotations;
+        self.rotation_breaks += s.rotation_breaks;
+        self.stalls += s.stalls;
+        self.shutdown_notices += s.shutdown_notices;
+    }
+}
+
 /// Everything a run needs besides its outputs.
 #[derive(Debug)]
 pub struct RunOptions {
@@ -124,6 +152,9 @@ pub struct RunOptions {
     pub exit_on_close: bool,
     /// Publish to the shared-memory bus too (`--shm DIR`, or `pipeline.shm` in the config).
     pub shm: Option<BusConfig>,
+    /// Save per-message stage stamps in this folder when the run ends
+    /// ([`crate::stages`]: `feed-N.txt` per feed, `core.txt`): for `flowcore bench e2e`.
+    pub stage_log: Option<PathBuf>,
 }
 
 /// Runs the pipeline until `options.duration` passes, `options.stop` is set, or every
@@ -142,6 +173,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         stop,
         exit_on_close: options_exit_on_close,
         shm,
+        stage_log,
     } = options;
     let mut members = Vec::new();
     for feed in &config.feeds {
@@ -183,16 +215,11 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
         ..UringConfig::default()
     };
     let clock = EpochClock::new();
-    let mut rings = Vec::new();
-    let mut live_counters = Vec::new();
-    let mut feed_threads: Vec<JoinHandle<_>> = Vec::new();
-    for (index, feed) in config.feeds.iter().enumerate() {
-        let FeedHandle {
-            events,
-            requests,
-            live,
-            thread,
-        } = spawn_feed(FeedSpawn {
+    let spawns = config
+        .feeds
+        .iter()
+        .enumerate()
+        .map(|(index, feed)| FeedSpawn {
             index,
             feed: feed.clone(),
             table: table.clone(),
@@ -206,69 +233,54 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
             recorder: record_writers[index].take(),
             stop: stop.clone(),
             exit_on_close: options_exit_on_close,
-        })
-        .context("starting a feed thread")?;
-        live_counters.push(live);
-        rings.push(CoreFeed {
-            events,
-            requests,
-            unsent_requests: Vec::new(),
+            stage_log: stage_log.clone(),
         });
-        feed_threads.push(thread);
-    }
-    drop(record_writers);
-    pin(config.core_cpu, "core");
+    let mut core = Core {
+        engine: &mut engine,
+        sink: &mut sink,
+        stages: stage_log
+            .as_ref()
+            .map(|dir| StageLog::new(dir.join("core.txt"))),
+    };
     let deadline = duration.map(|d| Instant::now() + d);
-    let mut idle_rounds = 0u32;
-    loop {
-        let mut moved = false;
-        for feed in &mut rings {
-            moved |= feed.drain(&mut engine, &mut sink, &live_counters);
+    let feed_stats = match config.mode {
+        PipelineMode::Threaded => {
+            let mut feeds = Vec::new();
+            for spawn in spawns {
+                feeds.push(spawn_feed(spawn).context("starting a feed thread")?);
+            }
+            drop(record_writers);
+            pin(config.core_cpu, "core");
+            run_threaded(feeds, &mut core, config.idle, deadline, &stop)?
         }
-        if let Some(e) = sink.jsonl.take_error() {
-            stop.store(true, Ordering::Relaxed);
-            return Err(e).context("writing output");
+        PipelineMode::Inline => {
+            if transport != TransportKind::IoUring {
+                anyhow::bail!(
+                    "pipeline.mode = \"inline\" runs on io_uring, which is unavailable here"
+                );
+            }
+            // The feeds' rings and drivers are made on the thread that polls them.
+            pin(config.core_cpu, "core");
+            let mut feeds = Vec::new();
+            for spawn in spawns {
+                match start_inline_feed(spawn) {
+                    Ok(feed) => feeds.push(Some(feed)),
+                    Err(_) => anyhow::bail!("a feed could not start (said above)"),
+                }
+            }
+            drop(record_writers);
+            run_inline(feeds, &mut core, config.idle, deadline, &stop)?
         }
-        if moved {
-            idle_rounds = 0;
-            continue;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        if rings.iter().all(|f| producer_finished(&f.events)) {
-            break;
-        }
-        config.idle.wait(idle_rounds);
-        idle_rounds = idle_rounds.saturating_add(1);
+    };
+    core.engine.finish(core.sink);
+    if let Some(log) = &core.stages {
+        log.save();
     }
-    engine.finish(&mut sink);
     let mut summary = RunSummary::default();
     let mut feed_counters = VenueFeedCounters::default();
-    for (handle, feed) in feed_threads.into_iter().zip(&config.feeds) {
-        let s = handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("a feed thread panicked"))?;
+    for (s, feed) in feed_stats.iter().zip(&config.feeds) {
         feed_counters[feed.venue.index()] += s.feed_counters();
-        summary.messages += s.messages;
-        summary.parse_errors += s.parse_errors;
-        summary.control_messages += s.control_messages;
-        summary.snapshots += s.snapshots;
-        summary.snapshot_errors += s.snapshot_errors;
-        summary.histories += s.histories;
-        summary.history_errors += s.history_errors;
-        summary.open_interest_polls += s.open_interest_polls;
-        summary.uring_enters += s.uring_enters;
-        summary.uring_waits += s.uring_waits;
-        summary.open_interest_errors += s.open_interest_errors;
-        summary.disconnects += s.disconnects;
-        summary.connect_errors += s.connect_errors;
-        summary.ring_waits += s.ring_waits;
-        summary.record_waits += s.record_waits;
-        summary.rotations += s.rotations;
-        summary.rotation_breaks += s.rotation_breaks;
-        summary.stalls += s.stalls;
-        summary.shutdown_notices += s.shutdown_notices;
+        summary.add_feed(s);
     }
     if let Some(recorder) = recorder {
         let record = recorder.finish().context("--record")?;
@@ -298,7 +310,165 @@ fn choose_transport(wanted: TransportKind) -> TransportKind {
     wanted
 }
 
-/// The core thread's end of one feed.
+/// The engine's side of the pipeline, on the core thread: what each event goes through.
+struct Core<'a, 'w> {
+    engine: &'a mut Engine,
+    sink: &'a mut CoreSink<'w>,
+    /// Stage stamps of each trade, for the end-to-end bench.
+    stages: Option<StageLog>,
+}
+
+impl Core<'_, '_> {
+    /// Applies one event and publishes what it changed; the engine's requests go to
+    /// `requests` (they concern the instrument of the event that raised them: this feed's),
+    /// or wait in `unsent` while it is full.
+    #[inline]
+    fn apply(
+        &mut self,
+        ev: &MarketEvent,
+        live: &[Arc<LiveCounters>],
+        requests: &mut rtrb::Producer<FeedRequest>,
+        unsent: &mut Vec<FeedRequest>,
+    ) {
+        self.engine.on_event(ev, self.sink);
+        let applied = self.stages.as_ref().map(StageLog::raw);
+        self.sink
+            .after_event(ev, self.engine, || LiveCounters::per_venue(live));
+        if let (Some(log), Some(applied)) = (&mut self.stages, applied) {
+            if matches!(ev.kind, EventKind::Trade(_)) {
+                log.push(ev.local_ts, applied, log.raw());
+            }
+        }
+        while let Some(request) = self.engine.pop_request() {
+            if requests.push(request).is_err() {
+                unsent.push(request);
+            }
+        }
+    }
+
+    /// Stops the run when its output failed.
+    fn check_output(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        if let Some(e) = self.sink.jsonl.take_error() {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e).context("writing output");
+        }
+        Ok(())
+    }
+}
+
+/// `pipeline.mode = "threaded"`: the core thread drains the feed threads' rings until every
+/// feed has ended, then joins them.
+fn run_threaded(
+    feeds: Vec<FeedHandle>,
+    core: &mut Core<'_, '_>,
+    idle: IdleStrategy,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<FeedStats>> {
+    let live: Vec<Arc<LiveCounters>> = feeds.iter().map(|f| f.live.clone()).collect();
+    let mut rings = Vec::new();
+    let mut threads = Vec::new();
+    for f in feeds {
+        rings.push(CoreFeed {
+            events: f.events,
+            requests: f.requests,
+            unsent_requests: Vec::new(),
+        });
+        threads.push(f.thread);
+    }
+    let mut idle_rounds = 0u32;
+    loop {
+        let mut moved = false;
+        for feed in &mut rings {
+            moved |= feed.drain(core, &live);
+        }
+        core.check_output(stop)?;
+        if moved {
+            idle_rounds = 0;
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if rings.iter().all(|f| producer_finished(&f.events)) {
+            break;
+        }
+        idle.wait(idle_rounds);
+        idle_rounds = idle_rounds.saturating_add(1);
+    }
+    threads
+        .into_iter()
+        .map(|t| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a feed thread panicked"))
+        })
+        .collect()
+}
+
+/// `pipeline.mode = "inline"`: this thread polls every feed a round at a time and applies
+/// what each round parsed before the next, until every feed has ended.
+fn run_inline(
+    mut feeds: Vec<Option<InlineFeed>>,
+    core: &mut Core<'_, '_>,
+    idle: IdleStrategy,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<FeedStats>> {
+    let live: Vec<Arc<LiveCounters>> = feeds.iter().flatten().map(|f| f.live.clone()).collect();
+    let mut stats = vec![None; feeds.len()];
+    let mut unsent = Vec::new();
+    let mut idle_rounds = 0u32;
+    loop {
+        let mut moved = false;
+        for (slot, stats) in feeds.iter_mut().zip(&mut stats) {
+            let Some(feed) = slot else { continue };
+            let round = feed.feed.round();
+            moved |= round == Round::Busy;
+            let InlineFeed {
+                feed: uring,
+                requests,
+                ..
+            } = feed;
+            if let EventOut::Inline(events) = &mut uring.thread_mut().events {
+                for ev in events.drain(..) {
+                    core.apply(&ev, &live, requests, &mut unsent);
+                }
+            }
+            unsent.retain(|&request| requests.push(request).is_err());
+            if round == Round::Ended {
+                if let Some(feed) = slot.take() {
+                    *stats = Some(feed.feed.finish());
+                }
+            }
+        }
+        core.check_output(stop)?;
+        if feeds.iter().all(Option::is_none) {
+            break;
+        }
+        if moved {
+            idle_rounds = 0;
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        match feeds.iter_mut().flatten().next() {
+            // Parked in the kernel until a completion arrives: with one feed, a message
+            // wakes the thread at once. With several, parking on one would leave the others
+            // waiting for its timeout: they share the idle strategy's short sleep.
+            Some(only) if idle == IdleStrategy::Park && live.len() == 1 => {
+                only.feed.park(PARK_TIMEOUT);
+            }
+            _ => {
+                idle.wait(idle_rounds);
+                idle_rounds = idle_rounds.saturating_add(1);
+            }
+        }
+    }
+    Ok(stats.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The core thread's end of one feed thread.
 struct CoreFeed {
     events: rtrb::Consumer<MarketEvent>,
     requests: rtrb::Producer<FeedRequest>,
@@ -308,24 +478,12 @@ struct CoreFeed {
 
 impl CoreFeed {
     /// Applies every event waiting in the ring; true when there was any.
-    fn drain(
-        &mut self,
-        engine: &mut Engine,
-        sink: &mut CoreSink<'_>,
-        live: &[Arc<LiveCounters>],
-    ) -> bool {
+    fn drain(&mut self, core: &mut Core<'_, '_>, live: &[Arc<LiveCounters>]) -> bool {
         self.unsent_requests
             .retain(|&request| self.requests.push(request).is_err());
         let (requests, unsent) = (&mut self.requests, &mut self.unsent_requests);
         let (applied, _) = drain(&mut self.events, |ev| {
-            engine.on_event(ev, sink);
-            sink.after_event(ev, engine, || LiveCounters::per_venue(live));
-            // Requests concern the instrument of the event that raised them: this feed's.
-            while let Some(request) = engine.pop_request() {
-                if requests.push(request).is_err() {
-                    unsent.push(request);
-                }
-            }
+            core.apply(ev, live, requests, unsent);
             true
         });
         applied > 0

@@ -263,6 +263,7 @@ pub fn run_options(config_text: &str) -> flowcore_runtime::live::RunOptions {
         stop: Default::default(),
         exit_on_close: true,
         shm: None,
+        stage_log: None,
     }
 }
 

@@ -174,6 +174,17 @@ fn over_tokio_and_wss_with_a_local_ca_the_run_equals_the_golden_bars() {
     run_against_sim_over_wss_with_a_local_ca_equals_the_golden_bars(TOKIO);
 }
 
+/// `pipeline.mode = "inline"`: the three feeds, the engine, the strategies and the
+/// recorder's hand-off on one thread. Same bars, same signals, and its own journal replays
+/// to the same output.
+#[test]
+fn inline_mode_the_run_equals_the_golden_bars_and_its_own_journal() {
+    if io_uring_here() {
+        let pipeline = format!("{IO_URING}mode = \"inline\"\n");
+        run_against_sim_equals_the_golden_bars_and_its_own_recording(&pipeline, JOURNAL);
+    }
+}
+
 /// With the kernel's signalled task work, completions come without an `io_uring_enter`:
 /// the same bars, and enters only for what the feed threads submit (connects, pongs).
 #[test]

@@ -202,6 +202,7 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
         stop: stop.clone(),
         exit_on_close: true,
         shm: Some(BusConfig::new(&shm_dir)),
+        stage_log: None,
     };
     let out_dir = options.out_dir.clone();
     let engine = std::thread::Builder::new()

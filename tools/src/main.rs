@@ -88,6 +88,10 @@ struct LiveArgs {
     /// Also publish to the shared-memory bus in this directory (overrides pipeline.shm).
     #[arg(long)]
     shm: Option<PathBuf>,
+    /// Save per-message stage stamps in this folder at the end (`flowcore bench e2e` reads
+    /// them; see flowcore_runtime::stages).
+    #[arg(long, hide = true)]
+    stage_log: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -669,6 +673,7 @@ fn main() -> anyhow::Result<()> {
             record: Some(out),
             exit_on_close,
             shm: None,
+            stage_log: None,
             engine,
         }),
         Command::Demo {
@@ -817,6 +822,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         record,
         exit_on_close,
         shm,
+        stage_log,
         engine,
     } = args;
     let table = engine.table()?;
@@ -834,6 +840,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         stop: Default::default(),
         exit_on_close,
         shm: shm.map(BusConfig::new),
+        stage_log,
     };
     let mut files = out.files()?;
     let s = flowcore_runtime::live::run(options, files.outputs())?;

@@ -13,5 +13,8 @@ mod thread;
 mod tokio_feed;
 mod uring_feed;
 
-pub(crate) use spawn::{spawn_feed, FeedHandle, FeedSpawn};
+pub(crate) use spawn::{spawn_feed, start_inline_feed, FeedHandle, FeedSpawn, InlineFeed};
+pub(crate) use stats::FeedStats;
 pub(crate) use stats::LiveCounters;
+pub(crate) use thread::EventOut;
+pub(crate) use uring_feed::{Round, PARK_TIMEOUT};

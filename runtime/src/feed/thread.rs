@@ -9,6 +9,7 @@ use crate::clock::EpochClock;
 use crate::config::{FeedConfig, IdleStrategy};
 use crate::handoff::BatchWriter;
 use crate::recorder::RecordWriter;
+use crate::stages::StageLog;
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::instrument::{InstrumentId, InstrumentTable};
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct FeedThread {
     pub(crate) feed: Rc<FeedConfig>,
     pub(crate) table: InstrumentTable,
-    /// Each message's events go out as one batch when it ends.
-    pub(super) events: BatchWriter<MarketEvent>,
+    /// Where each message's events go when it ends.
+    pub(crate) events: EventOut,
     pub(super) recorder: Option<RecordWriter>,
     pub(super) clock: EpochClock,
     pub(crate) idle: IdleStrategy,
@@ -48,6 +49,8 @@ pub(crate) struct FeedThread {
     pub(crate) resubscribe: HashSet<InstrumentId>,
     /// When each symbol's open interest is next polled (with `open_interest_s`).
     pub(crate) open_interest_due: Option<Instant>,
+    /// Stage stamps of each frame, for the end-to-end bench.
+    pub(crate) stages: Option<StageLog>,
 }
 
 impl FeedThread {
@@ -90,7 +93,7 @@ impl FeedThread {
             // diff: the instrument's book and trades live on another feed's connection.
             return None;
         }
-        let ts = self.clock.now();
+        let (ts, received) = self.clock.now_and_raw();
         self.stats.messages += 1;
         if let Some(recorder) = &mut self.recorder {
             if let Some(&(_, file)) = self.files.iter().find(|(i, _)| *i == inst) {
@@ -102,11 +105,21 @@ impl FeedThread {
                 recorder.line(file, ts, kind, bytes, self.idle);
             }
         }
-        let events = &mut self.events;
-        let result = parser.parse(ts, bytes, snapshot_for, &mut |ev| events.push(ev));
-        // The core is gone only when the run ends: nothing to deliver to.
-        let _ = events.end_message();
-        self.stats.ring_waits = events.full_waits;
+        let result = match &mut self.events {
+            EventOut::Ring(ring) => {
+                let result = parser.parse(ts, bytes, snapshot_for, &mut |ev| ring.push(ev));
+                // The core is gone only when the run ends: nothing to deliver to.
+                let _ = ring.end_message();
+                self.stats.ring_waits = ring.full_waits;
+                result
+            }
+            EventOut::Inline(events) => {
+                parser.parse(ts, bytes, snapshot_for, &mut |ev| events.push(ev))
+            }
+        };
+        if let (Some(log), None) = (&mut self.stages, snapshot_for) {
+            log.push(ts, received, log.raw());
+        }
         let result = match result {
             Ok(parsed) => {
                 if let Parsed::Control(_) = parsed {
@@ -248,6 +261,18 @@ impl FeedThread {
         )?;
         self.fetching.insert(request).then_some(rest)
     }
+}
+
+/// Where a feed thread's parsed events go.
+#[derive(Debug)]
+pub(crate) enum EventOut {
+    /// To the core thread, a batch per message through the feed's ring.
+    Ring(BatchWriter<MarketEvent>),
+    /// Kept for the engine on this same thread (`pipeline.mode = "inline"`), which takes
+    /// them after each round of the feed's loop. No ring: one message's events (a snapshot
+    /// of thousands of levels) could outgrow any ring that only this thread empties. The
+    /// vector grows to the largest round once.
+    Inline(Vec<MarketEvent>),
 }
 
 pub(crate) type Shared = Rc<RefCell<FeedThread>>;

@@ -95,8 +95,11 @@ pub(crate) fn feed_main(
             let _ = tokio::time::timeout(Duration::from_secs(1), c).await;
         }
     });
-    let stats = shared.borrow().stats;
-    stats
+    let thread = shared.borrow();
+    if let Some(log) = &thread.stages {
+        log.save();
+    }
+    thread.stats
 }
 
 /// A standby's connect: its key and transport.

@@ -116,81 +116,162 @@ impl Drop for RestFetcher {
     }
 }
 
-/// The io_uring feed thread's loop; returns its counters.
-pub(crate) fn feed_main_uring(
-    mut thread: FeedThread,
-    mut requests: rtrb::Consumer<FeedRequest>,
+/// What one round of a feed's loop came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Something moved: a message, a connect or close, a REST answer.
+    Busy,
+    /// Nothing moved: the caller idles ([`UringFeed::park`] or its idle strategy).
+    Quiet,
+    /// The feed is done: stopped, or every stream ended for good.
+    Ended,
+}
+
+/// One feed's connections on an io_uring driver, polled a round at a time: by the feed's
+/// own thread ([`feed_main_uring`]), or with `pipeline.mode = "inline"` by the one thread
+/// that also runs the engine ([`crate::live`]).
+pub(crate) struct UringFeed {
+    thread: FeedThread,
+    requests: rtrb::Consumer<FeedRequest>,
     stop: Arc<AtomicBool>,
     exit_on_close: bool,
-    uring_config: UringConfig,
-) -> FeedStats {
-    let feed = thread.feed.clone();
-    let tls_settings = TlsSettings {
-        extra_ca_file: feed.tls_ca_file.clone(),
-    };
-    let tls = match client_config(&tls_settings) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("run: {}: {e}", feed.venue);
-            return thread.stats;
-        }
-    };
-    let mut driver = match UringDriver::new(uring_config) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("run: {}: io_uring: {e}", feed.venue);
-            return thread.stats;
-        }
-    };
-    let fetcher = match RestFetcher::start(tls_settings, stop.clone()) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("run: {}: REST helper: {e}", feed.venue);
-            return thread.stats;
-        }
-    };
-    let mut rest_parser = VenueParser::new(feed.venue, thread.table.clone());
-    let now = Instant::now();
-    let mut streams: Vec<Stream> = feed
-        .symbols
-        .iter()
-        .filter_map(|symbol| {
-            let inst = thread.table.find(feed.venue, symbol.as_bytes())?;
-            Some(Stream {
-                symbol: symbol.clone(),
-                inst,
-                url: feed
-                    .session
-                    .connect_url(&feed.ws_url, symbol, &feed.streams),
-                parser: VenueParser::new(feed.venue, thread.table.clone())
-                    .counting_block_trades(feed.count_block_trades),
-                link: Link::new(feed.stall_timeout, feed.rotate_after),
-                opened: false,
-                ever_opened: false,
-                retry_at: now,
-                backoff: Backoff::new(Duration::from_millis(100)),
-                finished: false,
-                subscriber: bybit_subscriber(&feed, symbol),
+    tls: Arc<rustls::ClientConfig>,
+    driver: UringDriver,
+    fetcher: RestFetcher,
+    rest_parser: VenueParser,
+    streams: Vec<Stream>,
+    all_ended: Option<Instant>,
+    stopping: Option<Instant>,
+    /// Connections to close once the poll lets go of the driver (replaced ones), and what
+    /// link ticks ask for: both empty in steady state.
+    retire: Vec<ConnId>,
+    actions: Vec<(usize, LinkAction<ConnId>)>,
+    /// Texts to send once the poll lets go of the driver (Bybit subscriptions and pings).
+    outbox: Vec<(ConnId, String)>,
+    next_tick: Instant,
+    rounds: u32,
+    /// The previous round moved nothing: the loop is idling (spinning or parked).
+    quiet: bool,
+}
+
+impl UringFeed {
+    /// Sets up the feed's driver, TLS and REST helper; `Err` gives the thread's counters
+    /// back after saying what failed.
+    pub(crate) fn start(
+        thread: FeedThread,
+        requests: rtrb::Consumer<FeedRequest>,
+        stop: Arc<AtomicBool>,
+        exit_on_close: bool,
+        uring_config: UringConfig,
+    ) -> Result<Self, Box<FeedStats>> {
+        let feed = thread.feed.clone();
+        let tls_settings = TlsSettings {
+            extra_ca_file: feed.tls_ca_file.clone(),
+        };
+        let tls = match client_config(&tls_settings) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("run: {}: {e}", feed.venue);
+                return Err(Box::new(thread.stats));
+            }
+        };
+        let driver = match UringDriver::new(uring_config) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("run: {}: io_uring: {e}", feed.venue);
+                return Err(Box::new(thread.stats));
+            }
+        };
+        let fetcher = match RestFetcher::start(tls_settings, stop.clone()) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("run: {}: REST helper: {e}", feed.venue);
+                return Err(Box::new(thread.stats));
+            }
+        };
+        let rest_parser = VenueParser::new(feed.venue, thread.table.clone());
+        let now = Instant::now();
+        let streams: Vec<Stream> = feed
+            .symbols
+            .iter()
+            .filter_map(|symbol| {
+                let inst = thread.table.find(feed.venue, symbol.as_bytes())?;
+                Some(Stream {
+                    symbol: symbol.clone(),
+                    inst,
+                    url: feed
+                        .session
+                        .connect_url(&feed.ws_url, symbol, &feed.streams),
+                    parser: VenueParser::new(feed.venue, thread.table.clone())
+                        .counting_block_trades(feed.count_block_trades),
+                    link: Link::new(feed.stall_timeout, feed.rotate_after),
+                    opened: false,
+                    ever_opened: false,
+                    retry_at: now,
+                    backoff: Backoff::new(Duration::from_millis(100)),
+                    finished: false,
+                    subscriber: bybit_subscriber(&feed, symbol),
+                })
             })
+            .collect();
+        Ok(Self {
+            thread,
+            requests,
+            stop,
+            exit_on_close,
+            tls,
+            driver,
+            fetcher,
+            rest_parser,
+            streams,
+            all_ended: None,
+            stopping: None,
+            retire: Vec::with_capacity(8),
+            actions: Vec::with_capacity(8),
+            outbox: Vec::with_capacity(8),
+            next_tick: now,
+            rounds: 0,
+            quiet: false,
         })
-        .collect();
-    let mut all_ended: Option<Instant> = None;
-    let mut stopping: Option<Instant> = None;
-    let mut idle_rounds = 0u32;
-    // Connections to close once the poll lets go of the driver (replaced ones), and what
-    // link ticks ask for: both empty in steady state.
-    let mut retire: Vec<ConnId> = Vec::with_capacity(8);
-    let mut actions: Vec<(usize, LinkAction<ConnId>)> = Vec::with_capacity(8);
-    // Texts to send once the poll lets go of the driver (Bybit subscriptions and pings).
-    let mut outbox: Vec<(ConnId, String)> = Vec::with_capacity(8);
-    let mut next_tick = Instant::now();
-    let mut rounds = 0u32;
-    // The previous round moved nothing: the loop is idling (spinning or parked).
-    let mut quiet = false;
-    loop {
+    }
+
+    /// The feed's thread state (its parsed events are taken from here in inline mode).
+    pub(crate) fn thread_mut(&mut self) -> &mut FeedThread {
+        &mut self.thread
+    }
+
+    /// The feed's idle strategy.
+    pub(crate) fn idle(&self) -> IdleStrategy {
+        self.thread.idle
+    }
+
+    /// Polls the connections once, then runs what is due: reconnects, link ticks, engine
+    /// requests and REST answers.
+    pub(crate) fn round(&mut self) -> Round {
+        let Self {
+            thread,
+            requests,
+            stop,
+            exit_on_close,
+            tls,
+            driver,
+            fetcher,
+            rest_parser,
+            streams,
+            all_ended,
+            stopping,
+            retire,
+            actions,
+            outbox,
+            next_tick,
+            rounds,
+            quiet,
+        } = self;
+        let exit_on_close = *exit_on_close;
+        let feed = thread.feed.clone();
         if stop.load(Ordering::Relaxed) && stopping.is_none() {
-            stopping = Some(Instant::now());
-            for s in &streams {
+            *stopping = Some(Instant::now());
+            for s in streams.iter() {
                 for id in s.link.primary().into_iter().chain(s.link.standby()) {
                     driver.close(id);
                 }
@@ -253,13 +334,9 @@ pub(crate) fn feed_main_uring(
                     let ended = link.on_closed(id, &mut forward);
                     drop(forward);
                     match ended {
-                        Ended::Primary => on_primary_closed(
-                            &mut thread,
-                            s,
-                            result,
-                            exit_on_close,
-                            stopping.is_some(),
-                        ),
+                        Ended::Primary => {
+                            on_primary_closed(thread, s, result, exit_on_close, stopping.is_some())
+                        }
                         Ended::PrimaryReplaced => {
                             thread.stats.disconnects += 1;
                             s.opened = s.link.primary_open();
@@ -289,11 +366,11 @@ pub(crate) fn feed_main_uring(
         // Liveness and rotation: looked at every 100 ms, the clock read once per 256
         // rounds of a busy loop or per idle round (parked rounds included), never per
         // message.
-        rounds = rounds.wrapping_add(1);
-        if stopping.is_none() && (rounds.is_multiple_of(256) || quiet) {
+        *rounds = rounds.wrapping_add(1);
+        if stopping.is_none() && (rounds.is_multiple_of(256) || *quiet) {
             let now = Instant::now();
-            if now >= next_tick {
-                next_tick = now + LINK_TICK;
+            if now >= *next_tick {
+                *next_tick = now + LINK_TICK;
                 for rest in thread.open_interest_polls(now) {
                     fetcher.request(rest);
                 }
@@ -344,7 +421,7 @@ pub(crate) fn feed_main_uring(
             Ok(p) => p,
             Err(e) => {
                 eprintln!("run: {}: io_uring: {e}", feed.venue);
-                break;
+                return Round::Ended;
             }
         };
         while let Ok(request) = requests.pop() {
@@ -358,51 +435,106 @@ pub(crate) fn feed_main_uring(
             match fetched {
                 Fetched::Failure => thread.on_rest_error(request),
                 Fetched::Answer(answer) => {
-                    thread.on_rest_answer(&mut rest_parser, request, answer);
+                    thread.on_rest_answer(rest_parser, request, answer);
                 }
             }
         }
-        if let Some(since) = stopping {
-            // Close frames get a moment to be exchanged; then the thread ends regardless.
+        if let Some(since) = *stopping {
+            // Close frames get a moment to be exchanged; then the feed ends regardless.
             if driver.connections() == 0 || since.elapsed() > Duration::from_secs(1) {
-                break;
+                return Round::Ended;
             }
         } else if streams.iter().all(|s| s.finished) {
             // Every stream ended for good: wait for snapshots still on their way (a fetch
             // that keeps failing gets a grace period: its server may be gone too).
             let ended = *all_ended.get_or_insert_with(Instant::now);
             if thread.fetching.is_empty() || ended.elapsed() > SNAPSHOT_GRACE {
-                break;
+                return Round::Ended;
             }
         }
-        quiet = !(progressed || replied);
-        if !quiet {
+        *quiet = !(progressed || replied);
+        if *quiet {
+            Round::Quiet
+        } else {
             // Connects, closes and snapshots change counters outside on_message.
             thread.publish_stats();
-            idle_rounds = 0;
-        } else if thread.idle == IdleStrategy::Park {
-            // Parked in the kernel until a completion arrives, not on a timer: a message
-            // wakes the thread at once. The timeout keeps timers, the stop flag and REST
-            // replies (which do not go through the ring) on time.
-            if let Err(e) = driver.wait(Duration::from_millis(1)) {
-                eprintln!("run: {}: io_uring: {e}", feed.venue);
-                break;
-            }
-        } else {
-            thread.idle.wait(idle_rounds);
-            idle_rounds = idle_rounds.saturating_add(1);
+            Round::Busy
         }
     }
-    drop(fetcher);
-    let counters = driver.counters();
-    thread.stats.uring_enters = counters.enters;
-    thread.stats.uring_waits = counters.waits;
-    for s in &mut streams {
-        thread.count_link(s.link.take_counters());
+
+    /// Parks in the kernel until a completion arrives or `timeout` passes: a message wakes
+    /// the thread at once. False when the driver failed (said on stderr): the feed ends.
+    pub(crate) fn park(&mut self, timeout: Duration) -> bool {
+        match self.driver.wait(timeout) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("run: {}: io_uring: {e}", self.thread.feed.venue);
+                false
+            }
+        }
     }
-    thread.publish_stats();
-    thread.stats
+
+    /// Stops the REST helper and returns the feed's counters.
+    pub(crate) fn finish(self) -> FeedStats {
+        let Self {
+            mut thread,
+            driver,
+            fetcher,
+            mut streams,
+            ..
+        } = self;
+        drop(fetcher);
+        let counters = driver.counters();
+        thread.stats.uring_enters = counters.enters;
+        thread.stats.uring_waits = counters.waits;
+        for s in &mut streams {
+            thread.count_link(s.link.take_counters());
+        }
+        thread.publish_stats();
+        if let Some(log) = &thread.stages {
+            log.save();
+        }
+        thread.stats
+    }
 }
+
+/// The io_uring feed thread's loop; returns its counters.
+pub(crate) fn feed_main_uring(
+    thread: FeedThread,
+    requests: rtrb::Consumer<FeedRequest>,
+    stop: Arc<AtomicBool>,
+    exit_on_close: bool,
+    uring_config: UringConfig,
+) -> FeedStats {
+    let mut feed = match UringFeed::start(thread, requests, stop, exit_on_close, uring_config) {
+        Ok(f) => f,
+        Err(stats) => return *stats,
+    };
+    let mut idle_rounds = 0u32;
+    loop {
+        match feed.round() {
+            Round::Ended => break,
+            Round::Busy => idle_rounds = 0,
+            // Parked in the kernel until a completion arrives, not on a timer. The timeout
+            // keeps timers, the stop flag and REST replies (which do not go through the
+            // ring) on time.
+            Round::Quiet if feed.idle() == IdleStrategy::Park => {
+                if !feed.park(PARK_TIMEOUT) {
+                    break;
+                }
+            }
+            Round::Quiet => {
+                feed.idle().wait(idle_rounds);
+                idle_rounds = idle_rounds.saturating_add(1);
+            }
+        }
+    }
+    feed.finish()
+}
+
+/// How long a parked feed sleeps at most: timers, the stop flag and REST answers wake no
+/// completion.
+pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// A stream's primary connection ended with nothing to replace it: a disconnect, a failed
 /// connect, or the server's clean end.
