@@ -4,11 +4,7 @@
 # instance on a free loopback port (no persistence), runs the bench, and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null; then
-  echo "installing redis-server (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends redis-server >&2
-  else sudo apt-get install -y --no-install-recommends redis-server >&2; fi
-fi
+./scripts/setup-redis.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
   --loglevel warning >/tmp/flowcore-bench-redis.log 2>&1 &

@@ -19,8 +19,8 @@
 use crate::clock::EpochClock;
 use crate::config::{IdleStrategy, PipelineMode, RunConfig, TransportKind, UringRecv};
 use crate::feed::{
-    spawn_feed, start_inline_feed, EventOut, FeedHandle, FeedSpawn, FeedStats, InlineFeed,
-    LiveCounters, Round, PARK_TIMEOUT,
+    spawn_feed, start_inline_feed, FeedHandle, FeedSpawn, FeedStats, InlineFeed, LiveCounters,
+    Round, PARK_TIMEOUT,
 };
 use crate::handoff::{drain, producer_finished};
 use crate::pin::pin;
@@ -416,24 +416,23 @@ fn run_inline(
 ) -> anyhow::Result<Vec<FeedStats>> {
     let live: Vec<Arc<LiveCounters>> = feeds.iter().flatten().map(|f| f.live.clone()).collect();
     let mut stats = vec![None; feeds.len()];
-    let mut unsent = Vec::new();
     let mut idle_rounds = 0u32;
     loop {
         let mut moved = false;
         for (slot, stats) in feeds.iter_mut().zip(&mut stats) {
             let Some(feed) = slot else { continue };
-            let round = feed.feed.round();
-            moved |= round == Round::Busy;
             let InlineFeed {
                 feed: uring,
                 requests,
+                unsent_requests: unsent,
                 ..
             } = feed;
-            if let EventOut::Inline(events) = &mut uring.thread_mut().events {
-                for ev in events.drain(..) {
-                    core.apply(&ev, &live, requests, &mut unsent);
+            let round = uring.round(&mut |events| {
+                for ev in events {
+                    core.apply(ev, &live, requests, unsent);
                 }
-            }
+            });
+            moved |= round == Round::Busy;
             unsent.retain(|&request| requests.push(request).is_err());
             if round == Round::Ended {
                 if let Some(feed) = slot.take() {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backtest;
+pub mod bench_e2e;
 pub mod demo;
 pub mod instruments;
 pub mod manual_signal;

@@ -20,7 +20,7 @@ use flowcore_tools::backtest;
 use flowcore_tools::sweep::SweepAxis;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,6 +96,205 @@ struct LiveArgs {
     engine: EngineArgs,
 }
 
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Wire to shared memory as processes: an open-loop sender, `flowcore run` (io_uring,
+    /// pinned) and a bus reader, against tokio-tungstenite + serde_json + rust_decimal +
+    /// tokio mpsc + Redis pub/sub (a redis-server it starts). Writes e2e.json and e2e.html.
+    E2e {
+        /// Frames a second, open loop.
+        #[arg(long, value_delimiter = ',', default_value = "10000,50000,200000")]
+        rates: Vec<u64>,
+        /// Frames sent per run (the recording's first ones).
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        /// flowcore set-ups as MODE:IDLE (pipeline.mode and pipeline.idle).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "inline:spin,threaded:spin-yield"
+        )]
+        engines: Vec<String>,
+        /// The recording whose frames are sent (Binance USD-M combined stream).
+        #[arg(long, default_value = "data/binance/usdm_btcusdt_20240808.txt.gz")]
+        recording: PathBuf,
+        /// Strategies the engine runs.
+        #[arg(long, default_value = "config/strategies/short.toml")]
+        strategies: PathBuf,
+        /// Leave the conventional stack out (it needs redis-server).
+        #[arg(long)]
+        no_conventional: bool,
+        /// Milliseconds between the client's connect and the first frame.
+        #[arg(long, default_value_t = 1500)]
+        warm_up_ms: u64,
+        /// Results and each run's files.
+        #[arg(long, default_value = "out/e2e")]
+        out: PathBuf,
+        /// Run the sender at normal priority even where `chrt -f` is allowed.
+        #[arg(long)]
+        no_realtime: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchPart {
+    /// Serves frames to one WebSocket client at a fixed rate; prints `port N` first.
+    Sender {
+        #[arg(long)]
+        frames: PathBuf,
+        #[arg(long)]
+        rate: u64,
+        #[arg(long)]
+        warm_up_ms: u64,
+        #[arg(long)]
+        stamps: PathBuf,
+        /// Started under `chrt -f`: wait for frames by sleeping.
+        #[arg(long)]
+        realtime: bool,
+    },
+    /// Stamps each trade seen on a bus until its writer is gone.
+    ShmReader {
+        #[arg(long)]
+        shm: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The conventional engine: WebSocket in, Redis out.
+    Conventional {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        redis: std::net::SocketAddr,
+        #[arg(long)]
+        channel: String,
+    },
+    /// The conventional stack's subscriber; prints `ready` once subscribed.
+    ConventionalReader {
+        #[arg(long)]
+        redis: std::net::SocketAddr,
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        expected: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The sender and the readers share core 0; the engine under test has core 1.
+const BENCH_HELPER_CPU: usize = 0;
+
+fn bench_part(part: BenchPart) -> anyhow::Result<()> {
+    use flowcore_tools::bench_e2e::{self, conventional, sender, shm_reader};
+    use std::io::Write;
+    match part {
+        BenchPart::Sender {
+            frames,
+            rate,
+            warm_up_ms,
+            stamps,
+            realtime,
+        } => {
+            flowcore_runtime::pin::pin_current_thread(BENCH_HELPER_CPU);
+            let plan = bench_e2e::read_frames(&frames)?;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("port {}", listener.local_addr()?.port());
+            std::io::stdout().flush()?;
+            let sent = sender::serve(
+                listener,
+                plan,
+                rate,
+                Duration::from_millis(warm_up_ms),
+                realtime,
+            )?;
+            std::fs::write(&stamps, sent.to_text())
+                .with_context(|| stamps.display().to_string())?;
+        }
+        BenchPart::ShmReader { shm, out } => {
+            flowcore_runtime::pin::pin_current_thread(BENCH_HELPER_CPU);
+            let seen = shm_reader::read_trades(&shm)?;
+            std::fs::write(&out, shm_reader::to_text(&seen))
+                .with_context(|| out.display().to_string())?;
+        }
+        BenchPart::Conventional {
+            url,
+            redis,
+            channel,
+        } => {
+            let s = conventional::run_conventional(&conventional::ConventionalOptions {
+                ws_url: url,
+                redis,
+                channel,
+            })?;
+            println!("{s:?}");
+        }
+        BenchPart::ConventionalReader {
+            redis,
+            channel,
+            expected,
+            out,
+        } => {
+            flowcore_runtime::pin::pin_current_thread(BENCH_HELPER_CPU);
+            let seen = conventional::read_conventional(
+                redis,
+                &channel,
+                expected,
+                Duration::from_secs(5),
+                || {
+                    println!("ready");
+                    let _ = std::io::stdout().flush();
+                },
+            )?;
+            std::fs::write(&out, bench_e2e::conventional_sightings_text(&seen))
+                .with_context(|| out.display().to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn bench(bench: BenchCommand) -> anyhow::Result<()> {
+    use flowcore_tools::bench_e2e::{run_bench, E2eOptions, EngineSetup};
+    match bench {
+        BenchCommand::E2e {
+            rates,
+            messages,
+            engines,
+            recording,
+            strategies,
+            no_conventional,
+            warm_up_ms,
+            out,
+            no_realtime,
+        } => {
+            let engines = engines
+                .iter()
+                .map(|e| match e.split_once(':') {
+                    Some((mode @ ("inline" | "threaded"), idle)) => Ok(EngineSetup {
+                        mode: mode.into(),
+                        idle: idle.into(),
+                    }),
+                    _ => anyhow::bail!(
+                        "--engines: {e:?} is not MODE:IDLE (inline:spin, threaded:park...)"
+                    ),
+                })
+                .collect::<anyhow::Result<_>>()?;
+            run_bench(&E2eOptions {
+                exe: std::env::current_exe()?,
+                recording,
+                messages,
+                rates,
+                engines,
+                strategies: strategies.is_file().then_some(strategies),
+                conventional: !no_conventional,
+                warm_up: Duration::from_millis(warm_up_ms),
+                out,
+                realtime_sender: !no_realtime && flowcore_tools::bench_e2e::realtime_allowed(),
+            })?;
+            Ok(())
+        }
+    }
+}
+
 /// Instruments and imbalance settings, shared by every command that runs the engine.
 #[derive(clap::Args, Debug)]
 struct EngineArgs {
@@ -122,6 +321,17 @@ impl EngineArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Benchmarks of whole processes (`flowcore bench e2e`).
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    },
+    /// One process of `flowcore bench e2e` (started by the bench itself).
+    #[command(hide = true)]
+    BenchPart {
+        #[command(subcommand)]
+        part: BenchPart,
+    },
     /// Publishes one hand-made signal on a bus of its own; prints its id.
     Signal {
         /// The signal bus directory (not the engine's: this command is that bus's writer).
@@ -660,6 +870,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run_live(args),
+        Command::Bench { bench: which } => bench(which),
+        Command::BenchPart { part } => bench_part(part),
         Command::Record {
             config,
             out,

@@ -9,9 +9,9 @@ use crate::backtest::{metric_cells, BacktestRun};
 use flowcore_gateways::backtest::{BacktestMetrics, BacktestReport, BacktestTrade};
 use serde_json::{json, Value as Json};
 
-const UPLOT_JS: &str = include_str!("../assets/uplot/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../assets/uplot/uPlot.min.css");
-const UPLOT_LICENSE: &str = include_str!("../assets/uplot/LICENSE");
+pub(crate) const UPLOT_JS: &str = include_str!("../assets/uplot/uPlot.iife.min.js");
+pub(crate) const UPLOT_CSS: &str = include_str!("../assets/uplot/uPlot.min.css");
+pub(crate) const UPLOT_LICENSE: &str = include_str!("../assets/uplot/LICENSE");
 
 /// The charts: ids the page draws and the test expects.
 pub const CHARTS: [&str; 5] = ["price", "cvd", "imbalance", "score", "equity"];
@@ -215,7 +215,7 @@ fn utc(ns: i64) -> String {
     )
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

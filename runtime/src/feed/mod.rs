@@ -16,5 +16,4 @@ mod uring_feed;
 pub(crate) use spawn::{spawn_feed, start_inline_feed, FeedHandle, FeedSpawn, InlineFeed};
 pub(crate) use stats::FeedStats;
 pub(crate) use stats::LiveCounters;
-pub(crate) use thread::EventOut;
 pub(crate) use uring_feed::{Round, PARK_TIMEOUT};

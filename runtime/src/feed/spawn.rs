@@ -82,6 +82,8 @@ pub(crate) struct InlineFeed {
     pub(crate) feed: UringFeed,
     /// The engine's requests (snapshots, trade history) to the feed.
     pub(crate) requests: rtrb::Producer<FeedRequest>,
+    /// Requests the ring had no room for, sent after the next round.
+    pub(crate) unsent_requests: Vec<FeedRequest>,
     /// The feed's counters as the health records show them.
     pub(crate) live: Arc<LiveCounters>,
 }
@@ -102,6 +104,7 @@ pub(crate) fn start_inline_feed(mut spawn: FeedSpawn) -> Result<InlineFeed, Box<
     Ok(InlineFeed {
         feed,
         requests,
+        unsent_requests: Vec::new(),
         live,
     })
 }

@@ -136,6 +136,18 @@ impl FeedThread {
         result
     }
 
+    /// Hands the events parsed since the last call to `deliver` (inline mode; nothing
+    /// otherwise).
+    #[inline]
+    pub(crate) fn deliver_inline(&mut self, deliver: &mut dyn FnMut(&[MarketEvent])) {
+        if let EventOut::Inline(events) = &mut self.events {
+            if !events.is_empty() {
+                deliver(events);
+                events.clear();
+            }
+        }
+    }
+
     /// [`Self::on_message`] for a [`Link`]'s forwarded messages: sets `notice` when one is
     /// the venue's `serverShutdown`.
     pub(crate) fn forwarder<'a>(

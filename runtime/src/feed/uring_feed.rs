@@ -15,7 +15,7 @@ use super::stats::FeedStats;
 use super::thread::{bybit_subscriber, refused, subscriber_texts, FeedThread, SNAPSHOT_GRACE};
 use crate::config::IdleStrategy;
 use flowcore_core::engine::FeedRequest;
-use flowcore_core::event::SessionEvent;
+use flowcore_core::event::{MarketEvent, SessionEvent};
 use flowcore_core::instrument::InstrumentId;
 use flowcore_feeds::bybit::session::BybitSubscriber;
 use flowcore_feeds::parser::VenueParser;
@@ -235,19 +235,16 @@ impl UringFeed {
         })
     }
 
-    /// The feed's thread state (its parsed events are taken from here in inline mode).
-    pub(crate) fn thread_mut(&mut self) -> &mut FeedThread {
-        &mut self.thread
-    }
-
     /// The feed's idle strategy.
     pub(crate) fn idle(&self) -> IdleStrategy {
         self.thread.idle
     }
 
     /// Polls the connections once, then runs what is due: reconnects, link ticks, engine
-    /// requests and REST answers.
-    pub(crate) fn round(&mut self) -> Round {
+    /// requests and REST answers. With inline events ([`super::thread::EventOut::Inline`]) each message's
+    /// events go to `deliver` as soon as it is parsed, so a burst of messages in one poll
+    /// does not hold the first one's events back.
+    pub(crate) fn round(&mut self, deliver: &mut dyn FnMut(&[MarketEvent])) -> Round {
         let Self {
             thread,
             requests,
@@ -320,6 +317,7 @@ impl UringFeed {
                 UringEvent::Message(bytes) => {
                     retire.extend(link.on_message(id, bytes, &mut forward));
                     drop(forward);
+                    thread.deliver_inline(deliver);
                     if notice {
                         link.on_shutdown_notice();
                     }
@@ -417,6 +415,8 @@ impl UringFeed {
                 }
             }
         }
+        // Markers of closed connections and link ticks.
+        thread.deliver_inline(deliver);
         let progressed = match polled {
             Ok(p) => p,
             Err(e) => {
@@ -438,6 +438,7 @@ impl UringFeed {
                     thread.on_rest_answer(rest_parser, request, answer);
                 }
             }
+            thread.deliver_inline(deliver);
         }
         if let Some(since) = *stopping {
             // Close frames get a moment to be exchanged; then the feed ends regardless.
@@ -511,8 +512,10 @@ pub(crate) fn feed_main_uring(
         Err(stats) => return *stats,
     };
     let mut idle_rounds = 0u32;
+    // Events go to the core thread through the feed's ring: nothing to deliver here.
+    let mut no_inline = |_: &[MarketEvent]| {};
     loop {
-        match feed.round() {
+        match feed.round(&mut no_inline) {
             Round::Ended => break,
             Round::Busy => idle_rounds = 0,
             // Parked in the kernel until a completion arrives, not on a timer. The timeout
