@@ -83,6 +83,8 @@ fn every_trade_reaches_each_stacks_reader_and_the_stages_add_up() {
         let total = &stages[0];
         assert_eq!(total["name"], "wire -> visible");
         assert_eq!(total["count"], sent);
+        assert_eq!(stages[1]["name"], "sent -> visible");
+        assert_eq!(stages[1]["count"], sent);
         let (p50, max) = (
             total["p50_ns"].as_u64().unwrap(),
             total["max_ns"].as_u64().unwrap(),
@@ -100,7 +102,7 @@ fn every_trade_reaches_each_stacks_reader_and_the_stages_add_up() {
             // wire -> decoded, parse, engine, publish, bus hop: per trade they sum to the
             // total, so no stage's median can exceed the total's maximum, and the medians
             // of the parts cannot all be zero.
-            let parts = &stages[1..6];
+            let parts = &stages[2..7];
             assert!(parts.iter().all(|s| s["count"] == sent), "{r}");
             assert!(parts.iter().all(|s| s["p50_ns"].as_u64().unwrap() <= max));
             assert!(

@@ -77,6 +77,16 @@ pub struct E2eOptions {
     pub realtime_sender: bool,
 }
 
+/// Frames a second up to which a real-time sender sleeps between frames. Faster, there is
+/// no time to sleep: a real-time sender would spin and starve the reader that shares its
+/// core, so it runs at normal priority and yields instead.
+pub const REALTIME_MAX_RATE: u64 = 20_000;
+
+/// Whether the sender runs real-time at `rate`.
+pub fn realtime_at(options: &E2eOptions, rate: u64) -> bool {
+    options.realtime_sender && rate <= REALTIME_MAX_RATE
+}
+
 /// Whether this process may start others under a real-time policy: `chrt -f 1 true`.
 pub fn realtime_allowed() -> bool {
     Command::new("chrt")
@@ -118,6 +128,8 @@ pub struct RunResult {
     pub stages: Vec<StageStats>,
     /// What the engine process said at its end.
     pub engine_summary: String,
+    /// The sender ran real-time ([`realtime_at`]).
+    pub realtime_sender: bool,
 }
 
 impl RunResult {
@@ -128,6 +140,10 @@ impl RunResult {
 }
 
 const TOTAL: &str = "wire -> visible";
+
+/// From when the sender began to send the frame: the stack's part alone, without the
+/// sender's own lateness (which the due-time figure counts, as it should).
+const SENT_TO_VISIBLE: &str = "sent -> visible";
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds")
@@ -229,7 +245,8 @@ fn start_sender(
     frames_file: &Path,
 ) -> anyhow::Result<SenderProcess> {
     let stamps = dir.join("sent.txt");
-    let mut command = if options.realtime_sender {
+    let realtime = realtime_at(options, rate);
+    let mut command = if realtime {
         let mut c = Command::new("chrt");
         c.args(["-f", "1"]).arg(&options.exe);
         c
@@ -243,7 +260,7 @@ fn start_sender(
         .args(["--warm-up-ms", &options.warm_up.as_millis().to_string()])
         .arg("--stamps")
         .arg(&stamps)
-        .args(options.realtime_sender.then_some("--realtime"))
+        .args(realtime.then_some("--realtime"))
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the sender")?;
@@ -397,6 +414,7 @@ fn run_flowcore(
         trades_seen: seen.len(),
         stages: result,
         engine_summary: summary,
+        realtime_sender: realtime_at(options, rate),
     })
 }
 
@@ -425,6 +443,7 @@ fn flowcore_stages(
     let engine_of: HashMap<i64, (u64, u64)> = core.iter().map(|r| (r.0, (r.1, r.2))).collect();
     let names = [
         TOTAL,
+        SENT_TO_VISIBLE,
         "wire -> decoded (socket)",
         "decoded -> parsed",
         "parsed -> book, bars, strategies",
@@ -451,6 +470,7 @@ fn flowcore_stages(
         let due = i as u64 * sent.period_ns;
         let marks = [
             ns(&clock, sent.start_raw, s.visible_raw).saturating_sub(due),
+            ns(&clock, sent.sent_raw[i], s.visible_raw),
             ns(&clock, sent.start_raw, received).saturating_sub(due),
             ns(&clock, received, parsed),
             ns(&clock, parsed, applied),
@@ -517,7 +537,7 @@ fn run_conventional_stack(
     let sent = SendStamps::from_text(&std::fs::read_to_string(&sender.stamps)?)?;
     let seen = conventional_sightings(&std::fs::read_to_string(&sightings)?)?;
     let clock = quanta::Clock::new();
-    let mut h = histogram();
+    let (mut h, mut from_sent) = (histogram(), histogram());
     for &(trade_id, visible) in &seen {
         let Some(&i) = trades.get(&trade_id) else {
             bail!("the subscriber saw trade {trade_id}, which was not sent");
@@ -528,6 +548,7 @@ fn run_conventional_stack(
                 .saturating_sub(due)
                 .max(1),
         )?;
+        from_sent.record(ns(&clock, sent.sent_raw[i], visible).max(1))?;
     }
     Ok(RunResult {
         stack: "conventional".into(),
@@ -535,8 +556,13 @@ fn run_conventional_stack(
         frames: plan.frames.len(),
         trades_sent: trades.len(),
         trades_seen: seen.len(),
-        stages: vec![stats(TOTAL, &h), sender_lateness(&sent, &clock)?],
+        stages: vec![
+            stats(TOTAL, &h),
+            stats(SENT_TO_VISIBLE, &from_sent),
+            sender_lateness(&sent, &clock)?,
+        ],
         engine_summary: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        realtime_sender: realtime_at(options, rate),
     })
 }
 
@@ -644,6 +670,7 @@ pub(crate) fn result_json(r: &RunResult) -> Json {
         "trades_sent": r.trades_sent,
         "trades_seen": r.trades_seen,
         "engine_summary": r.engine_summary,
+        "realtime_sender": r.realtime_sender,
         "stages": r.stages.iter().map(|s| json!({
             "name": s.name,
             "count": s.count,
@@ -671,7 +698,8 @@ mod tests {
         let sent = SendStamps {
             start_raw: start,
             period_ns: 100_000,
-            sent_raw: vec![start, start + 400_000, start + 800_000],
+            // Frame 1 went out at the start, 100 µs ahead of its due time.
+            sent_raw: vec![start, start, start + 800_000],
         };
         let feed = vec![
             (11, start + 50_000, start + 50_500),
@@ -693,9 +721,9 @@ mod tests {
         }];
         let stages = flowcore_stages(&sent, &seen, &feed, &core, &trades, 3).unwrap();
         assert_eq!(stages[0].name, TOTAL);
-        assert!(stages.iter().take(6).all(|s| s.count == 1));
+        assert!(stages.iter().take(7).all(|s| s.count == 1));
         let total = stages[0].ns[0] as f64;
-        let parts: u64 = stages[1..6].iter().map(|s| s.ns[0]).sum();
+        let parts: u64 = stages[2..7].iter().map(|s| s.ns[0]).sum();
         // One sample: each percentile is it, to hdrhistogram's 3 significant digits.
         assert!(
             (parts as f64 - total).abs() <= total * 0.005,

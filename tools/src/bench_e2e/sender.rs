@@ -51,10 +51,10 @@ impl SendPlan {
 const SPIN_NS: u64 = 5_000;
 
 /// A real-time sender sleeps through waits longer than this...
-const RT_SLEEP_NS: u64 = 15_000;
+const RT_SLEEP_NS: u64 = 25_000;
 
 /// ... and wakes this long before the frame is due (a timer's wake-up in this VM).
-const RT_WAKE_NS: u64 = 6_000;
+const RT_WAKE_NS: u64 = 15_000;
 
 /// When the frames were due and when each went out.
 #[derive(Debug, Clone, PartialEq, Eq)]
