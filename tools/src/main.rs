@@ -130,9 +130,6 @@ enum BenchCommand {
         /// Results and each run's files.
         #[arg(long, default_value = "out/e2e")]
         out: PathBuf,
-        /// Run the sender at normal priority even where `chrt -f` is allowed.
-        #[arg(long)]
-        no_realtime: bool,
     },
 }
 
@@ -148,9 +145,6 @@ enum BenchPart {
         warm_up_ms: u64,
         #[arg(long)]
         stamps: PathBuf,
-        /// Started under `chrt -f`: wait for frames by sleeping.
-        #[arg(long)]
-        realtime: bool,
     },
     /// Stamps each trade seen on a bus until its writer is gone.
     ShmReader {
@@ -193,20 +187,13 @@ fn bench_part(part: BenchPart) -> anyhow::Result<()> {
             rate,
             warm_up_ms,
             stamps,
-            realtime,
         } => {
             flowcore_runtime::pin::pin_current_thread(BENCH_HELPER_CPU);
             let plan = bench_e2e::read_frames(&frames)?;
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("port {}", listener.local_addr()?.port());
             std::io::stdout().flush()?;
-            let sent = sender::serve(
-                listener,
-                plan,
-                rate,
-                Duration::from_millis(warm_up_ms),
-                realtime,
-            )?;
+            let sent = sender::serve(listener, plan, rate, Duration::from_millis(warm_up_ms))?;
             std::fs::write(&stamps, sent.to_text())
                 .with_context(|| stamps.display().to_string())?;
         }
@@ -264,7 +251,6 @@ fn bench(bench: BenchCommand) -> anyhow::Result<()> {
             no_conventional,
             warm_up_ms,
             out,
-            no_realtime,
         } => {
             let engines = engines
                 .iter()
@@ -288,7 +274,6 @@ fn bench(bench: BenchCommand) -> anyhow::Result<()> {
                 conventional: !no_conventional,
                 warm_up: Duration::from_millis(warm_up_ms),
                 out,
-                realtime_sender: !no_realtime && flowcore_tools::bench_e2e::realtime_allowed(),
             })?;
             Ok(())
         }

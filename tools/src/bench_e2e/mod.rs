@@ -73,28 +73,6 @@ pub struct E2eOptions {
     pub warm_up: Duration,
     /// Where runs keep their files and the results go (`e2e.json`, `e2e.html`).
     pub out: PathBuf,
-    /// Run the sender under a real-time policy (`chrt -f 1`; see [`realtime_allowed`]).
-    pub realtime_sender: bool,
-}
-
-/// Frames a second up to which a real-time sender sleeps between frames. Faster, there is
-/// no time to sleep: a real-time sender would spin and starve the reader that shares its
-/// core, so it runs at normal priority and yields instead.
-pub const REALTIME_MAX_RATE: u64 = 20_000;
-
-/// Whether the sender runs real-time at `rate`.
-pub fn realtime_at(options: &E2eOptions, rate: u64) -> bool {
-    options.realtime_sender && rate <= REALTIME_MAX_RATE
-}
-
-/// Whether this process may start others under a real-time policy: `chrt -f 1 true`.
-pub fn realtime_allowed() -> bool {
-    Command::new("chrt")
-        .args(["-f", "1", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Percentiles of one stage, nanoseconds.
@@ -128,8 +106,6 @@ pub struct RunResult {
     pub stages: Vec<StageStats>,
     /// What the engine process said at its end.
     pub engine_summary: String,
-    /// The sender ran real-time ([`realtime_at`]).
-    pub realtime_sender: bool,
 }
 
 impl RunResult {
@@ -245,22 +221,13 @@ fn start_sender(
     frames_file: &Path,
 ) -> anyhow::Result<SenderProcess> {
     let stamps = dir.join("sent.txt");
-    let realtime = realtime_at(options, rate);
-    let mut command = if realtime {
-        let mut c = Command::new("chrt");
-        c.args(["-f", "1"]).arg(&options.exe);
-        c
-    } else {
-        Command::new(&options.exe)
-    };
-    let mut child = command
+    let mut child = Command::new(&options.exe)
         .args(["bench-part", "sender", "--frames"])
         .arg(frames_file)
         .args(["--rate", &rate.to_string()])
         .args(["--warm-up-ms", &options.warm_up.as_millis().to_string()])
         .arg("--stamps")
         .arg(&stamps)
-        .args(realtime.then_some("--realtime"))
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the sender")?;
@@ -414,12 +381,14 @@ fn run_flowcore(
         trades_seen: seen.len(),
         stages: result,
         engine_summary: summary,
-        realtime_sender: realtime_at(options, rate),
     })
 }
 
 /// Nanoseconds from `a` to `b`, two raw TSC readings (0 when `b` is earlier).
 fn ns(clock: &quanta::Clock, a: u64, b: u64) -> u64 {
+    if b <= a {
+        return 0;
+    }
     clock.delta_as_nanos(a, b)
 }
 
@@ -467,11 +436,11 @@ fn flowcore_stages(
         let (applied, published) = *engine_of
             .get(&s.local_ns)
             .with_context(|| format!("trade {}: no engine stamp", s.trade_id))?;
-        let due = i as u64 * sent.period_ns;
+        let due = sent.due_raw(i);
         let marks = [
-            ns(&clock, sent.start_raw, s.visible_raw).saturating_sub(due),
+            ns(&clock, due, s.visible_raw),
             ns(&clock, sent.sent_raw[i], s.visible_raw),
-            ns(&clock, sent.start_raw, received).saturating_sub(due),
+            ns(&clock, due, received),
             ns(&clock, received, parsed),
             ns(&clock, parsed, applied),
             ns(&clock, applied, published),
@@ -490,8 +459,7 @@ fn flowcore_stages(
 fn sender_lateness(sent: &SendStamps, clock: &quanta::Clock) -> anyhow::Result<StageStats> {
     let mut h = histogram();
     for (i, &s) in sent.sent_raw.iter().enumerate() {
-        let due = i as u64 * sent.period_ns;
-        h.record(ns(clock, sent.start_raw, s).saturating_sub(due).max(1))?;
+        h.record(ns(clock, sent.due_raw(i), s).max(1))?;
     }
     Ok(stats("sender: due -> sent", &h))
 }
@@ -542,12 +510,7 @@ fn run_conventional_stack(
         let Some(&i) = trades.get(&trade_id) else {
             bail!("the subscriber saw trade {trade_id}, which was not sent");
         };
-        let due = i as u64 * sent.period_ns;
-        h.record(
-            ns(&clock, sent.start_raw, visible)
-                .saturating_sub(due)
-                .max(1),
-        )?;
+        h.record(ns(&clock, sent.due_raw(i), visible).max(1))?;
         from_sent.record(ns(&clock, sent.sent_raw[i], visible).max(1))?;
     }
     Ok(RunResult {
@@ -562,7 +525,6 @@ fn run_conventional_stack(
             sender_lateness(&sent, &clock)?,
         ],
         engine_summary: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        realtime_sender: realtime_at(options, rate),
     })
 }
 
@@ -670,7 +632,6 @@ pub(crate) fn result_json(r: &RunResult) -> Json {
         "trades_sent": r.trades_sent,
         "trades_seen": r.trades_seen,
         "engine_summary": r.engine_summary,
-        "realtime_sender": r.realtime_sender,
         "stages": r.stages.iter().map(|s| json!({
             "name": s.name,
             "count": s.count,
@@ -689,16 +650,17 @@ mod tests {
     use super::*;
     use shm_reader::Sighting;
 
-    /// Three frames, the middle one a trade: the sender due every 100 µs from raw 1,000,000.
     /// Stage log rows: `(local_ns, a, b)`.
     type Rows = Vec<(i64, u64, u64)>;
+
+    /// Three frames, the middle one a trade: due every 100,000 ticks from tick 1,000,000.
 
     fn stamps() -> (SendStamps, Rows, Rows) {
         let start = 1_000_000u64;
         let sent = SendStamps {
             start_raw: start,
-            period_ns: 100_000,
-            // Frame 1 went out at the start, 100 µs ahead of its due time.
+            period_raw: 100_000,
+            // Frame 1 went out at the start, a period ahead of its due tick.
             sent_raw: vec![start, start, start + 800_000],
         };
         let feed = vec![
@@ -730,9 +692,13 @@ mod tests {
             "{parts} vs {total}"
         );
         assert!(
-            stages[1].ns[0] > stages[2].ns[0],
+            stages[2].ns[0] > stages[3].ns[0],
             "the wire leg is the long one here"
         );
+        // Sent a period before it was due: from sent is a period longer.
+        let period = quanta::Clock::new().delta_as_nanos(0, 100_000);
+        let early = stages[1].ns[0].abs_diff(stages[0].ns[0] + period);
+        assert!(early <= stages[1].ns[0] / 200, "{early}");
     }
 
     #[test]

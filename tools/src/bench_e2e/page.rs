@@ -13,7 +13,6 @@ pub fn results_json(options: &E2eOptions, results: &[RunResult]) -> Json {
         "messages": options.messages,
         "rates": options.rates,
         "warm_up_ms": options.warm_up.as_millis() as u64,
-        "realtime_sender": options.realtime_sender,
         "machine_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "results": results.iter().map(result_json).collect::<Vec<_>>(),
         "ratios": ratios(results),

@@ -50,27 +50,26 @@ impl SendPlan {
 /// How close to a frame's due time the sender stops yielding and spins.
 const SPIN_NS: u64 = 5_000;
 
-/// A real-time sender sleeps through waits longer than this...
-const RT_SLEEP_NS: u64 = 25_000;
-
-/// ... and wakes this long before the frame is due (a timer's wake-up in this VM).
-const RT_WAKE_NS: u64 = 15_000;
-
 /// When the frames were due and when each went out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendStamps {
-    /// TSC at the plan's start: frame `i` was due `i * period_ns` after it.
+    /// TSC at the plan's start: frame `i` was due `i * period_raw` ticks after it.
     pub start_raw: u64,
-    /// Nanoseconds between frames.
-    pub period_ns: u64,
+    /// Ticks between frames.
+    pub period_raw: u64,
     /// TSC when each frame's send began.
     pub sent_raw: Vec<u64>,
 }
 
 impl SendStamps {
-    /// `start_raw period_ns` on the first line, then a `sent_raw` a line.
+    /// The tick at which frame `i` was due.
+    pub fn due_raw(&self, i: usize) -> u64 {
+        self.start_raw + i as u64 * self.period_raw
+    }
+
+    /// `start_raw period_raw` on the first line, then a `sent_raw` a line.
     pub fn to_text(&self) -> String {
-        let mut text = format!("{} {}\n", self.start_raw, self.period_ns);
+        let mut text = format!("{} {}\n", self.start_raw, self.period_raw);
         for s in &self.sent_raw {
             text.push_str(&s.to_string());
             text.push('\n');
@@ -88,7 +87,7 @@ impl SendStamps {
         let (start, period) = head.split_once(' ').context("send stamps: no head line")?;
         Ok(Self {
             start_raw: start.parse()?,
-            period_ns: period.parse()?,
+            period_raw: period.parse()?,
             sent_raw: lines.map(str::parse).collect::<Result<_, _>>()?,
         })
     }
@@ -97,8 +96,7 @@ impl SendStamps {
 /// Serves `plan` on `listener`: waits for the WebSocket client, waits `warm_up` (the
 /// client's subscriptions settle, readers attach), sends every frame at `rate` frames a
 /// second, then closes the connection. Snapshots are answered all along on other
-/// connections. `realtime`: the process runs under a real-time policy (`chrt -f`), and
-/// waits for the next frame by sleeping.
+/// connections.
 ///
 /// # Errors
 /// When the WebSocket client cannot be accepted or the connection fails mid-send.
@@ -107,7 +105,6 @@ pub fn serve(
     plan: SendPlan,
     rate: u64,
     warm_up: Duration,
-    realtime: bool,
 ) -> anyhow::Result<SendStamps> {
     anyhow::ensure!(rate > 0, "the rate must be above 0");
     let snapshot = plan.snapshot.clone();
@@ -122,29 +119,30 @@ pub fn serve(
     let mut ws = tungstenite::accept(stream).map_err(|e| anyhow::anyhow!("handshake: {e}"))?;
     std::thread::sleep(warm_up);
     let clock = quanta::Clock::new();
-    let period_ns = 1_000_000_000 / rate;
+    let ticks_per_ns = ticks_per_ns(&clock);
+    // The schedule is in raw ticks: the bench measures each frame from its due tick, and
+    // nanoseconds from one process's calibration are not another's (a few parts per million
+    // apart, microseconds over a run of seconds).
+    let period_raw = ((1e9 / rate as f64) * ticks_per_ns).round().max(1.0) as u64;
     let mut sent_raw = Vec::with_capacity(plan.frames.len());
     let start_raw = clock.raw();
     for (i, frame) in plan.frames.into_iter().enumerate() {
-        let due = i as u64 * period_ns;
+        let due = start_raw + i as u64 * period_raw;
         loop {
-            let now = clock.delta_as_nanos(start_raw, clock.raw());
+            let now = clock.raw();
             if now >= due {
                 break;
             }
-            match (due - now, realtime) {
-                (left, _) if left > 2_000_000 => {
+            // Long waits sleep; shorter ones yield, so that a reader sharing this core gets
+            // it (on 2 cores, spinning here starves it); the last microseconds spin, or the
+            // frame would go out a scheduler round late. Measured against a real-time
+            // sender (`chrt -f`) that slept until each frame: its wake-ups came 10 µs late
+            // and its p99 was milliseconds, where this one's is tens of µs.
+            match ((due - now) as f64 / ticks_per_ns) as u64 {
+                left if left > 2_000_000 => {
                     std::thread::sleep(Duration::from_nanos(left - 1_000_000));
                 }
-                // Real-time, a sleep wakes on time (no timer slack) and takes the core back
-                // from the reader at once: the reader has the core while the sender sleeps.
-                (left, true) if left > RT_SLEEP_NS => {
-                    std::thread::sleep(Duration::from_nanos(left - RT_WAKE_NS));
-                }
-                // Otherwise waits yield, so that a reader sharing this core gets it (on 2
-                // cores, spinning here starves it); the last microseconds spin, or the
-                // frame would go out a scheduler round late.
-                (left, false) if left > SPIN_NS => std::thread::yield_now(),
+                left if left > SPIN_NS => std::thread::yield_now(),
                 _ => std::hint::spin_loop(),
             }
         }
@@ -157,9 +155,17 @@ pub fn serve(
     while ws.read().is_ok() {}
     Ok(SendStamps {
         start_raw,
-        period_ns,
+        period_raw,
         sent_raw,
     })
+}
+
+/// Raw ticks a nanosecond, measured over 20 ms (1 where quanta reads the monotonic clock).
+fn ticks_per_ns(clock: &quanta::Clock) -> f64 {
+    let (raw, at) = (clock.raw(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_millis(20));
+    let (ticks, ns) = (clock.raw() - raw, at.elapsed().as_nanos());
+    ticks as f64 / ns as f64
 }
 
 /// Hands the first WebSocket upgrade to the sender; answers every plain HTTP request with
@@ -214,7 +220,7 @@ mod tests {
     fn stamps_survive_their_text() {
         let stamps = SendStamps {
             start_raw: 12,
-            period_ns: 100_000,
+            period_raw: 100_000,
             sent_raw: vec![13, 20, 31],
         };
         assert_eq!(SendStamps::from_text(&stamps.to_text()).unwrap(), stamps);
