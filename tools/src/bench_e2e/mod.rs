@@ -654,7 +654,6 @@ mod tests {
     type Rows = Vec<(i64, u64, u64)>;
 
     /// Three frames, the middle one a trade: due every 100,000 ticks from tick 1,000,000.
-
     fn stamps() -> (SendStamps, Rows, Rows) {
         let start = 1_000_000u64;
         let sent = SendStamps {
