@@ -8,6 +8,10 @@
 //!   every frame, answer and marker --> byte ring --> recorder thread (--record)   |
 //!                  ^--------------- engine requests: snapshot, history (rtrb) <---+
 //! ```
+//! With `pipeline.mode = "inline"` there are no feed threads: the core thread polls every
+//! feed's io_uring loop a round at a time and applies each message's events as soon as it is
+//! parsed ([`run_inline`]); the rest is the same.
+//!
 //! The core thread is the same [`Engine`] replay drives, fed the same events in the same
 //! per-venue order, so `flowcore replay` of the `--record` output reproduces the run's bars
 //! and tops bit for bit. Feed threads stamp each message on arrival with a TSC clock
@@ -259,8 +263,8 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
                     "pipeline.mode = \"inline\" runs on io_uring, which is unavailable here"
                 );
             }
-            // The feeds' rings and drivers are made on the thread that polls them.
-            pin(config.core_cpu, "core");
+            // The feeds' rings and drivers are made on the thread that polls them; pinned
+            // after, so that their REST helper threads do not inherit the engine's core.
             let mut feeds = Vec::new();
             for spawn in spawns {
                 match start_inline_feed(spawn) {
@@ -268,6 +272,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
                     Err(_) => anyhow::bail!("a feed could not start (said above)"),
                 }
             }
+            pin(config.core_cpu, "core");
             drop(record_writers);
             run_inline(feeds, &mut core, config.idle, deadline, &stop)?
         }
