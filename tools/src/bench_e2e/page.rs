@@ -48,7 +48,7 @@ window.addEventListener('error', e => { status.errors.push(String(e.message)); p
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
 // x: -log10(1 - q), so p90 is 1, p99 2, p99.9 3; the max sits at 4.5.
 const nines = q => q >= 1 ? 4.5 : -Math.log10(1 - q);
-const label = x => x >= 4.5 ? 'max' : 'p' + (100 * (1 - Math.pow(10, -x))).toPrecision(Math.max(2, Math.round(x) + 1));
+const label = x => x >= 4.5 ? 'max' : 'p' + +(100 * (1 - Math.pow(10, -x))).toFixed(Math.max(0, Math.ceil(x) - 2));
 for (const rate of D.rates) {
   const id = 'rate-' + rate;
   const runs = D.results.filter(r => r.rate === rate);
@@ -58,9 +58,12 @@ for (const rate of D.rates) {
   new uPlot({
     width: 900, height: 360, title: `wire -> visible at ${rate} frames/s (µs)`,
     scales: { x: { time: false }, y: { distr: 3 } },
-    axes: [{ values: (u, v) => v.map(label) }, { size: 70 }],
+    axes: [{ splits: () => [0, 1, 2, 3, 4, 4.5], values: (u, v) => v.map(label) }, { size: 70 }],
     series: [{ value: (u, v) => label(v) }, ...runs.map((r, i) => ({ label: r.stack, stroke: COLORS[i % COLORS.length], width: 2 }))],
-    hooks: { draw: [u => { status.drawn[id] = runs.length; publish(); }] },
+    hooks: { draw: [u => {
+      status.drawn[id] = Object.fromEntries(runs.map((r, i) => [r.stack, u.data[i + 1].filter(v => v != null).length]));
+      publish();
+    }] },
   }, data, document.getElementById(id));
 }
 publish();
