@@ -241,22 +241,47 @@ impl SignedHistogram {
         }
     }
 
+    /// Adds `other`'s samples (same bounds: never resizes, so it cannot fail).
+    fn add(&mut self, other: &Self) {
+        let _ = self.at_or_above_zero.add(&other.at_or_above_zero);
+        let _ = self.below_zero.add(&other.below_zero);
+    }
+
+    fn reset(&mut self) {
+        self.at_or_above_zero.reset();
+        self.below_zero.reset();
+    }
+
 }
 
-/// Lags of one source: the open second's as they came, and the whole run's histogram.
+/// Lags a source's open second keeps as they came (64 KB), reserved at the start: a second
+/// with more goes on in a histogram, so the hot path never allocates.
+const SECOND_SAMPLES: usize = 8192;
+
+/// Lags of one source: the open second's, and the whole run's histogram.
 #[derive(Debug)]
 struct Lag {
-    /// The open second's lags (a second holds a few hundred; the buffer is kept).
+    /// The open second's lags as they came; never grows past its reserved capacity.
     second: Vec<i64>,
+    /// The open second's lags that did not fit `second` (moved here when it filled up),
+    /// counted the way every second was before 2026-12-06; empty in most seconds.
+    spilled: SignedHistogram,
     run: SignedHistogram,
     clock_behind: u64,
 }
 
 impl Lag {
     fn new() -> Self {
+        Self::with_room(SECOND_SAMPLES)
+    }
+
+    /// `room` samples a second before they spill into a histogram.
+    fn with_room(room: usize) -> Self {
+        let run = SignedHistogram::new();
         Self {
-            second: Vec::new(),
-            run: SignedHistogram::new(),
+            second: Vec::with_capacity(room),
+            spilled: run.clone(),
+            run,
             clock_behind: 0,
         }
     }
@@ -264,16 +289,52 @@ impl Lag {
     #[inline]
     fn record(&mut self, lag_ns: i64) {
         self.clock_behind += u64::from(lag_ns < 0);
+        self.push(lag_ns);
+    }
+
+    /// Adds a sample to the open second without counting it as behind.
+    #[inline]
+    fn push(&mut self, lag_ns: i64) {
+        if self.second.len() == self.second.capacity() {
+            self.spill();
+        }
         self.second.push(lag_ns);
     }
 
-    /// The open second's summary; the second's samples move to the run's.
-    fn close_second(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        let summary = self.run.summary_of(&self.second, scratch);
+    /// Moves the open second's samples into its histogram.
+    #[cold]
+    fn spill(&mut self) {
         for &lag in &self.second {
-            self.run.record(lag);
+            self.spilled.record(lag);
         }
         self.second.clear();
+    }
+
+    /// Adds `other`'s open second to this one's (the pipeline's second is its venues').
+    fn take_second_of(&mut self, other: &Lag) {
+        for &lag in &other.second {
+            self.push(lag);
+        }
+        if other.spilled.len() > 0 {
+            self.spilled.add(&other.spilled);
+        }
+    }
+
+    /// The open second's summary; the second's samples move to the run's. `scratch` holds
+    /// [`SECOND_SAMPLES`] (or the room given) without growing.
+    fn close_second(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
+        if self.spilled.len() == 0 {
+            let summary = self.run.summary_of(&self.second, scratch);
+            for &lag in &self.second {
+                self.run.record(lag);
+            }
+            self.second.clear();
+            return summary;
+        }
+        self.spill();
+        let summary = self.spilled.summary();
+        self.run.add(&self.spilled);
+        self.spilled.reset();
         summary
     }
 }
@@ -289,7 +350,7 @@ pub struct HealthMonitor {
     second: Option<i64>,
     /// The lag sample of the message that closed a second, for the next one.
     pending: Option<(usize, i64)>,
-    /// Room for a second's lag magnitudes while it closes.
+    /// Room for a second's lag magnitudes while it closes ([`SECOND_SAMPLES`]).
     scratch: Vec<u64>,
     /// (local, exchange) time of the last trade or statistic seen: the events of one
     /// message (the trades of a Bybit `publicTrade`, the fields of a `tickers`) share them
@@ -308,7 +369,7 @@ impl HealthMonitor {
             lag: (0..=Venue::ALL.len()).map(|_| Lag::new()).collect(),
             second: None,
             pending: None,
-            scratch: Vec::new(),
+            scratch: Vec::with_capacity(SECOND_SAMPLES),
             last_part: (i64::MIN, i64::MIN),
         }
     }
@@ -374,7 +435,7 @@ impl HealthMonitor {
         let pipeline = &mut pipeline[0];
         pipeline.clock_behind = venues.iter().map(|l| l.clock_behind).sum();
         for l in venues.iter() {
-            pipeline.second.extend_from_slice(&l.second);
+            pipeline.take_second_of(l);
         }
         let lag = self.lag[total].close_second(&mut self.scratch);
         out(&HealthRow {
@@ -600,12 +661,16 @@ mod tests {
             state ^= state << 17;
             state
         };
+        // Room for all of a second's samples, and for fewer (they spill).
+        for room in [SECOND_SAMPLES, 150] {
         let mut old = HistogramPerSecond {
             second: SignedHistogram::new(),
             run: SignedHistogram::new(),
         };
-        let mut new = Lag::new();
-        let mut scratch = Vec::new();
+        let mut new = Lag::with_room(room);
+        // A second venue's lags join the first's half the time, as venues' join the pipeline's.
+        let mut other = Lag::with_room(room);
+        let mut scratch = Vec::with_capacity(room);
         for second in 0..3_000 {
             let n = match second % 7 {
                 0 => 0,
@@ -626,14 +691,22 @@ mod tests {
                     _ => (r % 40_000_000) as i64 - 30_000_000,
                 };
                 old.second.record(lag);
-                new.record(lag);
+                if r % 2 == 0 {
+                    new.record(lag);
+                } else {
+                    other.record(lag);
+                }
             }
+            new.take_second_of(&other);
+            other.close_second(&mut scratch);
             assert_eq!(
                 new.close_second(&mut scratch),
                 old.close_second(),
-                "second {second}"
+                "room {room}, second {second}"
             );
-            assert_eq!(new.run.summary(), old.run.summary(), "run after {second}");
+            assert_eq!(new.run.summary(), old.run.summary(), "room {room}, run after {second}");
+            assert!(new.second.capacity() == room && scratch.capacity() == room, "no growth");
+        }
         }
     }
 
