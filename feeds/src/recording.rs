@@ -81,7 +81,9 @@ impl RecordingReader {
         let n = read_up_to(&mut file, &mut magic)?;
         file.seek(io::SeekFrom::Start(0))?;
         let inner: Box<dyn Read + Send> = if magic[..n] == [0x1f, 0x8b] {
-            Box::new(MultiGzDecoder::new(BufReader::with_capacity(READ_CHUNK, file)))
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+                READ_CHUNK, file,
+            )))
         } else {
             // Read straight into the line buffer: no buffer in between.
             Box::new(file)
@@ -122,10 +124,12 @@ impl RecordingReader {
     /// # Errors
     /// [`RecordingError`] for I/O failures and lines without a timestamp.
     pub fn next_line(&mut self) -> Result<Option<(i64, &[u8])>, RecordingError> {
-        if self.journal.is_some() {
+        if let Some(stream) = &mut self.journal {
             self.line += 1;
-            let stream = self.journal.as_mut().expect("checked");
-            return Ok(stream.next_line()?);
+            let Some((ts, _)) = stream.next_line()? else {
+                return Ok(None);
+            };
+            return Ok(Some((ts, self.current())));
         }
         loop {
             let Some(line) = self.split_line()? else {
@@ -575,7 +579,11 @@ mod tests {
             ("ascending", *b"01234567"),
         ] {
             let want: u64 = std::str::from_utf8(&digits).unwrap().parse().unwrap();
-            assert_eq!(eight_digits(u64::from_le_bytes(digits)), Some(want), "{label}");
+            assert_eq!(
+                eight_digits(u64::from_le_bytes(digits)),
+                Some(want),
+                "{label}"
+            );
         }
         // Each position with each byte that is not a digit.
         for pos in 0..8 {

@@ -160,7 +160,11 @@ impl SignedHistogram {
                 .map(|v| self.clamp(v.unsigned_abs())),
         );
         let below = scratch.len();
-        scratch.extend(lags.iter().filter(|v| **v >= 0).map(|v| self.clamp(*v as u64)));
+        scratch.extend(
+            lags.iter()
+                .filter(|v| **v >= 0)
+                .map(|v| self.clamp(*v as u64)),
+        );
         let (neg, pos) = scratch.split_at_mut(below);
         let below = below as u64;
         let mut quantile = |q: f64| {
@@ -251,7 +255,6 @@ impl SignedHistogram {
         self.at_or_above_zero.reset();
         self.below_zero.reset();
     }
-
 }
 
 /// Lags a source's open second keeps as they came (64 KB), reserved at the start: a second
@@ -663,50 +666,57 @@ mod tests {
         };
         // Room for all of a second's samples, and for fewer (they spill).
         for room in [SECOND_SAMPLES, 150] {
-        let mut old = HistogramPerSecond {
-            second: SignedHistogram::new(),
-            run: SignedHistogram::new(),
-        };
-        let mut new = Lag::with_room(room);
-        // A second venue's lags join the first's half the time, as venues' join the pipeline's.
-        let mut other = Lag::with_room(room);
-        let mut scratch = Vec::with_capacity(room);
-        for second in 0..3_000 {
-            let n = match second % 7 {
-                0 => 0,
-                1 => 1,
-                2 => 2,
-                _ => next() % 400,
+            let mut old = HistogramPerSecond {
+                second: SignedHistogram::new(),
+                run: SignedHistogram::new(),
             };
-            for _ in 0..n {
-                let r = next();
-                let lag = match second % 5 {
-                    // As in the recordings: all about 1.28 s behind.
-                    0 => -1_280_000_000 + (r % 60_000_000) as i64,
-                    // Both signs, close to zero.
-                    1 => (r % 2_000) as i64 - 1_000,
-                    // Both signs, any size.
-                    2 => (r as i64) >> (r % 64),
-                    3 => edges[(r % edges.len() as u64) as usize],
-                    _ => (r % 40_000_000) as i64 - 30_000_000,
+            let mut new = Lag::with_room(room);
+            // A second venue's lags join the first's half the time, as venues' join the pipeline's.
+            let mut other = Lag::with_room(room);
+            let mut scratch = Vec::with_capacity(room);
+            for second in 0..3_000 {
+                let n = match second % 7 {
+                    0 => 0,
+                    1 => 1,
+                    2 => 2,
+                    _ => next() % 400,
                 };
-                old.second.record(lag);
-                if r % 2 == 0 {
-                    new.record(lag);
-                } else {
-                    other.record(lag);
+                for _ in 0..n {
+                    let r = next();
+                    let lag = match second % 5 {
+                        // As in the recordings: all about 1.28 s behind.
+                        0 => -1_280_000_000 + (r % 60_000_000) as i64,
+                        // Both signs, close to zero.
+                        1 => (r % 2_000) as i64 - 1_000,
+                        // Both signs, any size.
+                        2 => (r as i64) >> (r % 64),
+                        3 => edges[(r % edges.len() as u64) as usize],
+                        _ => (r % 40_000_000) as i64 - 30_000_000,
+                    };
+                    old.second.record(lag);
+                    if r % 2 == 0 {
+                        new.record(lag);
+                    } else {
+                        other.record(lag);
+                    }
                 }
+                new.take_second_of(&other);
+                other.close_second(&mut scratch);
+                assert_eq!(
+                    new.close_second(&mut scratch),
+                    old.close_second(),
+                    "room {room}, second {second}"
+                );
+                assert_eq!(
+                    new.run.summary(),
+                    old.run.summary(),
+                    "room {room}, run after {second}"
+                );
+                assert!(
+                    new.second.capacity() == room && scratch.capacity() == room,
+                    "no growth"
+                );
             }
-            new.take_second_of(&other);
-            other.close_second(&mut scratch);
-            assert_eq!(
-                new.close_second(&mut scratch),
-                old.close_second(),
-                "room {room}, second {second}"
-            );
-            assert_eq!(new.run.summary(), old.run.summary(), "room {room}, run after {second}");
-            assert!(new.second.capacity() == room && scratch.capacity() == room, "no growth");
-        }
         }
     }
 
