@@ -38,9 +38,9 @@
 //! | 65,536 | 65.2 ms, 59.7 ms | 53-56 ms |
 //!
 //! With more slack the reader rarely finds the ring full and the engine side finds it
-//! empty less often (1,450 waits against 2,500); its writes land on slots the engine's core
-//! read long before, not a moment ago. Batches of 32, 128 and 256 through 16,384 slots were
-//! within noise of 64.
+//! empty less often (1,450 waits against 2,500); likely also because the reader's writes
+//! land on slots the engine's core read long before, not a moment ago (not measured).
+//! Batches of 32, 128 and 256 through 16,384 slots were within noise of 64.
 
 use crate::config::IdleStrategy;
 use flowcore_core::event::MarketEvent;
