@@ -7,7 +7,7 @@ use crate::journal::{is_journal, JournalError, JournalIndex, StreamReader, TornT
 use flate2::read::MultiGzDecoder;
 use flowcore_core::instrument::Venue;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,8 @@ impl RecordingReader {
         let mut file = File::open(path)?;
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic)?;
-        file.seek(io::SeekFrom::Start(0))?;
+        // The bytes read to look are put back in front, not sought back: a pipe works too.
+        let file = io::Cursor::new(magic).take(n as u64).chain(file);
         let inner: Box<dyn Read + Send> = if magic[..n] == [0x1f, 0x8b] {
             Box::new(MultiGzDecoder::new(BufReader::with_capacity(
                 READ_CHUNK, file,
@@ -568,6 +569,52 @@ mod tests {
         assert_eq!(reader.next_line().unwrap(), Some((1, &b"{}"[..])));
         let e = reader.next_line().unwrap_err();
         assert!(matches!(e, RecordingError::BadLine { line: 3 }), "{e}");
+    }
+
+    #[test]
+    fn files_plain_gzip_short_and_from_a_pipe_read_the_same_lines() {
+        let dir = std::env::temp_dir().join(format!("flowcore-recording-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = b"1 {\"a\":1}\n2 {\"b\":2}\n";
+        let plain = dir.join("plain.txt");
+        std::fs::write(&plain, text).unwrap();
+        let gz = dir.join("plain.txt.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, text).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let one_byte = dir.join("one.txt");
+        std::fs::write(&one_byte, b"x").unwrap();
+        let lines = |path: &Path| {
+            let mut r = RecordingReader::open(path).unwrap();
+            let mut out = Vec::new();
+            while let Some((ts, json)) = r.next_line().unwrap() {
+                out.push((ts, json.to_vec()));
+            }
+            out
+        };
+        let want = vec![(1, b"{\"a\":1}".to_vec()), (2, b"{\"b\":2}".to_vec())];
+        assert_eq!(lines(&plain), want);
+        assert_eq!(lines(&gz), want);
+        // Shorter than the magic: read, then refused as a line without a timestamp.
+        let mut r = RecordingReader::open(&one_byte).unwrap();
+        assert!(matches!(
+            r.next_line(),
+            Err(RecordingError::BadLine { line: 1 })
+        ));
+        // A FIFO cannot seek: the two bytes looked at come back in front.
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let writer = {
+                let fifo = fifo.clone();
+                std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+            };
+            assert_eq!(lines(&fifo), want);
+            writer.join().unwrap();
+        } else {
+            eprintln!("mkfifo unavailable: the pipe case was not run");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
