@@ -40,7 +40,9 @@
 //! With more slack the reader rarely finds the ring full and the engine side finds it
 //! empty less often (1,450 waits against 2,500); likely also because the reader's writes
 //! land on slots the engine's core read long before, not a moment ago (not measured).
-//! Batches of 32, 128 and 256 through 16,384 slots were within noise of 64.
+//! Batches of 32, 128 and 256 through 16,384 slots were within noise of 64. The replay
+//! bench, the same day, twice alternating with a 4,096-slot build: two threads 67.9-68.0 ms
+//! with 16,384 slots against 76.6-76.7 ms with 4,096 (one thread 124-126 ms in both).
 
 use crate::config::IdleStrategy;
 use flowcore_core::event::MarketEvent;
