@@ -10,9 +10,8 @@
 //! records, so the counters it publishes sit at the same points of the event stream whatever
 //! the threads' timing: a one-thread and a two-thread replay write the same bytes (tested).
 //!
-//! Items cross in batches, not one by one, and the replay ring is small on purpose. Replay
-//! bench, BTC set (1.76 M events; parse ~47 ms, engine ~52 ms, one thread ~100 ms),
-//! 2026-11-22, 4,096-slot ring (295 KB, stays in cache):
+//! Items cross in batches, not one by one. Replay bench, BTC set (1.76 M events; parse
+//! ~47 ms, engine ~52 ms, one thread ~100 ms), 2026-11-22, 4,096-slot ring (295 KB):
 //! - one `push`/`pop` per event: 68-70 ms; the ring's indices bounce between the cores at
 //!   every event;
 //! - a batch per message (as live): 53-55 ms;
@@ -25,12 +24,31 @@
 //! Measured once while choosing (not in the bench): batches of 64 through a 16,384-slot ring
 //! (1.2 MB) took 86 ms, the slots coming back from memory; the engine side taking a quarter
 //! of the ring at a time instead of all that is there, 59-81 ms.
+//!
+//! The ring has 16,384 slots since 2026-12-06, measured on the whole `flowcore replay`
+//! process (plain files: spot BTCUSDT 08 + 09, USD-M BTCUSDT 08, 193,528 messages), where
+//! the reader thread (file reading + parse) is the slower side. Best of 12, twice, in
+//! alternation, with the reader's busy time (wall clock less its full-ring waits):
+//!
+//! | slots | whole process | reader busy |
+//! | --- | --- | --- |
+//! | 4,096 (295 KB) | 63.7 ms, 63.7 ms | 57 ms |
+//! | 8,192 | 61.4 ms, 63.2 ms | 55-56 ms |
+//! | 16,384 (1.2 MB) | 59.0 ms, 58.3 ms | 51-52 ms |
+//! | 65,536 | 65.2 ms, 59.7 ms | 53-56 ms |
+//!
+//! With more slack the reader rarely finds the ring full and the engine side finds it
+//! empty less often (1,450 waits against 2,500); likely also because the reader's writes
+//! land on slots the engine's core read long before, not a moment ago (not measured).
+//! Batches of 32, 128 and 256 through 16,384 slots were within noise of 64. The replay
+//! bench, the same day, twice alternating with a 4,096-slot build: two threads 67.9-68.0 ms
+//! with 16,384 slots against 76.6-76.7 ms with 4,096 (one thread 124-126 ms in both).
 
 use crate::config::IdleStrategy;
 use flowcore_core::event::MarketEvent;
 
-/// Ring slots: small enough that the ring stays in cache (see the module doc).
-pub const RING_CAPACITY: usize = 4096;
+/// Ring slots (1.2 MB of handoffs): measured on the whole replay process (see the module doc).
+pub const RING_CAPACITY: usize = 16_384;
 
 /// Handoffs written to the ring at once: far fewer index updates for the other core to see.
 pub const BATCH: usize = 64;
