@@ -18,7 +18,7 @@
 //! simulator and the reader share 2 cores; `FLOWCORE_BENCH_IDLE` picks another) and the
 //! reader spins, yielding now and then. It also prints the feed threads' io_uring syscalls
 //! per message.
-//! There is no conventional stack in this bench to compare against: `bench e2e` (issue 23)
+//! There is no conventional stack in this bench to compare against: `flowcore bench e2e`
 //! is where the same path runs beside tokio-tungstenite + serde_json + Redis.
 //!
 //! Full run (`cargo bench -p flowcore-benches --bench signal_latency`): the whole set at

@@ -1,8 +1,9 @@
 //! The `flowcore` command-line tool: argument parsing and config loading (`main.rs`,
 //! [`instruments`]), and the commands that are only wiring and printing: [`demo`] (the
 //! simulator, a live run and a bus reader together), [`shm_tail`] (a bus printed live),
-//! [`manual_signal`] (`flowcore signal`) and [`backtest`] (`flowcore backtest`, its HTML
-//! [`report`]).
+//! [`manual_signal`] (`flowcore signal`), [`backtest`] (`flowcore backtest`, its HTML
+//! [`report`]) and [`bench_e2e`] (`flowcore bench e2e`: processes against a conventional
+//! stack).
 //! A library as well, so tests drive the same code.
 //!
 //! Owns nothing another crate needs: the pipeline is `flowcore-runtime`, the outputs
