@@ -91,6 +91,14 @@ pub trait EngineSink: BarSink {
     /// One per-second book row.
     fn top(&mut self, row: &TopRow);
 
+    /// A trade the engine counted, in the order it counts them: as it arrives, or once the
+    /// trade-id hole it was held behind is settled (then `local_ns` is the receive time of
+    /// the message that settled it). Duplicates never come here. Ignored unless a sink
+    /// wants them (the bus's `trades.ring`).
+    fn trade(&mut self, inst: InstrumentId, trade: &Trade, local_ns: i64) {
+        let _ = (inst, trade, local_ns);
+    }
+
     /// One per-second statistics row (see [`crate::venue_stats`]); ignored unless a sink
     /// wants them.
     fn stats(&mut self, row: &StatsRow) {
@@ -261,8 +269,8 @@ pub struct Engine {
     holding: usize,
     /// Requests for the session, oldest first.
     requests: Vec<FeedRequest>,
-    /// The last trade event was counted (not a duplicate, not held).
-    last_trade_counted: bool,
+    /// Receive time of the event being applied.
+    local_ts: i64,
     bars: BarEngine,
     imbalance: ImbalanceConfig,
     /// Per venue.
@@ -317,7 +325,7 @@ impl Engine {
             stats: StatsBook::new(&table),
             holding: 0,
             requests: Vec::with_capacity(64),
-            last_trade_counted: false,
+            local_ts: 0,
             table,
             books,
             bars,
@@ -384,12 +392,6 @@ impl Engine {
         self.books[inst.index()].seq.is_synced()
     }
 
-    /// True when the last trade event went into the bars (false for a duplicate, or a trade
-    /// held behind a hole, which is counted later when the hole is filled).
-    pub fn last_trade_counted(&self) -> bool {
-        self.last_trade_counted
-    }
-
     /// True inside a trade-history answer for `inst` (its trades are old news, not live flow).
     pub fn is_backfilling(&self, inst: InstrumentId) -> bool {
         self.in_backfill[inst.index()]
@@ -409,6 +411,7 @@ impl Engine {
     #[inline]
     pub fn on_event(&mut self, ev: &MarketEvent, sink: &mut impl EngineSink) {
         self.count(ev.inst).events += 1;
+        self.local_ts = ev.local_ts;
         match &ev.kind {
             EventKind::Trade(trade) => self.on_trade(ev.inst, trade, sink),
             EventKind::BookTicker(bt) => self.check_ticker(ev.inst, bt),
@@ -475,7 +478,9 @@ impl Engine {
         match &mut self.trades[inst.index()] {
             TradeContinuity::Window(window) => {
                 let verdict = window.on_trade(trade);
-                self.last_trade_counted = verdict != WindowVerdict::Duplicate;
+                if verdict != WindowVerdict::Duplicate {
+                    sink.trade(inst, trade, self.local_ts);
+                }
                 match verdict {
                     WindowVerdict::Count => self.bars.on_trade(inst, trade, sink),
                     WindowVerdict::Duplicate => self.count(inst).duplicate_trades += 1,
@@ -493,9 +498,9 @@ impl Engine {
             TradeContinuity::ById(seq) => {
                 let was_holding = seq.is_holding();
                 let verdict = seq.on_trade(trade, self.in_backfill[inst.index()]);
-                self.last_trade_counted = verdict == TradeVerdict::Count;
                 match verdict {
                     TradeVerdict::Count => {
+                        sink.trade(inst, trade, self.local_ts);
                         let still_holding = seq.is_holding();
                         self.bars.on_trade(inst, trade, sink);
                         if was_holding && !still_holding {
@@ -567,6 +572,7 @@ impl Engine {
         }
         if let Some(seq) = self.trades[inst.index()].by_id() {
             for trade in seq.take_held() {
+                sink.trade(inst, &trade, self.local_ts);
                 self.bars.on_trade(inst, &trade, sink);
             }
         }

@@ -5,8 +5,8 @@ use crate::health::{HealthMonitor, HealthRow, VenueFeedCounters};
 use crate::jsonl::{JsonlSink, RowFormat};
 use flowcore_core::bars::{Bar, BarSink};
 use flowcore_core::engine::{Engine, EngineSink, TopRow};
-use flowcore_core::event::MarketEvent;
-use flowcore_core::instrument::Venue;
+use flowcore_core::event::{MarketEvent, Trade};
+use flowcore_core::instrument::{InstrumentId, Venue};
 use flowcore_core::strategy::{Signal, StrategySet};
 use flowcore_core::venue_stats::StatsRow;
 use flowcore_shm::{BusConfig, Publisher, ShmError};
@@ -223,6 +223,13 @@ impl BarSink for CoreSink<'_> {
 }
 
 impl EngineSink for CoreSink<'_> {
+    #[inline]
+    fn trade(&mut self, inst: InstrumentId, trade: &Trade, local_ns: i64) {
+        if let Some(shm) = &mut self.shm {
+            shm.trade(inst, trade, local_ns);
+        }
+    }
+
     fn top(&mut self, row: &TopRow) {
         self.jsonl.top(row);
         if let Some(shm) = &mut self.shm {

@@ -335,15 +335,15 @@ impl Core<'_, '_> {
         requests: &mut rtrb::Producer<FeedRequest>,
         unsent: &mut Vec<FeedRequest>,
     ) {
+        let picked = self.stages.as_ref().map(StageLog::raw);
         self.engine.on_event(ev, self.sink);
-        let applied = self.stages.as_ref().map(StageLog::raw);
-        self.sink
-            .after_event(ev, self.engine, || LiveCounters::per_venue(live));
-        if let (Some(log), Some(applied)) = (&mut self.stages, applied) {
+        if let (Some(log), Some(picked)) = (&mut self.stages, picked) {
             if matches!(ev.kind, EventKind::Trade(_)) {
-                log.push(ev.local_ts, applied, log.raw());
+                log.push(ev.local_ts, picked, log.raw());
             }
         }
+        self.sink
+            .after_event(ev, self.engine, || LiveCounters::per_venue(live));
         while let Some(request) = self.engine.pop_request() {
             if requests.push(request).is_err() {
                 unsent.push(request);

@@ -9,8 +9,8 @@
 //! message's receive timestamp (`local_ns`), unique within a feed:
 //! - a feed writes `local_ns received parsed` for each WebSocket frame (received: the
 //!   frame decoded, as the feed stamps it; parsed: its events made);
-//! - the engine's thread writes `local_ns applied published` for each trade (applied: book,
-//!   bars and strategies done; published: on the bus).
+//! - the engine's thread writes `local_ns picked applied` for each trade (picked: the engine
+//!   takes the event up; applied: book, bars and strategies done and the trade on the bus).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

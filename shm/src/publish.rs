@@ -14,7 +14,7 @@ use crate::error::ShmError;
 use flowcore_core::bars::{Bar, BarKey, BarSink, Ohlc, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::engine::{Engine, EngineSink, TopRow, TopSample};
-use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, TradeSource};
+use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, Trade, TradeSource};
 use flowcore_core::indicators::Value;
 use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
 use flowcore_core::strategy::{fraction_mantissa, Action, Signal, StrategyId, Tier};
@@ -158,36 +158,12 @@ impl Publisher {
         self.saturated
     }
 
-    /// Publishes what `ev` changed, after `engine` consumed it: the trade, the venue's
-    /// best bid/ask, or the top-20 book at the end of a depth batch.
+    /// Publishes what `ev` changed, after `engine` consumed it: the venue's best bid/ask,
+    /// or the top-20 book at the end of a depth batch.
     #[inline]
     pub fn on_event(&mut self, ev: &MarketEvent, engine: &Engine) {
         let symbol_id = u32::from(ev.inst.0);
         match &ev.kind {
-            // Duplicates and trades held behind a hole are not published.
-            EventKind::Trade(_) if !engine.last_trade_counted() => return,
-            EventKind::Trade(t) => {
-                let mut f = 0;
-                if t.aggressor == Aggressor::Buy {
-                    f |= flags::TRADE_BUYER_TAKER;
-                }
-                if t.source == TradeSource::AggTrade {
-                    f |= flags::TRADE_AGGREGATED;
-                }
-                if !t.is_taker_flow {
-                    f |= flags::TRADE_NOT_TAKER_FLOW;
-                }
-                self.bus.trades.publish(&TradeRecord {
-                    trade_ns: t.trade_ts,
-                    local_ns: ev.local_ts,
-                    symbol_id,
-                    flags: f,
-                    px: t.px,
-                    qty: t.qty,
-                    trade_id: t.trade_id,
-                    publish_ns: now_ns(),
-                });
-            }
             EventKind::BookTicker(b) => self.bus.bbo.publish(&BboRecord {
                 exch_ns: b.exch_ts.map_or(0, |t| t.get()),
                 local_ns: ev.local_ts,
@@ -203,8 +179,12 @@ impl Publisher {
                 return;
             }
             EventKind::BookEnd => self.book20(ev, engine),
-            // Venue statistics go out as per-second rows ([`Publisher::stats`]).
-            EventKind::Level(_) | EventKind::Session(_) | EventKind::Stat(_) => return,
+            // Trades go out as the engine counts them (`EngineSink::trade`), venue
+            // statistics as per-second rows ([`Publisher::stats`]).
+            EventKind::Trade(_)
+            | EventKind::Level(_)
+            | EventKind::Session(_)
+            | EventKind::Stat(_) => return,
         }
         self.published += 1;
     }
@@ -379,6 +359,33 @@ impl BarSink for Publisher {
 }
 
 impl EngineSink for Publisher {
+    /// Publishes a trade the engine counted: as it arrived, or released once the trade-id
+    /// hole it was held behind was settled.
+    #[inline]
+    fn trade(&mut self, inst: InstrumentId, t: &Trade, local_ns: i64) {
+        let mut f = 0;
+        if t.aggressor == Aggressor::Buy {
+            f |= flags::TRADE_BUYER_TAKER;
+        }
+        if t.source == TradeSource::AggTrade {
+            f |= flags::TRADE_AGGREGATED;
+        }
+        if !t.is_taker_flow {
+            f |= flags::TRADE_NOT_TAKER_FLOW;
+        }
+        self.bus.trades.publish(&TradeRecord {
+            trade_ns: t.trade_ts,
+            local_ns,
+            symbol_id: u32::from(inst.0),
+            flags: f,
+            px: t.px,
+            qty: t.qty,
+            trade_id: t.trade_id,
+            publish_ns: now_ns(),
+        });
+        self.published += 1;
+    }
+
     fn top(&mut self, row: &TopRow) {
         let mut rec = TopRecord {
             ts_ms: row.ts_ms,

@@ -115,6 +115,7 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let again = replay_run(recorded_inputs(&record));
     assert_rows_eq("replayed bars", &again.bars, &out.bars);
     assert_rows_eq("replayed tops", &again.tops, &out.tops);
+    every_trade_once_on_the_bus(&record);
     check_run_health(&out);
     // The replay sees the same engine counters and, from the recorded receive times, the
     // same lag; only connection counters are the live run's own.
@@ -129,6 +130,35 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
         );
     }
     std::fs::remove_dir_all(record).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The recording replayed onto a bus: `trades.ring` holds each instrument's trade ids once
+/// and consecutive, the trades that waited behind a hole for the history included.
+fn every_trade_once_on_the_bus(record: &std::path::Path) {
+    use flowcore_shm::{BusConfig, BusReader, ReadFrom};
+    let dir = temp_dir("faults-bus");
+    let options = flowcore_runtime::replay::ReplayOptions {
+        shm: Some(BusConfig::new(&dir)),
+        ..flowcore_tests::options(recorded_inputs(record))
+    };
+    let summary =
+        flowcore_runtime::replay::replay(options, flowcore_outputs::Outputs::default()).unwrap();
+    assert!(
+        summary.engine.backfilled_trades > 0,
+        "the recording has filled holes"
+    );
+    let mut bus = BusReader::open(&dir, ReadFrom::Oldest).unwrap();
+    let mut last = std::collections::HashMap::new();
+    let mut trades = 0u64;
+    while let Some(t) = bus.trades.try_read() {
+        if let Some(prev) = last.insert(t.symbol_id, t.trade_id) {
+            assert_eq!(t.trade_id, prev + 1, "symbol {}: after {prev}", t.symbol_id);
+        }
+        trades += 1;
+    }
+    assert_eq!(bus.trades.stats().lapped, 0);
+    assert!(trades > 10_000, "{trades} trades");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -15,8 +15,9 @@
 //! *due*, not when it went out (open loop: a late sender counts against the stack, which
 //! is the correction for coordinated omission). The path measured is a trade's, from its
 //! frame's due time to the reader seeing the trade; flowcore's stage log splits it into
-//! wire (due -> frame decoded), parse, engine (book, bars, strategies), publish and the
-//! bus hop (published -> seen).
+//! wire (due -> frame decoded), parse, the hand-off to the engine (a ring between threads in
+//! threaded mode), the engine (book, bars, strategies, the trade published) and the bus hop
+//! (published -> seen).
 //!
 //! On 2 cores the engine gets core 1 and the sender and reader share core 0 (pinned), in
 //! every stack: the conventional stack's threads and redis-server are left to the
@@ -415,9 +416,9 @@ fn flowcore_stages(
         SENT_TO_VISIBLE,
         "wire -> decoded (socket)",
         "decoded -> parsed",
-        "parsed -> book, bars, strategies",
-        "-> published on the bus",
-        "published -> seen by the reader",
+        "parsed -> engine (hand-off)",
+        "engine: book, bars, strategies, on the bus",
+        "on the bus -> seen by the reader",
     ];
     let mut h: Vec<Histogram<u64>> = names.iter().map(|_| histogram()).collect();
     for s in seen {
@@ -433,7 +434,7 @@ fn flowcore_stages(
             s.trade_id
         );
         let (_, received, parsed) = feed[i];
-        let (applied, published) = *engine_of
+        let (picked, applied) = *engine_of
             .get(&s.local_ns)
             .with_context(|| format!("trade {}: no engine stamp", s.trade_id))?;
         let due = sent.due_raw(i);
@@ -442,9 +443,9 @@ fn flowcore_stages(
             ns(&clock, sent.sent_raw[i], s.visible_raw),
             ns(&clock, due, received),
             ns(&clock, received, parsed),
-            ns(&clock, parsed, applied),
-            ns(&clock, applied, published),
-            ns(&clock, published, s.visible_raw),
+            ns(&clock, parsed, picked),
+            ns(&clock, picked, applied),
+            ns(&clock, applied, s.visible_raw),
         ];
         for (h, v) in h.iter_mut().zip(marks) {
             h.record(v.max(1))?;
