@@ -14,7 +14,9 @@ use crate::error::ShmError;
 use flowcore_core::bars::{Bar, BarKey, BarSink, Ohlc, AGG_NOTIONAL_SCALE, AGG_QTY_SCALE};
 use flowcore_core::book::PriceLevel;
 use flowcore_core::engine::{Engine, EngineSink, TopRow, TopSample};
-use flowcore_core::event::{Aggressor, BookSide, EventKind, MarketEvent, Trade, TradeSource};
+use flowcore_core::event::{
+    Aggressor, BookSide, EventKind, MarketEvent, SessionEvent, Trade, TradeSource,
+};
 use flowcore_core::indicators::Value;
 use flowcore_core::instrument::{ContractSize, InstrumentId, InstrumentTable, MarketKind, Venue};
 use flowcore_core::strategy::{fraction_mantissa, Action, Signal, StrategyId, Tier};
@@ -28,6 +30,8 @@ pub struct Publisher {
     instruments: u32,
     /// Exchange time of each book's open batch (`BookEnd` carries none).
     batch_exch_ns: Vec<i64>,
+    /// Instruments whose `book20.table` slot was written (a stream break rewrites only those).
+    book_written: Vec<bool>,
     published: u64,
     saturated: u64,
     /// Strategies not in `strategies.table`: an id past its slots or a name too long.
@@ -137,6 +141,7 @@ impl Publisher {
             bus: BusWriter::create(config, &symbol_records(engine))?,
             instruments: engine.table().len() as u32,
             batch_exch_ns: vec![0; engine.table().len()],
+            book_written: vec![false; engine.table().len()],
             published: 0,
             saturated: 0,
             strategies_refused: 0,
@@ -179,6 +184,12 @@ impl Publisher {
                 return;
             }
             EventKind::BookEnd => self.book20(ev, engine),
+            // The engine dropped the book (diffs were missed): readers must not go on
+            // trusting the old one until the successor connection's first diff.
+            EventKind::Session(SessionEvent::StreamBreak) if self.book_written[ev.inst.index()] => {
+                self.batch_exch_ns[ev.inst.index()] = 0;
+                self.book20(ev, engine);
+            }
             // Trades go out as the engine counts them (`EngineSink::trade`), venue
             // statistics as per-second rows ([`Publisher::stats`]).
             EventKind::Trade(_)
@@ -212,6 +223,7 @@ impl Publisher {
         rec.publish_ns = now_ns();
         // The key is an instrument id, always inside the table the bus was created with.
         let _ = self.bus.book20.update(ev.inst.0.into(), &rec);
+        self.book_written[ev.inst.index()] = true;
     }
 
     /// Publishes a health record (its `publish_ns` stamped here, and for the whole

@@ -164,7 +164,7 @@ pub fn btc_inputs_cut(cut_ns: i64) -> (Vec<Input>, i64) {
 }
 
 /// The receive time that begins a recording line.
-fn line_ts(line: &str) -> i64 {
+pub fn line_ts(line: &str) -> i64 {
     line.split(' ').next().unwrap().parse().unwrap()
 }
 

@@ -248,3 +248,44 @@ fn replay_published_signals_read_back_as_the_signal_rows() {
     assert_rows_eq("signals via shm", &tail_rows(&dir, Stream::Signals), &rows);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stream break drops the published book at once: the `book20.table` slot says unsynced,
+/// with no levels, from the break's receive time. (It used to keep the broken stream's last
+/// book, flagged synced, until the successor connection's first diff.)
+#[test]
+fn a_stream_break_marks_the_published_book_unsynced_at_once() {
+    let head: Vec<String> = flowcore_tests::lines("usdm_btcusdt_20240808.txt.gz")
+        .into_iter()
+        .take(400)
+        .collect();
+    let break_ns = flowcore_tests::line_ts(head.last().unwrap()) + 1;
+    let marker = format!("{break_ns} {{\"flowcore\":\"stream_break\"}}");
+    let book_after = |lines: &[String], name: &str| {
+        let dir = bus_dir(name);
+        let options = ReplayOptions {
+            shm: Some(BusConfig::new(&dir)),
+            ..ReplayOptions::new(
+                InstrumentTable::binance_defaults(),
+                ImbalanceConfig::default(),
+                vec![flowcore_tests::memory(Venue::BinanceUsdm, lines)],
+            )
+        };
+        replay(options, Outputs::default()).unwrap();
+        let mut bus = BusReader::open(&dir, ReadFrom::Oldest).unwrap();
+        let sym = bus
+            .symbols
+            .iter()
+            .position(|s| flowcore_shm::text(&s.symbol) == "BTCUSDT" && s.venue == 2)
+            .expect("USD-M BTCUSDT") as u32;
+        let (book, _) = bus.book20.read(sym).expect("a book20 record");
+        let _ = std::fs::remove_dir_all(&dir);
+        book
+    };
+    let synced = book_after(&head, "book-before-break");
+    assert_eq!(synced.flags & flowcore_shm::abi::flags::BOOK_SYNCED, 1);
+    assert_eq!((synced.bid_levels, synced.ask_levels), (20, 20));
+    let broken = book_after(&[head, vec![marker]].concat(), "book-after-break");
+    assert_eq!(broken.flags & flowcore_shm::abi::flags::BOOK_SYNCED, 0);
+    assert_eq!((broken.bid_levels, broken.ask_levels), (0, 0));
+    assert_eq!((broken.local_ns, broken.exch_ns), (break_ns, 0));
+}
