@@ -25,124 +25,22 @@
 
 pub mod conventional;
 pub mod page;
+pub mod results;
 pub mod sender;
 pub mod shm_reader;
 
+pub use results::{E2eOptions, EngineSetup, RunResult, StageStats};
+
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
+use results::{histogram, stats, SENT_TO_VISIBLE, TOTAL};
 use sender::{SendPlan, SendStamps};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// How flowcore's engine process is laid out for one series of runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSetup {
-    /// `pipeline.mode`.
-    pub mode: String,
-    /// `pipeline.idle`.
-    pub idle: String,
-}
-
-impl EngineSetup {
-    fn name(&self) -> String {
-        format!("flowcore {} ({})", self.mode, self.idle)
-    }
-}
-
-/// What `flowcore bench e2e` runs.
-#[derive(Debug, Clone)]
-pub struct E2eOptions {
-    /// The `flowcore` executable (this one) that the processes run.
-    pub exe: PathBuf,
-    /// The recording whose frames are sent.
-    pub recording: PathBuf,
-    /// Frames sent per run.
-    pub messages: usize,
-    /// Open-loop rates, frames a second.
-    pub rates: Vec<u64>,
-    /// flowcore set-ups measured.
-    pub engines: Vec<EngineSetup>,
-    /// Strategies the engine runs (`[[strategy]]` tables), if any.
-    pub strategies: Option<PathBuf>,
-    /// Measure the conventional stack too (needs `redis-server`).
-    pub conventional: bool,
-    /// How long the sender waits after the client connected (readers attach, books sync).
-    pub warm_up: Duration,
-    /// Where runs keep their files and the results go (`e2e.json`, `e2e.html`).
-    pub out: PathBuf,
-}
-
-/// Percentiles of one stage, nanoseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageStats {
-    /// The stage.
-    pub name: &'static str,
-    /// Samples.
-    pub count: u64,
-    /// p50, p90, p99, p99.9, max.
-    pub ns: [u64; 5],
-    /// The percentile curve: (quantile, ns).
-    pub curve: Vec<(f64, u64)>,
-}
-
-/// One stack at one rate.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    /// "flowcore inline (spin)", "conventional".
-    pub stack: String,
-    /// Frames a second.
-    pub rate: u64,
-    /// Frames sent.
-    pub frames: usize,
-    /// Trades sent, and seen by the reader.
-    pub trades_sent: usize,
-    /// Trades the reader saw.
-    pub trades_seen: usize,
-    /// Wire to visible first, then the stages where the stack reports them, then the
-    /// sender's own lateness.
-    pub stages: Vec<StageStats>,
-    /// What the engine process said at its end.
-    pub engine_summary: String,
-}
-
-impl RunResult {
-    /// The wire -> visible stage.
-    pub fn total(&self) -> &StageStats {
-        &self.stages[0]
-    }
-}
-
-const TOTAL: &str = "wire -> visible";
-
-/// From when the sender began to send the frame: the stack's part alone, without the
-/// sender's own lateness (which the due-time figure counts, as it should).
-const SENT_TO_VISIBLE: &str = "sent -> visible";
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds")
-}
-
-fn stats(name: &'static str, h: &Histogram<u64>) -> StageStats {
-    let q = |q: f64| h.value_at_quantile(q);
-    // The curve up to p99.99, evenly spaced in -log10(1 - q), plus the max.
-    let mut curve: Vec<(f64, u64)> = (0..=80)
-        .map(|k| {
-            let quantile = 1.0 - 10f64.powf(-f64::from(k) / 20.0);
-            (quantile, q(quantile))
-        })
-        .collect();
-    curve.push((1.0, h.max()));
-    StageStats {
-        name,
-        count: h.len(),
-        ns: [q(0.5), q(0.9), q(0.99), q(0.999), h.max()],
-        curve,
-    }
-}
 
 /// Trade id -> frame index, from the frames' JSON (`data.e == "trade"`, `data.t`).
 fn trade_frames(frames: &[String]) -> HashMap<u64, usize> {
@@ -622,28 +520,6 @@ fn print_ratios(results: &[RunResult]) {
             );
         }
     }
-}
-
-/// What the bench's JSON holds of a result.
-pub(crate) fn result_json(r: &RunResult) -> Json {
-    json!({
-        "stack": r.stack,
-        "rate": r.rate,
-        "frames": r.frames,
-        "trades_sent": r.trades_sent,
-        "trades_seen": r.trades_seen,
-        "engine_summary": r.engine_summary,
-        "stages": r.stages.iter().map(|s| json!({
-            "name": s.name,
-            "count": s.count,
-            "p50_ns": s.ns[0],
-            "p90_ns": s.ns[1],
-            "p99_ns": s.ns[2],
-            "p999_ns": s.ns[3],
-            "max_ns": s.ns[4],
-            "curve": s.curve.iter().map(|(q, v)| json!([q, v])).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 #[cfg(test)]

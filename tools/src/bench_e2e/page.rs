@@ -2,7 +2,7 @@
 //! wire -> visible per rate (every stack on one chart, log scales), flowcore's stages, and
 //! the ratios. Charts are drawn by the uPlot embedded in the page, as the backtest report's.
 
-use super::{result_json, E2eOptions, RunResult, TOTAL};
+use super::results::{result_json, E2eOptions, RunResult, TOTAL};
 use crate::report::{escape, UPLOT_CSS, UPLOT_JS, UPLOT_LICENSE};
 use serde_json::{json, Value as Json};
 
