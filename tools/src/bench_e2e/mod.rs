@@ -74,22 +74,27 @@ pub fn run_bench(options: &E2eOptions) -> anyhow::Result<Vec<RunResult>> {
     } else {
         None
     };
+    // The sender processes read the frames from here; each run's own files go once it was
+    // read (a failed run's stay, to look at).
+    let frames = options.out.join("frames.txt");
+    write_frames(&plan, &frames)?;
     let mut results = Vec::new();
     for &rate in &options.rates {
         for engine in &options.engines {
-            let r = run_flowcore(options, &plan, &trades, rate, engine)
+            let r = run_flowcore(options, &plan, &frames, &trades, rate, engine)
                 .with_context(|| format!("{} at {rate}/s", engine.name()))?;
             print_result(&r);
             results.push(r);
         }
         if let Some(redis) = &redis {
-            let r = run_conventional_stack(options, &plan, &trades, rate, redis.port)
+            let r = run_conventional_stack(options, &plan, &frames, &trades, rate, redis.port)
                 .with_context(|| format!("the conventional stack at {rate}/s"))?;
             print_result(&r);
             results.push(r);
         }
     }
     drop(redis);
+    let _ = std::fs::remove_file(&frames);
     print_ratios(&results);
     let json = page::results_json(options, &results);
     let json_path = options.out.join("e2e.json");
@@ -200,6 +205,7 @@ fn run_dir(options: &E2eOptions, stack: &str, rate: u64) -> anyhow::Result<PathB
 fn run_flowcore(
     options: &E2eOptions,
     plan: &SendPlan,
+    frames_file: &Path,
     trades: &HashMap<u64, usize>,
     rate: u64,
     engine: &EngineSetup,
@@ -209,9 +215,7 @@ fn run_flowcore(
         &format!("flowcore-{}-{}", engine.mode, engine.idle),
         rate,
     )?;
-    let frames_file = dir.join("frames.txt");
-    write_frames(plan, &frames_file)?;
-    let sender = start_sender(options, &dir, rate, &frames_file)?;
+    let sender = start_sender(options, &dir, rate, frames_file)?;
     let shm = std::env::temp_dir().join(format!("flowcore-e2e-{}-{rate}", std::process::id()));
     let _ = std::fs::remove_dir_all(&shm);
     let (feed_cpu, core_cpu) = if engine.mode == "inline" {
@@ -272,6 +276,7 @@ fn run_flowcore(
     let feed = flowcore_runtime::stages::read_stage_log(&stages.join("feed-0.txt"))?;
     let core = flowcore_runtime::stages::read_stage_log(&stages.join("core.txt"))?;
     let result = flowcore_stages(&sent, &seen, &feed, &core, trades, plan.frames.len())?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(RunResult {
         stack: engine.name(),
         rate,
@@ -366,14 +371,13 @@ fn sender_lateness(sent: &SendStamps, clock: &quanta::Clock) -> anyhow::Result<S
 fn run_conventional_stack(
     options: &E2eOptions,
     plan: &SendPlan,
+    frames_file: &Path,
     trades: &HashMap<u64, usize>,
     rate: u64,
     redis_port: u16,
 ) -> anyhow::Result<RunResult> {
     let dir = run_dir(options, "conventional", rate)?;
-    let frames_file = dir.join("frames.txt");
-    write_frames(plan, &frames_file)?;
-    let sender = start_sender(options, &dir, rate, &frames_file)?;
+    let sender = start_sender(options, &dir, rate, frames_file)?;
     let sightings = dir.join("seen.txt");
     let channel = format!("flowcore-e2e-{rate}");
     let redis = format!("127.0.0.1:{redis_port}");
@@ -412,6 +416,7 @@ fn run_conventional_stack(
         h.record(ns(&clock, sent.due_raw(i), visible).max(1))?;
         from_sent.record(ns(&clock, sent.sent_raw[i], visible).max(1))?;
     }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(RunResult {
         stack: "conventional".into(),
         rate,
