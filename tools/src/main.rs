@@ -270,7 +270,15 @@ fn bench(bench: BenchCommand) -> anyhow::Result<()> {
                 messages,
                 rates,
                 engines,
-                strategies: strategies.is_file().then_some(strategies),
+                strategies: if strategies.is_file() {
+                    Some(strategies)
+                } else {
+                    eprintln!(
+                        "e2e: {} not found: the engine runs no strategy",
+                        strategies.display()
+                    );
+                    None
+                },
                 conventional: !no_conventional,
                 warm_up: Duration::from_millis(warm_up_ms),
                 out,
