@@ -10,7 +10,7 @@ use crate::ring::{ReadFrom, RingReader, RingWriter};
 use crate::table::{TableReader, TableWriter};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -141,7 +141,7 @@ impl BusWriter {
                 path: dir.clone(),
                 source,
             })?;
-        let lock = lock_exclusive(dir)?;
+        let lock = lock_exclusive(dir, config.permissions)?;
         remove_stale_temporaries(dir);
         let now = now_ns();
         // Strictly newer than the epoch of any file left by an earlier writer, so a reader
@@ -208,20 +208,35 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-fn open_lock(dir: &Path) -> Result<File, ShmError> {
+/// The lock file, readable by the bus's group when it has one (0640, like the stream
+/// files): a reader of that group probes the writer's liveness through it, and a lock file
+/// it cannot open reads as a dead writer.
+fn open_lock(dir: &Path, permissions: Permissions) -> Result<File, ShmError> {
     let path = dir.join(LOCK_FILE);
-    OpenOptions::new()
+    let mode = if permissions.group.is_some() {
+        0o640
+    } else {
+        0o600
+    };
+    let io = |what| {
+        let path = path.clone();
+        move |source| ShmError::Io { what, path, source }
+    };
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o600)
+        .mode(mode)
         .open(&path)
-        .map_err(|source| ShmError::Io {
-            what: "open",
-            path,
-            source,
-        })
+        .map_err(io("open"))?;
+    // A lock file left by an earlier writer keeps its mode and owner: set both.
+    if let Some(gid) = permissions.group {
+        std::os::unix::fs::fchown(&file, None, Some(gid)).map_err(io("chown"))?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io("chmod"))?;
+    Ok(file)
 }
 
 fn flock(file: &File, op: libc::c_int) -> bool {
@@ -231,8 +246,8 @@ fn flock(file: &File, op: libc::c_int) -> bool {
 
 /// The writer lock. A reader probing liveness holds a shared lock for an instant, so a
 /// starting writer retries for a while before it concludes another writer is alive.
-fn lock_exclusive(dir: &Path) -> Result<File, ShmError> {
-    let file = open_lock(dir)?;
+fn lock_exclusive(dir: &Path, permissions: Permissions) -> Result<File, ShmError> {
+    let file = open_lock(dir, permissions)?;
     let deadline = Instant::now() + Duration::from_millis(300);
     loop {
         if flock(&file, libc::LOCK_EX) {

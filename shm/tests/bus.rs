@@ -175,6 +175,29 @@ fn files_are_private_and_stale_leftovers_never_stop_a_start() {
     BusReader::open(&dir.0, ReadFrom::Oldest).unwrap();
 }
 
+/// With a group, the lock file is the group's to read like every stream file (a reader of
+/// that group probes the writer's liveness through it), even where an earlier writer left
+/// it owner-only.
+#[test]
+fn a_groups_reader_can_probe_the_writer_lock() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("lock-group");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let lock = dir.0.join(flowcore_shm::LOCK_FILE);
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Our own group: chown to it is allowed for any user.
+    let gid = std::fs::metadata(&dir.0).unwrap().gid();
+    let mut config = small(&dir);
+    config.permissions.group = Some(gid);
+    let _w = BusWriter::create(&config, &symbols()).unwrap();
+    for name in [flowcore_shm::LOCK_FILE, "bars.ring"] {
+        let meta = std::fs::metadata(dir.0.join(name)).unwrap();
+        assert_eq!((meta.mode() & 0o777, meta.gid()), (0o640, gid), "{name}");
+    }
+    assert!(writer_alive(&dir.0));
+}
+
 /// Copies the bars ring to a scratch directory with `patch` applied, and opens it.
 fn open_patched(name: &str, patch: impl FnOnce(&mut Vec<u8>)) -> Result<(), ShmError> {
     let dir = TempDir::new(name);
