@@ -113,7 +113,7 @@ pub fn run_bench(options: &E2eOptions) -> anyhow::Result<Vec<RunResult>> {
 
 /// A started sender: its port, and the process (its stdout gives the stamps file path).
 struct SenderProcess {
-    child: Child,
+    child: Helper,
     port: u16,
     stamps: PathBuf,
 }
@@ -136,6 +136,7 @@ fn start_sender(
         .spawn()
         .context("starting the sender")?;
     let stdout = child.stdout.take().context("sender stdout")?;
+    let child = Helper(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let port = line
@@ -150,12 +151,25 @@ fn start_sender(
     })
 }
 
-fn wait_ok(mut child: Child, what: &str) -> anyhow::Result<()> {
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("{what} failed: {status}");
+/// A helper process of a run (the sender, a reader): killed when the run fails before it
+/// ends on its own, so none is left waiting for a peer that is gone.
+struct Helper(Child);
+
+impl Helper {
+    /// Waits for it to end; an error unless it succeeded.
+    fn wait_ok(mut self, what: &str) -> anyhow::Result<()> {
+        let status = self.0.wait()?;
+        anyhow::ensure!(status.success(), "{what} failed: {status}");
+        Ok(())
     }
-    Ok(())
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // Ended already, after `wait_ok`: both calls are then no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The frames of a plan in a file for the sender process: the snapshot first (`S ` line),
@@ -245,6 +259,7 @@ fn run_flowcore(
         .arg("--out")
         .arg(&sightings)
         .spawn()
+        .map(Helper)
         .context("starting the bus reader")?;
     let stages = dir.join("stages");
     std::fs::create_dir_all(&stages)?;
@@ -268,8 +283,8 @@ fn run_flowcore(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    wait_ok(sender.child, "the sender")?;
-    wait_ok(reader, "the bus reader")?;
+    sender.child.wait_ok("the sender")?;
+    reader.wait_ok("the bus reader")?;
     let _ = std::fs::remove_dir_all(&shm);
     let sent = SendStamps::from_text(&std::fs::read_to_string(&sender.stamps)?)?;
     let seen = shm_reader::from_text(&std::fs::read_to_string(&sightings)?)?;
@@ -389,9 +404,10 @@ fn run_conventional_stack(
         .arg(&sightings)
         .stdout(Stdio::piped())
         .spawn()
+        .map(Helper)
         .context("starting the Redis subscriber")?;
     let mut ready = String::new();
-    BufReader::new(reader.stdout.take().context("reader stdout")?).read_line(&mut ready)?;
+    BufReader::new(reader.0.stdout.take().context("reader stdout")?).read_line(&mut ready)?;
     anyhow::ensure!(ready.trim() == "ready", "the subscriber said {ready:?}");
     let engine = Command::new(&options.exe)
         .args(["bench-part", "conventional", "--redis", &redis])
@@ -403,8 +419,8 @@ fn run_conventional_stack(
         .context("starting the conventional engine")?;
     let out = engine.wait_with_output()?;
     anyhow::ensure!(out.status.success(), "the conventional engine failed");
-    wait_ok(sender.child, "the sender")?;
-    wait_ok(reader, "the Redis subscriber")?;
+    sender.child.wait_ok("the sender")?;
+    reader.wait_ok("the Redis subscriber")?;
     let sent = SendStamps::from_text(&std::fs::read_to_string(&sender.stamps)?)?;
     let seen = conventional_sightings(&std::fs::read_to_string(&sightings)?)?;
     let clock = quanta::Clock::new();
