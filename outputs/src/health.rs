@@ -298,10 +298,13 @@ impl Lag {
     /// Adds a sample to the open second without counting it as behind.
     #[inline]
     fn push(&mut self, lag_ns: i64) {
-        if self.second.len() == self.second.capacity() {
-            self.spill();
+        if self.second.len() < self.second.capacity() {
+            self.second.push(lag_ns);
+        } else {
+            // A busier second than the room: this sample alone goes to the histogram (the
+            // rest join it when the second closes), not the whole room inside one event.
+            self.spilled.record(lag_ns);
         }
-        self.second.push(lag_ns);
     }
 
     /// Moves the open second's samples into its histogram.

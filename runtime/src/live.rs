@@ -29,7 +29,7 @@ use crate::feed::{
 use crate::handoff::{drain, producer_finished};
 use crate::pin::pin;
 use crate::recorder::{RecordSummary, Recorder};
-use crate::stages::StageLog;
+use crate::stages::{core_log, StageLog};
 use crate::strategies::strategy_set;
 use anyhow::Context;
 use flowcore_core::engine::{Engine, EngineCounters, FeedRequest};
@@ -242,9 +242,7 @@ pub fn run(options: RunOptions, outputs: Outputs<'_>) -> anyhow::Result<RunSumma
     let mut core = Core {
         engine: &mut engine,
         sink: &mut sink,
-        stages: stage_log
-            .as_ref()
-            .map(|dir| StageLog::new(dir.join("core.txt"))),
+        stages: stage_log.as_ref().map(|dir| StageLog::new(core_log(dir))),
     };
     let deadline = duration.map(|d| Instant::now() + d);
     let feed_stats = match config.mode {
@@ -335,12 +333,13 @@ impl Core<'_, '_> {
         requests: &mut rtrb::Producer<FeedRequest>,
         unsent: &mut Vec<FeedRequest>,
     ) {
-        let picked = self.stages.as_ref().map(StageLog::raw);
+        let picked = match (&self.stages, &ev.kind) {
+            (Some(log), EventKind::Trade(_)) => Some(log.raw()),
+            _ => None,
+        };
         self.engine.on_event(ev, self.sink);
         if let (Some(log), Some(picked)) = (&mut self.stages, picked) {
-            if matches!(ev.kind, EventKind::Trade(_)) {
-                log.push(ev.local_ts, picked, log.raw());
-            }
+            log.push(ev.local_ts, picked, log.raw());
         }
         self.sink
             .after_event(ev, self.engine, || LiveCounters::per_venue(live));
@@ -411,7 +410,7 @@ fn run_threaded(
 }
 
 /// `pipeline.mode = "inline"`: this thread polls every feed a round at a time and applies
-/// what each round parsed before the next, until every feed has ended.
+/// each message's events as soon as it is parsed, until every feed has ended.
 fn run_inline(
     mut feeds: Vec<Option<InlineFeed>>,
     core: &mut Core<'_, '_>,
@@ -456,11 +455,13 @@ fn run_inline(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop.store(true, Ordering::Relaxed);
         }
-        match feeds.iter_mut().flatten().next() {
-            // Parked in the kernel until a completion arrives: with one feed, a message
+        let mut running = feeds.iter_mut().flatten();
+        match (running.next(), running.next()) {
+            // Parked in the kernel until a completion arrives: with one feed left, a message
             // wakes the thread at once. With several, parking on one would leave the others
-            // waiting for its timeout: they share the idle strategy's short sleep.
-            Some(only) if idle == IdleStrategy::Park && live.len() == 1 => {
+            // waiting for its timeout: they share the idle strategy's short sleep. A driver
+            // that fails to wait (said on stderr) fails its next round too, which ends it.
+            (Some(only), None) if idle == IdleStrategy::Park => {
                 only.feed.park(PARK_TIMEOUT);
             }
             _ => {

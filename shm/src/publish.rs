@@ -183,12 +183,11 @@ impl Publisher {
                 self.batch_exch_ns[ev.inst.index()] = b.exch_ts.map_or(0, |t| t.get());
                 return;
             }
-            EventKind::BookEnd => self.book20(ev, engine),
+            EventKind::BookEnd => self.book20(ev, engine, self.batch_exch_ns[ev.inst.index()]),
             // The engine dropped the book (diffs were missed): readers must not go on
             // trusting the old one until the successor connection's first diff.
             EventKind::Session(SessionEvent::StreamBreak) if self.book_written[ev.inst.index()] => {
-                self.batch_exch_ns[ev.inst.index()] = 0;
-                self.book20(ev, engine);
+                self.book20(ev, engine, 0);
             }
             // Trades go out as the engine counts them (`EngineSink::trade`), venue
             // statistics as per-second rows ([`Publisher::stats`]).
@@ -200,7 +199,8 @@ impl Publisher {
         self.published += 1;
     }
 
-    fn book20(&mut self, ev: &MarketEvent, engine: &Engine) {
+    /// Rewrites `ev`'s instrument's top-20 slot with the book as it stands, stamped `exch_ns`.
+    fn book20(&mut self, ev: &MarketEvent, engine: &Engine, exch_ns: i64) {
         let mut rec = Book20Record {
             local_ns: ev.local_ts,
             symbol_id: ev.inst.0.into(),
@@ -219,7 +219,7 @@ impl Publisher {
                 }
             }
         }
-        rec.exch_ns = self.batch_exch_ns[ev.inst.index()];
+        rec.exch_ns = exch_ns;
         rec.publish_ns = now_ns();
         // The key is an instrument id, always inside the table the bus was created with.
         let _ = self.bus.book20.update(ev.inst.0.into(), &rec);

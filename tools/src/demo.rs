@@ -126,14 +126,10 @@ pub fn demo(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoSum
     // One connection a venue, and USD-M's `/market` one for its mark price.
     let connections = venues + 1;
     let private_dir = options.shm.is_none();
-    let shm_dir = options.shm.clone().unwrap_or_else(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        base.join(format!("flowcore-demo-{}", std::process::id()))
-    });
+    let shm_dir = options
+        .shm
+        .clone()
+        .unwrap_or_else(|| private_bus_dir(&format!("demo-{}", std::process::id())));
     let table = InstrumentTable::bundled_defaults();
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -456,4 +452,15 @@ fn print_line(
         view.events.saturating_sub(shown.events),
     )?;
     out.flush()
+}
+
+/// A bus directory of this process's own: on tmpfs (as in production) where there is one,
+/// else under the temporary directory.
+pub fn private_bus_dir(name: &str) -> PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!("flowcore-{name}"))
 }

@@ -180,7 +180,6 @@ const BENCH_HELPER_CPU: usize = 0;
 
 fn bench_part(part: BenchPart) -> anyhow::Result<()> {
     use flowcore_tools::bench_e2e::{self, conventional, sender, shm_reader};
-    use std::io::Write;
     match part {
         BenchPart::Sender {
             frames,

@@ -16,7 +16,10 @@ pub(crate) const UPLOT_LICENSE: &str = include_str!("../assets/uplot/LICENSE");
 /// The charts: ids the page draws and the test expects.
 pub const CHARTS: [&str; 5] = ["price", "cvd", "imbalance", "score", "equity"];
 
-const SCRIPT: &str = r#"
+/// The start of every page's script: its data (`#data`), what it drew and any script or
+/// console error in `document.body.dataset.status` (what the headless Chromium tests read),
+/// and the series colours.
+pub(crate) const STATUS_JS: &str = r#"
 const D = JSON.parse(document.getElementById('data').textContent);
 const status = { drawn: {}, errors: [] };
 const publish = () => { document.body.dataset.status = JSON.stringify(status); };
@@ -24,6 +27,9 @@ window.addEventListener('error', e => { status.errors.push(String(e.message)); p
 const consoleError = console.error;
 console.error = (...a) => { status.errors.push(a.map(String).join(' ')); publish(); consoleError(...a); };
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+"#;
+
+const SCRIPT: &str = r#"
 
 // uPlot wants one x array per chart: the union of the series' times, null where a series
 // has no point.
@@ -157,7 +163,7 @@ h2 {{ margin-top: 1.5em; font-size: 1.1em; }}
 <script>/* uPlot, MIT licence:
 {UPLOT_LICENSE}*/
 {UPLOT_JS}</script>
-<script>{SCRIPT}</script>
+<script>{STATUS_JS}{SCRIPT}</script>
 </body></html>
 "#,
         messages = run.messages,

@@ -1,7 +1,7 @@
 //! `flowcore bench e2e` as a user runs it, small: every process really started (the
 //! open-loop sender, `flowcore run` on io_uring in both pipeline modes, the bus reader, and
 //! the conventional stack against a real redis-server), every trade sent seen exactly once
-//! by each stack's reader, the stages adding up, and the JSON and HTML written. Idle
+//! by each stack's reader, no stage of flowcore's above the total, and the JSON and HTML written. Idle
 //! strategies that park, as tests must on a shared 2-core machine; the bench's figures are
 //! for `cargo bench`-like quiet runs, not checked here.
 

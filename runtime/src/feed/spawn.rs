@@ -11,7 +11,7 @@ use crate::config::{FeedConfig, IdleStrategy, TransportKind};
 use crate::handoff::BatchWriter;
 use crate::pin::pin;
 use crate::recorder::RecordWriter;
-use crate::stages::StageLog;
+use crate::stages::{feed_log, StageLog};
 use flowcore_core::engine::FeedRequest;
 use flowcore_core::event::MarketEvent;
 use flowcore_core::instrument::InstrumentTable;
@@ -70,7 +70,7 @@ impl FeedSpawn {
             stages: self
                 .stage_log
                 .as_ref()
-                .map(|dir| StageLog::new(dir.join(format!("feed-{}.txt", self.index)))),
+                .map(|dir| StageLog::new(feed_log(dir, self.index))),
         }
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct FeedThread {
     pub(crate) feed: Rc<FeedConfig>,
     pub(crate) table: InstrumentTable,
     /// Where each message's events go when it ends.
-    pub(crate) events: EventOut,
+    pub(super) events: EventOut,
     pub(super) recorder: Option<RecordWriter>,
     pub(super) clock: EpochClock,
     pub(crate) idle: IdleStrategy,
@@ -50,7 +50,7 @@ pub(crate) struct FeedThread {
     /// When each symbol's open interest is next polled (with `open_interest_s`).
     pub(crate) open_interest_due: Option<Instant>,
     /// Stage stamps of each frame, for the end-to-end bench.
-    pub(crate) stages: Option<StageLog>,
+    pub(super) stages: Option<StageLog>,
 }
 
 impl FeedThread {
@@ -281,9 +281,9 @@ pub(crate) enum EventOut {
     /// To the core thread, a batch per message through the feed's ring.
     Ring(BatchWriter<MarketEvent>),
     /// Kept for the engine on this same thread (`pipeline.mode = "inline"`), which takes
-    /// them after each round of the feed's loop. No ring: one message's events (a snapshot
-    /// of thousands of levels) could outgrow any ring that only this thread empties. The
-    /// vector grows to the largest round once.
+    /// them as soon as the message is parsed ([`FeedThread::deliver_inline`]). No ring: one
+    /// message's events (a snapshot of thousands of levels) could outgrow any ring that
+    /// only this thread empties. The vector grows to the largest message once.
     Inline(Vec<MarketEvent>),
 }
 

@@ -265,7 +265,8 @@ impl UringFeed {
             quiet,
         } = self;
         let exit_on_close = *exit_on_close;
-        let feed = thread.feed.clone();
+        // For messages only (the venue is Copy: no Rc clone per round).
+        let venue = thread.feed.venue;
         if stop.load(Ordering::Relaxed) && stopping.is_none() {
             *stopping = Some(Instant::now());
             for s in streams.iter() {
@@ -282,7 +283,7 @@ impl UringFeed {
                         Ok(id) => s.link.primary_connecting(id, Instant::now()),
                         Err(e) => {
                             thread.stats.connect_errors += 1;
-                            eprintln!("run: {} {}: connect: {e}", feed.venue, s.symbol);
+                            eprintln!("run: {venue} {}: connect: {e}", s.symbol);
                             s.retry_at = Instant::now() + s.backoff.next_delay();
                         }
                     }
@@ -339,10 +340,7 @@ impl UringFeed {
                             thread.stats.disconnects += 1;
                             s.opened = s.link.primary_open();
                             if let Err(e) = result {
-                                eprintln!(
-                                    "run: {} {}: {e}; the standby takes over",
-                                    feed.venue, s.symbol
-                                );
+                                eprintln!("run: {venue} {}: {e}; the standby takes over", s.symbol);
                             }
                         }
                         Ended::Standby if stopping.is_none() => {
@@ -403,7 +401,7 @@ impl UringFeed {
                                 Ok(id) => s.link.standby_connecting(id, now),
                                 Err(e) => {
                                     thread.stats.connect_errors += 1;
-                                    eprintln!("run: {} {}: standby: {e}", feed.venue, s.symbol);
+                                    eprintln!("run: {venue} {}: standby: {e}", s.symbol);
                                     s.link.standby_failed(now);
                                 }
                             }
@@ -420,7 +418,7 @@ impl UringFeed {
         let progressed = match polled {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("run: {}: io_uring: {e}", feed.venue);
+                eprintln!("run: {venue}: io_uring: {e}");
                 return Round::Ended;
             }
         };

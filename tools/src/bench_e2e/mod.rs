@@ -19,8 +19,9 @@
 //! threaded mode), the engine (book, bars, strategies, the trade published) and the bus hop
 //! (published -> seen).
 //!
-//! On 2 cores the engine gets core 1 and the sender and reader share core 0 (pinned), in
-//! every stack: the conventional stack's threads and redis-server are left to the
+//! On 2 cores the sender and reader share core 0 (pinned) in every stack. flowcore inline
+//! has core 1 to itself; threaded puts its feed thread on core 1 and its core thread on
+//! core 0 beside them; the conventional stack's threads and redis-server are left to the
 //! scheduler, as such a stack is deployed.
 
 pub mod conventional;
@@ -111,7 +112,7 @@ pub fn run_bench(options: &E2eOptions) -> anyhow::Result<Vec<RunResult>> {
     Ok(results)
 }
 
-/// A started sender: its port, and the process (its stdout gives the stamps file path).
+/// A started sender: its process, the port it said on stdout, and where it writes its stamps.
 struct SenderProcess {
     child: Helper,
     port: u16,
@@ -230,7 +231,7 @@ fn run_flowcore(
         rate,
     )?;
     let sender = start_sender(options, &dir, rate, frames_file)?;
-    let shm = std::env::temp_dir().join(format!("flowcore-e2e-{}-{rate}", std::process::id()));
+    let shm = crate::demo::private_bus_dir(&format!("e2e-{}-{rate}", std::process::id()));
     let _ = std::fs::remove_dir_all(&shm);
     let (feed_cpu, core_cpu) = if engine.mode == "inline" {
         (String::new(), "core_cpu = 1\n")
@@ -288,8 +289,9 @@ fn run_flowcore(
     let _ = std::fs::remove_dir_all(&shm);
     let sent = SendStamps::from_text(&std::fs::read_to_string(&sender.stamps)?)?;
     let seen = shm_reader::from_text(&std::fs::read_to_string(&sightings)?)?;
-    let feed = flowcore_runtime::stages::read_stage_log(&stages.join("feed-0.txt"))?;
-    let core = flowcore_runtime::stages::read_stage_log(&stages.join("core.txt"))?;
+    use flowcore_runtime::stages::{core_log, feed_log, read_stage_log};
+    let feed = read_stage_log(&feed_log(&stages, 0))?;
+    let core = read_stage_log(&core_log(&stages))?;
     let result = flowcore_stages(&sent, &seen, &feed, &core, trades, plan.frames.len())?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(RunResult {
@@ -463,9 +465,10 @@ pub fn conventional_sightings_text(seen: &[(u64, u64)]) -> String {
     seen.iter().map(|(t, v)| format!("{t} {v}\n")).collect()
 }
 
-/// A private `redis-server` on a free loopback port, no persistence, stopped when dropped.
+/// A private `redis-server` on a free loopback port, no persistence, stopped when dropped
+/// (as a [`Helper`]).
 struct RedisServer {
-    child: Child,
+    _child: Helper,
     port: u16,
 }
 
@@ -481,8 +484,12 @@ impl RedisServer {
             .arg(dir)
             .stdout(Stdio::null())
             .spawn()
+            .map(Helper)
             .context("starting redis-server (scripts/setup-redis.sh installs it)")?;
-        let server = Self { child, port };
+        let server = Self {
+            _child: child,
+            port,
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
@@ -490,13 +497,6 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(25));
         }
         bail!("redis-server did not listen on {port} within 5 s")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -525,21 +525,11 @@ fn print_result(r: &RunResult) {
 
 /// The conventional stack's wire -> visible over each flowcore set-up's, per rate.
 fn print_ratios(results: &[RunResult]) {
-    for conv in results.iter().filter(|r| r.stack == "conventional") {
-        for r in results
-            .iter()
-            .filter(|r| r.rate == conv.rate && r.stack != "conventional")
-        {
-            let ratio = |k: usize| conv.total().ns[k] as f64 / r.total().ns[k].max(1) as f64;
-            println!(
-                "e2e: at {}/s, {} is {:.1}x faster at p50, {:.1}x at p99, {:.1}x at p99.9 than the conventional stack",
-                r.rate,
-                r.stack,
-                ratio(0),
-                ratio(2),
-                ratio(3)
-            );
-        }
+    for (r, [p50, p99, p999]) in results::ratios(results) {
+        println!(
+            "e2e: at {}/s, {} is {p50:.1}x faster at p50, {p99:.1}x at p99, {p999:.1}x at p99.9 than the conventional stack",
+            r.rate, r.stack
+        );
     }
 }
 

@@ -2,8 +2,8 @@
 //! wire -> visible per rate (every stack on one chart, log scales), flowcore's stages, and
 //! the ratios. Charts are drawn by the uPlot embedded in the page, as the backtest report's.
 
-use super::results::{result_json, E2eOptions, RunResult, TOTAL};
-use crate::report::{escape, UPLOT_CSS, UPLOT_JS, UPLOT_LICENSE};
+use super::results::{ratios, result_json, E2eOptions, RunResult, TOTAL};
+use crate::report::{escape, STATUS_JS, UPLOT_CSS, UPLOT_JS, UPLOT_LICENSE};
 use serde_json::{json, Value as Json};
 
 /// Everything the bench measured, with what it ran.
@@ -15,37 +15,20 @@ pub fn results_json(options: &E2eOptions, results: &[RunResult]) -> Json {
         "warm_up_ms": options.warm_up.as_millis() as u64,
         "machine_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "results": results.iter().map(result_json).collect::<Vec<_>>(),
-        "ratios": ratios(results),
+        "ratios": ratios(results)
+            .into_iter()
+            .map(|(r, [p50, p99, p999])| json!({
+                "rate": r.rate,
+                "stack": r.stack,
+                "p50": p50,
+                "p99": p99,
+                "p999": p999,
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 
-/// Conventional over flowcore, wire -> visible, per rate and flowcore set-up.
-fn ratios(results: &[RunResult]) -> Vec<Json> {
-    let mut out = Vec::new();
-    for conv in results.iter().filter(|r| r.stack == "conventional") {
-        for r in results
-            .iter()
-            .filter(|r| r.rate == conv.rate && r.stack != "conventional")
-        {
-            let ratio = |k: usize| conv.total().ns[k] as f64 / r.total().ns[k].max(1) as f64;
-            out.push(json!({
-                "rate": r.rate,
-                "stack": r.stack,
-                "p50": ratio(0),
-                "p99": ratio(2),
-                "p999": ratio(3),
-            }));
-        }
-    }
-    out
-}
-
 const SCRIPT: &str = r#"
-const D = JSON.parse(document.getElementById('data').textContent);
-const status = { drawn: {}, errors: [] };
-const publish = () => { document.body.dataset.status = JSON.stringify(status); };
-window.addEventListener('error', e => { status.errors.push(String(e.message)); publish(); });
-const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
 // x: -log10(1 - q), so p90 is 1, p99 2, p99.9 3; the max sits at 4.5.
 const nines = q => q >= 1 ? 4.5 : -Math.log10(1 - q);
 const label = x => x >= 4.5 ? 'max' : 'p' + +(100 * (1 - Math.pow(10, -x))).toFixed(Math.max(0, Math.ceil(x) - 2));
@@ -148,7 +131,7 @@ rust_decimal, tokio mpsc, Redis pub/sub) over a real redis-server. {}</p>
 <script>/*
 {UPLOT_LICENSE}*/
 {UPLOT_JS}</script>
-<script>{SCRIPT}</script>
+<script>{STATUS_JS}{SCRIPT}</script>
 </body></html>
 "#,
         escape(&format!(

@@ -134,3 +134,19 @@ pub(crate) fn result_json(r: &RunResult) -> Json {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// The conventional stack's wire -> visible over each flowcore set-up's at the same rate:
+/// `(flowcore's result, [p50, p99, p99.9] ratios)`.
+pub fn ratios(results: &[RunResult]) -> Vec<(&RunResult, [f64; 3])> {
+    let mut out = Vec::new();
+    for conv in results.iter().filter(|r| r.stack == "conventional") {
+        for r in results
+            .iter()
+            .filter(|r| r.rate == conv.rate && r.stack != "conventional")
+        {
+            let ratio = |k: usize| conv.total().ns[k] as f64 / r.total().ns[k].max(1) as f64;
+            out.push((r, [ratio(0), ratio(2), ratio(3)]));
+        }
+    }
+    out
+}
