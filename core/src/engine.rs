@@ -416,7 +416,14 @@ impl Engine {
             EventKind::Trade(trade) => self.on_trade(ev.inst, trade, sink),
             EventKind::BookTicker(bt) => self.check_ticker(ev.inst, bt),
             EventKind::BookBegin(begin) => self.on_book_begin(ev.inst, begin, sink),
-            EventKind::Level(level) => self.on_level(ev.inst, level),
+            EventKind::Level(level) => {
+                // Most events are levels (741 k of the BTC set's 1.76 M). A level carries no
+                // exchange time, and the `BookBegin` of its message, received at the same
+                // time, already marked the instrument seen: nothing below concerns it. (A
+                // stray level outside any batch is a framing error, no sign of life.)
+                self.on_level(ev.inst, level);
+                return;
+            }
             EventKind::BookEnd => self.on_book_end(ev.inst),
             EventKind::Session(session) => self.on_session(ev.inst, session, sink),
             EventKind::Stat(stat) => {
