@@ -19,7 +19,7 @@ use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_core::strategy::SignalCounters;
 use flowcore_feeds::parsed::Parsed;
 use flowcore_feeds::parser::VenueParser;
-use flowcore_feeds::recording::{Input, Pace, RecordingReader, Source};
+use flowcore_feeds::recording::{Input, Lines, Pace, RecordingReader, Source, WholeRecording};
 use flowcore_outputs::health::{FeedCounters, HealthRow, VenueFeedCounters};
 use flowcore_outputs::{CoreSink, Outputs};
 use flowcore_shm::BusConfig;
@@ -208,15 +208,152 @@ fn read_chains(
             .1
             .current();
         pacer.wait_for(ts);
-        let outcome = match parsers[i].parse(ts, json, Some(chain.inst), &mut |ev| sink.event(ev)) {
-            Ok(Parsed::Events(_)) => ReadOutcome::Market,
-            Ok(Parsed::Control(_)) => ReadOutcome::Control,
-            Err(_) => ReadOutcome::Refused,
-        };
-        if !sink.read(i as u32, outcome) {
+        if !parse_message(&mut parsers[i], chain.inst, ts, json, i as u32, sink) {
             return Ok(());
         }
         chain.advance()?;
+    }
+}
+
+/// Parses one message of chain `source` into `sink`, then says where it came from and how
+/// its parse went. False when the engine side stopped.
+#[inline]
+fn parse_message(
+    parser: &mut VenueParser,
+    inst: InstrumentId,
+    ts: i64,
+    json: &[u8],
+    source: u32,
+    sink: &mut impl HandoffSink,
+) -> bool {
+    let outcome = match parser.parse(ts, json, Some(inst), &mut |ev| sink.event(ev)) {
+        Ok(Parsed::Events(_)) => ReadOutcome::Market,
+        Ok(Parsed::Control(_)) => ReadOutcome::Control,
+        Err(_) => ReadOutcome::Refused,
+    };
+    sink.read(source, outcome)
+}
+
+/// Where the next message of a chain of whole recordings is: what the engine's thread sends
+/// the parser thread ([`handoff::parse_on_second_thread`]).
+#[derive(Debug, Clone, Copy)]
+struct LineAt {
+    chain: u32,
+    /// Index of the recording in the replay's list of whole recordings.
+    file: u32,
+    ts: i64,
+    json_start: usize,
+    json_end: usize,
+}
+
+/// Every chain's recordings whole in memory, in chain and argument order.
+struct WholeFiles {
+    recordings: Vec<WholeRecording>,
+    /// Per chain: (argument index, index in `recordings`) of its files, in order.
+    chains: Vec<Vec<(usize, usize)>>,
+}
+
+impl WholeFiles {
+    /// `None` when a recording cannot be whole (gzip, a journal, a pipe).
+    fn of(chains: &[Chain]) -> anyhow::Result<Option<Self>> {
+        let mut whole = WholeFiles {
+            recordings: Vec::new(),
+            chains: Vec::new(),
+        };
+        for chain in chains {
+            let mut files = Vec::new();
+            for (arg, source) in &chain.files {
+                let Some(recording) = source.whole()? else {
+                    return Ok(None);
+                };
+                files.push((*arg, whole.recordings.len()));
+                whole.recordings.push(recording);
+            }
+            whole.chains.push(files);
+        }
+        Ok(Some(whole))
+    }
+}
+
+/// The chains when every recording is whole in memory: the engine's thread finds their lines
+/// and merges them (as [`read_chains`] does), and the parser thread parses them in place.
+struct WholeChains<'a> {
+    recordings: &'a [WholeRecording],
+    chains: Vec<WholeChain<'a>>,
+}
+
+struct WholeChain<'a> {
+    /// (argument index, index in `recordings`) still to read, front first.
+    files: std::collections::VecDeque<(usize, usize)>,
+    lines: Option<(usize, usize, Lines<'a>)>,
+    /// The next line: its (local ts, argument index), recording and JSON.
+    head: Option<((i64, usize), usize, std::ops::Range<usize>)>,
+}
+
+impl<'a> WholeChains<'a> {
+    fn new(files: &'a WholeFiles) -> anyhow::Result<Self> {
+        let mut chains = WholeChains {
+            recordings: &files.recordings,
+            chains: files
+                .chains
+                .iter()
+                .map(|files| WholeChain {
+                    files: files.iter().copied().collect(),
+                    lines: None,
+                    head: None,
+                })
+                .collect(),
+        };
+        for i in 0..chains.chains.len() {
+            chains.advance(i)?;
+        }
+        Ok(chains)
+    }
+
+    /// Reads chain `i`'s next line into its head.
+    fn advance(&mut self, i: usize) -> anyhow::Result<()> {
+        let chain = &mut self.chains[i];
+        chain.head = None;
+        loop {
+            if chain.lines.is_none() {
+                let Some((arg, file)) = chain.files.pop_front() else {
+                    return Ok(());
+                };
+                chain.lines = Some((arg, file, Lines::new(&self.recordings[file])));
+            }
+            let (arg, file, lines) = chain.lines.as_mut().expect("just set");
+            match lines.next_line()? {
+                Some((ts, json)) => {
+                    chain.head = Some(((ts, *arg), *file, json));
+                    return Ok(());
+                }
+                None => chain.lines = None,
+            }
+        }
+    }
+
+    /// The next message in the merged order of [`read_chains`]: by local time, then
+    /// argument, then chain.
+    #[inline]
+    fn next(&mut self) -> anyhow::Result<Option<LineAt>> {
+        let next = self
+            .chains
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.head.as_ref().map(|(head, _, _)| (*head, i)))
+            .min();
+        let Some(((ts, _), i)) = next else {
+            return Ok(None);
+        };
+        let (_, file, json) = self.chains[i].head.clone().expect("chosen for its head");
+        self.advance(i)?;
+        Ok(Some(LineAt {
+            chain: i as u32,
+            file: file as u32,
+            ts,
+            json_start: json.start,
+            json_end: json.end,
+        }))
     }
 }
 
@@ -306,6 +443,12 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
             }),
         }
     }
+    // Two threads at full speed over recordings that can lie whole in memory: the engine's
+    // thread reads, the other parses (see `handoff::parse_on_second_thread`).
+    let whole = match threads {
+        ReplayThreads::Two(_) if pace == Pace::Asap => WholeFiles::of(&chains)?,
+        _ => None,
+    };
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
     let mut parsers: Vec<VenueParser> = chains
         .iter()
@@ -314,8 +457,10 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
     engine.set_member_timeout_ms(member_timeout_ms);
-    for chain in &mut chains {
-        chain.advance()?;
+    if whole.is_none() {
+        for chain in &mut chains {
+            chain.advance()?;
+        }
     }
     let venues: Vec<Venue> = chains.iter().map(|c| c.venue).collect();
     let mut out = CoreSink::create(&engine, &venues, outputs, shm.as_ref())?;
@@ -332,9 +477,31 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         control_messages: 0,
         error: None,
     };
-    let read = match threads {
-        ReplayThreads::One => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
-        ReplayThreads::Two(idle) => {
+    let read = match (threads, whole) {
+        (ReplayThreads::One, _) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
+        (ReplayThreads::Two(idle), Some(files)) => {
+            let mut lines = WholeChains::new(&files)?;
+            let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
+            let recordings = &files.recordings;
+            handoff::parse_on_second_thread(
+                idle,
+                || lines.next(),
+                |line: LineAt, ring| {
+                    let chain = line.chain as usize;
+                    let json = &recordings[line.file as usize][line.json_start..line.json_end];
+                    parse_message(
+                        &mut parsers[chain],
+                        insts[chain],
+                        line.ts,
+                        json,
+                        line.chain,
+                        ring,
+                    )
+                },
+                |h| side.apply(h),
+            )
+        }
+        (ReplayThreads::Two(idle), None) => {
             handoff::two_threads(
                 idle,
                 paced,

@@ -1,15 +1,17 @@
-//! A two-thread replay (reader and parser on one thread, engine on the other) writes the
-//! same bytes as a one-thread replay: rows in the order written, health rows with their
-//! per-second message and error counts, and the summary. And a failed output stops both
-//! threads with the error.
+//! A two-thread replay writes the same bytes as a one-thread replay: rows in the order
+//! written, health rows with their per-second message and error counts, and the summary;
+//! split either way (reading and parsing on one thread and the engine on the other, or, over
+//! recordings whole in memory, reading with the engine and the parse apart). A failed output
+//! and a bad line stop both threads with the error.
 
 use flowcore_core::instrument::Venue;
-use flowcore_feeds::recording::Input;
+use flowcore_feeds::recording::{Input, RecordingReader, Source};
 use flowcore_outputs::Outputs;
 use flowcore_runtime::config::IdleStrategy;
 use flowcore_runtime::replay::{replay, ReplayOptions, ReplayThreads};
-use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, Written};
+use flowcore_tests::{btc_inputs, lines, memory, options, replay_written, temp_dir, Written};
 use std::io::Write;
+use std::path::Path;
 
 fn replay_with(inputs: Vec<Input>, threads: ReplayThreads) -> Written {
     replay_written(ReplayOptions {
@@ -40,6 +42,32 @@ fn inputs_with_refusals() -> Vec<Input> {
     inputs
 }
 
+/// [`inputs_with_refusals`] with every recording whole: in memory, or as plain files in
+/// `dir` (mapped). Two threads then split the other way: the engine's thread reads, the
+/// other parses.
+fn whole_inputs_with_refusals(dir: Option<&Path>) -> Vec<Input> {
+    inputs_with_refusals()
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let bytes = match &input.source {
+                Source::Path(p) => RecordingReader::read_all(p).expect("bundled recording"),
+                Source::Memory(m) => m.to_vec(),
+                Source::Journal { .. } => unreachable!("no journal here"),
+            };
+            let source = match dir {
+                None => Source::Memory(bytes.into()),
+                Some(dir) => {
+                    let path = dir.join(format!("{i}.txt"));
+                    std::fs::write(&path, bytes).expect("plain copy");
+                    Source::Path(path)
+                }
+            };
+            Input { source, ..input }
+        })
+        .collect()
+}
+
 #[test]
 fn two_threads_write_the_same_bytes_as_one() {
     let one = replay_with(inputs_with_refusals(), ReplayThreads::One);
@@ -55,6 +83,57 @@ fn two_threads_write_the_same_bytes_as_one() {
         assert!(two.bars == one.bars, "{idle:?}: bar rows differ");
         assert!(two.tops == one.tops, "{idle:?}: tops rows differ");
         assert!(two.health == one.health, "{idle:?}: health rows differ");
+    }
+}
+
+#[test]
+fn two_threads_over_whole_recordings_write_the_same_bytes_as_one() {
+    let one = replay_with(inputs_with_refusals(), ReplayThreads::One);
+    assert!(one.summary.parse_errors >= 100 && one.summary.tops > 1000);
+    let dir = temp_dir("replay-plain");
+    for (what, inputs) in [
+        ("in memory", whole_inputs_with_refusals(None)),
+        ("mapped", whole_inputs_with_refusals(Some(&dir))),
+    ] {
+        for idle in [IdleStrategy::SpinYield, IdleStrategy::Park] {
+            let two = replay_with(inputs.clone(), ReplayThreads::Two(idle));
+            assert_eq!(two.summary, one.summary, "{what}, {idle:?}");
+            assert!(two.bars == one.bars, "{what}, {idle:?}: bar rows differ");
+            assert!(two.tops == one.tops, "{what}, {idle:?}: tops rows differ");
+            assert!(
+                two.health == one.health,
+                "{what}, {idle:?}: health rows differ"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_line_without_a_timestamp_stops_every_replay_with_its_number() {
+    let mut spot = lines("spot_btcusdt_20240808.txt.gz");
+    spot.truncate(5_000);
+    spot.insert(3_000, "no timestamp here".into());
+    for threads in [
+        ReplayThreads::One,
+        ReplayThreads::Two(IdleStrategy::SpinYield),
+    ] {
+        let inputs = vec![
+            memory(Venue::BinanceSpot, &spot),
+            btc_inputs().swap_remove(2),
+        ];
+        let err = replay(
+            ReplayOptions {
+                threads,
+                ..options(inputs)
+            },
+            Outputs::default(),
+        )
+        .expect_err("a line without a timestamp");
+        assert!(
+            format!("{err:#}").contains("line 3001"),
+            "{threads:?}: {err:#}"
+        );
     }
 }
 
@@ -79,9 +158,14 @@ impl Write for FailingAfter {
 
 #[test]
 fn a_failed_output_stops_either_replay_with_its_error() {
-    for threads in [
-        ReplayThreads::One,
-        ReplayThreads::Two(IdleStrategy::SpinYield),
+    for (threads, inputs) in [
+        (ReplayThreads::One, btc_inputs()),
+        (ReplayThreads::Two(IdleStrategy::SpinYield), btc_inputs()),
+        // Whole in memory: the engine's thread reads, the other parses.
+        (
+            ReplayThreads::Two(IdleStrategy::SpinYield),
+            whole_inputs_with_refusals(None),
+        ),
     ] {
         let mut tops = FailingAfter { budget: 100_000 };
         let outputs = Outputs {
@@ -93,7 +177,7 @@ fn a_failed_output_stops_either_replay_with_its_error() {
         };
         let options = ReplayOptions {
             threads,
-            ..options(btc_inputs())
+            ..options(inputs)
         };
         let err = replay(options, outputs).expect_err("the tops output fails");
         assert!(
