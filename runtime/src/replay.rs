@@ -443,11 +443,12 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
             }),
         }
     }
-    // Two threads at full speed over recordings that can lie whole in memory: the engine's
-    // thread reads, the other parses (see `handoff::parse_on_second_thread`).
-    let whole = match threads {
-        ReplayThreads::Two(_) if pace == Pace::Asap => WholeFiles::of(&chains)?,
-        _ => None,
+    // Recordings that can lie whole in memory are mapped, not read. On two threads at full
+    // speed the engine's thread then finds the lines and the other parses them (see
+    // `handoff::parse_on_second_thread`); a paced replay's reader keeps both.
+    let whole = match (threads, pace) {
+        (ReplayThreads::One, _) | (ReplayThreads::Two(_), Pace::Asap) => WholeFiles::of(&chains)?,
+        (ReplayThreads::Two(_), _) => None,
     };
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
     let mut parsers: Vec<VenueParser> = chains
@@ -478,7 +479,37 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         error: None,
     };
     let read = match (threads, whole) {
-        (ReplayThreads::One, _) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
+        (ReplayThreads::One, Some(files)) => {
+            let mut lines = WholeChains::new(&files)?;
+            let mut read = Ok(());
+            loop {
+                match lines.next() {
+                    Ok(Some(line)) => {
+                        let chain = line.chain as usize;
+                        let json =
+                            &files.recordings[line.file as usize][line.json_start..line.json_end];
+                        pacer.wait_for(line.ts);
+                        if !parse_message(
+                            &mut parsers[chain],
+                            chains[chain].inst,
+                            line.ts,
+                            json,
+                            line.chain,
+                            &mut side,
+                        ) {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        read = Err(e);
+                        break;
+                    }
+                }
+            }
+            read
+        }
+        (ReplayThreads::One, None) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
         (ReplayThreads::Two(idle), Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
             let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
