@@ -87,7 +87,7 @@ fn two_threads_write_the_same_bytes_as_one() {
 }
 
 #[test]
-fn two_threads_over_whole_recordings_write_the_same_bytes_as_one() {
+fn whole_recordings_write_the_same_bytes_as_read_ones() {
     let one = replay_with(inputs_with_refusals(), ReplayThreads::One);
     assert!(one.summary.parse_errors >= 100 && one.summary.tops > 1000);
     let dir = temp_dir("replay-plain");
@@ -95,14 +95,24 @@ fn two_threads_over_whole_recordings_write_the_same_bytes_as_one() {
         ("in memory", whole_inputs_with_refusals(None)),
         ("mapped", whole_inputs_with_refusals(Some(&dir))),
     ] {
-        for idle in [IdleStrategy::SpinYield, IdleStrategy::Park] {
-            let two = replay_with(inputs.clone(), ReplayThreads::Two(idle));
-            assert_eq!(two.summary, one.summary, "{what}, {idle:?}");
-            assert!(two.bars == one.bars, "{what}, {idle:?}: bar rows differ");
-            assert!(two.tops == one.tops, "{what}, {idle:?}: tops rows differ");
+        for threads in [
+            ReplayThreads::One,
+            ReplayThreads::Two(IdleStrategy::SpinYield),
+            ReplayThreads::Two(IdleStrategy::Park),
+        ] {
+            let whole = replay_with(inputs.clone(), threads);
+            assert_eq!(whole.summary, one.summary, "{what}, {threads:?}");
             assert!(
-                two.health == one.health,
-                "{what}, {idle:?}: health rows differ"
+                whole.bars == one.bars,
+                "{what}, {threads:?}: bar rows differ"
+            );
+            assert!(
+                whole.tops == one.tops,
+                "{what}, {threads:?}: tops rows differ"
+            );
+            assert!(
+                whole.health == one.health,
+                "{what}, {threads:?}: health rows differ"
             );
         }
     }
