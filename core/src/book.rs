@@ -431,14 +431,23 @@ impl Window {
         }
     }
 
-    /// Occupied slots from the top down, with their quantities.
+    /// Occupied slots from the top down, with their quantities: a bitmap word at a time,
+    /// each set bit taken off the word in hand.
     #[inline]
     fn iter_from_top(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
-        let mut next = self.top;
-        core::iter::from_fn(move || {
-            let slot = next?;
-            next = self.next_below(slot);
-            Some((slot, self.qtys[slot]))
+        let (mut word, mut bits) = match self.top {
+            Some(top) => (top / 64, self.occupied[top / 64]),
+            None => (0, 0),
+        };
+        core::iter::from_fn(move || loop {
+            if bits != 0 {
+                let bit = 63 - bits.leading_zeros() as usize;
+                bits &= !(1 << bit);
+                let slot = word * 64 + bit;
+                return Some((slot, self.qtys[slot]));
+            }
+            word = word.checked_sub(1)?;
+            bits = self.occupied[word];
         })
     }
 
