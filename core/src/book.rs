@@ -3,7 +3,7 @@
 //! Each side keeps the levels near the top in a dense window of price ticks and the rest in
 //! a ladder of small sorted blocks (a two-level B-tree).
 //!
-//! The window ([`Window`]) holds 2^16 consecutive keys (a key is a price mantissa, negated on
+//! The window (`Window`) holds 2^16 consecutive keys (a key is a price mantissa, negated on
 //! the ask side so that both sides share one ordering, best highest): setting a level is a
 //! store and a bit, with no search and no moving of other levels, and the top-N read walks
 //! a bitmap down from the best. Prices are on a tick grid at the instrument's scale, so the
@@ -19,9 +19,9 @@
 //! Measured on the whole one-thread `flowcore replay` of the BTC set (spot 08+09, USD-M 08,
 //! 700 k level updates: 42% changes, 27% inserts, 25% deletes, 6% deletes of absent levels):
 //! the ladder alone spent ~31 ns an update (its block search, then a memmove of 16 levels on
-//! average on each insert and delete). See [`WINDOW`] for the numbers with the window.
+//! average on each insert and delete). See `WINDOW` for the numbers with the window.
 //!
-//! The ladder ([`Ladder`]): a Binance book holds thousands of levels, and the diff stream
+//! The ladder (`Ladder`): a Binance book holds thousands of levels, and the diff stream
 //! touches deep ones too: in one flat sorted `Vec`, every deep insert or delete moved the
 //! whole side (memmove was 30% of the replay's instructions). Here an insert or delete moves
 //! at most one block's worth of levels. A level's block is the last one (updates at the
