@@ -117,7 +117,9 @@ impl Block {
     }
 }
 
-/// One side: blocks in key order, `firsts[j]` the first key of block `order[j]`.
+/// Levels by key in blocks in key order, `firsts[j]` the first key of block `order[j]`. Its
+/// levels come out as [`PriceLevel`]s whose `px` is the key (the [`Side`] turns keys back
+/// into prices).
 #[derive(Debug, Clone)]
 struct Ladder {
     /// Pool slots of the blocks in ascending key order.
@@ -130,11 +132,10 @@ struct Ladder {
     levels: usize,
     /// Position in `order` of the block the last search found.
     hint: usize,
-    negate: bool,
 }
 
 impl Ladder {
-    fn with_capacity(negate: bool, levels: usize) -> Self {
+    fn with_capacity(levels: usize) -> Self {
         // Blocks split half full, so a side of n levels needs up to 2n / BLOCK blocks.
         let blocks = 2 * levels / BLOCK + 1;
         Self {
@@ -144,16 +145,6 @@ impl Ladder {
             free: Vec::with_capacity(blocks),
             levels: 0,
             hint: 0,
-            negate,
-        }
-    }
-
-    #[inline]
-    fn key(&self, px: i64) -> i64 {
-        if self.negate {
-            -px
-        } else {
-            px
         }
     }
 
@@ -196,8 +187,7 @@ impl Ladder {
     }
 
     #[inline]
-    fn set(&mut self, px: i64, qty: i64) {
-        let key = self.key(px);
+    fn set(&mut self, key: i64, qty: i64) {
         if self.order.is_empty() {
             if qty != 0 {
                 let slot = self.new_block();
@@ -283,11 +273,7 @@ impl Ladder {
                 .iter()
                 .zip(&block.qtys[..block.len])
                 .rev()
-                .map(|(&key, &qty)| PriceLevel {
-                    // Negation is its own inverse: the key of a key is the price.
-                    px: self.key(key),
-                    qty,
-                })
+                .map(|(&key, &qty)| PriceLevel { px: key, qty })
         })
     }
 
@@ -298,7 +284,7 @@ impl Ladder {
             if depth < block.len {
                 let i = block.len - 1 - depth;
                 return Some(PriceLevel {
-                    px: self.key(block.keys[i]),
+                    px: block.keys[i],
                     qty: block.qtys[i],
                 });
             }
@@ -478,7 +464,7 @@ impl Window {
 #[derive(Debug, Clone)]
 struct Side {
     window: Window,
-    /// Levels with keys below the window's base; its own keys unnegated.
+    /// Levels with keys below the window's base.
     deep: Ladder,
     /// False until the first level places the window.
     anchored: bool,
@@ -491,7 +477,7 @@ impl Side {
     fn new(negate: bool, levels: usize, window: usize) -> Self {
         Self {
             window: Window::new(window),
-            deep: Ladder::with_capacity(false, levels),
+            deep: Ladder::with_capacity(levels),
             anchored: false,
             negate,
             moving: Vec::with_capacity(levels),
