@@ -234,6 +234,27 @@ fn parse_message(
     sink.read(source, outcome)
 }
 
+/// [`parse_message`] for a line of a whole recording, read where it lies.
+#[inline]
+fn parse_line(
+    line: LineAt,
+    files: &WholeFiles,
+    parsers: &mut [VenueParser],
+    insts: &[InstrumentId],
+    sink: &mut impl HandoffSink,
+) -> bool {
+    let chain = line.chain as usize;
+    let json = &files.recordings[line.file as usize][line.json_start..line.json_end];
+    parse_message(
+        &mut parsers[chain],
+        insts[chain],
+        line.ts,
+        json,
+        line.chain,
+        sink,
+    )
+}
+
 /// Where the next message of a chain of whole recordings is: what the engine's thread sends
 /// the parser thread ([`handoff::parse_on_second_thread`]).
 #[derive(Debug, Clone, Copy)]
@@ -481,54 +502,28 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let read = match (threads, whole) {
         (ReplayThreads::One, Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
-            let mut read = Ok(());
+            let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
             loop {
                 match lines.next() {
                     Ok(Some(line)) => {
-                        let chain = line.chain as usize;
-                        let json =
-                            &files.recordings[line.file as usize][line.json_start..line.json_end];
                         pacer.wait_for(line.ts);
-                        if !parse_message(
-                            &mut parsers[chain],
-                            chains[chain].inst,
-                            line.ts,
-                            json,
-                            line.chain,
-                            &mut side,
-                        ) {
-                            break;
+                        if !parse_line(line, &files, &mut parsers, &insts, &mut side) {
+                            break Ok(());
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        read = Err(e);
-                        break;
-                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 }
             }
-            read
         }
         (ReplayThreads::One, None) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
         (ReplayThreads::Two(idle), Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
             let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
-            let recordings = &files.recordings;
             handoff::parse_on_second_thread(
                 idle,
                 || lines.next(),
-                |line: LineAt, ring| {
-                    let chain = line.chain as usize;
-                    let json = &recordings[line.file as usize][line.json_start..line.json_end];
-                    parse_message(
-                        &mut parsers[chain],
-                        insts[chain],
-                        line.ts,
-                        json,
-                        line.chain,
-                        ring,
-                    )
-                },
+                |line, ring| parse_line(line, &files, &mut parsers, &insts, ring),
                 |h| side.apply(h),
             )
         }
