@@ -221,14 +221,69 @@ pub fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// An empty scratch folder under the system's temp dir, unique to this call.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub fn temp_dir(name: &str) -> TempDir {
+    temp_dir_in(&std::env::temp_dir(), name)
+}
+
+/// An empty scratch folder for a bus: on tmpfs (as in production) when there is one.
+pub fn shm_dir(name: &str) -> TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        temp_dir_in(shm, name)
+    } else {
+        temp_dir(name)
+    }
+}
+
+fn temp_dir_in(base: &Path, name: &str) -> TempDir {
     // Unique per call: tests of one binary run in parallel and may ask for the same name.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}-{n}", std::process::id()));
+    let dir = base.join(format!("flowcore-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
+}
+
+/// A test's scratch directory, removed with everything in it when dropped, a failed test's
+/// too (a test machine keeps its temp dir between runs: recordings and journals left behind
+/// were tens of MB a test). `FLOWCORE_KEEP_TEMP=1` keeps them to look at.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("FLOWCORE_KEEP_TEMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// What a live run wrote, rows sorted.

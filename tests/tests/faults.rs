@@ -54,7 +54,7 @@ fn mixed_faults_lose_and_double_nothing(transport: &str, tls: bool) {
     let record = temp_dir("faults-record");
     let out = live_run(
         &sim_config(&addresses, ca.as_deref(), transport, &key_line),
-        Some(record.clone()),
+        Some(record.to_path_buf()),
     );
     let sim = sim.join().unwrap();
     let s = &out.summary;
@@ -270,7 +270,7 @@ fn rotation_loses_and_doubles_nothing(transport: &str) {
     let record = temp_dir("rotation-record");
     let out = live_run(
         &sim_config(&addresses, None, transport, "rotate_after_ms = 3000\n"),
-        Some(record.clone()),
+        Some(record.to_path_buf()),
     );
     sim.join().unwrap();
     let s = &out.summary;

@@ -47,7 +47,7 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 
 struct Bot {
     child: Option<Child>,
-    dir: PathBuf,
+    dir: flowcore_tests::TempDir,
     port: u16,
     args: Vec<String>,
 }

@@ -20,7 +20,7 @@ fn binance_and_bybit_runs_equal_the_replay_of_what_was_played(transport: &str) {
     let record = temp_dir("bybit-record");
     let out = live_run(
         &sim_config(&addresses, None, transport, "ping_interval_ms = 500\n"),
-        Some(record.clone()),
+        Some(record.to_path_buf()),
     );
     let sim = sim.join().unwrap();
     let s = &out.summary;

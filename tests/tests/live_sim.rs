@@ -53,7 +53,7 @@ fn run_against_sim_equals_the_golden_bars_and_its_own_recording(
         transport.to_string()
     };
     let text = config(&addresses, None, &pipeline) + &strategies_text("short.toml") + record_table;
-    let out = live_run(&text, Some(record.clone()));
+    let out = live_run(&text, Some(record.to_path_buf()));
     let sim = sim.join().unwrap();
     assert_eq!(out.summary.transport, Some(expected_transport(transport)));
     assert_eq!(out.summary.parse_errors, 0);

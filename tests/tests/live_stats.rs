@@ -78,7 +78,7 @@ fn statistics_flow_live_equal_the_replay_and_a_dead_member_holds_no_aggregate_ba
     let record = temp_dir("live-stats");
     let (mut bars, mut stats) = (Vec::new(), Vec::new());
     let live = flowcore_runtime::live::RunOptions {
-        record: Some(record.clone()),
+        record: Some(record.to_path_buf()),
         ..run_options(&config(&addresses))
     };
     let outputs = Outputs {

@@ -116,7 +116,6 @@ fn whole_recordings_write_the_same_bytes_as_read_ones() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -6,21 +6,9 @@ use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_outputs::Outputs;
 use flowcore_runtime::replay::{replay, ReplayOptions};
 use flowcore_shm::{BusConfig, BusReader, ReadFrom};
-use flowcore_tests::{assert_rows_eq, file, sorted_rows, temp_dir};
+use flowcore_tests::{assert_rows_eq, file, shm_dir, sorted_rows, temp_dir};
 use flowcore_tools::shm_tail::{tail, Stream, TailOptions};
 use std::time::Duration;
-
-/// A bus directory on tmpfs (as in production) when there is one.
-fn bus_dir(name: &str) -> std::path::PathBuf {
-    let base = std::path::Path::new("/dev/shm");
-    if base.is_dir() {
-        let d = base.join(format!("flowcore-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    } else {
-        temp_dir(name)
-    }
-}
 
 fn tail_rows(dir: &std::path::Path, stream: Stream) -> Vec<String> {
     let mut out = Vec::new();
@@ -38,7 +26,7 @@ fn tail_rows(dir: &std::path::Path, stream: Stream) -> Vec<String> {
 
 #[test]
 fn replay_published_bars_tops_health_and_stats_read_back_as_the_jsonl_rows() {
-    let dir = bus_dir("replay-shm");
+    let dir = shm_dir("replay-shm");
     let (mut bars, mut tops, mut health) = (Vec::new(), Vec::new(), Vec::new());
     let mut stats = Vec::new();
     let options = ReplayOptions {
@@ -135,7 +123,6 @@ fn replay_published_bars_tops_health_and_stats_read_back_as_the_jsonl_rows() {
         !bus.writer_alive(),
         "the replay's writer lock is released when it ends"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -147,7 +134,7 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
         pace: "60x".parse().unwrap(),
         duration: Some(Duration::from_secs(5)),
         shm: None,
-        out_dir: Some(out_dir.clone()),
+        out_dir: Some(out_dir.to_path_buf()),
         strategies: Some(flowcore_tests::repo().join("config/strategies/short.toml")),
     };
     let s = flowcore_tools::demo::demo(options, &mut screen).expect("demo");
@@ -224,7 +211,7 @@ fn the_demo_shows_from_shared_memory_what_the_live_engine_wrote() {
 
 #[test]
 fn replay_published_signals_read_back_as_the_signal_rows() {
-    let dir = bus_dir("replay-signals");
+    let dir = shm_dir("replay-signals");
     let path = flowcore_tests::repo().join("config/strategies/short.toml");
     let mut options = flowcore_tests::options(flowcore_tests::btc_inputs());
     options.strategies =
@@ -246,7 +233,6 @@ fn replay_published_signals_read_back_as_the_signal_rows() {
     );
     assert_eq!(rows.len() as u64, summary.signals.emitted);
     assert_rows_eq("signals via shm", &tail_rows(&dir, Stream::Signals), &rows);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A stream break drops the published book at once: the `book20.table` slot says unsynced,
@@ -261,7 +247,7 @@ fn a_stream_break_marks_the_published_book_unsynced_at_once() {
     let break_ns = flowcore_tests::line_ts(head.last().unwrap()) + 1;
     let marker = format!("{break_ns} {{\"flowcore\":\"stream_break\"}}");
     let book_after = |lines: &[String], name: &str| {
-        let dir = bus_dir(name);
+        let dir = shm_dir(name);
         let options = ReplayOptions {
             shm: Some(BusConfig::new(&dir)),
             ..ReplayOptions::new(
@@ -278,7 +264,6 @@ fn a_stream_break_marks_the_published_book_unsynced_at_once() {
             .position(|s| flowcore_shm::text(&s.symbol) == "BTCUSDT" && s.venue == 2)
             .expect("USD-M BTCUSDT") as u32;
         let (book, _) = bus.book20.read(sym).expect("a book20 record");
-        let _ = std::fs::remove_dir_all(&dir);
         book
     };
     let synced = book_after(&head, "book-before-break");

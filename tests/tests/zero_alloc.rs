@@ -124,7 +124,6 @@ fn no_allocation_per_message_while_publishing_to_the_shm_bus() {
         "{allocations} allocations over {measured} messages while publishing"
     );
     drop(publisher);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -177,7 +176,6 @@ fn no_allocation_per_message_with_every_output_strategies_and_health_records() {
         "{allocations} allocations over {measured} messages with rows, bus, signals and health"
     );
     drop(sink);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Bybit spot and linear (the synthetic stream): trades through the id window, deltas,

@@ -15,7 +15,25 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A bus directory on tmpfs when there is one, removed when dropped (a failed test's too:
+/// /dev/shm is memory, and test machines are kept between runs).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
@@ -24,7 +42,7 @@ fn scratch(name: &str) -> PathBuf {
     let d = base.join(format!("flowcore-clients-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn sorted_lines(bytes: &[u8]) -> Vec<String> {
@@ -140,7 +158,6 @@ fn c_and_python_readers_follow_a_live_replay_exactly() {
     assert!(want.len() > 1500);
     assert_same("python reader", &py, &want);
     assert_same("C example", &c, &want);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -194,7 +211,6 @@ fn the_clients_refuse_a_newer_abi_version_clearly() {
             "{who} says why: {err}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -270,7 +286,6 @@ fn the_python_and_c_readers_decode_signals_as_the_signal_rows() {
         assert_eq!(rows.len(), want.len(), "{who} without strategies.table");
         assert!(rows.iter().all(|r| !r.contains("\"strategy\":")), "{who}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Hand-made rows (no recording carries venue statistics yet): every field set, none set,
@@ -367,5 +382,4 @@ fn every_reader_prints_the_bus_stats_as_the_stats_rows_and_nothing_without_the_r
     for (who, out) in read(&bus) {
         assert_same(&format!("{who} without stats.ring"), &out, &[]);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
