@@ -530,8 +530,8 @@ impl Side {
 
     /// Places the window with `best`, at or above every level of the side, in its middle.
     /// Levels below the new window go to the ladder; the ladder's levels inside it come up.
-    /// Rare (the price moved half a window), and bounded by the levels moved, not by the
-    /// window's size.
+    /// Rare (the price moved half a window): the levels moved, and a walk of the old
+    /// window's bitmap (1,024 words at most).
     #[cold]
     fn move_window(&mut self, best: i64) {
         let half = (self.window.qtys.len() / 2) as i64;

@@ -254,10 +254,12 @@ fn map_plain(path: &Path) -> io::Result<Option<WholeRecording>> {
     if file.metadata()?.len() == 0 {
         return Ok(Some(WholeRecording::Empty));
     }
-    // SAFETY: the map is read-only and private to this process, and a recording is replayed
-    // at rest: nothing writes into its bytes. Appending to the file meanwhile is harmless
-    // (the map keeps its length); truncating it under a replay would end the process with
-    // SIGBUS when a dropped page is read, as for any mapped file (said in docs/REPLAY.md).
+    // SAFETY: the map is read-only, but shared with the file: the `&[u8]` it gives stays
+    // what it was only while nobody modifies the file's bytes or truncates it. A recording
+    // is replayed at rest (the recorder writes journals, which are not mapped here);
+    // appending meanwhile is harmless (the map keeps its length); truncating it under a
+    // replay would end the process with SIGBUS when a dropped page is read, as for any
+    // mapped file (said in docs/REPLAY.md).
     let map = unsafe { memmap2::Mmap::map(&file)? };
     if map.starts_with(&[0x1f, 0x8b]) {
         return Ok(None);

@@ -281,7 +281,8 @@ pub const WORK_CAPACITY: usize = 16_384;
 /// This thread never waits on a full work ring while handoffs wait to be applied, and the
 /// parser hands over what it parsed before it waits for work, so neither waits on the other
 /// forever. `parse` turns one item into handoffs (false when the engine side is gone);
-/// `apply` as in [`two_threads`]. Returns the first error of `next`, after both stopped.
+/// `apply` as in [`two_threads`]. Returns the first error of `next` once everything found
+/// before it was parsed and applied.
 pub fn parse_on_second_thread<W: Copy + Send, E>(
     idle: IdleStrategy,
     mut next: impl FnMut() -> Result<Option<W>, E>,
@@ -355,16 +356,16 @@ pub fn parse_on_second_thread<W: Copy + Send, E>(
                     }
                 }
                 if ended || result.is_err() {
-                    // Dropping the producer tells the parser there is no more.
+                    // Dropping the producer tells the parser there is no more. After an
+                    // error too: what was found before it is still parsed and applied, as
+                    // on one thread.
                     work = None;
                 }
             }
-            if result.is_err() {
-                break;
-            }
             match drain(&mut events_rx, &mut apply) {
                 (_, true) => break,
-                (0, _) if work.is_none() && producer_finished(&events_rx) => break,
+                // The parser is gone: done, or it panicked (the join below says so).
+                (0, _) if producer_finished(&events_rx) => break,
                 (0, _) if found == 0 => {
                     idle.wait(rounds);
                     rounds = rounds.saturating_add(1);

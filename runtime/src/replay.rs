@@ -301,6 +301,8 @@ impl WholeFiles {
 struct WholeChains<'a> {
     recordings: &'a [WholeRecording],
     chains: Vec<WholeChain<'a>>,
+    /// An error met while reading ahead, given after the line before it.
+    pending: Option<anyhow::Error>,
 }
 
 struct WholeChain<'a> {
@@ -314,6 +316,7 @@ struct WholeChain<'a> {
 impl<'a> WholeChains<'a> {
     fn new(files: &'a WholeFiles) -> anyhow::Result<Self> {
         let mut chains = WholeChains {
+            pending: None,
             recordings: &files.recordings,
             chains: files
                 .chains
@@ -357,6 +360,9 @@ impl<'a> WholeChains<'a> {
     /// argument, then chain.
     #[inline]
     fn next(&mut self) -> anyhow::Result<Option<LineAt>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         let next = self
             .chains
             .iter()
@@ -367,7 +373,10 @@ impl<'a> WholeChains<'a> {
             return Ok(None);
         };
         let (_, file, json) = self.chains[i].head.clone().expect("chosen for its head");
-        self.advance(i)?;
+        // The line was read; a bad one after it comes after it (as `read_chains` has it).
+        if let Err(e) = self.advance(i) {
+            self.pending = Some(e);
+        }
         Ok(Some(LineAt {
             chain: i as u32,
             file: file as u32,

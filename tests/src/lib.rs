@@ -247,7 +247,7 @@ fn temp_dir_in(base: &Path, name: &str) -> TempDir {
 
 /// A test's scratch directory, removed with everything in it when dropped, a failed test's
 /// too (a test machine keeps its temp dir between runs: recordings and journals left behind
-/// were tens of MB a test). `FLOWCORE_KEEP_TEMP=1` keeps them to look at.
+/// were tens of MB a test). `FLOWCORE_KEEP_TEMP` set (to anything) keeps them to look at.
 #[derive(Debug)]
 pub struct TempDir(PathBuf);
 

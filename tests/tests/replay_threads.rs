@@ -2,7 +2,7 @@
 //! written, health rows with their per-second message and error counts, and the summary;
 //! split either way (reading and parsing on one thread and the engine on the other, or, over
 //! recordings whole in memory, reading with the engine and the parse apart). A failed output
-//! and a bad line stop both threads with the error.
+//! and a bad line stop both threads with the error, a bad line after what came before it.
 
 use flowcore_core::instrument::Venue;
 use flowcore_feeds::recording::{Input, RecordingReader, Source};
@@ -123,26 +123,58 @@ fn a_line_without_a_timestamp_stops_every_replay_with_its_number() {
     let mut spot = lines("spot_btcusdt_20240808.txt.gz");
     spot.truncate(5_000);
     spot.insert(3_000, "no timestamp here".into());
-    for threads in [
-        ReplayThreads::One,
-        ReplayThreads::Two(IdleStrategy::SpinYield),
-    ] {
-        let inputs = vec![
+    let usdm = lines("usdm_btcusdt_20240808.txt.gz");
+    // Read (gzip beside it) and whole in memory: each path stops at the line with what came
+    // before it applied, the same rows whatever the threads.
+    let gzip = || {
+        vec![
             memory(Venue::BinanceSpot, &spot),
             btc_inputs().swap_remove(2),
-        ];
+        ]
+    };
+    let whole = || {
+        vec![
+            memory(Venue::BinanceSpot, &spot),
+            memory(Venue::BinanceUsdm, &usdm),
+        ]
+    };
+    let mut first: Option<(Vec<u8>, Vec<u8>)> = None;
+    for (inputs, threads) in [
+        (gzip(), ReplayThreads::One),
+        (gzip(), ReplayThreads::Two(IdleStrategy::SpinYield)),
+        (whole(), ReplayThreads::One),
+        (whole(), ReplayThreads::Two(IdleStrategy::SpinYield)),
+        (whole(), ReplayThreads::Two(IdleStrategy::Park)),
+    ] {
+        let (mut bars, mut tops) = (Vec::new(), Vec::new());
+        let outputs = Outputs {
+            bars: Some(&mut bars),
+            tops: Some(&mut tops),
+            ..Outputs::default()
+        };
         let err = replay(
             ReplayOptions {
                 threads,
                 ..options(inputs)
             },
-            Outputs::default(),
+            outputs,
         )
         .expect_err("a line without a timestamp");
         assert!(
             format!("{err:#}").contains("line 3001"),
             "{threads:?}: {err:#}"
         );
+        assert!(
+            !tops.is_empty(),
+            "{threads:?}: nothing applied before the bad line"
+        );
+        match &first {
+            None => first = Some((bars, tops)),
+            Some((b, t)) => assert!(
+                *b == bars && *t == tops,
+                "{threads:?}: rows before the bad line differ"
+            ),
+        }
     }
 }
 
