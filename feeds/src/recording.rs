@@ -738,31 +738,35 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Every line of `text` as the reader gives it, then its first error (if any).
-    fn read_by_reader(text: &[u8]) -> (Vec<(i64, Vec<u8>)>, Option<String>) {
-        let mut reader =
-            RecordingReader::from_reader(Box::new(std::io::Cursor::new(text.to_vec())));
+    /// Every line `next` gives (time and JSON), then its first error (if any).
+    fn drain_lines(
+        mut next: impl FnMut() -> Result<Option<(i64, Vec<u8>)>, RecordingError>,
+    ) -> (Vec<(i64, Vec<u8>)>, Option<String>) {
         let mut out = Vec::new();
         loop {
-            match reader.next_line() {
-                Ok(Some((ts, json))) => out.push((ts, json.to_vec())),
+            match next() {
+                Ok(Some(line)) => out.push(line),
                 Ok(None) => return (out, None),
                 Err(e) => return (out, Some(e.to_string())),
             }
         }
     }
 
+    /// The lines of `text` as the reader gives them.
+    fn read_by_reader(text: &[u8]) -> (Vec<(i64, Vec<u8>)>, Option<String>) {
+        let mut reader =
+            RecordingReader::from_reader(Box::new(std::io::Cursor::new(text.to_vec())));
+        drain_lines(|| Ok(reader.next_line()?.map(|(ts, json)| (ts, json.to_vec()))))
+    }
+
     /// The same, through [`Lines`] over the bytes in place.
     fn read_in_place(text: &[u8]) -> (Vec<(i64, Vec<u8>)>, Option<String>) {
         let mut lines = Lines::new(text);
-        let mut out = Vec::new();
-        loop {
-            match lines.next_line() {
-                Ok(Some((ts, json))) => out.push((ts, text[json].to_vec())),
-                Ok(None) => return (out, None),
-                Err(e) => return (out, Some(e.to_string())),
-            }
-        }
+        drain_lines(|| {
+            Ok(lines
+                .next_line()?
+                .map(|(ts, json)| (ts, text[json].to_vec())))
+        })
     }
 
     #[test]

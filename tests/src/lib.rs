@@ -6,6 +6,7 @@ use flowcore_feeds::recording::RecordingReader;
 use flowcore_feeds::recording::{Input, Source};
 use flowcore_outputs::Outputs;
 use flowcore_runtime::replay::{replay, ReplayOptions, ReplaySummary};
+use flowcore_tools::demo::private_bus_dir;
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -225,21 +226,26 @@ pub fn temp_dir(name: &str) -> TempDir {
     temp_dir_in(&std::env::temp_dir(), name)
 }
 
-/// An empty scratch folder for a bus: on tmpfs (as in production) when there is one.
+/// An empty scratch folder for a bus: on tmpfs (as in production) when there is one, as the
+/// demo's own bus ([`flowcore_tools::demo::private_bus_dir`]).
 pub fn shm_dir(name: &str) -> TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        temp_dir_in(shm, name)
-    } else {
-        temp_dir(name)
-    }
+    fresh(private_bus_dir(&unique(name)))
 }
 
 fn temp_dir_in(base: &Path, name: &str) -> TempDir {
-    // Unique per call: tests of one binary run in parallel and may ask for the same name.
+    fresh(base.join(format!("flowcore-{}", unique(name))))
+}
+
+/// `name` made unique to this call: tests of one binary run in parallel and may ask for the
+/// same name.
+fn unique(name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = base.join(format!("flowcore-{name}-{}-{n}", std::process::id()));
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+/// `dir`, emptied and created.
+fn fresh(dir: PathBuf) -> TempDir {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     TempDir(dir)

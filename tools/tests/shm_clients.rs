@@ -7,6 +7,7 @@ use flowcore_core::instrument::{InstrumentTable, Venue};
 use flowcore_core::venue_stats::{StatsRow, VenueStats};
 use flowcore_outputs::jsonl::write_stats_row;
 use flowcore_shm::{BusConfig, Publisher};
+use flowcore_tools::demo::private_bus_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -34,12 +35,7 @@ impl Drop for Scratch {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let d = base.join(format!("flowcore-clients-{name}-{}", std::process::id()));
+    let d = private_bus_dir(&format!("clients-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     Scratch(d)
