@@ -267,7 +267,7 @@ pub fn two_threads<T: Send>(
 
 /// Work items in flight from the reading thread to the parser: more than the parser gets
 /// through while the reading thread applies a full ring of handoffs, so it rarely runs dry.
-pub const WORK_CAPACITY: usize = 16_384;
+const WORK_CAPACITY: usize = 16_384;
 
 /// The other split of the same work: the parse on a new thread, everything else on this one.
 /// This thread finds the work (`next`: finding lines, their timestamps, the merge), sends it

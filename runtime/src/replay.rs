@@ -234,6 +234,25 @@ fn parse_message(
     sink.read(source, outcome)
 }
 
+/// [`read_chains`] over whole recordings: their lines merged by [`WholeChains`], parsed
+/// where they lie.
+fn read_whole(
+    lines: &mut WholeChains<'_>,
+    files: &WholeFiles,
+    parsers: &mut [VenueParser],
+    insts: &[InstrumentId],
+    pacer: &mut Pacer,
+    sink: &mut impl HandoffSink,
+) -> anyhow::Result<()> {
+    while let Some(line) = lines.next()? {
+        pacer.wait_for(line.ts);
+        if !parse_line(line, files, parsers, insts, sink) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// [`parse_message`] for a line of a whole recording, read where it lies.
 #[inline]
 fn parse_line(
@@ -511,28 +530,22 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let read = match (threads, whole) {
         (ReplayThreads::One, Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
-            let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
-            loop {
-                match lines.next() {
-                    Ok(Some(line)) => {
-                        pacer.wait_for(line.ts);
-                        if !parse_line(line, &files, &mut parsers, &insts, &mut side) {
-                            break Ok(());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            }
+            read_whole(
+                &mut lines,
+                &files,
+                &mut parsers,
+                &members,
+                &mut pacer,
+                &mut side,
+            )
         }
         (ReplayThreads::One, None) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
         (ReplayThreads::Two(idle), Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
-            let insts: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
             handoff::parse_on_second_thread(
                 idle,
                 || lines.next(),
-                |line, ring| parse_line(line, &files, &mut parsers, &insts, ring),
+                |line, ring| parse_line(line, &files, &mut parsers, &members, ring),
                 |h| side.apply(h),
             )
         }
