@@ -692,17 +692,25 @@ mod tests {
         assert!(matches!(e, RecordingError::BadLine { line: 3 }), "{e}");
     }
 
-    #[test]
-    fn files_plain_gzip_short_and_from_a_pipe_read_the_same_lines() {
-        let dir = std::env::temp_dir().join(format!("flowcore-recording-{}", std::process::id()));
+    const TWO_LINES: &[u8] = b"1 {\"a\":1}\n2 {\"b\":2}\n";
+
+    /// A folder of this test's own holding [`TWO_LINES`] as `plain.txt` and `plain.txt.gz`.
+    fn two_line_files(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("flowcore-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let text = b"1 {\"a\":1}\n2 {\"b\":2}\n";
         let plain = dir.join("plain.txt");
-        std::fs::write(&plain, text).unwrap();
+        std::fs::write(&plain, TWO_LINES).unwrap();
         let gz = dir.join("plain.txt.gz");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut enc, text).unwrap();
+        std::io::Write::write_all(&mut enc, TWO_LINES).unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        (dir, plain, gz)
+    }
+
+    #[test]
+    fn files_plain_gzip_short_and_from_a_pipe_read_the_same_lines() {
+        let (dir, plain, gz) = two_line_files("recording");
+        let text = TWO_LINES;
         let one_byte = dir.join("one.txt");
         std::fs::write(&one_byte, b"x").unwrap();
         let lines = |path: &Path| {
@@ -798,17 +806,10 @@ mod tests {
 
     #[test]
     fn plain_files_and_memory_are_whole_gzip_and_pipes_are_not() {
-        let dir = std::env::temp_dir().join(format!("flowcore-whole-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = b"1 {\"a\":1}\n2 {\"b\":2}\n";
-        let plain = dir.join("plain.txt");
-        std::fs::write(&plain, text).unwrap();
+        let (dir, plain, gz) = two_line_files("whole");
+        let text = TWO_LINES;
         let empty = dir.join("empty.txt");
         std::fs::write(&empty, b"").unwrap();
-        let gz = dir.join("plain.txt.gz");
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut enc, text).unwrap();
-        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
         let whole = |source: Source| source.whole().unwrap().map(|w| w.to_vec());
         assert_eq!(whole(Source::Path(plain)), Some(text.to_vec()), "mapped");
         assert_eq!(whole(Source::Path(empty)), Some(Vec::new()));
