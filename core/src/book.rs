@@ -390,9 +390,11 @@ impl Window {
     #[inline]
     fn set(&mut self, slot: usize, qty: i64) {
         let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-        let was = self.qtys[slot];
+        // Whether the level was there comes from the bitmap (8 KiB a side, cached), not from
+        // the quantity (512 KiB a side): the store below then waits on no load.
+        let was = self.occupied[word] & bit != 0;
         self.qtys[slot] = qty;
-        match (was != 0, qty != 0) {
+        match (was, qty != 0) {
             (false, true) => {
                 self.occupied[word] |= bit;
                 self.levels += 1;

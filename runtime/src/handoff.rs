@@ -48,8 +48,8 @@
 //! depth message's levels packed three to a slot (instrument and time written once, the
 //! engine side unpacking the same events) took 59.1 ms best on two threads against 55.3 ms.
 //! The copies saved were cheap bulk moves; the reader, the slower side, paid a check per
-//! level to extend the open run. Also measured, same day, after the book's window and the
-//! split of [`parse_on_second_thread`]: levels through a ring of their own (24 bytes each,
+//! level to extend the open run. Also measured, same day, after the book's window, with
+//! the engine's thread finding the lines and the other parsing them: levels through a ring of their own (24 bytes each,
 //! a marker in this ring where each run goes; 82 MB of handoffs down to ~47 MB), 55.8-56.3
 //! ms best against 56.6-57.7 ms in three quiet rounds, medians within noise, and gzip 2-3%
 //! slower: not worth a second ring and its protocol.
@@ -262,121 +262,5 @@ pub fn two_threads<T: Send>(
         // Dropping the consumer tells a reader still writing to stop.
         drop(consumer);
         reader.join().expect("the replay reader thread panicked")
-    })
-}
-
-/// Work items in flight from the reading thread to the parser: more than the parser gets
-/// through while the reading thread applies a full ring of handoffs, so it rarely runs dry.
-const WORK_CAPACITY: usize = 16_384;
-
-/// The other split of the same work: the parse on a new thread, everything else on this one.
-/// This thread finds the work (`next`: finding lines, their timestamps, the merge), sends it
-/// over one ring, and applies what comes back over the other; [`two_threads`] leaves the
-/// reading with the parse, on what was the slower side. For inputs whose lines stay in
-/// place while the parser reads them (mapped or in-memory recordings).
-///
-/// ```text
-/// this thread: next() --work ring--> parser thread: parse --Handoff batches--> this thread: apply
-/// ```
-/// This thread never waits on a full work ring while handoffs wait to be applied, and the
-/// parser hands over what it parsed before it waits for work, so neither waits on the other
-/// forever. `parse` turns one item into handoffs (false when the engine side is gone);
-/// `apply` as in [`two_threads`]. Returns the first error of `next` once everything found
-/// before it was parsed and applied.
-pub fn parse_on_second_thread<W: Copy + Send, E>(
-    idle: IdleStrategy,
-    mut next: impl FnMut() -> Result<Option<W>, E>,
-    mut parse: impl FnMut(W, &mut HandoffWriter) -> bool + Send,
-    mut apply: impl FnMut(&Handoff) -> bool,
-) -> Result<(), E> {
-    let (work, mut work_rx) = rtrb::RingBuffer::<W>::new(WORK_CAPACITY);
-    let (events, mut events_rx) = rtrb::RingBuffer::new(RING_CAPACITY);
-    std::thread::scope(|scope| {
-        let parser = std::thread::Builder::new()
-            .name("flowcore-replay-parser".into())
-            .spawn_scoped(scope, move || {
-                let mut writer = HandoffWriter::new(events, idle, false);
-                let mut rounds = 0u32;
-                loop {
-                    let n = work_rx.slots();
-                    if n == 0 {
-                        if producer_finished(&work_rx) {
-                            break;
-                        }
-                        if !writer.flush() {
-                            return;
-                        }
-                        idle.wait(rounds);
-                        rounds = rounds.saturating_add(1);
-                        continue;
-                    }
-                    rounds = 0;
-                    let chunk = work_rx.read_chunk(n).expect("n slots are there");
-                    let (a, b) = chunk.as_slices();
-                    for &item in a.iter().chain(b) {
-                        if !parse(item, &mut writer) {
-                            return;
-                        }
-                    }
-                    chunk.commit_all();
-                }
-                writer.flush();
-                // The producer drops here: this thread drains the rest and ends.
-            })
-            .expect("starting the replay parser thread");
-        let mut work = Some(work);
-        let mut batch: Vec<W> = Vec::with_capacity(BATCH);
-        let mut result = Ok(());
-        let mut rounds = 0u32;
-        loop {
-            let mut found = 0;
-            if let Some(ring) = &mut work {
-                // Tops the ring up, a batch at a time (one index update each).
-                let mut ended = false;
-                loop {
-                    let room = ring.slots().min(BATCH);
-                    while batch.len() < room {
-                        match next() {
-                            Ok(Some(item)) => batch.push(item),
-                            Ok(None) => ended = true,
-                            Err(e) => result = Err(e),
-                        }
-                        if ended || result.is_err() {
-                            break;
-                        }
-                    }
-                    found += batch.len();
-                    let (_, unwritten) = ring.push_partial_slice(&batch);
-                    debug_assert!(unwritten.is_empty(), "no more than the free slots");
-                    // Fewer than a batch: the ring is full (or the work ended).
-                    let ring_full = batch.len() < BATCH;
-                    batch.clear();
-                    if ring_full || ended || result.is_err() {
-                        break;
-                    }
-                }
-                if ended || result.is_err() {
-                    // Dropping the producer tells the parser there is no more. After an
-                    // error too: what was found before it is still parsed and applied, as
-                    // on one thread.
-                    work = None;
-                }
-            }
-            match drain(&mut events_rx, &mut apply) {
-                (_, true) => break,
-                // The parser is gone: done, or it panicked (the join below says so).
-                (0, _) if producer_finished(&events_rx) => break,
-                (0, _) if found == 0 => {
-                    idle.wait(rounds);
-                    rounds = rounds.saturating_add(1);
-                }
-                _ => rounds = 0,
-            }
-        }
-        // Dropping both ends tells a parser still working to stop.
-        drop(work);
-        drop(events_rx);
-        parser.join().expect("the replay parser thread panicked");
-        result
     })
 }

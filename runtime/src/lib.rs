@@ -25,5 +25,6 @@ pub mod live;
 pub mod pin;
 pub mod recorder;
 pub mod replay;
+pub mod shared_parse;
 pub mod stages;
 pub mod strategies;

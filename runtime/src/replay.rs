@@ -4,12 +4,14 @@
 //! files --group by (venue, symbol)--> chains --merge by local ts--> VenueParser --> Engine --> JSONL
 //! ```
 //! By default on two threads like a live run, the reader and parser on one and the engine on
-//! the other ([`crate::handoff`]); [`ReplayThreads::One`] runs all on the calling thread.
+//! the other ([`crate::handoff`]), or, for plain files mapped whole, the parse shared by both
+//! threads ([`crate::shared_parse`]); [`ReplayThreads::One`] runs all on the calling thread.
 //! Both write the same bytes: the engine side counts messages from in-band records, never
 //! from the other thread's clock or counters.
 
 use crate::config::IdleStrategy;
 use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
+use crate::shared_parse;
 use crate::strategies::{strategy_set, StrategyConfig};
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
@@ -274,8 +276,24 @@ fn parse_line(
     )
 }
 
-/// Where the next message of a chain of whole recordings is: what the engine's thread sends
-/// the parser thread ([`handoff::parse_on_second_thread`]).
+/// Parses lines of whole recordings where they lie: one per thread sharing the parse.
+struct WholeParser<'a> {
+    files: &'a WholeFiles,
+    parsers: &'a mut [VenueParser],
+    insts: &'a [InstrumentId],
+}
+
+impl shared_parse::ParseWork for WholeParser<'_> {
+    type Item = LineAt;
+
+    #[inline]
+    fn parse(&mut self, line: LineAt, sink: &mut impl HandoffSink) -> bool {
+        parse_line(line, self.files, self.parsers, self.insts, sink)
+    }
+}
+
+/// Where the next message of a chain of whole recordings is: what the helper thread finds and
+/// either thread parses ([`shared_parse`]).
 #[derive(Debug, Clone, Copy)]
 struct LineAt {
     chain: u32,
@@ -315,8 +333,8 @@ impl WholeFiles {
     }
 }
 
-/// The chains when every recording is whole in memory: the engine's thread finds their lines
-/// and merges them (as [`read_chains`] does), and the parser thread parses them in place.
+/// The chains when every recording is whole in memory: their lines found and merged (as
+/// [`read_chains`] does), to be parsed where they lie.
 struct WholeChains<'a> {
     recordings: &'a [WholeRecording],
     chains: Vec<WholeChain<'a>>,
@@ -493,17 +511,27 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         }
     }
     // Recordings that can lie whole in memory are mapped, not read. On two threads at full
-    // speed the engine's thread then finds the lines and the other parses them (see
-    // `handoff::parse_on_second_thread`); a paced replay's reader keeps both.
+    // speed the helper thread then finds the lines and both threads parse them (see
+    // `shared_parse`); a paced replay's reader keeps both.
     let whole = match (threads, pace) {
         (ReplayThreads::One, _) | (ReplayThreads::Two(_), Pace::Asap) => WholeFiles::of(&chains)?,
         (ReplayThreads::Two(_), _) => None,
     };
     let members: Vec<InstrumentId> = chains.iter().map(|c| c.inst).collect();
-    let mut parsers: Vec<VenueParser> = chains
-        .iter()
-        .map(|c| VenueParser::new(c.venue, table.clone()).counting_block_trades(count_block_trades))
-        .collect();
+    let new_parsers = || -> Vec<VenueParser> {
+        chains
+            .iter()
+            .map(|c| {
+                VenueParser::new(c.venue, table.clone()).counting_block_trades(count_block_trades)
+            })
+            .collect()
+    };
+    let mut parsers = new_parsers();
+    // The second thread's, when it shares the parse of whole recordings.
+    let mut helper_parsers = match (threads, &whole) {
+        (ReplayThreads::Two(_), Some(_)) => new_parsers(),
+        _ => Vec::new(),
+    };
     let mut engine =
         Engine::new(table.clone(), imbalance, Some(&members)).context("instrument table")?;
     engine.set_member_timeout_ms(member_timeout_ms);
@@ -542,11 +570,20 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         (ReplayThreads::One, None) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
         (ReplayThreads::Two(idle), Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
-            handoff::parse_on_second_thread(
+            shared_parse::share_parse(
                 idle,
                 || lines.next(),
-                |line, ring| parse_line(line, &files, &mut parsers, &members, ring),
-                |h| side.apply(h),
+                WholeParser {
+                    files: &files,
+                    parsers: &mut parsers,
+                    insts: &members,
+                },
+                WholeParser {
+                    files: &files,
+                    parsers: &mut helper_parsers,
+                    insts: &members,
+                },
+                &mut side,
             )
         }
         (ReplayThreads::Two(idle), None) => {

@@ -1,7 +1,7 @@
 //! A two-thread replay writes the same bytes as a one-thread replay: rows in the order
 //! written, health rows with their per-second message and error counts, and the summary;
 //! split either way (reading and parsing on one thread and the engine on the other, or, over
-//! recordings whole in memory, reading with the engine and the parse apart). A failed output
+//! recordings whole in memory, the parse shared by both threads). A failed output
 //! and a bad line stop both threads with the error, a bad line after what came before it.
 
 use flowcore_core::instrument::Venue;
@@ -43,8 +43,7 @@ fn inputs_with_refusals() -> Vec<Input> {
 }
 
 /// [`inputs_with_refusals`] with every recording whole: in memory, or as plain files in
-/// `dir` (mapped). Two threads then split the other way: the engine's thread reads, the
-/// other parses.
+/// `dir` (mapped). Two threads then share the parse (`shared_parse`).
 fn whole_inputs_with_refusals(dir: Option<&Path>) -> Vec<Input> {
     inputs_with_refusals()
         .into_iter()
