@@ -486,8 +486,11 @@ impl Side {
         }
     }
 
+    /// Asks are keyed by negated price: `i64::MIN` has none (parsers refuse prices at or
+    /// below zero).
     #[inline]
     fn key(&self, px: i64) -> i64 {
+        debug_assert!(px != i64::MIN, "a price of i64::MIN has no ask key");
         if self.negate {
             -px
         } else {

@@ -13,7 +13,8 @@ use flowcore_core::instrument::InstrumentId;
 ///
 /// # Errors
 /// [`ParseError`] when `raw` is not an array of `[price, qty]` string pairs, a decimal is
-/// inexact at its scale or a quantity is negative.
+/// inexact at its scale, a quantity is negative or a price is not above zero (the book
+/// keys asks by negated price, which `i64::MIN` has not).
 pub(crate) fn read_levels(
     levels: &mut Vec<Level>,
     side: BookSide,
@@ -49,6 +50,7 @@ pub(crate) fn read_levels(
                 Ok(())
             })?;
             match (px, qty) {
+                (Some(px), Some(_)) if px <= 0 => Err(ParseError::NonPositivePrice(name)),
                 (Some(px), Some(qty)) if qty >= 0 => {
                     levels.push(Level { side, px, qty });
                     Ok(())

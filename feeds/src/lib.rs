@@ -53,6 +53,9 @@ pub enum ParseError {
     /// An event type this dialect does not know.
     #[error("unknown message type")]
     UnknownMessage,
+    /// A book level priced at zero or below: no venue's book has one.
+    #[error("field {0:?}: a level priced at zero or below")]
+    NonPositivePrice(&'static str),
     /// More levels than a batch can count.
     #[error("message too large")]
     TooLarge,

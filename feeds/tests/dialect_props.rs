@@ -221,3 +221,35 @@ macro_rules! dialect_props {
 dialect_props!(spot, Venue::BinanceSpot);
 dialect_props!(usdm, Venue::BinanceUsdm);
 dialect_props!(coinm, Venue::BinanceCoinm);
+
+/// A level priced at zero or below is refused with its own error, by the fast path and the
+/// generic one alike (whitespace sends a message down the generic path); the book keys asks
+/// by negated price, which the lowest mantissa has not.
+#[test]
+fn levels_priced_at_zero_or_below_are_refused() {
+    use flowcore_feeds::ParseError;
+    for venue in [Venue::BinanceSpot, Venue::BinanceUsdm, Venue::BinanceCoinm] {
+        let (symbol, ps, _) = venue_symbol(venue);
+        let lowest = Fixed::new(i64::MIN as i128, ps).to_string();
+        for (ws, px) in [
+            ("", "0"),
+            ("", "0.00"),
+            (" ", "0"),
+            (" ", "-1.5"),
+            (" ", &lowest),
+        ] {
+            for side in ["b", "a"] {
+                let other = if side == "b" { "a" } else { "b" };
+                let msg = format!(
+                    "{{\"stream\":\"x@depth\",\"data\":{{\"e\":\"depthUpdate\",\"E\":1723161255208,\
+                     \"s\":\"{symbol}\",\"U\":5,\"u\":6,\"pu\":4,\"{side}\":[[{ws}\"{px}\",\"1\"]],\"{other}\":[]}}}}"
+                );
+                let err = parse_all(venue, &msg).expect_err(&msg);
+                assert!(
+                    matches!(err, ParseError::NonPositivePrice(_)),
+                    "{venue:?} {msg}: {err}"
+                );
+            }
+        }
+    }
+}

@@ -480,7 +480,8 @@ impl<D: BinanceDialect> BinanceParser<D> {
             c.lit(b",")?;
             let qty = c.decimal(ss)?;
             c.lit(b"]")?;
-            if qty < 0 {
+            // The generic path refuses these, with its error.
+            if qty < 0 || px <= 0 {
                 return None;
             }
             self.levels.push(Level { side, px, qty });
