@@ -445,10 +445,26 @@ mod tests {
         }
     }
 
-    fn tmp(name: &str) -> PathBuf {
+    /// A scratch directory, removed when the test ends (failed or not).
+    struct Tmp(PathBuf);
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tmp(name: &str) -> Tmp {
         let d = std::env::temp_dir().join(format!("fc-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        d
+        Tmp(d)
     }
 
     #[test]
