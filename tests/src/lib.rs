@@ -692,19 +692,36 @@ pub fn check_run_health(out: &LiveOutput) {
     assert_eq!(rows[0].engine, s.engine);
 }
 
-/// A global allocator that counts allocations (and reallocations) of the whole process and
-/// forwards everything to the system allocator. A zero-allocation test declares it
-/// `#[global_allocator]` and reads [`ALLOCATIONS`] around its steady state.
+/// A global allocator that counts allocations (and reallocations) of the whole process, and
+/// of each thread, and forwards everything to the system allocator. A zero-allocation test
+/// declares it `#[global_allocator]` and reads [`ALLOCATIONS`] or [`thread_allocations`]
+/// around its steady state.
 #[derive(Debug)]
 pub struct CountingAllocator;
 
 /// Allocations made through [`CountingAllocator`] so far.
 pub static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+thread_local! {
+    // Const-initialised and without a destructor: reading it never allocates.
+    static THREAD_ALLOCATIONS: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// Allocations this thread made through [`CountingAllocator`] so far.
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.with(core::cell::Cell::get)
+}
+
+fn count_allocation() {
+    ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A thread being torn down has no slot any more: its last allocations go uncounted.
+    let _ = THREAD_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count_allocation();
         // SAFETY: same contract as the caller's.
         unsafe { std::alloc::System.alloc(layout) }
     }
@@ -713,7 +730,7 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count_allocation();
         // SAFETY: same contract as the caller's.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }

@@ -19,7 +19,9 @@
 
 use super::endpoint::Endpoint;
 use super::outbox::Outbox;
-use super::ws_frame::{close_payload, encode_frame, Opcode, WsEvent, WsFrameDecoder};
+use super::ws_frame::{
+    close_payload, encode_frame, Opcode, WsEvent, WsFrameDecoder, MAX_CONTROL_PAYLOAD,
+};
 use super::ws_frame::{WsFrameCounters, WsProtocolError};
 use super::ws_handshake::{check_upgrade_response, upgrade_request, HandshakeError};
 
@@ -74,8 +76,10 @@ pub struct WsClient {
     decoder: WsFrameDecoder,
     /// Bytes to send.
     out: Outbox,
-    /// The payload of the latest unanswered ping.
-    owed_pong: Option<Vec<u8>>,
+    /// The payload of the latest unanswered ping, when `pong_owed`: kept between pings (a
+    /// control payload is at most 125 bytes) so that answering one allocates nothing.
+    pong_payload: Vec<u8>,
+    pong_owed: bool,
     /// The server's close code, once its close frame arrived.
     peer_close: Option<Option<u16>>,
     /// Source of the masking keys, which RFC 6455 10.3 wants unpredictable.
@@ -94,7 +98,8 @@ impl WsClient {
             key,
             head: Vec::new(),
             decoder: WsFrameDecoder::new(max_message),
-            owed_pong: None,
+            pong_payload: Vec::with_capacity(MAX_CONTROL_PAYLOAD),
+            pong_owed: false,
             peer_close: None,
             random,
             control: WsControlCounters::default(),
@@ -149,19 +154,20 @@ impl WsClient {
             WsState::Closed if chunk.is_empty() => return Ok(()),
             WsState::Closed => return Err(WsError::AfterClose),
         };
-        let (control, owed_pong, peer_close) =
-            (&mut self.control, &mut self.owed_pong, &mut self.peer_close);
+        let (control, pong_payload, pong_owed, peer_close) = (
+            &mut self.control,
+            &mut self.pong_payload,
+            &mut self.pong_owed,
+            &mut self.peer_close,
+        );
         self.decoder.feed(chunk, &mut |ev| match ev {
             WsEvent::Message { payload, .. } => on_message(payload),
             WsEvent::Ping(payload) => {
                 control.pings += 1;
-                if let Some(old) = owed_pong.as_mut() {
-                    control.pings_superseded += 1;
-                    old.clear();
-                    old.extend_from_slice(payload);
-                } else {
-                    *owed_pong = Some(payload.to_vec());
-                }
+                control.pings_superseded += u64::from(*pong_owed);
+                pong_payload.clear();
+                pong_payload.extend_from_slice(payload);
+                *pong_owed = true;
             }
             WsEvent::Pong(_) => {}
             WsEvent::Close { code, .. } => *peer_close = Some(code),
@@ -173,7 +179,7 @@ impl WsClient {
                 self.push_frame(Opcode::Close, &payload);
             }
             self.state = WsState::Closed;
-            self.owed_pong = None;
+            self.pong_owed = false;
         }
         Ok(())
     }
@@ -181,11 +187,13 @@ impl WsClient {
     /// Queues the pong owed for the latest ping since the last call, if any: call once per
     /// batch of received chunks.
     pub fn queue_control(&mut self) {
-        if let Some(payload) = self.owed_pong.take() {
-            if matches!(self.state, WsState::Open | WsState::Closing) {
-                self.push_frame(Opcode::Pong, &payload);
-                self.control.pongs_sent += 1;
-            }
+        if core::mem::take(&mut self.pong_owed)
+            && matches!(self.state, WsState::Open | WsState::Closing)
+        {
+            let payload = core::mem::take(&mut self.pong_payload);
+            self.push_frame(Opcode::Pong, &payload);
+            self.pong_payload = payload;
+            self.control.pongs_sent += 1;
         }
     }
 

@@ -169,7 +169,7 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, WsProtocolError> {
             n
         }
     };
-    if opcode.is_control() && (!fin || payload_len > 125) {
+    if opcode.is_control() && (!fin || payload_len > MAX_CONTROL_PAYLOAD as u64) {
         return Err(WsProtocolError::Violation(
             "control frame fragmented or longer than 125 bytes",
         ));
@@ -190,6 +190,9 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, WsProtocolError> {
 /// Room reserved up front for a frame cut by a chunk boundary: more than any Binance
 /// message (depth diffs reach 35 KB), so that the steady state never grows it.
 const STRADDLE_CAPACITY: usize = 64 * 1024;
+
+/// The longest payload of a control frame (ping, pong, close): RFC 6455 5.5.
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The header length that the bytes so far announce: 2 until the second byte is there.
 fn header_len_so_far(bytes: &[u8]) -> usize {
