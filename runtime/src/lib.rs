@@ -9,7 +9,7 @@
 //!                            core thread: flowcore_core::Engine --> flowcore_outputs::CoreSink
 //! ```
 //! Owns: the live feed runtime ([`feed`], [`recorder`], [`clock`], [`pin`]), the hand-off
-//! between threads ([`handoff`]), the run's configuration schema ([`config`]), the live run
+//! between threads ([`handoff`], and replay's parse shared by two threads: [`shared_parse`]), the run's configuration schema ([`config`]), the live run
 //! ([`live`]) and the replay ([`replay`]). Both drive the same engine with the same events
 //! in the same order, which is what makes a replay of a `--record`ing equal the run.
 //!

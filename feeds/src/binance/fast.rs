@@ -420,6 +420,67 @@ impl<D: BinanceDialect> BinanceParser<D> {
         }
     }
 
+    /// A bookTicker laid out as Binance sends it, read straight through: spot's
+    /// `{"stream":"..@bookTicker","data":{"u":..,"s":..,"b":..,"B":..,"a":..,"A":..}}` and
+    /// USD-M's with `"e":"bookTicker",` first and `,"T":..,"E":..` last. Three messages in four
+    /// are book tickers; [`Self::parse_fast`] reads them too, a key at a time, with a branch
+    /// on each key and every value kept as an option until the end. `None` (nothing emitted)
+    /// for any other layout, which `parse_fast` then reads; the same events for this one.
+    #[inline]
+    pub(super) fn parse_book_ticker(
+        &mut self,
+        local_ts: Nanos,
+        msg: &[u8],
+        emit: &mut impl FnMut(MarketEvent),
+    ) -> Option<Parsed> {
+        let mut c = Cursor { buf: msg, pos: 0 };
+        c.lit(b"{\"stream\":")?;
+        if !c.string()?.ends_with(b"@bookTicker") {
+            return None;
+        }
+        c.lit(b",\"data\":{")?;
+        let tagged = c.lit(b"\"e\":\"bookTicker\",").is_some();
+        c.lit(b"\"u\":")?;
+        let update_id = c.uint()?;
+        c.lit(b",\"s\":")?;
+        let inst = self.instrument(c.string()?).ok()?;
+        let i = self.table.get(inst);
+        let (ps, ss) = (i.price_scale, i.size_scale);
+        c.lit(b",\"b\":")?;
+        let bid_px = c.decimal(ps)?;
+        c.lit(b",\"B\":")?;
+        let bid_qty = c.decimal(ss)?;
+        c.lit(b",\"a\":")?;
+        let ask_px = c.decimal(ps)?;
+        c.lit(b",\"A\":")?;
+        let ask_qty = c.decimal(ss)?;
+        let exch_ts = if tagged {
+            c.lit(b",\"T\":")?;
+            c.time_ms()?;
+            c.lit(b",\"E\":")?;
+            maybe_ns(c.time_ms()?)
+        } else {
+            None
+        };
+        c.lit(b"}}")?;
+        if c.pos != msg.len() {
+            return None;
+        }
+        emit(MarketEvent {
+            inst,
+            local_ts,
+            kind: EventKind::BookTicker(BookTicker {
+                update_id,
+                bid_px,
+                bid_qty,
+                ask_px,
+                ask_qty,
+                exch_ts,
+            }),
+        });
+        Some(Parsed::Events(1))
+    }
+
     /// A REST depth snapshot as Binance sends it, read in one pass: `{"lastUpdateId":N,`
     /// then on futures `"E":..,"T":..,`, then `"bids":[..],"asks":[..]}` (trailing
     /// whitespace allowed, as the generic path allows it). The generic path scans each
@@ -548,7 +609,97 @@ mod tests {
         assert!(matches!(events[0].kind, EventKind::BookBegin(b) if b.exch_ts.is_some()));
     }
 
+    /// A bookTicker message of `venue`'s layout (BTCUSDT's scales: price 2, size 8 on spot
+    /// and 3 on USD-M).
+    fn book_ticker(usdm: bool, u: u64, mantissas: [i64; 4], time_ms: u64) -> String {
+        use flowcore_core::decimal::Fixed;
+        let ss = if usdm { 3 } else { 8 };
+        let [b, bq, a, aq] = mantissas;
+        let (px, sz) = (
+            |m: i64| Fixed::new(m as i128, 2),
+            |m: i64| Fixed::new(m as i128, ss),
+        );
+        let (tag, times) = if usdm {
+            (
+                "\"e\":\"bookTicker\",",
+                format!(",\"T\":{time_ms},\"E\":{}", time_ms + 3),
+            )
+        } else {
+            ("", String::new())
+        };
+        format!(
+            "{{\"stream\":\"btcusdt@bookTicker\",\"data\":{{{tag}\"u\":{u},\"s\":\"BTCUSDT\",\
+             \"b\":\"{}\",\"B\":\"{}\",\"a\":\"{}\",\"A\":\"{}\"{times}}}}}",
+            px(b),
+            sz(bq),
+            px(a),
+            sz(aq)
+        )
+    }
+
+    /// [`BinanceParser::parse_book_ticker`]'s events for `msg`, then [`BinanceParser::parse_fast`]'s.
+    fn straight_and_keyed(
+        usdm: bool,
+        msg: &[u8],
+    ) -> (Option<Vec<MarketEvent>>, Option<Vec<MarketEvent>>) {
+        use crate::binance::{spot::BinanceSpot, usdm::BinanceUsdm};
+        use flowcore_core::instrument::InstrumentTable;
+        fn run<D: BinanceDialect>(
+            msg: &[u8],
+        ) -> (Option<Vec<MarketEvent>>, Option<Vec<MarketEvent>>) {
+            let mut parser = BinanceParser::<D>::new(InstrumentTable::binance_defaults());
+            let (mut straight, mut keyed) = (Vec::new(), Vec::new());
+            let a = parser.parse_book_ticker(7, msg, &mut |e| straight.push(e));
+            let b = parser.parse_fast(7, msg, &mut |e| keyed.push(e));
+            (a.map(|_| straight), b.map(|_| keyed))
+        }
+        if usdm {
+            run::<BinanceUsdm>(msg)
+        } else {
+            run::<BinanceSpot>(msg)
+        }
+    }
+
+    #[test]
+    fn other_layouts_of_a_book_ticker_are_left_to_the_keyed_reader() {
+        let msg = book_ticker(
+            true,
+            5,
+            [6_180_020, 2_507, 6_180_030, 2_510],
+            1_723_161_256_313,
+        );
+        let variants = [
+            msg.replace(",\"s\":", ", \"s\":"),
+            msg.replace("\"T\"", "\"X\""),
+            msg.replace("\"e\":\"bookTicker\",", "")
+                .replace("@bookTicker", "@ticker"),
+            msg.replace(",\"E\"", ",\"x\":1,\"E\""),
+            msg.replace("\"u\":5,\"s\":\"BTCUSDT\"", "\"s\":\"BTCUSDT\",\"u\":5"),
+        ];
+        for variant in variants {
+            let (straight, _) = straight_and_keyed(true, variant.as_bytes());
+            assert_eq!(straight, None, "{variant}");
+        }
+        let (straight, keyed) = straight_and_keyed(true, msg.as_bytes());
+        assert!(straight.is_some() && straight == keyed, "{msg}");
+    }
+
     proptest! {
+        /// The straight read of a book ticker gives the keyed reader's event, on both
+        /// layouts, for any values (a zero or an 18-digit mantissa included).
+        #[test]
+        fn book_tickers_read_straight_equal_the_keyed_reader(
+            usdm: bool,
+            u in 0u64..10_000_000_000_000_000_000,
+            mantissas in proptest::array::uniform4(prop_oneof![Just(0i64), 0i64..1_000_000_000, 0i64..999_999_999_999_999_999]),
+            time_ms in 1_500_000_000_000u64..2_000_000_000_000,
+        ) {
+            let msg = book_ticker(usdm, u, mantissas, time_ms);
+            let (straight, keyed) = straight_and_keyed(usdm, msg.as_bytes());
+            prop_assert!(keyed.is_some(), "{}", msg);
+            prop_assert_eq!(straight, keyed, "{}", msg);
+        }
+
         /// Word-wise and bytewise readers together follow `parse_mantissa` exactly.
         #[test]
         fn decimal_follows_parse_mantissa(

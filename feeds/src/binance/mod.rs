@@ -247,6 +247,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
         snapshot_for: Option<InstrumentId>,
         emit: &mut impl FnMut(MarketEvent),
     ) -> Result<Parsed, ParseError> {
+        if let Some(parsed) = self.parse_book_ticker(local_ts, msg, emit) {
+            return Ok(parsed);
+        }
         if let Some(parsed) = self.parse_fast(local_ts, msg, emit) {
             return Ok(parsed);
         }
