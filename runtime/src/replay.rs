@@ -3,9 +3,11 @@
 //! ```text
 //! files --group by (venue, symbol)--> chains --merge by local ts--> VenueParser --> Engine --> JSONL
 //! ```
-//! By default on two threads like a live run, the reader and parser on one and the engine on
-//! the other ([`crate::handoff`]), or, for plain files mapped whole, the parse shared by both
-//! threads ([`crate::shared_parse`]); [`ReplayThreads::One`] runs all on the calling thread.
+//! By default on two threads: at full speed the second thread reads and merges the files and
+//! both threads parse ([`crate::shared_parse`]; lines read in place from plain files mapped
+//! whole, copied out of gzip and journals); paced, the reader and parser on one and the
+//! engine on the other, like a live run ([`crate::handoff`]). [`ReplayThreads::One`] runs all
+//! on the calling thread.
 //! Both write the same bytes: the engine side counts messages from in-band records, never
 //! from the other thread's clock or counters.
 
@@ -287,8 +289,79 @@ impl shared_parse::ParseWork for WholeParser<'_> {
     type Item = LineAt;
 
     #[inline]
-    fn parse(&mut self, line: LineAt, sink: &mut impl HandoffSink) -> bool {
+    fn parse(&mut self, line: LineAt, _: &[u8], sink: &mut impl HandoffSink) -> bool {
         parse_line(line, self.files, self.parsers, self.insts, sink)
+    }
+}
+
+/// A message of a recording read through a buffer (gzip, a journal, a pipe), copied into its
+/// batch: where it lies there.
+#[derive(Debug, Clone, Copy)]
+struct CopiedLine {
+    chain: u32,
+    ts: i64,
+    start: usize,
+    end: usize,
+}
+
+/// The chains of read recordings merged as [`read_chains`] merges them, each line copied
+/// out for [`shared_parse`] (the reader's buffer moves on).
+struct CopiedChains<'a> {
+    chains: &'a mut [Chain],
+    /// An error met while reading ahead, given after the line before it.
+    pending: Option<anyhow::Error>,
+}
+
+impl CopiedChains<'_> {
+    fn next(&mut self, bytes: &mut Vec<u8>) -> anyhow::Result<Option<CopiedLine>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        let next = (self.chains.iter().enumerate())
+            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
+            .min();
+        let Some(((ts, _), i)) = next else {
+            return Ok(None);
+        };
+        let chain = &mut self.chains[i];
+        let (_, reader) = chain.reader.as_ref().expect("a head comes from a reader");
+        let start = bytes.len();
+        bytes.extend_from_slice(reader.current());
+        // The line was read; a bad one after it comes after it (as `read_chains` has it).
+        if let Err(e) = chain.advance() {
+            self.pending = Some(e);
+        }
+        Ok(Some(CopiedLine {
+            chain: i as u32,
+            ts,
+            start,
+            end: bytes.len(),
+        }))
+    }
+}
+
+/// Parses copied lines: one per thread sharing the parse.
+struct CopiedParser<'a> {
+    parsers: &'a mut [VenueParser],
+    insts: &'a [InstrumentId],
+}
+
+impl shared_parse::ParseWork for CopiedParser<'_> {
+    type Item = CopiedLine;
+
+    #[inline]
+    fn parse(&mut self, line: CopiedLine, bytes: &[u8], sink: &mut impl HandoffSink) -> bool {
+        let chain = line.chain as usize;
+        let json = &bytes[line.start..line.end];
+        let inst = self.insts[chain];
+        parse_message(
+            &mut self.parsers[chain],
+            inst,
+            line.ts,
+            json,
+            line.chain,
+            sink,
+        )
     }
 }
 
@@ -511,8 +584,8 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
         }
     }
     // Recordings that can lie whole in memory are mapped, not read. On two threads at full
-    // speed the helper thread then finds the lines and both threads parse them (see
-    // `shared_parse`); a paced replay's reader keeps both.
+    // speed the helper thread finds the lines and both threads parse them (`shared_parse`),
+    // in place or copied out of a reader's buffer; a paced replay's reader keeps both.
     let whole = match (threads, pace) {
         (ReplayThreads::One, _) | (ReplayThreads::Two(_), Pace::Asap) => WholeFiles::of(&chains)?,
         (ReplayThreads::Two(_), _) => None,
@@ -527,9 +600,9 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
             .collect()
     };
     let mut parsers = new_parsers();
-    // The second thread's, when it shares the parse of whole recordings.
-    let mut helper_parsers = match (threads, &whole) {
-        (ReplayThreads::Two(_), Some(_)) => new_parsers(),
+    // The second thread's, when it shares the parse.
+    let mut helper_parsers = match (threads, pace) {
+        (ReplayThreads::Two(_), Pace::Asap) => new_parsers(),
         _ => Vec::new(),
     };
     let mut engine =
@@ -572,7 +645,7 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
             let mut lines = WholeChains::new(&files)?;
             shared_parse::share_parse(
                 idle,
-                || lines.next(),
+                |_| lines.next(),
                 WholeParser {
                     files: &files,
                     parsers: &mut parsers,
@@ -580,6 +653,25 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
                 },
                 WholeParser {
                     files: &files,
+                    parsers: &mut helper_parsers,
+                    insts: &members,
+                },
+                &mut side,
+            )
+        }
+        (ReplayThreads::Two(idle), None) if !paced => {
+            let mut lines = CopiedChains {
+                chains: &mut chains,
+                pending: None,
+            };
+            shared_parse::share_parse(
+                idle,
+                |bytes| lines.next(bytes),
+                CopiedParser {
+                    parsers: &mut parsers,
+                    insts: &members,
+                },
+                CopiedParser {
                     parsers: &mut helper_parsers,
                     insts: &members,
                 },

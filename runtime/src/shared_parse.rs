@@ -61,7 +61,9 @@ pub trait ParseWork {
     /// Where a message is: what the helper finds.
     type Item: Copy + Send;
     /// Parses `item` into `sink`; false when the sink refused it (the engine side stopped).
-    fn parse(&mut self, item: Self::Item, sink: &mut impl HandoffSink) -> bool;
+    /// `bytes` are what the finder copied into the item's batch (for inputs that do not stay
+    /// in place, such as a decompressed stream; empty for mapped ones).
+    fn parse(&mut self, item: Self::Item, bytes: &[u8], sink: &mut impl HandoffSink) -> bool;
 }
 
 /// One batch in flight: its tag on a cache line of its own, its messages and (when the
@@ -74,6 +76,8 @@ struct Slot<W> {
 
 struct Batch<W> {
     work: Vec<W>,
+    /// Message bytes the finder copied for this batch's items.
+    bytes: Vec<u8>,
     events: Vec<Handoff>,
 }
 
@@ -130,11 +134,13 @@ impl Drop for SetOnDrop<'_> {
 
 /// Feeds every item of `next`, parsed, to `sink` in order, sharing the parse with a helper
 /// thread as the module doc says: `next` and `helper` run there, `own` and `sink` here.
+/// `next` may copy the message into the batch's bytes it is given (appending; the item then
+/// says where), for inputs whose lines do not stay in place.
 /// Stops when the sink refuses a message; returns the first error of `next` once
 /// everything found before it was parsed and applied.
 pub fn share_parse<P: ParseWork + Send, E: Send>(
     idle: IdleStrategy,
-    next: impl FnMut() -> Result<Option<P::Item>, E> + Send,
+    next: impl FnMut(&mut Vec<u8>) -> Result<Option<P::Item>, E> + Send,
     mut own: P,
     helper: P,
     sink: &mut impl HandoffSink,
@@ -144,6 +150,7 @@ pub fn share_parse<P: ParseWork + Send, E: Send>(
             tag: AtomicU64::new(0),
             batch: Mutex::new(Batch {
                 work: Vec::with_capacity(BATCH),
+                bytes: Vec::new(),
                 events: Vec::new(),
             }),
         })
@@ -173,7 +180,7 @@ fn find_and_parse<P: ParseWork, E>(
     idle: IdleStrategy,
     slots: &[Slot<P::Item>],
     progress: &Progress,
-    mut next: impl FnMut() -> Result<Option<P::Item>, E>,
+    mut next: impl FnMut(&mut Vec<u8>) -> Result<Option<P::Item>, E>,
     mut parser: P,
 ) -> Result<(), E> {
     let k = slots.len() as u64;
@@ -187,10 +194,12 @@ fn find_and_parse<P: ParseWork, E>(
             let slot = &slots[(filled % k) as usize];
             // Position `filled - k` of this slot was taken out: nobody claims it again.
             let mut batch = slot.claimed();
-            batch.work.clear();
-            while batch.work.len() < BATCH {
-                match next() {
-                    Ok(Some(item)) => batch.work.push(item),
+            let Batch { work, bytes, .. } = &mut *batch;
+            work.clear();
+            bytes.clear();
+            while work.len() < BATCH {
+                match next(bytes) {
+                    Ok(Some(item)) => work.push(item),
                     Ok(None) => ended = true,
                     Err(e) => {
                         // What was found before it is still parsed and applied.
@@ -202,7 +211,7 @@ fn find_and_parse<P: ParseWork, E>(
                     break;
                 }
             }
-            let found = !batch.work.is_empty();
+            let found = !work.is_empty();
             drop(batch);
             if found {
                 slot.tag.store(tag(filled, FILLED), Ordering::Release);
@@ -248,11 +257,15 @@ fn parse_into_slot<P: ParseWork>(slot: &Slot<P::Item>, position: u64, parser: &m
     // The claim is ours: the engine's thread applies this batch only once it sees DONE,
     // stored after the batch is let go.
     let mut batch = slot.claimed();
-    let Batch { work, events } = &mut *batch;
+    let Batch {
+        work,
+        bytes,
+        events,
+    } = &mut *batch;
     events.clear();
     let mut collect = Collect(events);
     for &item in work.iter() {
-        parser.parse(item, &mut collect);
+        parser.parse(item, bytes, &mut collect);
     }
     drop(batch);
     slot.tag.store(tag(position, DONE), Ordering::Release);
@@ -284,10 +297,11 @@ fn apply_in_order<P: ParseWork>(
                 .compare_exchange(t, tag(taken, TAKEN), Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
-            slot.claimed()
+            let batch = slot.claimed();
+            batch
                 .work
                 .iter()
-                .all(|&item| own.parse(item, sink))
+                .all(|&item| own.parse(item, &batch.bytes, sink))
         } else {
             if t == tag(taken, PARSING) && parse_ahead(slots, taken, own) {
                 // Instead of waiting for the helper: a later batch, parsed into its slot.
@@ -400,11 +414,13 @@ mod tests {
         }
     }
 
+    /// An item is where its number lies in the batch's bytes (as the finder copies a line).
     impl ParseWork for Numbers {
-        type Item = u32;
+        type Item = usize;
 
-        fn parse(&mut self, n: u32, sink: &mut impl HandoffSink) -> bool {
+        fn parse(&mut self, at: usize, bytes: &[u8], sink: &mut impl HandoffSink) -> bool {
             assert!(!self.panic, "the parser's planted panic");
+            let n = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
             dawdle(n, Side::Parse, &mut self.rng);
             for j in 0..n % 4 {
                 sink.event(MarketEvent {
@@ -451,16 +467,22 @@ mod tests {
         let mut sink = Recorder::default();
         let mut parser = Numbers::new(1);
         for n in 0..items {
-            parser.parse(n, &mut sink);
+            parser.parse(0, &n.to_le_bytes(), &mut sink);
         }
         sink.seen
     }
 
-    fn counting_to(items: u32) -> impl FnMut() -> Result<Option<u32>, String> + Send {
+    /// Copies `n` into the batch's bytes: the item says where.
+    fn found(n: u32, bytes: &mut Vec<u8>) -> usize {
+        bytes.extend_from_slice(&n.to_le_bytes());
+        bytes.len() - 4
+    }
+
+    fn counting_to(items: u32) -> impl FnMut(&mut Vec<u8>) -> Result<Option<usize>, String> + Send {
         let mut n = 0;
-        move || {
+        move |bytes| {
             n += 1;
-            Ok((n <= items).then_some(n - 1))
+            Ok((n <= items).then(|| found(n - 1, bytes)))
         }
     }
 
@@ -504,12 +526,12 @@ mod tests {
     #[test]
     fn an_error_comes_after_everything_found_before_it() {
         let mut n = 0u32;
-        let next = move || {
+        let next = move |bytes: &mut Vec<u8>| {
             n += 1;
             if n > 1000 {
                 Err(format!("bad line {n}"))
             } else {
-                Ok(Some(n - 1))
+                Ok(Some(found(n - 1, bytes)))
             }
         };
         let mut sink = Recorder::default();

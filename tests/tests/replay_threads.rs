@@ -1,7 +1,8 @@
 //! A two-thread replay writes the same bytes as a one-thread replay: rows in the order
 //! written, health rows with their per-second message and error counts, and the summary;
-//! split either way (reading and parsing on one thread and the engine on the other, or, over
-//! recordings whole in memory, the parse shared by both threads). A failed output
+//! the parse shared by both threads at full speed (lines copied out of gzip recordings, or
+//! read in place from whole ones), reading and parsing on one thread and the engine on the
+//! other when paced. A failed output
 //! and a bad line stop both threads with the error, a bad line after what came before it.
 
 use flowcore_core::instrument::Venue;
