@@ -1,6 +1,7 @@
 //! Handing events from a parsing thread to the engine's thread in batches, through an rtrb
-//! ring: replay on two threads ([`two_threads`]), and a live run's feed threads
-//! ([`BatchWriter`] with a batch per message, [`drain`] on the core thread).
+//! ring: a paced replay on two threads ([`two_threads`]; at full speed replay shares the
+//! parse instead, [`crate::shared_parse`]), and a live run's feed threads ([`BatchWriter`]
+//! with a batch per message, [`drain`] on the core thread).
 //!
 //! ```text
 //! reader thread: merge -> parse --Handoff batches--> rtrb ring --> engine thread: engine -> outputs
