@@ -13,7 +13,7 @@
 
 use crate::config::IdleStrategy;
 use crate::handoff::{self, Handoff, HandoffSink, ReadOutcome};
-use crate::shared_parse;
+use crate::shared_parse::{self, ParseWork};
 use crate::strategies::{strategy_set, StrategyConfig};
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
@@ -187,6 +187,16 @@ impl Pacer {
     }
 }
 
+/// The chain whose head comes first in the merged order: by (local ts, argument index),
+/// then chain; with that head. Few chains: a linear scan.
+#[inline]
+fn earliest(heads: impl Iterator<Item = Option<(i64, usize)>>) -> Option<((i64, usize), usize)> {
+    heads
+        .enumerate()
+        .filter_map(|(i, head)| head.map(|head| (head, i)))
+        .min()
+}
+
 /// The reader's side: merges the chains by (local ts, argument index), paces, and parses into
 /// `sink`. Stops early, with `Ok`, when the sink says the engine side stopped.
 fn read_chains(
@@ -196,15 +206,10 @@ fn read_chains(
     sink: &mut impl HandoffSink,
 ) -> anyhow::Result<()> {
     loop {
-        // Few chains: a linear scan for the smallest head.
-        let next = chains
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
-            .min();
-        let Some((_, i)) = next else { return Ok(()) };
+        let Some(((ts, _), i)) = earliest(chains.iter().map(|c| c.head)) else {
+            return Ok(());
+        };
         let chain = &mut chains[i];
-        let (ts, _) = chain.head.expect("chosen for its head");
         let json = chain
             .reader
             .as_ref()
@@ -242,117 +247,46 @@ fn parse_message(
 /// where they lie.
 fn read_whole(
     lines: &mut WholeChains<'_>,
-    files: &WholeFiles,
-    parsers: &mut [VenueParser],
-    insts: &[InstrumentId],
+    parser: &mut LineParser<'_>,
     pacer: &mut Pacer,
     sink: &mut impl HandoffSink,
 ) -> anyhow::Result<()> {
     while let Some(line) = lines.next()? {
         pacer.wait_for(line.ts);
-        if !parse_line(line, files, parsers, insts, sink) {
+        if !parser.parse(line, &[], sink) {
             break;
         }
     }
     Ok(())
 }
 
-/// [`parse_message`] for a line of a whole recording, read where it lies.
-#[inline]
-fn parse_line(
-    line: LineAt,
-    files: &WholeFiles,
-    parsers: &mut [VenueParser],
-    insts: &[InstrumentId],
-    sink: &mut impl HandoffSink,
-) -> bool {
-    let chain = line.chain as usize;
-    let json = &files.recordings[line.file as usize][line.json_start..line.json_end];
-    parse_message(
-        &mut parsers[chain],
-        insts[chain],
-        line.ts,
-        json,
-        line.chain,
-        sink,
-    )
+/// Where the lines a [`LineParser`] is given lie.
+#[derive(Clone, Copy)]
+enum LinesIn<'a> {
+    /// In whole recordings, `LineAt::file` saying which.
+    Recordings(&'a [WholeRecording]),
+    /// Copied into their batch ([`CopiedChains`]).
+    Batch,
 }
 
-/// Parses lines of whole recordings where they lie: one per thread sharing the parse.
-struct WholeParser<'a> {
-    files: &'a WholeFiles,
+/// [`parse_message`] for a [`LineAt`]; one per thread when they share the parse.
+struct LineParser<'a> {
+    lines_in: LinesIn<'a>,
     parsers: &'a mut [VenueParser],
     insts: &'a [InstrumentId],
 }
 
-impl shared_parse::ParseWork for WholeParser<'_> {
+impl ParseWork for LineParser<'_> {
     type Item = LineAt;
 
     #[inline]
-    fn parse(&mut self, line: LineAt, _: &[u8], sink: &mut impl HandoffSink) -> bool {
-        parse_line(line, self.files, self.parsers, self.insts, sink)
-    }
-}
-
-/// A message of a recording read through a buffer (gzip, a journal, a pipe), copied into its
-/// batch: where it lies there.
-#[derive(Debug, Clone, Copy)]
-struct CopiedLine {
-    chain: u32,
-    ts: i64,
-    start: usize,
-    end: usize,
-}
-
-/// The chains of read recordings merged as [`read_chains`] merges them, each line copied
-/// out for [`shared_parse`] (the reader's buffer moves on).
-struct CopiedChains<'a> {
-    chains: &'a mut [Chain],
-    /// An error met while reading ahead, given after the line before it.
-    pending: Option<anyhow::Error>,
-}
-
-impl CopiedChains<'_> {
-    fn next(&mut self, bytes: &mut Vec<u8>) -> anyhow::Result<Option<CopiedLine>> {
-        if let Some(e) = self.pending.take() {
-            return Err(e);
-        }
-        let next = (self.chains.iter().enumerate())
-            .filter_map(|(i, c)| c.head.map(|head| (head, i)))
-            .min();
-        let Some(((ts, _), i)) = next else {
-            return Ok(None);
+    fn parse(&mut self, line: LineAt, batch: &[u8], sink: &mut impl HandoffSink) -> bool {
+        let bytes = match self.lines_in {
+            LinesIn::Recordings(recordings) => &recordings[line.file as usize][..],
+            LinesIn::Batch => batch,
         };
-        let chain = &mut self.chains[i];
-        let (_, reader) = chain.reader.as_ref().expect("a head comes from a reader");
-        let start = bytes.len();
-        bytes.extend_from_slice(reader.current());
-        // The line was read; a bad one after it comes after it (as `read_chains` has it).
-        if let Err(e) = chain.advance() {
-            self.pending = Some(e);
-        }
-        Ok(Some(CopiedLine {
-            chain: i as u32,
-            ts,
-            start,
-            end: bytes.len(),
-        }))
-    }
-}
-
-/// Parses copied lines: one per thread sharing the parse.
-struct CopiedParser<'a> {
-    parsers: &'a mut [VenueParser],
-    insts: &'a [InstrumentId],
-}
-
-impl shared_parse::ParseWork for CopiedParser<'_> {
-    type Item = CopiedLine;
-
-    #[inline]
-    fn parse(&mut self, line: CopiedLine, bytes: &[u8], sink: &mut impl HandoffSink) -> bool {
         let chain = line.chain as usize;
-        let json = &bytes[line.start..line.end];
+        let json = &bytes[line.json_start..line.json_end];
         let inst = self.insts[chain];
         parse_message(
             &mut self.parsers[chain],
@@ -365,12 +299,46 @@ impl shared_parse::ParseWork for CopiedParser<'_> {
     }
 }
 
-/// Where the next message of a chain of whole recordings is: what the helper thread finds and
-/// either thread parses ([`shared_parse`]).
+/// The chains of read recordings merged as [`read_chains`] merges them, each line copied
+/// into the batch it is found for (the reader's buffer moves on): the lines of
+/// [`shared_parse`] over gzip, journals and pipes.
+struct CopiedChains<'a> {
+    chains: &'a mut [Chain],
+    /// An error met while reading ahead, given after the line before it.
+    pending: Option<anyhow::Error>,
+}
+
+impl CopiedChains<'_> {
+    fn next(&mut self, batch: &mut Vec<u8>) -> anyhow::Result<Option<LineAt>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        let Some(((ts, _), i)) = earliest(self.chains.iter().map(|c| c.head)) else {
+            return Ok(None);
+        };
+        let chain = &mut self.chains[i];
+        let (_, reader) = chain.reader.as_ref().expect("a head comes from a reader");
+        let json_start = batch.len();
+        batch.extend_from_slice(reader.current());
+        // The line was read; a bad one after it comes after it (as `read_chains` has it).
+        if let Err(e) = chain.advance() {
+            self.pending = Some(e);
+        }
+        Ok(Some(LineAt {
+            chain: i as u32,
+            file: 0,
+            ts,
+            json_start,
+            json_end: batch.len(),
+        }))
+    }
+}
+
+/// Where a message lies: in a whole recording, or copied into its batch ([`LinesIn`]).
 #[derive(Debug, Clone, Copy)]
 struct LineAt {
     chain: u32,
-    /// Index of the recording in the replay's list of whole recordings.
+    /// Index of the recording in the replay's list of whole recordings (0 for a copied line).
     file: u32,
     ts: i64,
     json_start: usize,
@@ -473,13 +441,11 @@ impl<'a> WholeChains<'a> {
         if let Some(e) = self.pending.take() {
             return Err(e);
         }
-        let next = self
+        let heads = self
             .chains
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.head.as_ref().map(|(head, _, _)| (*head, i)))
-            .min();
-        let Some(((ts, _), i)) = next else {
+            .map(|c| c.head.as_ref().map(|(head, _, _)| *head));
+        let Some(((ts, _), i)) = earliest(heads) else {
             return Ok(None);
         };
         let (_, file, json) = self.chains[i].head.clone().expect("chosen for its head");
@@ -631,54 +597,46 @@ pub fn replay(options: ReplayOptions, outputs: Outputs<'_>) -> anyhow::Result<Re
     let read = match (threads, whole) {
         (ReplayThreads::One, Some(files)) => {
             let mut lines = WholeChains::new(&files)?;
-            read_whole(
-                &mut lines,
-                &files,
-                &mut parsers,
-                &members,
-                &mut pacer,
-                &mut side,
-            )
+            let mut parser = LineParser {
+                lines_in: LinesIn::Recordings(&files.recordings),
+                parsers: &mut parsers,
+                insts: &members,
+            };
+            read_whole(&mut lines, &mut parser, &mut pacer, &mut side)
         }
         (ReplayThreads::One, None) => read_chains(&mut chains, &mut parsers, &mut pacer, &mut side),
-        (ReplayThreads::Two(idle), Some(files)) => {
-            let mut lines = WholeChains::new(&files)?;
-            shared_parse::share_parse(
-                idle,
-                |_| lines.next(),
-                WholeParser {
-                    files: &files,
-                    parsers: &mut parsers,
-                    insts: &members,
-                },
-                WholeParser {
-                    files: &files,
-                    parsers: &mut helper_parsers,
-                    insts: &members,
-                },
-                &mut side,
-            )
-        }
-        (ReplayThreads::Two(idle), None) if !paced => {
-            let mut lines = CopiedChains {
-                chains: &mut chains,
-                pending: None,
+        (ReplayThreads::Two(idle), whole) if !paced => {
+            let lines_in = match &whole {
+                Some(files) => LinesIn::Recordings(&files.recordings),
+                None => LinesIn::Batch,
             };
-            shared_parse::share_parse(
-                idle,
-                |bytes| lines.next(bytes),
-                CopiedParser {
-                    parsers: &mut parsers,
-                    insts: &members,
-                },
-                CopiedParser {
-                    parsers: &mut helper_parsers,
-                    insts: &members,
-                },
-                &mut side,
-            )
+            let own = LineParser {
+                lines_in,
+                parsers: &mut parsers,
+                insts: &members,
+            };
+            let helper = LineParser {
+                lines_in,
+                parsers: &mut helper_parsers,
+                insts: &members,
+            };
+            match &whole {
+                Some(files) => {
+                    let mut lines = WholeChains::new(files)?;
+                    shared_parse::share_parse(idle, |_| lines.next(), own, helper, &mut side)
+                }
+                None => {
+                    let mut lines = CopiedChains {
+                        chains: &mut chains,
+                        pending: None,
+                    };
+                    let next = |batch: &mut Vec<u8>| lines.next(batch);
+                    shared_parse::share_parse(idle, next, own, helper, &mut side)
+                }
+            }
         }
-        (ReplayThreads::Two(idle), None) => {
+        // Paced (never mapped): the reader's thread reads and parses, as live.
+        (ReplayThreads::Two(idle), _) => {
             handoff::two_threads(
                 idle,
                 paced,
