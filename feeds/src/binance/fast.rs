@@ -27,6 +27,17 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the first key of a combined-stream message's payload
+    /// (`{"stream":"..","data":{`), and the stream's name.
+    #[inline]
+    fn in_combined_stream(msg: &'a [u8]) -> Option<(Self, &'a [u8])> {
+        let mut c = Cursor { buf: msg, pos: 0 };
+        c.lit(b"{\"stream\":")?;
+        let stream = c.string()?;
+        c.lit(b",\"data\":{")?;
+        Some((c, stream))
+    }
+
     #[inline]
     fn byte(&mut self) -> Option<u8> {
         let b = *self.buf.get(self.pos)?;
@@ -275,10 +286,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         msg: &[u8],
         emit: &mut impl FnMut(MarketEvent),
     ) -> Option<Parsed> {
-        let mut c = Cursor { buf: msg, pos: 0 };
-        c.lit(b"{\"stream\":")?;
-        let stream = c.string()?;
-        c.lit(b",\"data\":{")?;
+        let (mut c, stream) = Cursor::in_combined_stream(msg)?;
         let mut p = Payload::default();
         let mut scales = None;
         let mut inst = None;
@@ -433,12 +441,10 @@ impl<D: BinanceDialect> BinanceParser<D> {
         msg: &[u8],
         emit: &mut impl FnMut(MarketEvent),
     ) -> Option<Parsed> {
-        let mut c = Cursor { buf: msg, pos: 0 };
-        c.lit(b"{\"stream\":")?;
-        if !c.string()?.ends_with(b"@bookTicker") {
+        let (mut c, stream) = Cursor::in_combined_stream(msg)?;
+        if !stream.ends_with(b"@bookTicker") {
             return None;
         }
-        c.lit(b",\"data\":{")?;
         let tagged = c.lit(b"\"e\":\"bookTicker\",").is_some();
         c.lit(b"\"u\":")?;
         let update_id = c.uint()?;
