@@ -22,6 +22,18 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// `eprintln!` in one write. Stderr is unbuffered: a line formatted straight into it is a
+/// write per argument (98 for a replay's summary), and another thread's output can land
+/// between them.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        // As `eprintln!`, minus its panic: a closed stderr loses the report, not the run.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "flowcore",
@@ -272,7 +284,7 @@ fn bench(bench: BenchCommand) -> anyhow::Result<()> {
                 strategies: if strategies.is_file() {
                     Some(strategies)
                 } else {
-                    eprintln!(
+                    report!(
                         "e2e: {} not found: the engine runs no strategy",
                         strategies.display()
                     );
@@ -596,9 +608,11 @@ enum Command {
 /// The strategies' signals, when any strategy ran.
 fn print_signals(c: &SignalCounters) {
     if *c != SignalCounters::default() {
-        eprintln!(
+        report!(
             "signals: {} emitted, {} repeats dropped, {} dropped in cooldown",
-            c.emitted, c.duplicates, c.cooled_down
+            c.emitted,
+            c.duplicates,
+            c.cooled_down
         );
     }
 }
@@ -620,7 +634,7 @@ fn print_health(rows: &[HealthRow]) {
                 r.clock_behind,
             )
         };
-        eprintln!(
+        report!(
             "  {}: {} messages, {} gaps, {} resyncs, {} reconnects ({} stalls, {} rotations), {} \
              late trades, {} backfilled, {} crossed books, {} parse errors; {lag}",
             r.source_name(),
@@ -842,7 +856,7 @@ fn main() -> anyhow::Result<()> {
             let s = replay(options, files.outputs())?;
             files.flush()?;
             let secs = started.elapsed().as_secs_f64();
-            eprintln!(
+            report!(
                 "replay: {} messages, {} gaps, {} resyncs, {} late trades, {} parse errors, {:.0} msgs/s \
                  ({} bars, {} tops, {} book/ticker checks with {} mismatches, {} crossed)",
                 s.messages,
@@ -920,9 +934,10 @@ fn main() -> anyhow::Result<()> {
                 follow,
             };
             let s = flowcore_tools::shm_tail::tail(&dir, &options, &mut std::io::stdout().lock())?;
-            eprintln!(
+            report!(
                 "shm-tail: {} records, {} missed (lapped)",
-                s.records, s.lapped
+                s.records,
+                s.lapped
             );
             Ok(())
         }
@@ -946,7 +961,7 @@ fn main() -> anyhow::Result<()> {
             let stream = generate(&options)?;
             std::fs::write(&out, stream.lines.join("\n") + "\n")
                 .with_context(|| format!("--out {}", out.display()))?;
-            eprintln!(
+            report!(
                 "synth: {} lines, {} trades, {} book deltas of synthetic {venue} BTCUSDT (seed {}) \
                  in {}",
                 stream.lines.len(),
@@ -992,7 +1007,7 @@ fn main() -> anyhow::Result<()> {
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             })?;
-            eprintln!(
+            report!(
                 "sim: {} messages played, {} delivered, {} snapshots and {} trade histories served, \
                  {} clients dropped, faults: {}",
                 s.played, s.delivered, s.snapshots, s.histories, s.dropped_clients, s.faults
@@ -1007,7 +1022,7 @@ fn main() -> anyhow::Result<()> {
 fn read_inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
     let (inputs, torn) = flowcore_feeds::recording::parse_inputs(args)?;
     for t in torn {
-        eprintln!(
+        report!(
             "warning: {}: torn tail at byte {} ({}); read up to the last whole record",
             t.segment.display(),
             t.offset,
@@ -1054,7 +1069,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         Some(TransportKind::Tokio) => "tokio",
         None => "none",
     };
-    eprintln!(
+    report!(
         "run ({transport}): {} messages, {} snapshots, {} gaps, {} resyncs, {} late trades, \
          {} parse errors, {} disconnects ({} stalls), {} rotations ({} broke, {} shutdown \
          notices), {} trade gaps ({} backfilled trades, {} unfilled, {} history refusals), \
@@ -1083,7 +1098,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
     if transport == "io_uring" && s.messages > 0 {
         // The receive path's syscalls: every enter (submit or completion harvest) and,
         // with idle = "park", every wait.
-        eprintln!(
+        report!(
             "run: io_uring: {} enters and {} parked waits for {} messages: {:.3} syscalls a message",
             s.uring_enters,
             s.uring_waits,
@@ -1092,9 +1107,10 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
         );
     }
     if s.open_interest_polls + s.open_interest_errors > 0 {
-        eprintln!(
+        report!(
             "run: open interest: {} polls answered, {} failed",
-            s.open_interest_polls, s.open_interest_errors
+            s.open_interest_polls,
+            s.open_interest_errors
         );
     }
     if let Some(record) = &s.record {
@@ -1107,7 +1123,7 @@ fn run_live(args: LiveArgs) -> anyhow::Result<()> {
 
 fn print_record(record: &flowcore_runtime::recorder::RecordSummary) {
     if let Some(r) = &record.repaired {
-        eprintln!(
+        report!(
             "record: the journal's last segment {} was torn at byte {} ({}): cut off, {} whole \
              records kept",
             r.tail.segment.display(),
@@ -1118,7 +1134,7 @@ fn print_record(record: &flowcore_runtime::recorder::RecordSummary) {
     }
     if let Some(j) = &record.journal {
         let mb = |b: u64| b as f64 / (1 << 20) as f64;
-        eprintln!(
+        report!(
             "record: {} lines, {} journal records in {} segments ({:.1} MiB), {} oversized \
              refused, {} segments compressed ({:.1} -> {:.1} MiB)",
             record.lines,
