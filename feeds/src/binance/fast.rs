@@ -137,15 +137,18 @@ impl<'a> Cursor<'a> {
     /// ahead; the word reader's loads wait on each other (where the fraction starts depends on
     /// the integer's digit count).
     ///
-    /// Measured and not taken (2026-12-07, same run, cachegrind and best of 11): SSE4.1, the
+    /// Measured and not taken (2026-12-07, same runs, cachegrind and best of 11): SSE4.1, the
     /// sixteen bytes after the quote in one load, quote and point found by compare and
-    /// movemask, one `pshufb` placing each kept digit, three multiply-adds: ~80 instructions a
-    /// value against ~130, yet 86.7-95.4 ms against 80.5-82.1. The same in a `u128` without
-    /// intrinsics: ~200 instructions, 105 ms. Both make the cursor's next position wait on the
-    /// value's bytes (load, compare, movemask, count: ~12 cycles a value, every field in
-    /// series), where the predicted loop exits let the CPU start the next field before this
-    /// one is read. A faster reader has to leave the position predicted: a structural index of
-    /// the whole message first (simdjson's two stages), not a faster value reader.
+    /// movemask, one `pshufb` placing each kept digit, three multiply-adds (~45 instructions
+    /// a value against ~130). Called through a runtime feature check it was not inlined:
+    /// 86.7 vs 80.5 ms. Inlined in a build for x86-64-v2: 881 M vs 938 M instructions for the
+    /// whole replay, and still 86.9 vs 80.3 ms. The same steps in a `u128` without
+    /// intrinsics: ~200 instructions a value, 105 ms. Every word reader so far made the
+    /// cursor's next position come out of the value's bytes (load, compare, movemask, count),
+    /// where the loops' exits are predicted and the CPU starts the next field early; that is
+    /// the likeliest cause (no hardware counters on this VM to prove it). A faster reader
+    /// probably has to keep positions off the values: a structural index of the whole message
+    /// first (simdjson's two stages), not a faster value reader.
     #[inline]
     fn decimal_plain(&self, scale: u8) -> Option<(i64, usize)> {
         // A fixed window lets the loops run without a bounds check per byte. A value in the
