@@ -139,10 +139,10 @@ impl<'a> Cursor<'a> {
     ///
     /// Measured and not taken (2026-12-07, same runs, cachegrind and best of 11): SSE4.1, the
     /// sixteen bytes after the quote in one load, quote and point found by compare and
-    /// movemask, one `pshufb` placing each kept digit, three multiply-adds (~45 instructions
-    /// a value against ~130). Called through a runtime feature check it was not inlined:
-    /// 86.7 vs 80.5 ms. Inlined in a build for x86-64-v2: 881 M vs 938 M instructions for the
-    /// whole replay, and still 86.9 vs 80.3 ms. The same steps in a `u128` without
+    /// movemask, one `pshufb` placing each kept digit, three multiply-adds. Called through a
+    /// runtime feature check it was not inlined: 86.7 vs 80.5 ms. Inlined in a build for
+    /// x86-64-v2: 881 M vs 938 M instructions for the whole replay (~27 fewer for each of the
+    /// 2.1 M values), and still 86.9 vs 80.3 ms. The same steps in a `u128` without
     /// intrinsics: ~200 instructions a value, 105 ms. Every word reader so far made the
     /// cursor's next position come out of the value's bytes (load, compare, movemask, count),
     /// where the loops' exits are predicted and the CPU starts the next field early; that is
