@@ -123,7 +123,8 @@ impl HandoffSink for Collect<'_> {
     }
 }
 
-/// Sets a flag when dropped: the helper says it is gone, also when it panicked.
+/// Sets a flag when dropped, also in a panic: the helper says it is gone, the engine's side
+/// that it stopped.
 struct SetOnDrop<'a>(&'a AtomicBool);
 
 impl Drop for SetOnDrop<'_> {
@@ -166,8 +167,12 @@ pub fn share_parse<P: ParseWork + Send, E: Send>(
                 find_and_parse(idle, slots, progress, next, helper)
             })
             .expect("starting the replay parser thread");
-        apply_in_order(idle, slots, progress, &mut own, sink);
-        progress.stopped.0.store(true, Ordering::Release);
+        {
+            // Also when the engine's side panics: the helper must stop for the scope to
+            // end, or the panic would become a hang.
+            let _stop = SetOnDrop(&progress.stopped.0);
+            apply_in_order(idle, slots, progress, &mut own, sink);
+        }
         helper_thread
             .join()
             .expect("the replay parser thread panicked")
@@ -242,16 +247,24 @@ fn find_and_parse<P: ParseWork, E>(
     result
 }
 
+/// Claims the FILLED batch of `position` for `state` (the helper's `PARSING`, the engine's
+/// thread's `TAKEN`): true for one claimant only, whoever comes second sees the tag changed.
+#[inline]
+fn claim<W>(slot: &Slot<W>, position: u64, state: u64) -> bool {
+    slot.tag
+        .compare_exchange(
+            tag(position, FILLED),
+            tag(position, state),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
 /// Claims the batch of `position` when nobody has, parses it into its slot and marks it
 /// DONE; false when it was claimed already.
 fn parse_into_slot<P: ParseWork>(slot: &Slot<P::Item>, position: u64, parser: &mut P) -> bool {
-    let claimed = slot.tag.compare_exchange(
-        tag(position, FILLED),
-        tag(position, PARSING),
-        Ordering::Acquire,
-        Ordering::Relaxed,
-    );
-    if claimed.is_err() {
+    if !claim(slot, position, PARSING) {
         return false;
     }
     // The claim is ours: the engine's thread applies this batch only once it sees DONE,
@@ -291,12 +304,7 @@ fn apply_in_order<P: ParseWork>(
         let go_on = if t == tag(taken, DONE) {
             // The helper let the batch go before storing DONE, and claims it no more.
             apply(&slot.claimed().events, sink)
-        } else if t == tag(taken, FILLED)
-            && slot
-                .tag
-                .compare_exchange(t, tag(taken, TAKEN), Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
+        } else if t == tag(taken, FILLED) && claim(slot, taken, TAKEN) {
             let batch = slot.claimed();
             batch
                 .work
@@ -564,6 +572,68 @@ mod tests {
         assert!(
             sink.seen == expected(778),
             "stops right after the refused message"
+        );
+    }
+
+    #[test]
+    fn a_filled_batch_is_claimed_once() {
+        let slot = Slot {
+            tag: AtomicU64::new(tag(5, FILLED)),
+            batch: Mutex::new(Batch::<usize> {
+                work: Vec::new(),
+                bytes: Vec::new(),
+                events: Vec::new(),
+            }),
+        };
+        assert!(!claim(&slot, 4, TAKEN), "another position's claim");
+        assert!(claim(&slot, 5, TAKEN));
+        assert!(!claim(&slot, 5, PARSING) && !claim(&slot, 5, TAKEN));
+        // Both threads at once, over and over: one claim succeeds each time.
+        for position in 0..2_000u64 {
+            slot.tag.store(tag(position, FILLED), Ordering::Release);
+            let wins: u32 = std::thread::scope(|s| {
+                let helper = s.spawn(|| u32::from(claim(&slot, position, PARSING)));
+                let own = u32::from(claim(&slot, position, TAKEN));
+                own + helper.join().unwrap()
+            });
+            assert_eq!(wins, 1, "position {position}");
+        }
+    }
+
+    #[test]
+    fn an_engine_side_that_panics_ends_the_call_with_its_panic() {
+        // A sink that panics at message 500: the helper must stop, or the call never returns.
+        struct Panicking(Recorder);
+        impl HandoffSink for Panicking {
+            fn event(&mut self, ev: MarketEvent) {
+                self.0.event(ev);
+            }
+            fn read(&mut self, source: u32, outcome: ReadOutcome) -> bool {
+                assert!(source != 500, "the sink's planted panic");
+                self.0.read(source, outcome)
+            }
+        }
+        // On a thread of its own, so that a hang fails the test instead of holding it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                share_parse(
+                    IdleStrategy::SpinYield,
+                    counting_to(100 * BATCH as u32),
+                    Numbers::new(3),
+                    Numbers::new(4),
+                    &mut Panicking(Recorder::default()),
+                )
+            }));
+            done.send(run).unwrap();
+        });
+        let run = outcome
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("share_parse returns (here with a panic) instead of hanging");
+        let message = run.expect_err("the sink's panic reaches the caller");
+        assert_eq!(
+            message.downcast_ref::<&str>(),
+            Some(&"the sink's planted panic")
         );
     }
 
