@@ -16,6 +16,7 @@ pub mod json;
 pub mod parsed;
 pub mod parser;
 pub mod recording;
+mod shaped_decimal;
 mod swar;
 pub mod transport;
 pub mod venue_session;

@@ -202,6 +202,8 @@ pub struct BinanceParser<D: BinanceDialect> {
     symbols: SymbolCache,
     /// Scratch for a trade-history answer (checked whole before anything is emitted).
     history: Vec<Trade>,
+    /// The last value's shape of each decimal field of the fast path.
+    shapes: [crate::shaped_decimal::Shape; fast::DECIMAL_FIELDS],
     _dialect: PhantomData<D>,
 }
 
@@ -217,6 +219,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
             levels: Vec::with_capacity(Self::RESERVED_LEVELS),
             symbols: SymbolCache::default(),
             history: Vec::new(),
+            shapes: Default::default(),
             _dialect: PhantomData,
         }
     }
