@@ -1,4 +1,5 @@
-//! A quoted decimal read at the shape the same field had last time.
+//! A quoted decimal (or an unquoted integer) read at the shape the same field had last
+//! time.
 //!
 //! Exchanges send one shape per field: `"61737.63000000"` is followed by a price of 14 bytes
 //! with the point at 5, again and again. A field remembers its last value's shape (length,
@@ -85,7 +86,25 @@ impl Shape {
     /// (zeros past the message's end), when it has this shape at `scale`.
     #[inline]
     pub(crate) fn read(&self, word: &[u8; 16], scale: u8) -> Option<i64> {
-        if self.len == 0 || self.scale != scale {
+        if self.scale != scale {
+            return None;
+        }
+        self.read_as::<true>(word)
+    }
+
+    /// The unquoted integer (`"u":50093239212,`) whose sixteen bytes from its first digit
+    /// are `word`, when it has this shape (learnt at scale 0) and ends with `,` `}` or `]`.
+    #[inline]
+    pub(crate) fn read_integer(&self, word: &[u8; 16]) -> Option<u64> {
+        if self.scale != 0 || self.point != self.len {
+            return None;
+        }
+        self.read_as::<false>(word).map(|v| v as u64)
+    }
+
+    #[inline]
+    fn read_as<const QUOTED: bool>(&self, word: &[u8; 16]) -> Option<i64> {
+        if self.len == 0 {
             return None;
         }
         #[cfg(all(
@@ -97,7 +116,7 @@ impl Shape {
             #[allow(unsafe_code)]
             // SAFETY: the build enables SSSE3 and SSE4.1 (cfg above): the CPU running this
             // has them.
-            return unsafe { sse::read(self, word) };
+            return unsafe { sse::read::<QUOTED>(self, word) };
         }
         #[allow(unreachable_code)]
         {
@@ -114,7 +133,7 @@ mod sse {
 
     #[target_feature(enable = "sse2,ssse3,sse4.1")]
     #[inline]
-    pub(super) fn read(shape: &Shape, word: &[u8; 16]) -> Option<i64> {
+    pub(super) fn read<const QUOTED: bool>(shape: &Shape, word: &[u8; 16]) -> Option<i64> {
         let [lo, hi] = [0, 8].map(|at| {
             let half: [u8; 8] = word[at..at + 8].try_into().expect("eight bytes");
             i64::from_le_bytes(half)
@@ -131,9 +150,13 @@ mod sse {
         let points = mask(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'.' as i8)));
         let in_text = (1u32 << len) - 1;
         let point_bit = (1u32 << point) & in_text;
-        let same = (digits & in_text) == in_text & !point_bit
-            && quotes & (1 << len) != 0
-            && points & in_text == point_bit;
+        let ends = if QUOTED {
+            quotes & (1 << len) != 0
+        } else {
+            matches!(word[len as usize], b',' | b'}' | b']')
+        };
+        let same =
+            (digits & in_text) == in_text & !point_bit && ends && points & in_text == point_bit;
         if !same {
             return None;
         }
@@ -213,6 +236,26 @@ mod tests {
         assert_eq!(price.read(&word("61837.6400000", b","), 2), None, "shorter");
         let size = Shape::of(b"0.00000000", 5).unwrap();
         assert_eq!(size.read(&word("1.54698000", b"]"), 5), Some(154_698));
+        let id = Shape::of(b"5123107839020", 0).unwrap();
+        assert_eq!(
+            id.read_integer(b"5123107839021,\"s"),
+            Some(5_123_107_839_021)
+        );
+        assert_eq!(
+            id.read_integer(b"5123107839021}}\0"),
+            Some(5_123_107_839_021)
+        );
+        assert_eq!(
+            id.read_integer(b"5123107839021\"s\0"),
+            None,
+            "not an integer's end"
+        );
+        assert_eq!(id.read_integer(b"51231078390211,s"), None, "longer");
+        assert_eq!(
+            price.read_integer(b"61737.63000000,\0"),
+            None,
+            "a decimal's shape"
+        );
         let whole = Shape::of(b"12", 3).unwrap();
         assert_eq!(whole.read(&word("45", b""), 3), Some(45_000));
         assert_eq!(whole.read(&word("4.", b""), 3), None);

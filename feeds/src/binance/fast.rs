@@ -21,8 +21,8 @@ use flowcore_core::event::{
     Nanos, Trade, TradeSource,
 };
 
-/// Which of the parser's remembered shapes (`BinanceParser::shapes`) a decimal field reads
-/// with: each field keeps the shape of its own last value.
+/// Which of the parser's remembered shapes (`BinanceParser::shapes`) a decimal or integer
+/// field reads with: each field keeps the shape of its own last value.
 const TICKER_BID_PX: usize = 0;
 const TICKER_BID_QTY: usize = 1;
 const TICKER_ASK_PX: usize = 2;
@@ -33,8 +33,14 @@ const ASK_LEVEL_PX: usize = 6;
 const ASK_LEVEL_QTY: usize = 7;
 const TRADE_PX: usize = 8;
 const TRADE_QTY: usize = 9;
+const EVENT_TIME: usize = 10;
+const TRANSACTION_TIME: usize = 11;
+const TRADE_ID: usize = 12;
+const FIRST_UPDATE_ID: usize = 13;
+const LAST_UPDATE_ID: usize = 14;
+const PREVIOUS_UPDATE_ID: usize = 15;
 /// How many shapes the parser keeps.
-pub(super) const DECIMAL_FIELDS: usize = 10;
+pub(super) const SHAPED_FIELDS: usize = 16;
 
 /// A byte cursor whose every read either succeeds or gives up (`None`).
 struct Cursor<'a> {
@@ -150,21 +156,57 @@ impl<'a> Cursor<'a> {
             return self.decimal(scale);
         }
         if self.buf.get(self.pos) == Some(&b'"') {
-            let text = &self.buf[self.pos + 1..];
-            let word = match text.first_chunk::<16>() {
-                Some(word) => *word,
-                None => {
-                    let mut word = [0; 16];
-                    word[..text.len()].copy_from_slice(text);
-                    word
-                }
-            };
-            if let Some(v) = shape.read(&word, scale) {
+            if let Some(v) = shape.read(&self.word_at(self.pos + 1), scale) {
                 self.pos += shape.len() + 2;
                 return Some(v);
             }
         }
         self.decimal_learning_shape(scale, shape)
+    }
+
+    /// The sixteen bytes from `at`, zeros past the message's end.
+    #[inline]
+    fn word_at(&self, at: usize) -> [u8; 16] {
+        let text = self.buf.get(at..).unwrap_or_default();
+        match text.first_chunk::<16>() {
+            Some(word) => *word,
+            None => {
+                let mut word = [0; 16];
+                word[..text.len()].copy_from_slice(text);
+                word
+            }
+        }
+    }
+
+    /// [`Self::uint`] at the shape `shape` remembers for this field, as
+    /// [`Self::decimal_shaped`] does for decimals.
+    #[inline]
+    fn uint_shaped(&mut self, shape: &mut Shape) -> Option<u64> {
+        if !Shape::READS {
+            return self.uint();
+        }
+        if let Some(v) = shape.read_integer(&self.word_at(self.pos)) {
+            self.pos += shape.len();
+            return Some(v);
+        }
+        self.uint_learning_shape(shape)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn uint_learning_shape(&mut self, shape: &mut Shape) -> Option<u64> {
+        let start = self.pos;
+        let v = self.uint()?;
+        if let Some(learnt) = Shape::of(&self.buf[start..self.pos], 0) {
+            *shape = learnt;
+        }
+        Some(v)
+    }
+
+    /// [`Self::time_ms`] at the field's shape.
+    #[inline]
+    fn time_ms_shaped(&mut self, shape: &mut Shape) -> Option<Nanos> {
+        exchange_ms_to_ns(self.uint_shaped(shape)?)
     }
 
     /// [`Self::decimal`], remembering the value's shape: out of line, so that the shaped
@@ -376,8 +418,8 @@ impl<D: BinanceDialect> BinanceParser<D> {
             let key = c.key()?;
             match key {
                 K_E => p.e = Some(c.string()?),
-                K_BIG_E => p.big_e = Some(c.time_ms()?),
-                K_BIG_T => p.big_t = Some(c.time_ms()?),
+                K_BIG_E => p.big_e = Some(c.time_ms_shaped(&mut self.shapes[EVENT_TIME])?),
+                K_BIG_T => p.big_t = Some(c.time_ms_shaped(&mut self.shapes[TRANSACTION_TIME])?),
                 K_S => {
                     let s = c.string()?;
                     let id = self.instrument(s).ok()?;
@@ -385,7 +427,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     scales = Some((i.price_scale, i.size_scale));
                     inst = Some(id);
                 }
-                K_T => p.trade_id = Some(c.uint()?),
+                K_T => p.trade_id = Some(c.uint_shaped(&mut self.shapes[TRADE_ID])?),
                 K_P => p.px = Some(c.decimal_shaped(scales?.0, &mut self.shapes[TRADE_PX])?),
                 K_Q => p.qty = Some(c.decimal_shaped(scales?.1, &mut self.shapes[TRADE_QTY])?),
                 K_M => p.maker = Some(c.boolean()?),
@@ -397,9 +439,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 K_PS => {
                     c.string()?;
                 }
-                K_U => p.u = Some(c.uint()?),
-                K_BIG_U => p.big_u = Some(c.uint()?),
-                K_PU => p.pu = Some(c.uint()?),
+                K_U => p.u = Some(c.uint_shaped(&mut self.shapes[LAST_UPDATE_ID])?),
+                K_BIG_U => p.big_u = Some(c.uint_shaped(&mut self.shapes[FIRST_UPDATE_ID])?),
+                K_PU => p.pu = Some(c.uint_shaped(&mut self.shapes[PREVIOUS_UPDATE_ID])?),
                 K_BIG_B => p.bid_qty = Some(c.decimal(scales?.1)?),
                 K_BIG_A => p.ask_qty = Some(c.decimal(scales?.1)?),
                 K_B | K_A => {
@@ -528,7 +570,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         }
         let tagged = c.lit(b"\"e\":\"bookTicker\",").is_some();
         c.lit(b"\"u\":")?;
-        let update_id = c.uint()?;
+        let update_id = c.uint_shaped(&mut self.shapes[LAST_UPDATE_ID])?;
         c.lit(b",\"s\":")?;
         let inst = self.instrument(c.string()?).ok()?;
         let i = self.table.get(inst);
@@ -543,9 +585,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let ask_qty = c.decimal_shaped(ss, &mut self.shapes[TICKER_ASK_QTY])?;
         let exch_ts = if tagged {
             c.lit(b",\"T\":")?;
-            c.time_ms()?;
+            c.time_ms_shaped(&mut self.shapes[TRANSACTION_TIME])?;
             c.lit(b",\"E\":")?;
-            maybe_ns(c.time_ms()?)
+            maybe_ns(c.time_ms_shaped(&mut self.shapes[EVENT_TIME])?)
         } else {
             None
         };
@@ -813,6 +855,35 @@ mod tests {
             for text in &texts {
                 let want = plain.decimal(scale);
                 prop_assert_eq!(shaped.decimal_shaped(scale, &mut shape), want, "{:?}", text);
+                prop_assert_eq!(shaped.pos, plain.pos);
+                if want.is_none() {
+                    break;
+                }
+                shaped.pos += 1;
+                plain.pos += 1;
+            }
+        }
+
+        /// Integers read at their field's last shape come out as read without it.
+        #[test]
+        fn shaped_integers_equal_plain_reads(
+            texts in proptest::collection::vec(
+                prop_oneof!["[0-9]{13}", "[0-9]{1,21}", "[0-9]{0,3}[x.]?"],
+                1..40,
+            ),
+            ends in proptest::collection::vec("[,}\\]]", 40),
+        ) {
+            let mut body = String::new();
+            for (text, end) in texts.iter().zip(&ends) {
+                body.push_str(text);
+                body.push_str(end);
+            }
+            let mut shape = Shape::default();
+            let mut shaped = Cursor { buf: body.as_bytes(), pos: 0 };
+            let mut plain = Cursor { buf: body.as_bytes(), pos: 0 };
+            for text in &texts {
+                let want = plain.uint();
+                prop_assert_eq!(shaped.uint_shaped(&mut shape), want, "{:?}", text);
                 prop_assert_eq!(shaped.pos, plain.pos);
                 if want.is_none() {
                     break;

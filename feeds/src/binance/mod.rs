@@ -202,8 +202,8 @@ pub struct BinanceParser<D: BinanceDialect> {
     symbols: SymbolCache,
     /// Scratch for a trade-history answer (checked whole before anything is emitted).
     history: Vec<Trade>,
-    /// The last value's shape of each decimal field of the fast path.
-    shapes: [crate::shaped_decimal::Shape; fast::DECIMAL_FIELDS],
+    /// The last value's shape of each decimal and integer field of the fast path.
+    shapes: [crate::shaped_decimal::Shape; fast::SHAPED_FIELDS],
     _dialect: PhantomData<D>,
 }
 
