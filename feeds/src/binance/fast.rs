@@ -9,7 +9,7 @@
 //! returns `None` before emitting anything and the generic path decides, with its precise
 //! error. The differential tests hold the two paths to the same output.
 
-use super::{is_untagged_book_ticker, BinanceDialect, BinanceParser};
+use super::{is_untagged_book_ticker, shape, BinanceDialect, BinanceParser};
 use crate::fields::exchange_ms_to_ns;
 use crate::parsed::Parsed;
 use crate::shaped_decimal::Shape;
@@ -20,27 +20,6 @@ use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
     Nanos, Trade, TradeSource,
 };
-
-/// Which of the parser's remembered shapes (`BinanceParser::shapes`) a decimal or integer
-/// field reads with: each field keeps the shape of its own last value.
-const TICKER_BID_PX: usize = 0;
-const TICKER_BID_QTY: usize = 1;
-const TICKER_ASK_PX: usize = 2;
-const TICKER_ASK_QTY: usize = 3;
-const BID_LEVEL_PX: usize = 4;
-const BID_LEVEL_QTY: usize = 5;
-const ASK_LEVEL_PX: usize = 6;
-const ASK_LEVEL_QTY: usize = 7;
-const TRADE_PX: usize = 8;
-const TRADE_QTY: usize = 9;
-const EVENT_TIME: usize = 10;
-const TRANSACTION_TIME: usize = 11;
-const TRADE_ID: usize = 12;
-const FIRST_UPDATE_ID: usize = 13;
-const LAST_UPDATE_ID: usize = 14;
-const PREVIOUS_UPDATE_ID: usize = 15;
-/// How many shapes the parser keeps.
-pub(super) const SHAPED_FIELDS: usize = 16;
 
 /// A byte cursor whose every read either succeeds or gives up (`None`).
 struct Cursor<'a> {
@@ -418,8 +397,10 @@ impl<D: BinanceDialect> BinanceParser<D> {
             let key = c.key()?;
             match key {
                 K_E => p.e = Some(c.string()?),
-                K_BIG_E => p.big_e = Some(c.time_ms_shaped(&mut self.shapes[EVENT_TIME])?),
-                K_BIG_T => p.big_t = Some(c.time_ms_shaped(&mut self.shapes[TRANSACTION_TIME])?),
+                K_BIG_E => p.big_e = Some(c.time_ms_shaped(&mut self.shapes[shape::EVENT_TIME])?),
+                K_BIG_T => {
+                    p.big_t = Some(c.time_ms_shaped(&mut self.shapes[shape::TRANSACTION_TIME])?)
+                }
                 K_S => {
                     let s = c.string()?;
                     let id = self.instrument(s).ok()?;
@@ -427,9 +408,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     scales = Some((i.price_scale, i.size_scale));
                     inst = Some(id);
                 }
-                K_T => p.trade_id = Some(c.uint_shaped(&mut self.shapes[TRADE_ID])?),
-                K_P => p.px = Some(c.decimal_shaped(scales?.0, &mut self.shapes[TRADE_PX])?),
-                K_Q => p.qty = Some(c.decimal_shaped(scales?.1, &mut self.shapes[TRADE_QTY])?),
+                K_T => p.trade_id = Some(c.uint_shaped(&mut self.shapes[shape::TRADE_ID])?),
+                K_P => p.px = Some(c.decimal_shaped(scales?.0, &mut self.shapes[shape::TRADE_PX])?),
+                K_Q => {
+                    p.qty = Some(c.decimal_shaped(scales?.1, &mut self.shapes[shape::TRADE_QTY])?)
+                }
                 K_M => p.maker = Some(c.boolean()?),
                 K_BIG_M => {
                     c.boolean()?;
@@ -439,9 +422,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 K_PS => {
                     c.string()?;
                 }
-                K_U => p.u = Some(c.uint_shaped(&mut self.shapes[LAST_UPDATE_ID])?),
-                K_BIG_U => p.big_u = Some(c.uint_shaped(&mut self.shapes[FIRST_UPDATE_ID])?),
-                K_PU => p.pu = Some(c.uint_shaped(&mut self.shapes[PREVIOUS_UPDATE_ID])?),
+                K_U => p.u = Some(c.uint_shaped(&mut self.shapes[shape::LAST_UPDATE_ID])?),
+                K_BIG_U => p.big_u = Some(c.uint_shaped(&mut self.shapes[shape::FIRST_UPDATE_ID])?),
+                K_PU => p.pu = Some(c.uint_shaped(&mut self.shapes[shape::PREVIOUS_UPDATE_ID])?),
                 K_BIG_B => p.bid_qty = Some(c.decimal(scales?.1)?),
                 K_BIG_A => p.ask_qty = Some(c.decimal(scales?.1)?),
                 K_B | K_A => {
@@ -570,24 +553,24 @@ impl<D: BinanceDialect> BinanceParser<D> {
         }
         let tagged = c.lit(b"\"e\":\"bookTicker\",").is_some();
         c.lit(b"\"u\":")?;
-        let update_id = c.uint_shaped(&mut self.shapes[LAST_UPDATE_ID])?;
+        let update_id = c.uint_shaped(&mut self.shapes[shape::LAST_UPDATE_ID])?;
         c.lit(b",\"s\":")?;
         let inst = self.instrument(c.string()?).ok()?;
         let i = self.table.get(inst);
         let (ps, ss) = (i.price_scale, i.size_scale);
         c.lit(b",\"b\":")?;
-        let bid_px = c.decimal_shaped(ps, &mut self.shapes[TICKER_BID_PX])?;
+        let bid_px = c.decimal_shaped(ps, &mut self.shapes[shape::TICKER_BID_PX])?;
         c.lit(b",\"B\":")?;
-        let bid_qty = c.decimal_shaped(ss, &mut self.shapes[TICKER_BID_QTY])?;
+        let bid_qty = c.decimal_shaped(ss, &mut self.shapes[shape::TICKER_BID_QTY])?;
         c.lit(b",\"a\":")?;
-        let ask_px = c.decimal_shaped(ps, &mut self.shapes[TICKER_ASK_PX])?;
+        let ask_px = c.decimal_shaped(ps, &mut self.shapes[shape::TICKER_ASK_PX])?;
         c.lit(b",\"A\":")?;
-        let ask_qty = c.decimal_shaped(ss, &mut self.shapes[TICKER_ASK_QTY])?;
+        let ask_qty = c.decimal_shaped(ss, &mut self.shapes[shape::TICKER_ASK_QTY])?;
         let exch_ts = if tagged {
             c.lit(b",\"T\":")?;
-            c.time_ms_shaped(&mut self.shapes[TRANSACTION_TIME])?;
+            c.time_ms_shaped(&mut self.shapes[shape::TRANSACTION_TIME])?;
             c.lit(b",\"E\":")?;
-            maybe_ns(c.time_ms_shaped(&mut self.shapes[EVENT_TIME])?)
+            maybe_ns(c.time_ms_shaped(&mut self.shapes[shape::EVENT_TIME])?)
         } else {
             None
         };
@@ -667,8 +650,8 @@ impl<D: BinanceDialect> BinanceParser<D> {
         loop {
             c.lit(b"[")?;
             let (px_at, qty_at) = match side {
-                BookSide::Bid => (BID_LEVEL_PX, BID_LEVEL_QTY),
-                BookSide::Ask => (ASK_LEVEL_PX, ASK_LEVEL_QTY),
+                BookSide::Bid => (shape::BID_LEVEL_PX, shape::BID_LEVEL_QTY),
+                BookSide::Ask => (shape::ASK_LEVEL_PX, shape::ASK_LEVEL_QTY),
             };
             let px = c.decimal_shaped(ps, &mut self.shapes[px_at])?;
             c.lit(b",")?;

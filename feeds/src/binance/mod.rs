@@ -194,6 +194,29 @@ fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseErro
     }
 }
 
+/// Which of the parser's remembered shapes (`BinanceParser::shapes`) a decimal or integer
+/// field of the fast path reads with: each field keeps the shape of its own last value.
+mod shape {
+    pub(super) const TICKER_BID_PX: usize = 0;
+    pub(super) const TICKER_BID_QTY: usize = 1;
+    pub(super) const TICKER_ASK_PX: usize = 2;
+    pub(super) const TICKER_ASK_QTY: usize = 3;
+    pub(super) const BID_LEVEL_PX: usize = 4;
+    pub(super) const BID_LEVEL_QTY: usize = 5;
+    pub(super) const ASK_LEVEL_PX: usize = 6;
+    pub(super) const ASK_LEVEL_QTY: usize = 7;
+    pub(super) const TRADE_PX: usize = 8;
+    pub(super) const TRADE_QTY: usize = 9;
+    pub(super) const EVENT_TIME: usize = 10;
+    pub(super) const TRANSACTION_TIME: usize = 11;
+    pub(super) const TRADE_ID: usize = 12;
+    pub(super) const FIRST_UPDATE_ID: usize = 13;
+    pub(super) const LAST_UPDATE_ID: usize = 14;
+    pub(super) const PREVIOUS_UPDATE_ID: usize = 15;
+    /// How many shapes the parser keeps.
+    pub(super) const COUNT: usize = 16;
+}
+
 /// Parser for one Binance dialect. Holds the instrument table and a reusable level buffer.
 #[derive(Debug)]
 pub struct BinanceParser<D: BinanceDialect> {
@@ -203,7 +226,7 @@ pub struct BinanceParser<D: BinanceDialect> {
     /// Scratch for a trade-history answer (checked whole before anything is emitted).
     history: Vec<Trade>,
     /// The last value's shape of each decimal and integer field of the fast path.
-    shapes: [crate::shaped_decimal::Shape; fast::SHAPED_FIELDS],
+    shapes: [crate::shaped_decimal::Shape; shape::COUNT],
     _dialect: PhantomData<D>,
 }
 
