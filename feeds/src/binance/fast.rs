@@ -800,6 +800,31 @@ mod tests {
         assert!(straight.is_some() && straight == keyed, "{msg}");
     }
 
+    /// Reads `count` values of `body` (one separator byte after each) with the shaped and
+    /// the plain reader side by side: the same values, the cursors at the same places.
+    fn read_alike<'a, T: PartialEq + std::fmt::Debug>(
+        body: &'a [u8],
+        count: usize,
+        mut shaped: impl FnMut(&mut Cursor<'a>, &mut Shape) -> Option<T>,
+        mut plain: impl FnMut(&mut Cursor<'a>) -> Option<T>,
+    ) -> Result<(), TestCaseError> {
+        let mut shape = Shape::default();
+        let mut a = Cursor { buf: body, pos: 0 };
+        let mut b = Cursor { buf: body, pos: 0 };
+        for i in 0..count {
+            let want = plain(&mut b);
+            let stop = want.is_none();
+            prop_assert_eq!(shaped(&mut a, &mut shape), want, "value {}", i);
+            prop_assert_eq!(a.pos, b.pos, "value {}", i);
+            if stop {
+                break;
+            }
+            a.pos += 1;
+            b.pos += 1;
+        }
+        Ok(())
+    }
+
     proptest! {
         /// The straight read of a book ticker gives the keyed reader's event, on both
         /// layouts, for any values (a zero or an 18-digit mantissa included).
@@ -832,19 +857,12 @@ mod tests {
             scale in 0u8..=8,
         ) {
             let body = texts.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(",");
-            let mut shape = Shape::default();
-            let mut shaped = Cursor { buf: body.as_bytes(), pos: 0 };
-            let mut plain = Cursor { buf: body.as_bytes(), pos: 0 };
-            for text in &texts {
-                let want = plain.decimal(scale);
-                prop_assert_eq!(shaped.decimal_shaped(scale, &mut shape), want, "{:?}", text);
-                prop_assert_eq!(shaped.pos, plain.pos);
-                if want.is_none() {
-                    break;
-                }
-                shaped.pos += 1;
-                plain.pos += 1;
-            }
+            read_alike(
+                body.as_bytes(),
+                texts.len(),
+                |c, shape| c.decimal_shaped(scale, shape),
+                |c| c.decimal(scale),
+            )?;
         }
 
         /// Integers read at their field's last shape come out as read without it.
@@ -861,19 +879,7 @@ mod tests {
                 body.push_str(text);
                 body.push_str(end);
             }
-            let mut shape = Shape::default();
-            let mut shaped = Cursor { buf: body.as_bytes(), pos: 0 };
-            let mut plain = Cursor { buf: body.as_bytes(), pos: 0 };
-            for text in &texts {
-                let want = plain.uint();
-                prop_assert_eq!(shaped.uint_shaped(&mut shape), want, "{:?}", text);
-                prop_assert_eq!(shaped.pos, plain.pos);
-                if want.is_none() {
-                    break;
-                }
-                shaped.pos += 1;
-                plain.pos += 1;
-            }
+            read_alike(body.as_bytes(), texts.len(), Cursor::uint_shaped, Cursor::uint)?;
         }
 
         /// Word-wise and bytewise readers together follow `parse_mantissa` exactly.
