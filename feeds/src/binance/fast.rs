@@ -20,6 +20,20 @@ use flowcore_core::event::{
     maybe_ns, Aggressor, BatchKind, BookBegin, BookSide, BookTicker, EventKind, Level, MarketEvent,
     Nanos, Trade, TradeSource,
 };
+use flowcore_core::instrument::InstrumentId;
+
+/// `inst`'s decimal shapes (an instrument added to the table after the parser was made
+/// gets its set on its first value).
+#[inline]
+fn decimal_shapes(
+    shapes: &mut Vec<[Shape; shape::DECIMALS]>,
+    inst: InstrumentId,
+) -> &mut [Shape; shape::DECIMALS] {
+    if inst.index() >= shapes.len() {
+        shapes.resize(inst.index() + 1, Default::default());
+    }
+    &mut shapes[inst.index()]
+}
 
 /// A byte cursor whose every read either succeeds or gives up (`None`).
 struct Cursor<'a> {
@@ -397,9 +411,12 @@ impl<D: BinanceDialect> BinanceParser<D> {
             let key = c.key()?;
             match key {
                 K_E => p.e = Some(c.string()?),
-                K_BIG_E => p.big_e = Some(c.time_ms_shaped(&mut self.shapes[shape::EVENT_TIME])?),
+                K_BIG_E => {
+                    p.big_e = Some(c.time_ms_shaped(&mut self.integer_shapes[shape::EVENT_TIME])?)
+                }
                 K_BIG_T => {
-                    p.big_t = Some(c.time_ms_shaped(&mut self.shapes[shape::TRANSACTION_TIME])?)
+                    p.big_t =
+                        Some(c.time_ms_shaped(&mut self.integer_shapes[shape::TRANSACTION_TIME])?)
                 }
                 K_S => {
                     let s = c.string()?;
@@ -408,10 +425,14 @@ impl<D: BinanceDialect> BinanceParser<D> {
                     scales = Some((i.price_scale, i.size_scale));
                     inst = Some(id);
                 }
-                K_T => p.trade_id = Some(c.uint_shaped(&mut self.shapes[shape::TRADE_ID])?),
-                K_P => p.px = Some(c.decimal_shaped(scales?.0, &mut self.shapes[shape::TRADE_PX])?),
+                K_T => p.trade_id = Some(c.uint_shaped(&mut self.integer_shapes[shape::TRADE_ID])?),
+                K_P => {
+                    let shapes = decimal_shapes(&mut self.decimal_shapes, inst?);
+                    p.px = Some(c.decimal_shaped(scales?.0, &mut shapes[shape::TRADE_PX])?)
+                }
                 K_Q => {
-                    p.qty = Some(c.decimal_shaped(scales?.1, &mut self.shapes[shape::TRADE_QTY])?)
+                    let shapes = decimal_shapes(&mut self.decimal_shapes, inst?);
+                    p.qty = Some(c.decimal_shaped(scales?.1, &mut shapes[shape::TRADE_QTY])?)
                 }
                 K_M => p.maker = Some(c.boolean()?),
                 K_BIG_M => {
@@ -422,9 +443,13 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 K_PS => {
                     c.string()?;
                 }
-                K_U => p.u = Some(c.uint_shaped(&mut self.shapes[shape::LAST_UPDATE_ID])?),
-                K_BIG_U => p.big_u = Some(c.uint_shaped(&mut self.shapes[shape::FIRST_UPDATE_ID])?),
-                K_PU => p.pu = Some(c.uint_shaped(&mut self.shapes[shape::PREVIOUS_UPDATE_ID])?),
+                K_U => p.u = Some(c.uint_shaped(&mut self.integer_shapes[shape::LAST_UPDATE_ID])?),
+                K_BIG_U => {
+                    p.big_u = Some(c.uint_shaped(&mut self.integer_shapes[shape::FIRST_UPDATE_ID])?)
+                }
+                K_PU => {
+                    p.pu = Some(c.uint_shaped(&mut self.integer_shapes[shape::PREVIOUS_UPDATE_ID])?)
+                }
                 K_BIG_B => p.bid_qty = Some(c.decimal(scales?.1)?),
                 K_BIG_A => p.ask_qty = Some(c.decimal(scales?.1)?),
                 K_B | K_A => {
@@ -441,7 +466,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
                                 return None;
                             }
                             let side = if is_bid { BookSide::Bid } else { BookSide::Ask };
-                            self.read_levels(&mut c, side, scales?)?;
+                            self.read_levels(&mut c, side, scales?, inst?)?;
                             *(if is_bid {
                                 &mut p.bids_read
                             } else {
@@ -553,24 +578,25 @@ impl<D: BinanceDialect> BinanceParser<D> {
         }
         let tagged = c.lit(b"\"e\":\"bookTicker\",").is_some();
         c.lit(b"\"u\":")?;
-        let update_id = c.uint_shaped(&mut self.shapes[shape::LAST_UPDATE_ID])?;
+        let update_id = c.uint_shaped(&mut self.integer_shapes[shape::LAST_UPDATE_ID])?;
         c.lit(b",\"s\":")?;
         let inst = self.instrument(c.string()?).ok()?;
         let i = self.table.get(inst);
         let (ps, ss) = (i.price_scale, i.size_scale);
+        let shapes = decimal_shapes(&mut self.decimal_shapes, inst);
         c.lit(b",\"b\":")?;
-        let bid_px = c.decimal_shaped(ps, &mut self.shapes[shape::TICKER_BID_PX])?;
+        let bid_px = c.decimal_shaped(ps, &mut shapes[shape::TICKER_BID_PX])?;
         c.lit(b",\"B\":")?;
-        let bid_qty = c.decimal_shaped(ss, &mut self.shapes[shape::TICKER_BID_QTY])?;
+        let bid_qty = c.decimal_shaped(ss, &mut shapes[shape::TICKER_BID_QTY])?;
         c.lit(b",\"a\":")?;
-        let ask_px = c.decimal_shaped(ps, &mut self.shapes[shape::TICKER_ASK_PX])?;
+        let ask_px = c.decimal_shaped(ps, &mut shapes[shape::TICKER_ASK_PX])?;
         c.lit(b",\"A\":")?;
-        let ask_qty = c.decimal_shaped(ss, &mut self.shapes[shape::TICKER_ASK_QTY])?;
+        let ask_qty = c.decimal_shaped(ss, &mut shapes[shape::TICKER_ASK_QTY])?;
         let exch_ts = if tagged {
             c.lit(b",\"T\":")?;
-            c.time_ms_shaped(&mut self.shapes[shape::TRANSACTION_TIME])?;
+            c.time_ms_shaped(&mut self.integer_shapes[shape::TRANSACTION_TIME])?;
             c.lit(b",\"E\":")?;
-            maybe_ns(c.time_ms_shaped(&mut self.shapes[shape::EVENT_TIME])?)
+            maybe_ns(c.time_ms_shaped(&mut self.integer_shapes[shape::EVENT_TIME])?)
         } else {
             None
         };
@@ -599,7 +625,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
     /// level array once to skip it and again to read it; here every byte is read once.
     pub(super) fn parse_fast_snapshot(
         &mut self,
-        inst: flowcore_core::instrument::InstrumentId,
+        inst: InstrumentId,
         local_ts: Nanos,
         msg: &[u8],
         emit: &mut impl FnMut(MarketEvent),
@@ -619,9 +645,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let scales = (i.price_scale, i.size_scale);
         self.levels.clear();
         c.lit(b"\"bids\":")?;
-        self.read_levels(&mut c, BookSide::Bid, scales)?;
+        self.read_levels(&mut c, BookSide::Bid, scales, inst)?;
         c.lit(b",\"asks\":")?;
-        self.read_levels(&mut c, BookSide::Ask, scales)?;
+        self.read_levels(&mut c, BookSide::Ask, scales, inst)?;
         c.lit(b"}")?;
         if !msg[c.pos..]
             .iter()
@@ -639,7 +665,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
         c: &mut Cursor<'_>,
         side: BookSide,
         (ps, ss): (u8, u8),
+        inst: InstrumentId,
     ) -> Option<()> {
+        let shapes = decimal_shapes(&mut self.decimal_shapes, inst);
         if c.byte()? != b'[' {
             return None;
         }
@@ -653,9 +681,9 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 BookSide::Bid => (shape::BID_LEVEL_PX, shape::BID_LEVEL_QTY),
                 BookSide::Ask => (shape::ASK_LEVEL_PX, shape::ASK_LEVEL_QTY),
             };
-            let px = c.decimal_shaped(ps, &mut self.shapes[px_at])?;
+            let px = c.decimal_shaped(ps, &mut shapes[px_at])?;
             c.lit(b",")?;
-            let qty = c.decimal_shaped(ss, &mut self.shapes[qty_at])?;
+            let qty = c.decimal_shaped(ss, &mut shapes[qty_at])?;
             c.lit(b"]")?;
             // The generic path refuses these, with its error.
             if qty < 0 || px <= 0 {
@@ -823,6 +851,41 @@ mod tests {
             b.pos += 1;
         }
         Ok(())
+    }
+
+    /// Two symbols on one connection, their prices of different lengths: each keeps its
+    /// own shapes (with one set per field, every value would miss and be learnt anew).
+    #[test]
+    fn each_instrument_keeps_its_shapes() {
+        use crate::binance::spot::BinanceSpot;
+        use flowcore_core::instrument::{InstrumentTable, Venue};
+        let table = InstrumentTable::binance_defaults();
+        let btc = table.find(Venue::BinanceSpot, b"BTCUSDT").unwrap();
+        let eth = table.find(Venue::BinanceSpot, b"ETHUSDT").unwrap();
+        let mut parser = BinanceParser::<BinanceSpot>::new(table);
+        let ticker = |symbol: &str, px: &str| {
+            format!(
+                "{{\"stream\":\"{}@bookTicker\",\"data\":{{\"u\":400900217,\"s\":\"{symbol}\",\
+                 \"b\":\"{px}\",\"B\":\"1.50000000\",\"a\":\"{px}\",\"A\":\"2.00000000\"}}}}",
+                symbol.to_lowercase()
+            )
+        };
+        let mut events = 0;
+        for _ in 0..3 {
+            for msg in [
+                ticker("BTCUSDT", "61837.63000000"),
+                ticker("ETHUSDT", "2612.71000000"),
+            ] {
+                let parsed = parser.parse_book_ticker(7, msg.as_bytes(), &mut |_| events += 1);
+                assert!(parsed.is_some(), "{msg}");
+            }
+        }
+        assert_eq!(events, 6);
+        if Shape::READS {
+            let bid_px =
+                |inst: InstrumentId| parser.decimal_shapes[inst.index()][shape::TICKER_BID_PX];
+            assert_eq!((bid_px(btc).len(), bid_px(eth).len()), (14, 13));
+        }
     }
 
     proptest! {

@@ -29,6 +29,7 @@ use crate::book_batch::{emit_batch, read_levels};
 use crate::fields::{decimal, emit_stats, required, string, time_ms, uint, SymbolCache};
 use crate::json::{parse_u64, Kind, Raw, Scanner};
 use crate::parsed::{Control, Parsed};
+use crate::shaped_decimal::Shape;
 use crate::ParseError;
 use core::marker::PhantomData;
 use core::num::NonZeroU64;
@@ -194,9 +195,11 @@ fn boolean(field: Option<Raw<'_>>, name: &'static str) -> Result<bool, ParseErro
     }
 }
 
-/// Which of the parser's remembered shapes (`BinanceParser::shapes`) a decimal or integer
-/// field of the fast path reads with: each field keeps the shape of its own last value.
+/// Which of the parser's remembered shapes a decimal or integer field of the fast path
+/// reads with: each field keeps the shape of its own last value.
 mod shape {
+    // Decimal fields, a set per instrument (`BinanceParser::decimal_shapes`): prices and
+    // sizes differ in length between symbols that share a connection.
     pub(super) const TICKER_BID_PX: usize = 0;
     pub(super) const TICKER_BID_QTY: usize = 1;
     pub(super) const TICKER_ASK_PX: usize = 2;
@@ -207,14 +210,16 @@ mod shape {
     pub(super) const ASK_LEVEL_QTY: usize = 7;
     pub(super) const TRADE_PX: usize = 8;
     pub(super) const TRADE_QTY: usize = 9;
-    pub(super) const EVENT_TIME: usize = 10;
-    pub(super) const TRANSACTION_TIME: usize = 11;
-    pub(super) const TRADE_ID: usize = 12;
-    pub(super) const FIRST_UPDATE_ID: usize = 13;
-    pub(super) const LAST_UPDATE_ID: usize = 14;
-    pub(super) const PREVIOUS_UPDATE_ID: usize = 15;
-    /// How many shapes the parser keeps.
-    pub(super) const COUNT: usize = 16;
+    pub(super) const DECIMALS: usize = 10;
+    // Integer fields, one set (`BinanceParser::integer_shapes`): some come before the
+    // symbol, and times are alike across symbols.
+    pub(super) const EVENT_TIME: usize = 0;
+    pub(super) const TRANSACTION_TIME: usize = 1;
+    pub(super) const TRADE_ID: usize = 2;
+    pub(super) const FIRST_UPDATE_ID: usize = 3;
+    pub(super) const LAST_UPDATE_ID: usize = 4;
+    pub(super) const PREVIOUS_UPDATE_ID: usize = 5;
+    pub(super) const INTEGERS: usize = 6;
 }
 
 /// Parser for one Binance dialect. Holds the instrument table and a reusable level buffer.
@@ -225,8 +230,10 @@ pub struct BinanceParser<D: BinanceDialect> {
     symbols: SymbolCache,
     /// Scratch for a trade-history answer (checked whole before anything is emitted).
     history: Vec<Trade>,
-    /// The last value's shape of each decimal and integer field of the fast path.
-    shapes: [crate::shaped_decimal::Shape; shape::COUNT],
+    /// Each instrument's decimal fields' last shapes (fast path), by instrument index.
+    decimal_shapes: Vec<[Shape; shape::DECIMALS]>,
+    /// The integer fields' last shapes (fast path).
+    integer_shapes: [Shape; shape::INTEGERS],
     _dialect: PhantomData<D>,
 }
 
@@ -238,11 +245,12 @@ impl<D: BinanceDialect> BinanceParser<D> {
     /// A parser resolving symbols against `table`.
     pub fn new(table: InstrumentTable) -> Self {
         Self {
+            decimal_shapes: vec![Default::default(); table.len()],
+            integer_shapes: Default::default(),
             table,
             levels: Vec::with_capacity(Self::RESERVED_LEVELS),
             symbols: SymbolCache::default(),
             history: Vec::new(),
-            shapes: Default::default(),
             _dialect: PhantomData,
         }
     }
