@@ -161,14 +161,21 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn word_at(&self, at: usize) -> [u8; 16] {
         let text = self.buf.get(at..).unwrap_or_default();
-        match text.first_chunk::<16>() {
-            Some(word) => *word,
-            None => {
-                let mut word = [0; 16];
-                word[..text.len()].copy_from_slice(text);
-                word
-            }
+        if let Some(word) = text.first_chunk::<16>() {
+            return *word;
         }
+        // Near the end (a spot book ticker's last value, USD-M's last time): the message's
+        // last sixteen bytes shifted down to `at`, rather than a copy (a `memcpy` call).
+        if let Some(last) = self.buf.last_chunk::<16>() {
+            let skip = (16 - text.len()) as u32;
+            return (u128::from_le_bytes(*last)
+                .checked_shr(8 * skip)
+                .unwrap_or(0))
+            .to_le_bytes();
+        }
+        let mut word = [0; 16];
+        word[..text.len()].copy_from_slice(text);
+        word
     }
 
     /// [`Self::uint`] at the shape `shape` remembers for this field, as
@@ -851,6 +858,24 @@ mod tests {
             b.pos += 1;
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_word_is_the_next_sixteen_bytes_then_zeros() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for len in 0..=bytes.len() {
+            let c = Cursor {
+                buf: &bytes[..len],
+                pos: 0,
+            };
+            for at in 0..=len + 1 {
+                let mut want = [0u8; 16];
+                let text = bytes[..len].get(at..).unwrap_or_default();
+                let n = text.len().min(16);
+                want[..n].copy_from_slice(&text[..n]);
+                assert_eq!(c.word_at(at), want, "{len} bytes, at {at}");
+            }
+        }
     }
 
     /// Two symbols on one connection, their prices of different lengths: each keeps its
