@@ -22,19 +22,6 @@ use flowcore_core::event::{
 };
 use flowcore_core::instrument::InstrumentId;
 
-/// `inst`'s decimal shapes (an instrument added to the table after the parser was made
-/// gets its set on its first value).
-#[inline]
-fn decimal_shapes(
-    shapes: &mut Vec<[Shape; shape::DECIMALS]>,
-    inst: InstrumentId,
-) -> &mut [Shape; shape::DECIMALS] {
-    if inst.index() >= shapes.len() {
-        shapes.resize(inst.index() + 1, Default::default());
-    }
-    &mut shapes[inst.index()]
-}
-
 /// A byte cursor whose every read either succeeds or gives up (`None`).
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -154,7 +141,7 @@ impl<'a> Cursor<'a> {
                 return Some(v);
             }
         }
-        self.decimal_learning_shape(scale, shape)
+        self.read_learning_shape(shape, scale, 1, |c| c.decimal(scale))
     }
 
     /// The sixteen bytes from `at`, zeros past the message's end.
@@ -189,18 +176,7 @@ impl<'a> Cursor<'a> {
             self.pos += shape.len();
             return Some(v);
         }
-        self.uint_learning_shape(shape)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn uint_learning_shape(&mut self, shape: &mut Shape) -> Option<u64> {
-        let start = self.pos;
-        let v = self.uint()?;
-        if let Some(learnt) = Shape::of(&self.buf[start..self.pos], 0) {
-            *shape = learnt;
-        }
-        Some(v)
+        self.read_learning_shape(shape, 0, 0, Self::uint)
     }
 
     /// [`Self::time_ms`] at the field's shape.
@@ -209,14 +185,21 @@ impl<'a> Cursor<'a> {
         exchange_ms_to_ns(self.uint_shaped(shape)?)
     }
 
-    /// [`Self::decimal`], remembering the value's shape: out of line, so that the shaped
-    /// read stays small enough to inline.
+    /// A value read by `read`, its shape at `scale` remembered (its text without the
+    /// `quotes` bytes on each side): out of line, so that the shaped reads stay small enough
+    /// to inline.
     #[cold]
     #[inline(never)]
-    fn decimal_learning_shape(&mut self, scale: u8, shape: &mut Shape) -> Option<i64> {
+    fn read_learning_shape<T>(
+        &mut self,
+        shape: &mut Shape,
+        scale: u8,
+        quotes: usize,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         let start = self.pos;
-        let v = self.decimal(scale)?;
-        if let Some(learnt) = Shape::of(&self.buf[start + 1..self.pos - 1], scale) {
+        let v = read(self)?;
+        if let Some(learnt) = Shape::of(&self.buf[start + quotes..self.pos - quotes], scale) {
             *shape = learnt;
         }
         Some(v)
@@ -434,11 +417,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
                 }
                 K_T => p.trade_id = Some(c.uint_shaped(&mut self.integer_shapes[shape::TRADE_ID])?),
                 K_P => {
-                    let shapes = decimal_shapes(&mut self.decimal_shapes, inst?);
+                    let shapes = &mut self.decimal_shapes[inst?.index()];
                     p.px = Some(c.decimal_shaped(scales?.0, &mut shapes[shape::TRADE_PX])?)
                 }
                 K_Q => {
-                    let shapes = decimal_shapes(&mut self.decimal_shapes, inst?);
+                    let shapes = &mut self.decimal_shapes[inst?.index()];
                     p.qty = Some(c.decimal_shaped(scales?.1, &mut shapes[shape::TRADE_QTY])?)
                 }
                 K_M => p.maker = Some(c.boolean()?),
@@ -473,7 +456,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
                                 return None;
                             }
                             let side = if is_bid { BookSide::Bid } else { BookSide::Ask };
-                            self.read_levels(&mut c, side, scales?, inst?)?;
+                            self.read_levels(&mut c, side, inst?)?;
                             *(if is_bid {
                                 &mut p.bids_read
                             } else {
@@ -590,7 +573,7 @@ impl<D: BinanceDialect> BinanceParser<D> {
         let inst = self.instrument(c.string()?).ok()?;
         let i = self.table.get(inst);
         let (ps, ss) = (i.price_scale, i.size_scale);
-        let shapes = decimal_shapes(&mut self.decimal_shapes, inst);
+        let shapes = &mut self.decimal_shapes[inst.index()];
         c.lit(b",\"b\":")?;
         let bid_px = c.decimal_shaped(ps, &mut shapes[shape::TICKER_BID_PX])?;
         c.lit(b",\"B\":")?;
@@ -648,13 +631,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
             c.time_ms()?;
             c.lit(b",")?;
         }
-        let i = self.table.get(inst);
-        let scales = (i.price_scale, i.size_scale);
         self.levels.clear();
         c.lit(b"\"bids\":")?;
-        self.read_levels(&mut c, BookSide::Bid, scales, inst)?;
+        self.read_levels(&mut c, BookSide::Bid, inst)?;
         c.lit(b",\"asks\":")?;
-        self.read_levels(&mut c, BookSide::Ask, scales, inst)?;
+        self.read_levels(&mut c, BookSide::Ask, inst)?;
         c.lit(b"}")?;
         if !msg[c.pos..]
             .iter()
@@ -671,10 +652,11 @@ impl<D: BinanceDialect> BinanceParser<D> {
         &mut self,
         c: &mut Cursor<'_>,
         side: BookSide,
-        (ps, ss): (u8, u8),
         inst: InstrumentId,
     ) -> Option<()> {
-        let shapes = decimal_shapes(&mut self.decimal_shapes, inst);
+        let i = self.table.get(inst);
+        let (ps, ss) = (i.price_scale, i.size_scale);
+        let shapes = &mut self.decimal_shapes[inst.index()];
         if c.byte()? != b'[' {
             return None;
         }
