@@ -22,6 +22,17 @@ use flowcore_core::event::{
 };
 use flowcore_core::instrument::InstrumentId;
 
+/// The first `N` bytes of `bytes`, zeros after its end: a window the value readers can run
+/// over without a bounds check per byte (a zero is neither a digit nor a quote, so they stop
+/// where they would at the end).
+#[inline]
+fn zero_padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut window = [0; N];
+    let n = bytes.len().min(N);
+    window[..n].copy_from_slice(&bytes[..n]);
+    window
+}
+
 /// A byte cursor whose every read either succeeds or gives up (`None`).
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -160,9 +171,7 @@ impl<'a> Cursor<'a> {
                 .unwrap_or(0))
             .to_le_bytes();
         }
-        let mut word = [0; 16];
-        word[..text.len()].copy_from_slice(text);
-        word
+        zero_padded(text)
     }
 
     /// [`Self::uint`] at the shape `shape` remembers for this field, as
@@ -233,18 +242,15 @@ impl<'a> Cursor<'a> {
     /// values of a new shape.
     #[inline]
     fn decimal_plain(&self, scale: u8) -> Option<(i64, usize)> {
-        // A fixed window lets the loops run without a bounds check per byte. A value in the
-        // last bytes of a message (a spot book ticker's ask size) is read from a copy padded
-        // with zeros, which are neither digits nor quotes: the loops stop where they would.
+        // A fixed window lets the loops run without a bounds check per byte; a value in the
+        // last bytes of a message is read from a zero-padded copy.
         const WINDOW: usize = 24;
         let rest = self.buf.get(self.pos..)?;
         let padded;
         let w: &[u8; WINDOW] = match rest.first_chunk() {
             Some(w) => w,
             None => {
-                let mut copy = [0; WINDOW];
-                copy[..rest.len()].copy_from_slice(rest);
-                padded = copy;
+                padded = zero_padded(rest);
                 &padded
             }
         };
