@@ -67,6 +67,12 @@ struct Chain {
 }
 
 impl Chain {
+    /// The JSON of the line `head` stands for.
+    fn head_json(&self) -> &[u8] {
+        let (_, reader) = self.reader.as_ref().expect("a head comes from a reader");
+        reader.current()
+    }
+
     /// Reads the next line; `head` says where it is from, `current` holds its JSON.
     fn advance(&mut self) -> anyhow::Result<()> {
         self.head = None;
@@ -210,12 +216,7 @@ fn read_chains(
             return Ok(());
         };
         let chain = &mut chains[i];
-        let json = chain
-            .reader
-            .as_ref()
-            .expect("a head comes from a reader")
-            .1
-            .current();
+        let json = chain.head_json();
         pacer.wait_for(ts);
         if !parse_message(&mut parsers[i], chain.inst, ts, json, i as u32, sink) {
             return Ok(());
@@ -317,9 +318,8 @@ impl CopiedChains<'_> {
             return Ok(None);
         };
         let chain = &mut self.chains[i];
-        let (_, reader) = chain.reader.as_ref().expect("a head comes from a reader");
         let json_start = batch.len();
-        batch.extend_from_slice(reader.current());
+        batch.extend_from_slice(chain.head_json());
         // The line was read; a bad one after it comes after it (as `read_chains` has it).
         if let Err(e) = chain.advance() {
             self.pending = Some(e);
