@@ -99,16 +99,21 @@ impl SignedHistogram {
     fn new() -> Self {
         // Two significant digits keep a histogram at 56 KB, and recording never allocates
         // (no auto-resize; magnitudes beyond the bound saturate).
-        let h = Histogram::<u64>::new_with_bounds(1, MAX_LAG_NS, 2).expect("valid bounds");
+        // Made twice rather than cloned: a new histogram's counters are zeroed memory that
+        // the allocator hands out untouched, where a clone writes all 56 KB (the health
+        // monitor's histograms were ~300 page faults of a replay's start, 2026-12-07).
+        let h = || Histogram::<u64>::new_with_bounds(1, MAX_LAG_NS, 2).expect("valid bounds");
+        let at_or_above_zero = h();
         // The last counter's highest value: `buckets` buckets of `sub` sub-buckets, the first
         // whole and the others' upper halves (hdrhistogram's layout, lowest value 1), the
         // last ending below `sub << (buckets - 1)`. The test against a histogram per second
         // checks it on both sides.
-        let sub = 2 * h.distinct_values() as u64 / (u64::from(h.buckets()) + 1);
-        let top = (sub << (h.buckets() - 1)) - 1;
+        let sub = 2 * at_or_above_zero.distinct_values() as u64
+            / (u64::from(at_or_above_zero.buckets()) + 1);
+        let top = (sub << (at_or_above_zero.buckets() - 1)) - 1;
         Self {
-            at_or_above_zero: h.clone(),
-            below_zero: h,
+            at_or_above_zero,
+            below_zero: h(),
             top,
         }
     }
@@ -280,11 +285,10 @@ impl Lag {
 
     /// `room` samples a second before they spill into a histogram.
     fn with_room(room: usize) -> Self {
-        let run = SignedHistogram::new();
         Self {
             second: Vec::with_capacity(room),
-            spilled: run.clone(),
-            run,
+            spilled: SignedHistogram::new(),
+            run: SignedHistogram::new(),
             clock_behind: 0,
         }
     }
@@ -343,6 +347,20 @@ impl Lag {
         self.spilled.reset();
         summary
     }
+
+    /// [`Lag::close_second`] for a source whose run is its sources' runs together (the
+    /// pipeline's): the second's samples are dropped, its run histogram stays empty.
+    fn close_second_unkept(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
+        if self.spilled.len() == 0 {
+            let summary = self.run.summary_of(&self.second, scratch);
+            self.second.clear();
+            return summary;
+        }
+        self.spill();
+        let summary = self.spilled.summary();
+        self.spilled.reset();
+        summary
+    }
 }
 
 /// Closes a health record per second for the whole pipeline and each venue in the run.
@@ -350,7 +368,8 @@ impl Lag {
 pub struct HealthMonitor {
     /// Venues taking part, in [`Venue::ALL`] order.
     venues: Vec<Venue>,
-    /// Per venue index, and the whole pipeline last.
+    /// Per venue index, and the whole pipeline last (whose run histogram stays empty: its
+    /// run is the venues' together, [`HealthMonitor::run_lag`]).
     lag: Vec<Lag>,
     /// The exchange second open now.
     second: Option<i64>,
@@ -443,7 +462,7 @@ impl HealthMonitor {
         for l in venues.iter() {
             pipeline.take_second_of(l);
         }
-        let lag = self.lag[total].close_second(&mut self.scratch);
+        let lag = self.lag[total].close_second_unkept(&mut self.scratch);
         out(&HealthRow {
             ts_ms,
             source: None,
@@ -478,9 +497,19 @@ impl HealthMonitor {
 
     /// Lag over the whole run so far (closed seconds), of one venue or (`None`) all.
     pub fn run_lag(&self, venue: Option<Venue>) -> LagSummary {
-        self.lag[venue.map_or(Venue::ALL.len(), Venue::index)]
-            .run
-            .summary()
+        match venue {
+            Some(venue) => self.lag[venue.index()].run.summary(),
+            // The venues' runs added here, once, instead of each sample recorded a second
+            // time in the pipeline's as its seconds closed (240,000 records in a replay of
+            // the BTC set, 2026-12-07).
+            None => {
+                let mut all = SignedHistogram::new();
+                for lag in &self.lag[..Venue::ALL.len()] {
+                    all.add(&lag.run);
+                }
+                all.summary()
+            }
+        }
     }
 }
 
@@ -724,8 +753,17 @@ mod tests {
     }
 
     fn trade(id: u64, exch_ms: i64, local_ns: i64) -> MarketEvent {
+        trade_of(flowcore_core::instrument::InstrumentId(0), id, exch_ms, local_ns)
+    }
+
+    fn trade_of(
+        inst: flowcore_core::instrument::InstrumentId,
+        id: u64,
+        exch_ms: i64,
+        local_ns: i64,
+    ) -> MarketEvent {
         MarketEvent {
-            inst: flowcore_core::instrument::InstrumentId(0),
+            inst,
             local_ts: local_ns,
             kind: EventKind::Trade(Trade {
                 trade_id: id,
@@ -823,5 +861,57 @@ mod tests {
         assert_eq!(rows[0].lag.samples, 1, "the live trade 3 only");
         assert_eq!(monitor.run_lag(Some(venue)).samples, 3);
         assert_eq!(rows[1].engine.events, 6);
+    }
+
+    #[test]
+    fn the_pipelines_run_is_its_venues_runs_together() {
+        let table = InstrumentTable::binance_defaults();
+        let spot = flowcore_core::instrument::InstrumentId(0);
+        let other = (0..table.len() as u16)
+            .map(flowcore_core::instrument::InstrumentId)
+            .find(|&i| table.get(i).venue != table.get(spot).venue)
+            .expect("a second venue");
+        let venues = [table.get(spot).venue, table.get(other).venue];
+        let mut engine = Engine::new(table, Default::default(), None).unwrap();
+        let mut monitor = HealthMonitor::new(&venues);
+        struct NoRows;
+        impl flowcore_core::bars::BarSink for NoRows {
+            fn bar(&mut self, _: &flowcore_core::bars::Bar) {}
+        }
+        impl flowcore_core::engine::EngineSink for NoRows {
+            fn top(&mut self, _: &flowcore_core::engine::TopRow) {}
+        }
+        // Every sample, all venues together and per venue, as one histogram each would
+        // count them.
+        let (mut all, mut per_venue) = (
+            SignedHistogram::new(),
+            [SignedHistogram::new(), SignedHistogram::new()],
+        );
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let t0 = 1_700_000_000_000i64;
+        let mut closed_rows = 0;
+        for n in 0..5_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let exch_ms = t0 + (n as i64) * 3;
+            // Both signs: clocks behind and ahead, up to a second either way.
+            let lag_ns = (state % 2_000_000_000) as i64 - 1_000_000_000;
+            let v = (state >> 40) as usize % 2;
+            let ev = trade_of([spot, other][v], n + 1, exch_ms, exch_ms * 1_000_000 + lag_ns);
+            engine.on_event(&ev, &mut NoRows);
+            all.record(lag_ns);
+            per_venue[v].record(lag_ns);
+            if let Some(ts_ms) = monitor.observe(&ev, &engine) {
+                monitor.close_second(ts_ms, &engine, &Default::default(), |_| closed_rows += 1);
+            }
+        }
+        let end = monitor.open_second_end().expect("samples came");
+        monitor.close_second(end, &engine, &Default::default(), |_| closed_rows += 1);
+        assert!(closed_rows > 30, "{closed_rows} rows: seconds closed along the way");
+        assert_eq!(monitor.run_lag(None), all.summary());
+        for (v, venue) in venues.iter().enumerate() {
+            assert_eq!(monitor.run_lag(Some(*venue)), per_venue[v].summary(), "{venue:?}");
+        }
     }
 }

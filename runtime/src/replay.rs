@@ -387,6 +387,8 @@ struct WholeChain<'a> {
     /// (argument index, index in `recordings`) still to read, front first.
     files: std::collections::VecDeque<(usize, usize)>,
     lines: Option<(usize, usize, Lines<'a>)>,
+    /// How far the file being read was released ([`WholeRecording::release_before`]).
+    released: usize,
     /// The next line: its (local ts, argument index), recording and JSON.
     head: Option<((i64, usize), usize, std::ops::Range<usize>)>,
 }
@@ -402,6 +404,7 @@ impl<'a> WholeChains<'a> {
                 .map(|files| WholeChain {
                     files: files.iter().copied().collect(),
                     lines: None,
+                    released: 0,
                     head: None,
                 })
                 .collect(),
@@ -422,10 +425,12 @@ impl<'a> WholeChains<'a> {
                     return Ok(());
                 };
                 chain.lines = Some((arg, file, Lines::new(&self.recordings[file])));
+                chain.released = 0;
             }
             let (arg, file, lines) = chain.lines.as_mut().expect("just set");
             match lines.next_line()? {
                 Some((ts, json)) => {
+                    self.recordings[*file].release_before(json.start, &mut chain.released);
                     chain.head = Some(((ts, *arg), *file, json));
                     return Ok(());
                 }
