@@ -99,21 +99,16 @@ impl SignedHistogram {
     fn new() -> Self {
         // Two significant digits keep a histogram at 56 KB, and recording never allocates
         // (no auto-resize; magnitudes beyond the bound saturate).
-        // Made twice rather than cloned: a new histogram's counters are zeroed memory that
-        // the allocator hands out untouched, where a clone writes all 56 KB (the health
-        // monitor's histograms were ~300 page faults of a replay's start, 2026-12-07).
-        let h = || Histogram::<u64>::new_with_bounds(1, MAX_LAG_NS, 2).expect("valid bounds");
-        let at_or_above_zero = h();
+        let h = Histogram::<u64>::new_with_bounds(1, MAX_LAG_NS, 2).expect("valid bounds");
         // The last counter's highest value: `buckets` buckets of `sub` sub-buckets, the first
         // whole and the others' upper halves (hdrhistogram's layout, lowest value 1), the
         // last ending below `sub << (buckets - 1)`. The test against a histogram per second
         // checks it on both sides.
-        let sub = 2 * at_or_above_zero.distinct_values() as u64
-            / (u64::from(at_or_above_zero.buckets()) + 1);
-        let top = (sub << (at_or_above_zero.buckets() - 1)) - 1;
+        let sub = 2 * h.distinct_values() as u64 / (u64::from(h.buckets()) + 1);
+        let top = (sub << (h.buckets() - 1)) - 1;
         Self {
-            at_or_above_zero,
-            below_zero: h(),
+            at_or_above_zero: h.clone(),
+            below_zero: h,
             top,
         }
     }
@@ -262,19 +257,33 @@ impl SignedHistogram {
     }
 }
 
+/// The histograms' bounds, for reading a second's samples as a histogram would count them
+/// ([`SignedHistogram::summary_of`]): one, never recorded in.
+fn bounds() -> &'static SignedHistogram {
+    static BOUNDS: std::sync::OnceLock<SignedHistogram> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(SignedHistogram::new)
+}
+
 /// Lags a source's open second keeps as they came (64 KB), reserved at the start: a second
-/// with more goes on in a histogram, so the hot path never allocates.
+/// with more goes on in a histogram (made the first time), so the hot path does not
+/// allocate once running.
 const SECOND_SAMPLES: usize = 8192;
 
 /// Lags of one source: the open second's, and the whole run's histogram.
+///
+/// The histograms are made when first needed: hdrhistogram writes its 56 KB of counters
+/// when it makes them, and a monitor made them for every venue, sampled or not (a replay
+/// of two venues made 36, ~500 page faults of its start, 2026-12-07; now 6).
 #[derive(Debug)]
 struct Lag {
     /// The open second's lags as they came; never grows past its reserved capacity.
     second: Vec<i64>,
     /// The open second's lags that did not fit `second` (moved here when it filled up),
-    /// counted the way every second was before 2026-12-06; empty in most seconds.
-    spilled: SignedHistogram,
-    run: SignedHistogram,
+    /// counted the way every second was before 2026-12-06; made at the first such second
+    /// (most runs have none), empty in most seconds.
+    spilled: Option<SignedHistogram>,
+    /// Made at the first second with samples that closes; never for the pipeline's.
+    run: Option<SignedHistogram>,
     clock_behind: u64,
 }
 
@@ -287,8 +296,8 @@ impl Lag {
     fn with_room(room: usize) -> Self {
         Self {
             second: Vec::with_capacity(room),
-            spilled: SignedHistogram::new(),
-            run: SignedHistogram::new(),
+            spilled: None,
+            run: None,
             clock_behind: 0,
         }
     }
@@ -307,17 +316,23 @@ impl Lag {
         } else {
             // A busier second than the room: this sample alone goes to the histogram (the
             // rest join it when the second closes), not the whole room inside one event.
-            self.spilled.record(lag_ns);
+            self.spilled().record(lag_ns);
         }
     }
 
-    /// Moves the open second's samples into its histogram.
     #[cold]
-    fn spill(&mut self) {
+    fn spilled(&mut self) -> &mut SignedHistogram {
+        self.spilled.get_or_insert_with(SignedHistogram::new)
+    }
+
+    /// When some of the open second's samples spilled: all of them, moved into `spilled`.
+    fn spilled_second(&mut self) -> Option<&mut SignedHistogram> {
+        let spilled = self.spilled.as_mut().filter(|h| h.len() > 0)?;
         for &lag in &self.second {
-            self.spilled.record(lag);
+            spilled.record(lag);
         }
         self.second.clear();
+        Some(spilled)
     }
 
     /// Adds `other`'s open second to this one's (the pipeline's second is its venues').
@@ -325,41 +340,52 @@ impl Lag {
         for &lag in &other.second {
             self.push(lag);
         }
-        if other.spilled.len() > 0 {
-            self.spilled.add(&other.spilled);
+        if let Some(theirs) = other.spilled.as_ref().filter(|h| h.len() > 0) {
+            self.spilled().add(theirs);
         }
     }
 
     /// The open second's summary; the second's samples move to the run's. `scratch` holds
     /// [`SECOND_SAMPLES`] (or the room given) without growing.
     fn close_second(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if self.spilled.len() == 0 {
-            let summary = self.run.summary_of(&self.second, scratch);
-            for &lag in &self.second {
-                self.run.record(lag);
-            }
-            self.second.clear();
+        if let Some(spilled) = self.spilled_second() {
+            let summary = spilled.summary();
+            let run = self.run.get_or_insert_with(SignedHistogram::new);
+            let spilled = self.spilled.as_mut().expect("just spilled into");
+            run.add(spilled);
+            spilled.reset();
             return summary;
         }
-        self.spill();
-        let summary = self.spilled.summary();
-        self.run.add(&self.spilled);
-        self.spilled.reset();
+        if self.second.is_empty() {
+            return LagSummary::default();
+        }
+        let summary = bounds().summary_of(&self.second, scratch);
+        let run = self.run.get_or_insert_with(SignedHistogram::new);
+        for &lag in &self.second {
+            run.record(lag);
+        }
+        self.second.clear();
         summary
     }
 
     /// [`Lag::close_second`] for a source whose run is its sources' runs together (the
-    /// pipeline's): the second's samples are dropped, its run histogram stays empty.
+    /// pipeline's): the second's samples are dropped, it keeps no run.
     fn close_second_unkept(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if self.spilled.len() == 0 {
-            let summary = self.run.summary_of(&self.second, scratch);
-            self.second.clear();
+        if let Some(spilled) = self.spilled_second() {
+            let summary = spilled.summary();
+            spilled.reset();
             return summary;
         }
-        self.spill();
-        let summary = self.spilled.summary();
-        self.spilled.reset();
+        let summary = bounds().summary_of(&self.second, scratch);
+        self.second.clear();
         summary
+    }
+
+    /// Lag over the run's closed seconds.
+    fn run_summary(&self) -> LagSummary {
+        self.run
+            .as_ref()
+            .map_or_else(LagSummary::default, SignedHistogram::summary)
     }
 }
 
@@ -498,14 +524,17 @@ impl HealthMonitor {
     /// Lag over the whole run so far (closed seconds), of one venue or (`None`) all.
     pub fn run_lag(&self, venue: Option<Venue>) -> LagSummary {
         match venue {
-            Some(venue) => self.lag[venue.index()].run.summary(),
+            Some(venue) => self.lag[venue.index()].run_summary(),
             // The venues' runs added here, once, instead of each sample recorded a second
             // time in the pipeline's as its seconds closed (240,000 records in a replay of
             // the BTC set, 2026-12-07).
             None => {
                 let mut all = SignedHistogram::new();
-                for lag in &self.lag[..Venue::ALL.len()] {
-                    all.add(&lag.run);
+                for run in self.lag[..Venue::ALL.len()]
+                    .iter()
+                    .filter_map(|l| l.run.as_ref())
+                {
+                    all.add(run);
                 }
                 all.summary()
             }
@@ -740,7 +769,7 @@ mod tests {
                     "room {room}, second {second}"
                 );
                 assert_eq!(
-                    new.run.summary(),
+                    new.run_summary(),
                     old.run.summary(),
                     "room {room}, run after {second}"
                 );
@@ -753,7 +782,12 @@ mod tests {
     }
 
     fn trade(id: u64, exch_ms: i64, local_ns: i64) -> MarketEvent {
-        trade_of(flowcore_core::instrument::InstrumentId(0), id, exch_ms, local_ns)
+        trade_of(
+            flowcore_core::instrument::InstrumentId(0),
+            id,
+            exch_ms,
+            local_ns,
+        )
     }
 
     fn trade_of(
@@ -898,7 +932,12 @@ mod tests {
             // Both signs: clocks behind and ahead, up to a second either way.
             let lag_ns = (state % 2_000_000_000) as i64 - 1_000_000_000;
             let v = (state >> 40) as usize % 2;
-            let ev = trade_of([spot, other][v], n + 1, exch_ms, exch_ms * 1_000_000 + lag_ns);
+            let ev = trade_of(
+                [spot, other][v],
+                n + 1,
+                exch_ms,
+                exch_ms * 1_000_000 + lag_ns,
+            );
             engine.on_event(&ev, &mut NoRows);
             all.record(lag_ns);
             per_venue[v].record(lag_ns);
@@ -908,10 +947,17 @@ mod tests {
         }
         let end = monitor.open_second_end().expect("samples came");
         monitor.close_second(end, &engine, &Default::default(), |_| closed_rows += 1);
-        assert!(closed_rows > 30, "{closed_rows} rows: seconds closed along the way");
+        assert!(
+            closed_rows > 30,
+            "{closed_rows} rows: seconds closed along the way"
+        );
         assert_eq!(monitor.run_lag(None), all.summary());
         for (v, venue) in venues.iter().enumerate() {
-            assert_eq!(monitor.run_lag(Some(*venue)), per_venue[v].summary(), "{venue:?}");
+            assert_eq!(
+                monitor.run_lag(Some(*venue)),
+                per_venue[v].summary(),
+                "{venue:?}"
+            );
         }
     }
 }
