@@ -133,9 +133,10 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let buf = self.buf;
         loop {
-            // Eight bytes at a time while none of them needs a look.
+            // Eight bytes at a time up to the first that needs a look.
             while let Some(word) = swar::load(buf, self.pos) {
-                if swar::needs_look(word) {
+                if let Some(at) = swar::first_special(word) {
+                    self.pos += at;
                     break;
                 }
                 self.pos += 8;

@@ -77,7 +77,8 @@ impl<'a> Cursor<'a> {
         }
         let start = self.pos;
         while let Some(word) = swar::load(self.buf, self.pos) {
-            if swar::needs_look(word) {
+            if let Some(at) = swar::first_special(word) {
+                self.pos += at;
                 break;
             }
             self.pos += 8;
