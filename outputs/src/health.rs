@@ -430,6 +430,15 @@ impl HealthMonitor {
     /// records with [`HealthMonitor::close_second`], and `ev`'s lag counts in the new one.
     #[inline]
     pub fn observe(&mut self, ev: &MarketEvent, engine: &Engine) -> Option<i64> {
+        // Most events are a depth message's levels, which carry no time: not even a call
+        // for them (a call and a match an event were 3% of a replay's instructions).
+        if matches!(ev.kind, EventKind::Level(_) | EventKind::BookEnd) {
+            return None;
+        }
+        self.observe_timed(ev, engine)
+    }
+
+    fn observe_timed(&mut self, ev: &MarketEvent, engine: &Engine) -> Option<i64> {
         let exch = ev.exch_ts()?;
         // Only kinds that come several to a message are compared: two Binance messages can
         // share a receive stamp in a recording, and are two samples.
