@@ -17,7 +17,7 @@ use crate::shared_parse::{self, ParseWork};
 use crate::strategies::{strategy_set, StrategyConfig};
 use anyhow::{bail, Context};
 use flowcore_core::engine::{Engine, EngineCounters};
-use flowcore_core::event::MarketEvent;
+use flowcore_core::event::{EventKind, MarketEvent};
 use flowcore_core::imbalance::ImbalanceConfig;
 use flowcore_core::instrument::{InstrumentId, InstrumentTable, Venue};
 use flowcore_core::strategy::SignalCounters;
@@ -481,8 +481,23 @@ struct EngineSide<'w> {
 }
 
 impl EngineSide<'_> {
+    /// A depth level (most events) here, inlined into the caller's loop; the rest out of
+    /// line, where the whole of it in one function cost every level a call (~20
+    /// instructions of saving and restoring registers).
     #[inline]
     fn apply(&mut self, handoff: &Handoff) -> bool {
+        match handoff {
+            Handoff::Event(ev) if matches!(ev.kind, EventKind::Level(_)) => {
+                self.engine.on_event(ev, &mut self.out);
+                self.out.after_event(ev, &self.engine, || self.feeds);
+                true
+            }
+            _ => self.apply_other(handoff),
+        }
+    }
+
+    #[inline(never)]
+    fn apply_other(&mut self, handoff: &Handoff) -> bool {
         match handoff {
             Handoff::Event(ev) => {
                 self.engine.on_event(ev, &mut self.out);
