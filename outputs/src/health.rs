@@ -325,16 +325,6 @@ impl Lag {
         self.spilled.get_or_insert_with(SignedHistogram::new)
     }
 
-    /// When some of the open second's samples spilled: all of them, moved into `spilled`.
-    fn spilled_second(&mut self) -> Option<&mut SignedHistogram> {
-        let spilled = self.spilled.as_mut().filter(|h| h.len() > 0)?;
-        for &lag in &self.second {
-            spilled.record(lag);
-        }
-        self.second.clear();
-        Some(spilled)
-    }
-
     /// Adds `other`'s open second to this one's (the pipeline's second is its venues').
     fn take_second_of(&mut self, other: &Lag) {
         for &lag in &other.second {
@@ -348,11 +338,11 @@ impl Lag {
     /// The open second's summary; the second's samples move to the run's. `scratch` holds
     /// [`SECOND_SAMPLES`] (or the room given) without growing.
     fn close_second(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if let Some(spilled) = self.spilled_second() {
-            let summary = spilled.summary();
-            let run = self.run.get_or_insert_with(SignedHistogram::new);
-            let spilled = self.spilled.as_mut().expect("just spilled into");
-            run.add(spilled);
+        if let Some(spilled) = self.spilled.as_mut().filter(|h| h.len() > 0) {
+            let summary = spill_second(&mut self.second, spilled);
+            self.run
+                .get_or_insert_with(SignedHistogram::new)
+                .add(spilled);
             spilled.reset();
             return summary;
         }
@@ -371,8 +361,8 @@ impl Lag {
     /// [`Lag::close_second`] for a source whose run is its sources' runs together (the
     /// pipeline's): the second's samples are dropped, it keeps no run.
     fn close_second_unkept(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if let Some(spilled) = self.spilled_second() {
-            let summary = spilled.summary();
+        if let Some(spilled) = self.spilled.as_mut().filter(|h| h.len() > 0) {
+            let summary = spill_second(&mut self.second, spilled);
             spilled.reset();
             return summary;
         }
@@ -387,6 +377,16 @@ impl Lag {
             .as_ref()
             .map_or_else(LagSummary::default, SignedHistogram::summary)
     }
+}
+
+/// The summary of a second some of whose samples spilled: the rest (`second`) moved into
+/// `spilled` first.
+fn spill_second(second: &mut Vec<i64>, spilled: &mut SignedHistogram) -> LagSummary {
+    for &lag in second.iter() {
+        spilled.record(lag);
+    }
+    second.clear();
+    spilled.summary()
 }
 
 /// Closes a health record per second for the whole pipeline and each venue in the run.
