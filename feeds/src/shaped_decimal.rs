@@ -31,7 +31,6 @@
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Shape {
     len: u8,
-    point: u8,
     scale: u8,
     /// Bytes `0..len`: the value's.
     in_text: u16,
@@ -89,7 +88,6 @@ impl Shape {
         let scale_end = (point + 1 + scale as usize).min(16) as u32;
         Some(Self {
             len: len as u8,
-            point: point as u8,
             scale,
             in_text,
             digit_bits: in_text & !point_bit,
@@ -121,7 +119,7 @@ impl Shape {
     /// are `word`, when it has this shape (learnt at scale 0) and ends with `,` `}` or `]`.
     #[inline]
     pub(crate) fn read_integer(&self, word: &[u8; 16]) -> Option<u64> {
-        if self.scale != 0 || self.point != self.len {
+        if self.scale != 0 || self.point_bit != 0 {
             return None;
         }
         self.read_as::<false>(word).map(|v| v as u64)
