@@ -372,17 +372,26 @@ fn flowcore_stages(
         }
     }
     let mut out: Vec<StageStats> = names.iter().zip(&h).map(|(n, h)| stats(n, h)).collect();
-    out.push(sender_lateness(sent, &clock)?);
+    out.extend(sender_stages(sent, &clock)?);
     Ok(out)
 }
 
-/// How late the sender itself sent each frame (part of every stack's wire stage).
-fn sender_lateness(sent: &SendStamps, clock: &quanta::Clock) -> anyhow::Result<StageStats> {
-    let mut h = histogram();
-    for (i, &s) in sent.sent_raw.iter().enumerate() {
-        h.record(ns(clock, sent.due_raw(i), s).max(1))?;
+/// The sender's own part of every stack's wire stage: how late it began each frame, and
+/// how long the frame's write took (encoding it, and the kernel carrying it over the
+/// loopback into the client's socket, which on loopback happens inside the sender's
+/// `write`).
+fn sender_stages(sent: &SendStamps, clock: &quanta::Clock) -> anyhow::Result<[StageStats; 2]> {
+    let (mut late, mut write) = (histogram(), histogram());
+    for (i, (&s, &w)) in sent.sent_raw.iter().zip(&sent.written_raw).enumerate() {
+        late.record(ns(clock, sent.due_raw(i), s).max(1))?;
+        if w != 0 {
+            write.record(ns(clock, s, w).max(1))?;
+        }
     }
-    Ok(stats("sender: due -> sent", &h))
+    Ok([
+        stats("sender: due -> sent", &late),
+        stats("sender: sent -> written (loopback write)", &write),
+    ])
 }
 
 fn run_conventional_stack(
@@ -441,11 +450,10 @@ fn run_conventional_stack(
         frames: plan.frames.len(),
         trades_sent: trades.len(),
         trades_seen: seen.len(),
-        stages: vec![
-            stats(TOTAL, &h),
-            stats(SENT_TO_VISIBLE, &from_sent),
-            sender_lateness(&sent, &clock)?,
-        ],
+        stages: [stats(TOTAL, &h), stats(SENT_TO_VISIBLE, &from_sent)]
+            .into_iter()
+            .chain(sender_stages(&sent, &clock)?)
+            .collect(),
         engine_summary: String::from_utf8_lossy(&out.stdout).trim().to_string(),
     })
 }
@@ -549,6 +557,7 @@ mod tests {
             period_raw: 100_000,
             // Frame 1 went out at the start, a period ahead of its due tick.
             sent_raw: vec![start, start, start + 800_000],
+            written_raw: vec![start + 5_000, 0, start + 800_000 + 7_000],
         };
         let feed = vec![
             (11, start + 50_000, start + 50_500),
@@ -586,6 +595,14 @@ mod tests {
         let period = quanta::Clock::new().delta_as_nanos(0, 100_000);
         let early = stages[1].ns[0].abs_diff(stages[0].ns[0] + period);
         assert!(early <= stages[1].ns[0] / 200, "{early}");
+        // The write is timed for the frames written alone (the first and the last), the
+        // lateness for all three.
+        let stage = |name: &str| stages.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(stage("sender: due -> sent").count, 3);
+        let write = stage("sender: sent -> written (loopback write)");
+        assert_eq!(write.count, 2);
+        let longest = quanta::Clock::new().delta_as_nanos(0, 7_000);
+        assert!(write.ns.last().unwrap().abs_diff(longest) <= longest / 200);
     }
 
     #[test]

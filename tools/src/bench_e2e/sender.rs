@@ -59,6 +59,10 @@ pub struct SendStamps {
     pub period_raw: u64,
     /// TSC when each frame's send began.
     pub sent_raw: Vec<u64>,
+    /// TSC when each frame's write returned: the frame encoded and written through the
+    /// kernel's loopback into the client's socket. 0 for a frame that went out in one write
+    /// with the frames after it (a late sender catching up), whose write is theirs.
+    pub written_raw: Vec<u64>,
 }
 
 impl SendStamps {
@@ -67,12 +71,11 @@ impl SendStamps {
         self.start_raw + i as u64 * self.period_raw
     }
 
-    /// `start_raw period_raw` on the first line, then a `sent_raw` a line.
+    /// `start_raw period_raw` on the first line, then `sent_raw written_raw` a line.
     pub fn to_text(&self) -> String {
         let mut text = format!("{} {}\n", self.start_raw, self.period_raw);
-        for s in &self.sent_raw {
-            text.push_str(&s.to_string());
-            text.push('\n');
+        for (s, w) in self.sent_raw.iter().zip(&self.written_raw) {
+            text.push_str(&format!("{s} {w}\n"));
         }
         text
     }
@@ -85,10 +88,17 @@ impl SendStamps {
         let mut lines = text.lines();
         let head = lines.next().context("empty send stamps")?;
         let (start, period) = head.split_once(' ').context("send stamps: no head line")?;
+        let (mut sent_raw, mut written_raw) = (Vec::new(), Vec::new());
+        for line in lines {
+            let (sent, written) = line.split_once(' ').context("send stamps: a short line")?;
+            sent_raw.push(sent.parse()?);
+            written_raw.push(written.parse()?);
+        }
         Ok(Self {
             start_raw: start.parse()?,
             period_raw: period.parse()?,
-            sent_raw: lines.map(str::parse).collect::<Result<_, _>>()?,
+            sent_raw,
+            written_raw,
         })
     }
 }
@@ -125,6 +135,7 @@ pub fn serve(
     // apart, microseconds over a run of seconds).
     let period_raw = ((1e9 / rate as f64) * ticks_per_ns).round().max(1.0) as u64;
     let mut sent_raw = Vec::with_capacity(plan.frames.len());
+    let mut written_raw = Vec::with_capacity(plan.frames.len());
     let start_raw = clock.raw();
     let frames = plan.frames.len();
     for (i, frame) in plan.frames.into_iter().enumerate() {
@@ -156,6 +167,9 @@ pub fn serve(
         let next_due = start_raw + (i as u64 + 1) * period_raw;
         if next_due > now || i + 1 == frames {
             ws.flush().context("sending a frame")?;
+            written_raw.push(clock.raw());
+        } else {
+            written_raw.push(0);
         }
     }
     let _ = ws.close(None);
@@ -165,6 +179,7 @@ pub fn serve(
         start_raw,
         period_raw,
         sent_raw,
+        written_raw,
     })
 }
 
@@ -228,9 +243,11 @@ mod tests {
             start_raw: 12,
             period_raw: 100_000,
             sent_raw: vec![13, 20, 31],
+            written_raw: vec![15, 0, 40],
         };
         assert_eq!(SendStamps::from_text(&stamps.to_text()).unwrap(), stamps);
         assert!(SendStamps::from_text("12\n").is_err());
+        assert!(SendStamps::from_text("12 100\n13\n").is_err());
     }
 
     #[test]
