@@ -48,12 +48,13 @@ pub const BATCH: usize = 32;
 /// round, alike in the next) and faults in ~500 pages fewer (each slot's events grow to its
 /// largest batch's); 16 was slower (47.7-52.0 ms).
 pub const SLOTS: usize = 32;
-/// Events a batch has room for from the start (72 KiB): a batch of the BTC set's has 150
-/// at the median, 900 at p99 and 2,200 at most (a depth message is an event a level).
-/// Grown a push at a time from empty, the batches' vectors were copied as they grew (a
-/// `memcpy` and fresh pages each time). Pages of the room a batch never reaches are never
-/// touched.
-const BATCH_EVENTS: usize = 1024;
+/// Events a batch has room for from the start (162 KiB): a batch of the BTC set's has 150
+/// at the median, 900 at p99 and 2,200 at most (a depth message is an event a level; a
+/// snapshot is two thousand). Room for 1,024 was outgrown by the batches holding a
+/// snapshot, each growth a copy into fresh pages (~250 page faults of a replay's ~3,100);
+/// grown a push at a time from empty, the copies were many more. Pages of the room a batch
+/// never reaches are never touched (a vector this large is mapped on its own).
+const BATCH_EVENTS: usize = 2304;
 
 const TAKEN: u64 = 0;
 const FILLED: u64 = 1;
