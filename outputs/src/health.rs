@@ -338,37 +338,58 @@ impl Lag {
     /// The open second's summary; the second's samples move to the run's. `scratch` holds
     /// [`SECOND_SAMPLES`] (or the room given) without growing.
     fn close_second(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if let Some(spilled) = self.spilled.as_mut().filter(|h| h.len() > 0) {
-            let summary = spill_second(&mut self.second, spilled);
-            self.run
-                .get_or_insert_with(SignedHistogram::new)
-                .add(spilled);
-            spilled.reset();
-            return summary;
-        }
-        if self.second.is_empty() {
-            return LagSummary::default();
-        }
-        let summary = bounds().summary_of(&self.second, scratch);
-        let run = self.run.get_or_insert_with(SignedHistogram::new);
-        for &lag in &self.second {
-            run.record(lag);
-        }
-        self.second.clear();
+        let summary = self.second_summary(scratch);
+        self.keep_second();
         summary
     }
 
     /// [`Lag::close_second`] for a source whose run is its sources' runs together (the
     /// pipeline's): the second's samples are dropped, it keeps no run.
     fn close_second_unkept(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
-        if let Some(spilled) = self.spilled.as_mut().filter(|h| h.len() > 0) {
-            let summary = spill_second(&mut self.second, spilled);
-            spilled.reset();
-            return summary;
-        }
-        let summary = bounds().summary_of(&self.second, scratch);
-        self.second.clear();
+        let summary = self.second_summary(scratch);
+        self.drop_second();
         summary
+    }
+
+    /// The open second's summary. A second some of whose samples spilled is all in the
+    /// spill histogram afterwards.
+    fn second_summary(&mut self, scratch: &mut Vec<u64>) -> LagSummary {
+        match self.spilled.as_mut().filter(|h| h.len() > 0) {
+            Some(spilled) => {
+                for &lag in &self.second {
+                    spilled.record(lag);
+                }
+                self.second.clear();
+                spilled.summary()
+            }
+            None => bounds().summary_of(&self.second, scratch),
+        }
+    }
+
+    /// Moves the open second's samples into the run's histogram (made at the first second
+    /// with samples).
+    fn keep_second(&mut self) {
+        let spilled = self.spilled.as_mut().filter(|h| h.len() > 0);
+        if self.second.is_empty() && spilled.is_none() {
+            return;
+        }
+        let run = self.run.get_or_insert_with(SignedHistogram::new);
+        for &lag in &self.second {
+            run.record(lag);
+        }
+        self.second.clear();
+        if let Some(spilled) = spilled {
+            run.add(spilled);
+            spilled.reset();
+        }
+    }
+
+    /// Drops the open second's samples.
+    fn drop_second(&mut self) {
+        self.second.clear();
+        if let Some(spilled) = self.spilled.as_mut().filter(|h| h.len() > 0) {
+            spilled.reset();
+        }
     }
 
     /// Lag over the run's closed seconds.
@@ -377,16 +398,6 @@ impl Lag {
             .as_ref()
             .map_or_else(LagSummary::default, SignedHistogram::summary)
     }
-}
-
-/// The summary of a second some of whose samples spilled: the rest (`second`) moved into
-/// `spilled` first.
-fn spill_second(second: &mut Vec<i64>, spilled: &mut SignedHistogram) -> LagSummary {
-    for &lag in second.iter() {
-        spilled.record(lag);
-    }
-    second.clear();
-    spilled.summary()
 }
 
 /// Closes a health record per second for the whole pipeline and each venue in the run.
@@ -525,6 +536,22 @@ impl HealthMonitor {
                 l.close_second(&mut self.scratch);
             }
         }
+        let pending = self.pending.take();
+        self.record(pending);
+    }
+
+    /// [`Self::close_second`] for a run whose per-second records nobody reads (no health
+    /// rows asked for, no bus: a replay to bars and tops): the second's lags move to the
+    /// venues' runs, which the run's summary reads, and no second is summarized. The
+    /// summaries, a selection over each second's lags per venue and for the pipeline, were
+    /// ~3% of a replay's instructions (2026-12-07).
+    pub fn close_second_unread(&mut self) {
+        let total = Venue::ALL.len();
+        for l in &mut self.lag[..total] {
+            l.keep_second();
+        }
+        // The pipeline's second is filled only while its records are made.
+        self.lag[total].drop_second();
         let pending = self.pending.take();
         self.record(pending);
     }
@@ -742,6 +769,8 @@ mod tests {
             let mut new = Lag::with_room(room);
             // A second venue's lags join the first's half the time, as venues' join the pipeline's.
             let mut other = Lag::with_room(room);
+            // The same samples as `new`, its seconds closed unread.
+            let mut unread = Lag::with_room(room);
             let mut scratch = Vec::with_capacity(room);
             for second in 0..3_000 {
                 let n = match second % 7 {
@@ -765,12 +794,15 @@ mod tests {
                     old.second.record(lag);
                     if r % 2 == 0 {
                         new.record(lag);
+                        unread.record(lag);
                     } else {
                         other.record(lag);
                     }
                 }
                 new.take_second_of(&other);
+                unread.take_second_of(&other);
                 other.close_second(&mut scratch);
+                unread.keep_second();
                 assert_eq!(
                     new.close_second(&mut scratch),
                     old.close_second(),
@@ -780,6 +812,11 @@ mod tests {
                     new.run_summary(),
                     old.run.summary(),
                     "room {room}, run after {second}"
+                );
+                assert_eq!(
+                    unread.run_summary(),
+                    old.run.summary(),
+                    "room {room}, unread run after {second}"
                 );
                 assert!(
                     new.second.capacity() == room && scratch.capacity() == room,
@@ -916,6 +953,9 @@ mod tests {
         let venues = [table.get(spot).venue, table.get(other).venue];
         let mut engine = Engine::new(table, Default::default(), None).unwrap();
         let mut monitor = HealthMonitor::new(&venues);
+        // Fed the same, its seconds closed unread but the last (as a sink with no health
+        // rows and no bus does).
+        let mut unread = HealthMonitor::new(&venues);
         struct NoRows;
         impl flowcore_core::bars::BarSink for NoRows {
             fn bar(&mut self, _: &flowcore_core::bars::Bar) {}
@@ -952,9 +992,16 @@ mod tests {
             if let Some(ts_ms) = monitor.observe(&ev, &engine) {
                 monitor.close_second(ts_ms, &engine, &Default::default(), |_| closed_rows += 1);
             }
+            if unread.observe(&ev, &engine).is_some() {
+                unread.close_second_unread();
+            }
         }
         let end = monitor.open_second_end().expect("samples came");
         monitor.close_second(end, &engine, &Default::default(), |_| closed_rows += 1);
+        let mut last_rows = 0;
+        unread.close_second(end, &engine, &Default::default(), |_| last_rows += 1);
+        assert_eq!(last_rows, 3, "the pipeline's and each venue's");
+        assert_eq!(unread.run_lag(None), all.summary());
         assert!(
             closed_rows > 30,
             "{closed_rows} rows: seconds closed along the way"
@@ -965,6 +1012,11 @@ mod tests {
                 monitor.run_lag(Some(*venue)),
                 per_venue[v].summary(),
                 "{venue:?}"
+            );
+            assert_eq!(
+                unread.run_lag(Some(*venue)),
+                per_venue[v].summary(),
+                "{venue:?}, seconds unread"
             );
         }
     }

@@ -426,6 +426,11 @@ impl<'a, 'w> JsonlSink<'a, 'w> {
         );
     }
 
+    /// Whether health rows go anywhere.
+    pub fn writes_health(&self) -> bool {
+        self.health.is_some()
+    }
+
     /// Writes one health row.
     pub fn health(&mut self, row: &HealthRow) {
         Self::write_row(

@@ -168,7 +168,11 @@ impl<'w> CoreSink<'w> {
             self.flush_signals(ev.local_ts);
         }
         if let Some(ts_ms) = self.health.observe(ev, engine) {
-            self.close_health(ts_ms, engine, &feeds(), |_| {});
+            if self.jsonl.writes_health() || self.shm.is_some() {
+                self.close_health(ts_ms, engine, &feeds(), |_| {});
+            } else {
+                self.health.close_second_unread();
+            }
         }
     }
 
