@@ -10,6 +10,8 @@ use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::Instant;
 
+pub mod reference;
+
 /// CLOCK_MONOTONIC in ns: comparable across threads and processes of this machine, which
 /// the latency benches need (a send stamped in one, the arrival in another).
 pub fn mono_ns() -> u64 {
@@ -43,16 +45,31 @@ pub struct Message {
 /// Loads bundled recordings, decompressed, merged by (local ts, file order).
 pub fn load(files: &[(Venue, &str)]) -> Vec<Message> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/binance");
+    let paths: Vec<(Venue, PathBuf)> = files
+        .iter()
+        .map(|(venue, name)| (*venue, dir.join(name)))
+        .collect();
+    load_paths(&paths).expect("bundled recording")
+}
+
+/// Loads recordings (plain or gzip), merged by (local ts, file order).
+///
+/// # Errors
+/// When a file cannot be read or a line has no `<ns> ` in front.
+pub fn load_paths(files: &[(Venue, PathBuf)]) -> std::io::Result<Vec<Message>> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut out = Vec::new();
-    for (file, (venue, name)) in files.iter().enumerate() {
-        let bytes = flowcore_feeds::recording::RecordingReader::read_all(&dir.join(name))
-            .expect("bundled recording");
+    for (file, (venue, path)) in files.iter().enumerate() {
+        let bytes = flowcore_feeds::recording::RecordingReader::read_all(path)?;
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let space = line.iter().position(|&b| b == b' ').expect("ts");
+            let space = line
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or_else(|| bad("a line without its timestamp"))?;
             let ts = std::str::from_utf8(&line[..space])
-                .unwrap()
-                .parse()
-                .unwrap();
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| bad("a line whose timestamp is not a number"))?;
             out.push(Message {
                 ts,
                 venue: *venue,
@@ -62,7 +79,7 @@ pub fn load(files: &[(Venue, &str)]) -> Vec<Message> {
         }
     }
     out.sort_by_key(|m| (m.ts, m.file));
-    out
+    Ok(out)
 }
 
 /// The BTC set: spot 0808+0809, USD-M 0808, COIN-M 0808+0809.
