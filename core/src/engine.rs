@@ -298,22 +298,33 @@ impl Engine {
         let bars = BarEngine::new(&table, members)?;
         let books = table
             .iter()
-            .map(|(_, inst)| BookSlot {
-                book: OrderBook::new(),
-                seq: BookSequencer::new(match inst.venue {
-                    Venue::BinanceSpot => SyncRule::BinanceSpot,
-                    Venue::BinanceUsdm | Venue::BinanceCoinm => SyncRule::BinanceFutures,
-                    Venue::BybitSpot | Venue::BybitLinear => SyncRule::BybitTopic,
-                }),
-                batch: Batch::Idle,
-                pending: Vec::with_capacity(RESERVED_PENDING_DIFFS),
-                pending_levels: Vec::with_capacity(RESERVED_PENDING_LEVELS),
-                next_top_sec: None,
-                last_diff_sec: None,
-                tops_started: false,
-                snapshot_asked: false,
-                early_tickers: [None; EARLY_TICKERS],
-                early_next: 0,
+            .map(|(id, inst)| {
+                // Room is reserved for the run's instruments; the others' books work the
+                // same and grow if levels ever come (a replay of two instruments made nine
+                // full books: ~30 maps and ~90 page faults of its start and end, 2026-12-07).
+                let expected = members.is_none_or(|m| m.contains(&id));
+                let reserve = |n: usize| if expected { n } else { 0 };
+                BookSlot {
+                    book: if expected {
+                        OrderBook::new()
+                    } else {
+                        OrderBook::unexpected()
+                    },
+                    seq: BookSequencer::new(match inst.venue {
+                        Venue::BinanceSpot => SyncRule::BinanceSpot,
+                        Venue::BinanceUsdm | Venue::BinanceCoinm => SyncRule::BinanceFutures,
+                        Venue::BybitSpot | Venue::BybitLinear => SyncRule::BybitTopic,
+                    }),
+                    batch: Batch::Idle,
+                    pending: Vec::with_capacity(reserve(RESERVED_PENDING_DIFFS)),
+                    pending_levels: Vec::with_capacity(reserve(RESERVED_PENDING_LEVELS)),
+                    next_top_sec: None,
+                    last_diff_sec: None,
+                    tops_started: false,
+                    snapshot_asked: false,
+                    early_tickers: [None; EARLY_TICKERS],
+                    early_next: 0,
+                }
             })
             .collect();
         Ok(Self {
