@@ -661,8 +661,8 @@ impl OrderBook {
 
     /// A book with little reserved, for an instrument no level is expected for: the same
     /// book, whose window spans 64 keys and whose room grows as levels come. An engine keeps
-    /// a book for every instrument of its table; a full one reserves ~1.1 MB (of which it
-    /// touches a few pages when made, and the run unmaps at its end).
+    /// a book for every instrument of its table; a full one reserves over 1 MB (two 512 KiB
+    /// windows and room for 8,192 levels a side), a few pages of it touched when made.
     pub fn unexpected() -> Self {
         Self {
             bids: Side::new(false, 0, 64),

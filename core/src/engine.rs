@@ -286,7 +286,8 @@ const RESERVED_PENDING_DIFFS: usize = 1024;
 
 impl Engine {
     /// An engine over `table`. `members` restricts the aggregates to the instruments that
-    /// take part in the run (every instrument of the table when `None`).
+    /// take part in the run (every instrument of the table when `None`), and only their
+    /// books get their room reserved up front (the others' grow if levels come).
     ///
     /// # Errors
     /// [`BarConfigError`] when an instrument's scales do not fit the aggregates.
