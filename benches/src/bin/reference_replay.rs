@@ -5,19 +5,23 @@
 //! trades counted and each instrument's CVD.
 
 use flowcore_benches::reference::reference;
-use flowcore_core::instrument::Venue;
-use std::path::PathBuf;
+use flowcore_feeds::recording::{Input, Source};
 
 fn main() -> std::process::ExitCode {
     let mut files = Vec::new();
     for arg in std::env::args().skip(1) {
-        let parsed = arg
-            .split_once('=')
-            .and_then(|(venue, path)| Some((Venue::from_name(venue)?, PathBuf::from(path))));
-        match parsed {
-            Some(file) => files.push(file),
-            None => {
-                eprintln!("reference-replay: expected VENUE=FILE, got {arg:?}");
+        // The same `VENUE=FILE` arguments as `flowcore replay`'s.
+        match Input::parse_arg(&arg) {
+            Ok(Input {
+                venue,
+                source: Source::Path(path),
+            }) => files.push((venue, path)),
+            Ok(_) => {
+                eprintln!("reference-replay: {arg:?} names no file");
+                return std::process::ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("reference-replay: {e}");
                 return std::process::ExitCode::from(2);
             }
         }
