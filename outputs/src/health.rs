@@ -530,10 +530,11 @@ impl HealthMonitor {
                 lag,
             });
         }
-        // A venue outside the run has no record; its samples (if any) are not carried over.
+        // A venue outside the run has no record: its samples (if any) only move to its run,
+        // as in a second nobody reads.
         for (v, l) in self.lag[..total].iter_mut().enumerate() {
             if !self.venues.iter().any(|venue| venue.index() == v) {
-                l.close_second(&mut self.scratch);
+                l.keep_second();
             }
         }
         let pending = self.pending.take();
